@@ -1,0 +1,95 @@
+"""The one home of CCR keys and of every marker the engine emits.
+
+A key is the first 24 lowercase hex characters of the SHA-256 of the original bytes
+(UTF-8 for text). Keys are content-addressed, so the same original always gets the same key
+on every worker and host, and a marker can never point at the wrong content.
+
+Marker formats (``H`` is a 24-hex key):
+
+* ``<<ccr:H N_rows_offloaded>>`` — inside a JSON sentinel object that ends a crushed array:
+  ``{"_ccr_dropped":"<<ccr:H 15_rows_offloaded>>"}``. ``H`` stores the whole original array.
+* ``<<ccr:H,KIND,SIZE>>`` — an opaque string value replaced whole (KIND: base64|html|string).
+* ``[X lines compressed to Y. Retrieve more: hash=H]`` — line compressors (log, text);
+  ``UNIT`` may be ``lines``, ``matches`` or ``items``.
+* ``[X lines compressed to Y. Retrieve full diff: hash=H]`` — the diff compressor.
+
+``find_keys`` recognises exactly these and nothing else: other tools' markers, shorter
+hashes and uppercase look-alikes are not adopted (the reference's users lost retrievals to
+all three).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+KEY_LEN = 24
+_KEY_RE = re.compile(r"^[0-9a-f]{24}$")
+
+
+def content_key(original: bytes | str) -> str:
+    """SHA-256 of the original, first 24 lowercase hex chars."""
+    data = original.encode("utf-8") if isinstance(original, str) else original
+    return hashlib.sha256(data).hexdigest()[:KEY_LEN]
+
+
+def is_key(text: str) -> bool:
+    return bool(_KEY_RE.match(text))
+
+
+def normalize_key(text: str) -> str | None:
+    """Accept what a model plausibly sends as a hash argument and return the canonical key.
+
+    Models echo hashes with surrounding whitespace, a ``hash=`` prefix, quotes or in upper
+    case; all of those still name exactly one key. Anything that is not 24 hex digits after
+    that cleaning is refused (``None``) rather than guessed at.
+    """
+    cleaned = text.strip().strip("\"'`[]<>").strip()
+    for prefix in ("hash=", "ccr:", "<<ccr:"):
+        if cleaned.lower().startswith(prefix):
+            cleaned = cleaned[len(prefix):]
+    cleaned = cleaned.strip().lower()
+    return cleaned if _KEY_RE.match(cleaned) else None
+
+
+def rows_marker(key: str, dropped: int) -> str:
+    return f"<<ccr:{key} {dropped}_rows_offloaded>>"
+
+
+def opaque_marker(key: str, kind: str, size: int) -> str:
+    return f"<<ccr:{key},{kind},{human_size(size)}>>"
+
+
+def lines_marker(key: str, before: int, after: int, unit: str = "lines") -> str:
+    return f"[{before} {unit} compressed to {after}. Retrieve more: hash={key}]"
+
+
+def diff_marker(key: str, before: int, after: int) -> str:
+    return f"[{before} lines compressed to {after}. Retrieve full diff: hash={key}]"
+
+
+def human_size(size: int) -> str:
+    if size < 1000:
+        return f"{size}B"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f}KB"
+    return f"{size / 1_000_000:.1f}MB"
+
+
+_MARKER_RE = re.compile(
+    r"<<ccr:([0-9a-f]{24})(?: \d+_rows_offloaded|,[a-z0-9_]+,\d+(?:\.\d)?[KM]?B)>>"
+    r"|\[\d+ (?:lines|matches|items) compressed to \d+\. "
+    r"Retrieve (?:more|full diff): hash=([0-9a-f]{24})\]"
+)
+
+
+def find_keys(text: str) -> list[str]:
+    """Every key named by one of our markers in ``text``, in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for m in _MARKER_RE.finditer(text):
+        seen[m.group(1) or m.group(2)] = None
+    return list(seen)
+
+
+def has_marker(text: str) -> bool:
+    return _MARKER_RE.search(text) is not None

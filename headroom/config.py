@@ -1,0 +1,353 @@
+"""Flags and environment folded into one frozen ``Config``.
+
+Precedence is flag, then ``HEADROOM_PROXY_<FLAG>`` environment variable, then the default.
+Every value is checked here, once, so the running proxy never meets a bad setting: a bad
+value raises ``UsageError`` naming the flag, and the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "HEADROOM_PROXY_"
+
+
+class UsageError(Exception):
+    """A flag or environment value that cannot be used; maps to exit code 2."""
+
+
+@dataclass(frozen=True)
+class ListenAddr:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The upstream origin plus the base path every request path is appended to."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str  # no trailing slash; "" when the URL had none
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def authority(self) -> str:
+        """Host header value: the port is left out when it is the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.tls else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}{self.base_path}"
+
+
+@dataclass(frozen=True)
+class Config:
+    upstream: Upstream
+    listen: tuple[ListenAddr, ...] = (ListenAddr("0.0.0.0", 8787),)
+    upstream_timeout: float = 600.0
+    upstream_connect_timeout: float = 10.0
+    max_body_bytes: int = 100_000_000
+    log_level: str = "info"
+    rewrite_host: bool = True
+    graceful_shutdown_timeout: float = 30.0
+    upstream_ca: Path | None = None
+    loop: str = "auto"
+    max_connections: int = 10_000
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 60.0
+    upstream_pool_size: int = 256
+    upstream_idle_timeout: float = 30.0
+    # CCR store
+    ccr_backend: str = "sqlite"
+    ccr_path: Path = field(default_factory=lambda: Path.home() / ".headroom" / "ccr.sqlite3")
+    ccr_ttl: float = 86_400.0
+    ccr_max_bytes: int = 1 << 30
+    ccr_max_entries: int = 100_000
+    ccr_redis_url: str | None = None
+    ccr_redis_prefix: str = "headroom:ccr:"
+    ccr_allow_remote: bool = False
+    proxy_token: str | None = field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------- value parsers
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_duration(text: str) -> float:
+    """``500ms``, ``10s``, ``5m``, ``24h``, ``1d`` → seconds. A bare number is refused:
+    a missing unit is more often a mistake than a wish for seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 24h)")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+
+
+def parse_size(text: str) -> int:
+    """``100MB`` (10^6), ``64MiB`` (2^20), or a bare byte count."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"invalid size {text!r} (use e.g. 1048576, 100MB, 64MiB)")
+    unit = (m.group(2) or "b").lower()
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"invalid boolean {text!r} (use true or false)")
+
+
+def parse_listen(text: str) -> ListenAddr:
+    """``IP:port`` or ``[IPv6]:port``; hostnames are refused so the bind is unambiguous."""
+    text = text.strip()
+    m = re.match(r"^\[([^\]]+)\]:(\d+)$", text) or re.match(r"^([^:\[\]]+):(\d+)$", text)
+    if not m:
+        raise ValueError(f"invalid listen address {text!r} (use 0.0.0.0:8787 or [::1]:8787)")
+    host, port = m.group(1), int(m.group(2))
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"invalid listen address {text!r}: {host!r} is not an IP") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"invalid listen address {text!r}: port out of range")
+    return ListenAddr(host, port)
+
+
+def parse_upstream(text: str) -> Upstream:
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid upstream URL {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"invalid upstream URL {text!r}: scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"invalid upstream URL {text!r}: no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"invalid upstream URL {text!r}: no query or fragment allowed")
+    if parts.username or parts.password:
+        raise ValueError(f"invalid upstream URL {text!r}: credentials are not allowed in it")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return Upstream(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        lowered = text.strip().lower()
+        if lowered not in allowed:
+            raise ValueError(f"invalid choice {text!r} (one of {', '.join(allowed)})")
+        return lowered
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {text}")
+    return path
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# ---------------------------------------------------------------- flag table
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str  # without the leading dashes
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str = "VALUE"
+    repeat: bool = False  # may be given more than once; env value is comma-separated
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.replace("-", "_").upper()
+
+
+_FLAGS: tuple[_Flag, ...] = (
+    _Flag("listen", parse_listen, "address to listen on, IP:PORT or [IPv6]:PORT; repeatable "
+          "(default 0.0.0.0:8787)", "ADDR", repeat=True),
+    _Flag("upstream", parse_upstream, "upstream base URL, http(s)://host[:port][/base/path] "
+          "(required)", "URL"),
+    _Flag("upstream-timeout", parse_duration, "time allowed until response headers and "
+          "between response body chunks (default 600s)", "DURATION"),
+    _Flag("upstream-connect-timeout", parse_duration, "TCP + TLS connect timeout "
+          "(default 10s)", "DURATION"),
+    _Flag("max-body-bytes", parse_size, "largest request body buffered on the compression "
+          "routes; larger gets 413 (default 100MB)", "SIZE"),
+    _Flag("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning "
+          "or error (default info)", "LEVEL"),
+    _Flag("graceful-shutdown-timeout", parse_duration, "how long in-flight requests may run "
+          "after SIGTERM (default 30s)", "DURATION"),
+    _Flag("upstream-ca", _existing_file, "PEM file of a private CA to trust for an https "
+          "upstream, in addition to the system CAs", "FILE"),
+    _Flag("loop", _choice("auto", "uvloop", "asyncio"), "event loop: auto (uvloop when "
+          "installed), uvloop, asyncio (default auto)", "LOOP"),
+    _Flag("max-connections", _positive_int, "client connections held at once; accepting "
+          "pauses above it (default 10000)", "N"),
+    _Flag("header-timeout", parse_duration, "time a client has to send complete request "
+          "headers (default 10s)", "DURATION"),
+    _Flag("keepalive-timeout", parse_duration, "idle time before a client keep-alive "
+          "connection is closed (default 60s)", "DURATION"),
+    _Flag("upstream-pool-size", _positive_int, "idle upstream connections kept per origin "
+          "(default 256)", "N"),
+    _Flag("upstream-idle-timeout", parse_duration, "idle time before a pooled upstream "
+          "connection is closed (default 30s)", "DURATION"),
+    _Flag("ccr-backend", _choice("memory", "sqlite", "redis"), "where dropped content is "
+          "kept: memory, sqlite or redis (default sqlite)", "NAME"),
+    _Flag("ccr-path", _path, "SQLite file for the CCR store (default "
+          "~/.headroom/ccr.sqlite3)", "FILE"),
+    _Flag("ccr-ttl", parse_duration, "how long a stored original lives after its last use "
+          "(default 24h)", "DURATION"),
+    _Flag("ccr-max-bytes", parse_size, "size cap of the CCR store; oldest entries go first "
+          "(default 1GiB)", "SIZE"),
+    _Flag("ccr-max-entries", _positive_int, "entry cap of the memory CCR store "
+          "(default 100000)", "N"),
+    _Flag("ccr-redis-url", _text, "redis:// or rediss:// URL for --ccr-backend redis", "URL"),
+    _Flag("ccr-redis-prefix", _text, "key prefix in Redis, for tenants sharing one server "
+          "(default headroom:ccr:)", "PREFIX"),
+)
+
+_BOOL_FLAGS: tuple[tuple[str, str], ...] = (
+    ("rewrite-host", "rewrite Host to the upstream's (default); --no-rewrite-host keeps the "
+     "client's"),
+    ("ccr-allow-remote", "serve /v1/retrieve to non-loopback clients that present "
+     "HEADROOM_PROXY_TOKEN as a bearer token"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, never usage noise
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="headroom-proxy",
+        description="Reverse proxy for LLM APIs. Every flag can also be set with "
+        f"{ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}UPSTREAM); flags win over the environment. "
+        f"{ENV_PREFIX}TOKEN protects /stats and remote retrieval.",
+    )
+    for flag in _FLAGS:
+        parser.add_argument(
+            f"--{flag.name}",
+            dest=flag.dest,
+            metavar=flag.metavar,
+            action="append" if flag.repeat else "store",
+            help=f"{flag.help} [env {flag.env}]",
+        )
+    for name, help_text in _BOOL_FLAGS:
+        dest = name.replace("-", "_")
+        env = ENV_PREFIX + dest.upper()
+        parser.add_argument(f"--{name}", dest=dest, action="store_true", default=None,
+                            help=f"{help_text} [env {env}]")
+        parser.add_argument(f"--no-{name}", dest=dest, action="store_false")
+    return parser
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Parse flags and environment into a ``Config``; raise ``UsageError`` on any bad value."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for flag in _FLAGS:
+        raw = getattr(args, flag.dest)
+        source = f"--{flag.name}"
+        if raw is None and flag.env in environ:
+            env_raw = environ[flag.env]
+            raw = [p for p in env_raw.split(",") if p.strip()] if flag.repeat else env_raw
+            source = flag.env
+        if raw is None:
+            continue
+        try:
+            values[flag.dest] = (
+                tuple(flag.parse(r) for r in raw) if flag.repeat else flag.parse(raw)
+            )
+        except ValueError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+    for name, _ in _BOOL_FLAGS:
+        dest = name.replace("-", "_")
+        env = ENV_PREFIX + dest.upper()
+        value = getattr(args, dest)
+        if value is None and env in environ:
+            try:
+                value = parse_bool(environ[env])
+            except ValueError as exc:
+                raise UsageError(f"{env}: {exc}") from None
+        if value is not None:
+            values[dest] = value
+    if "upstream" not in values:
+        raise UsageError(f"--upstream is required (or set {ENV_PREFIX}UPSTREAM)")
+    token = environ.get(ENV_PREFIX + "TOKEN") or None
+    _check_combinations(values, token)
+    return Config(proxy_token=token, **values)
+
+
+def _check_combinations(values: dict[str, Any], token: str | None) -> None:
+    backend = values.get("ccr_backend", "sqlite")
+    if backend == "redis" and not values.get("ccr_redis_url"):
+        raise UsageError("--ccr-backend redis needs --ccr-redis-url")
+    if values.get("ccr_redis_url") and backend != "redis":
+        raise UsageError("--ccr-redis-url is set but --ccr-backend is not redis")
+    if values.get("ccr_allow_remote") and not token:
+        raise UsageError(f"--ccr-allow-remote needs {ENV_PREFIX}TOKEN to be set")
+    for name in ("upstream_timeout", "upstream_connect_timeout", "header_timeout",
+                 "keepalive_timeout", "ccr_ttl"):
+        if name in values and values[name] <= 0:
+            raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
+    if values.get("max_body_bytes", 1) <= 0:
+        raise UsageError("--max-body-bytes: must be greater than zero")

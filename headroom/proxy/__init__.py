@@ -1,0 +1,1 @@
+"""One exchange at a time: routing, header rules, streaming vs buffering, local endpoints."""

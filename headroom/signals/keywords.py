@@ -1,0 +1,88 @@
+"""Keyword tables and a whole-word, case-insensitive Aho–Corasick scanner.
+
+pyahocorasick is used (not hand-rolled regex alternations) because it is a small, mature C
+extension with wheels for every CPython we support: one pass over the text finds every
+keyword of every table, whatever the number of keywords, so importance scanning stays cheap
+per byte. ahocorasick-rs is as fast but pulls a Rust build on platforms without wheels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick
+
+# Category → (priority, words). ``timeout``, ``abort``, ``denied`` and ``rejected`` are
+# errors; ``token`` is deliberately not a security word (it matched every LLM metric).
+ERROR = "error"
+WARNING = "warning"
+IMPORTANCE = "importance"
+SECURITY = "security"
+
+TABLES: dict[str, tuple[float, tuple[str, ...]]] = {
+    ERROR: (
+        0.95,
+        (
+            "error", "errors", "exception", "fail", "failed", "failure", "failing", "fatal",
+            "critical", "crash", "crashed", "panic", "panicked", "abort", "aborted",
+            "timeout", "timed out", "denied", "rejected", "traceback", "segfault",
+            "unhandled", "refused", "oom",
+        ),
+    ),
+    WARNING: (0.75, ("warn", "warning", "warnings", "deprecated")),
+    IMPORTANCE: (0.6, ("important", "note", "todo", "fixme", "hack", "xxx", "bug", "fix")),
+    SECURITY: (0.85, ("security", "auth", "password", "secret", "credential", "cve")),
+}
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+@dataclass(frozen=True)
+class Hit:
+    category: str
+    word: str
+    start: int  # index in the text of the first character
+
+
+class KeywordDetector:
+    """Finds whole-word keyword hits of the chosen categories in one scan of the text."""
+
+    def __init__(self, categories: Iterable[str] = (ERROR, WARNING, IMPORTANCE, SECURITY),
+                 tables: dict[str, tuple[float, tuple[str, ...]]] | None = None) -> None:
+        tables = TABLES if tables is None else tables
+        self.categories = tuple(categories)
+        self.priority = {c: tables[c][0] for c in self.categories}
+        self._automaton = ahocorasick.Automaton()
+        for category in self.categories:
+            for word in tables[category][1]:
+                self._automaton.add_word(word, (category, word))
+        self._automaton.make_automaton()
+
+    def hits(self, text: str) -> list[Hit]:
+        """All whole-word hits, leftmost first. ASCII case is folded."""
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a Unicode lower() changed lengths; stay exact
+            lowered = "".join(c.lower() if c.isascii() else c for c in text)
+        found: list[Hit] = []
+        for end, (category, word) in self._automaton.iter(lowered):
+            start = end - len(word) + 1
+            if start > 0 and _is_word_char(lowered[start - 1]):
+                continue
+            if end + 1 < len(lowered) and _is_word_char(lowered[end + 1]):
+                continue
+            found.append(Hit(category, word, start))
+        found.sort(key=lambda h: h.start)
+        return found
+
+    def categories_in(self, text: str) -> set[str]:
+        return {h.category for h in self.hits(text)}
+
+    def first(self, text: str) -> Hit | None:
+        hits = self.hits(text)
+        return hits[0] if hits else None
+
+    def has(self, text: str, category: str) -> bool:
+        return any(h.category == category for h in self.hits(text))
