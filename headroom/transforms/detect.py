@@ -1,0 +1,335 @@
+"""What kind of content a tool output is, decided cheaply enough to run on every block.
+
+Cost model: the input is never scanned in full by Python code. JSON is tried only when the
+first and last non-blank characters are brackets, and then parsed exactly once (the parsed
+value rides along in ``Detection.value`` so the JSON compressor need not parse again). Every
+line-based rule looks at a sample: the first ``SAMPLE_HEAD_LINES`` lines and the last
+``SAMPLE_TAIL_LINES`` (errors and test summaries sit at the end of logs).
+
+Claude Code's Read tool numbers lines like ``cat -n`` (``     1\\tline`` or ``    12→line``).
+``split_numbering`` removes that prefix so the body is detected for what it is, and
+``restore_numbering`` puts the numbers back on the lines a line compressor kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+JSON_ARRAY = "json_array"
+JSON_OBJECT = "json_object"
+DIFF = "diff"
+SEARCH = "search"
+LOG = "log"
+SOURCE_CODE = "source_code"
+HTML = "html"
+PROSE = "prose"
+KINDS = (JSON_ARRAY, JSON_OBJECT, DIFF, SEARCH, LOG, SOURCE_CODE, HTML, PROSE)
+
+SAMPLE_HEAD_LINES = 200
+SAMPLE_TAIL_LINES = 60
+_SAMPLE_HEAD_CHARS = 24_000
+_SAMPLE_TAIL_CHARS = 6_000
+
+
+@dataclass(frozen=True)
+class Detection:
+    """``kind`` is one of ``KINDS``; ``confidence`` in [0, 1].
+
+    ``value`` is the parsed JSON (``json_array``/``json_object`` only, else ``None``). It is
+    optional for consumers: a compressor may use it to skip a second parse.
+    """
+
+    kind: str
+    confidence: float
+    value: Any = field(default=None, compare=False, repr=False)
+
+
+# --- sampling -------------------------------------------------------------------------------
+
+
+def sample_lines(text: str) -> list[str]:
+    """Head and tail lines of ``text``, cut at line boundaries, without reading the middle."""
+    if len(text) <= _SAMPLE_HEAD_CHARS + _SAMPLE_TAIL_CHARS:
+        lines = text.splitlines()
+        if len(lines) <= SAMPLE_HEAD_LINES + SAMPLE_TAIL_LINES:
+            return lines
+        return lines[:SAMPLE_HEAD_LINES] + lines[-SAMPLE_TAIL_LINES:]
+    head = text[:_SAMPLE_HEAD_CHARS].splitlines()[:-1][:SAMPLE_HEAD_LINES]
+    tail = text[-_SAMPLE_TAIL_CHARS:].splitlines()[1:][-SAMPLE_TAIL_LINES:]
+    return head + tail
+
+
+# --- line rules -----------------------------------------------------------------------------
+
+_DIFF_HUNK = re.compile(r"^@@@? -\d+(?:,\d+)? .*@@", re.M)
+_DIFF_HEADER = re.compile(r"^(?:diff --git |diff --cc |diff --combined |--- \S|\+\+\+ \S)", re.M)
+
+# grep -n / ripgrep -n: ``path:line:`` (optionally ``path:line:col:``); ripgrep context lines
+# are ``path-line-`` and groups are separated by ``--``. A path needs a letter, dot or slash
+# so ``12:30:45 INFO`` is not a hit in file ``12``.
+_SEARCH_HIT = re.compile(r"^((?:[A-Za-z]:[\\/])?[^\s:]*[A-Za-z_./\\][^\s:]*):(\d+):(?:\d+:)?")
+_SEARCH_CONTEXT = re.compile(r"^((?:[A-Za-z]:[\\/])?[^\s:]*?[A-Za-z_./\\][^\s:]*?)-(\d+)-")
+# A compiler diagnostic looks like a search hit but is build output.
+_DIAGNOSTIC = re.compile(r"^[^\s:]+:\d+:(?:\d+:)?\s*(?:fatal error|error|warning|note)\b", re.I)
+
+_LOG_LINE = re.compile(
+    r"""
+    ^\s*\[?\s*(?:TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|FATAL|CRITICAL|SEVERE)\b
+    | ^\s*\[?\d{4}-\d\d-\d\d[T\ ]\d\d:\d\d
+    | ^\s*\[?\d\d:\d\d:\d\d
+    | ^[A-Z][a-z]{2}\ [\ \d]\d\ \d\d:\d\d:\d\d
+    | \b(?:PASSED|FAILED|SKIPPED|XFAIL|XPASS)\b
+    | ^(?:={3,}|-{3,}|_{3,}|\*{3,})
+    | ^(?:npm|yarn|pnpm)\ (?:ERR!|WARN|warn|error|notice|info)
+    | ^\s*(?:Compiling|Finished|Running|Checking|Downloaded|Downloading|Fresh|Building
+           |Updating|Installing|Collecting|Linking|Resolving|Doc-tests)\s
+    | ^(?:error|warning)(?:\[\w+\])?:
+    | ^\s*-->\ \S+:\d+
+    | ^make(?:\[\d+\])?:[ ]
+    | ^Traceback\ \(most\ recent\ call\ last\)
+    | ^\s+File\ ".+",\ line\ \d+
+    | ^\s+at\ \S+
+    | ^\w+(?:Error|Exception|Warning)\b
+    | \b\d+\ (?:passed|failed|errors?|skipped|warnings?|tests?|deselected)\b
+    | ^(?:ok|FAIL|PASS|RUN|---\ FAIL|---\ PASS)\s
+    | ^\s*[\u2713\u2717\u2714\u2718\u00d7\u221a]
+    | ^\S+\.(?:py|js|ts|rs|go)(?:::\S+)?\ [.FEsxX]+\s*(?:\[\s*\d+%\])?$
+    | \[\s*\d+%\]\s*$
+    | ^\s*(?:gcc|g\+\+|cc|clang|c\+\+|ld|ar|cmake|cargo|rustc|tsc|node|python\d?)[ ]
+    | ^\s*>\ \S
+    """,
+    re.X,
+)
+
+_CODE_LINE = re.compile(
+    r"""
+    ^\s*(?:def|class|async\ def|import|return|raise|yield|elif|while|try:|except|finally:
+          |with|lambda|assert|pass$|self\.)\b
+    | ^\s*from\ [\w.]+\ import[ ]
+    | ^\s*@\w+
+    | ^\s*(?:if|for|else)\b.*[:{]\s*$
+    | ^\s*(?:function|const|let|var|export|interface|enum|async\ function)\b
+    | ^\s*type\ \w+
+    | ^\s*(?:func|package|defer|go)[ ]
+    | ^\s*(?:fn|pub|impl|use|mod|struct|let\ mut|match|trait)[ ]
+    | ^\s*(?:public|private|protected|static|final|void|int|char|bool|namespace|template
+          |using|unsigned|typedef)[ ]
+    | ^\s*\#(?:include|define|ifdef|ifndef|endif|pragma)\b
+    | ^\s*[{}()\[\];,]+\s*$
+    | [;{]\s*$
+    | ^\s*(?://|/\*|\*/|\*\ |\#\ )
+    | \ (?:=>|->|:=|==|!=|\+=|&&|\|\|)[ ]
+    | ^\s*\w+(?:\.\w+)*\(.*\)\s*;?\s*$
+    """,
+    re.X,
+)
+
+_HTML_TAG = re.compile(
+    r"<(?:html|head|body|div|span|p|a|ul|li|table|tr|td|script|style|meta|link)\b", re.I
+)
+_FENCE = re.compile(r"^(?:```|~~~)", re.M)
+
+
+@dataclass
+class _LineStats:
+    lines: int = 0
+    hits: int = 0
+    context: int = 0
+    separators: int = 0
+    log: int = 0
+    code: int = 0
+    hit_paths: set[str] = field(default_factory=set)
+
+
+def _line_stats(lines: list[str]) -> _LineStats:
+    stats = _LineStats()
+    pending_context: list[str] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        stats.lines += 1
+        if line == "--":
+            stats.separators += 1
+            continue
+        hit = _SEARCH_HIT.match(line)
+        if hit and not _DIAGNOSTIC.match(line):
+            stats.hits += 1
+            stats.hit_paths.add(hit.group(1))
+            continue
+        ctx = _SEARCH_CONTEXT.match(line)
+        if ctx:
+            pending_context.append(ctx.group(1))
+        if _LOG_LINE.search(line):
+            stats.log += 1
+        elif _CODE_LINE.search(line):
+            stats.code += 1
+    # Context lines only count for files that also have hits (``2024-01-15`` is a date).
+    stats.context = sum(1 for p in pending_context if p in stats.hit_paths)
+    return stats
+
+
+# --- kinds ----------------------------------------------------------------------------------
+
+
+def _detect_json(stripped: str) -> Detection | None:
+    first, last = stripped[0], stripped[-1]
+    if not ((first == "[" and last == "]") or (first == "{" and last == "}")):
+        return None
+    try:
+        value = orjson.loads(stripped)
+    except (orjson.JSONDecodeError, RecursionError):
+        return None
+    if isinstance(value, list):
+        uniform = bool(value) and all(type(item) is dict for item in value)
+        return Detection(JSON_ARRAY, 1.0 if uniform else 0.8, value)
+    if isinstance(value, dict):
+        return Detection(JSON_OBJECT, 1.0, value)
+    return None
+
+
+def _detect_diff(head: str) -> Detection | None:
+    hunks = len(_DIFF_HUNK.findall(head))
+    if not hunks:
+        return None
+    headers = _DIFF_HEADER.findall(head)
+    if not headers:
+        return None
+    git = any(h.startswith("diff --") for h in headers)
+    return Detection(DIFF, min(1.0, (0.8 if git else 0.7) + 0.02 * hunks))
+
+
+def _detect_html(head: str) -> Detection | None:
+    lowered = head[:3000].lower()
+    score = 0.0
+    if "<!doctype html" in lowered:
+        score += 0.5
+    if "<html" in lowered:
+        score += 0.3
+    if "<head" in lowered:
+        score += 0.1
+    if "<body" in lowered:
+        score += 0.1
+    score += min(0.3, 0.03 * len(_HTML_TAG.findall(lowered)))
+    return Detection(HTML, min(1.0, score)) if score >= 0.7 else None
+
+
+def _detect_lines(lines: list[str]) -> Detection:
+    stats = _line_stats(lines)
+    n = stats.lines
+    if n == 0:
+        return Detection(PROSE, 0.0)
+    search_ratio = (stats.hits + stats.context + stats.separators) / n
+    if stats.hits >= 2 and search_ratio >= 0.6:
+        return Detection(SEARCH, round(min(1.0, 0.4 + 0.6 * search_ratio), 3))
+    log_ratio = stats.log / n
+    code_ratio = stats.code / n
+    if log_ratio >= 0.25 and log_ratio >= code_ratio:
+        return Detection(LOG, round(min(1.0, 0.4 + log_ratio), 3))
+    if code_ratio >= 0.35 and n >= 3:
+        return Detection(SOURCE_CODE, round(min(1.0, 0.3 + code_ratio), 3))
+    if stats.log >= 3 and log_ratio >= 0.15 and log_ratio > code_ratio:
+        return Detection(LOG, round(0.4 + log_ratio, 3))
+    return Detection(PROSE, 0.5)
+
+
+def detect(text: str) -> Detection:
+    """Classify ``text`` as one of ``KINDS``.
+
+    Order: JSON (one parse, only when bracketed), diff (hunk and file headers), HTML,
+    then line statistics over the sample for search results, logs and source code; prose is
+    the fallback. Numbered Read output should go through ``split_numbering`` first.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return Detection(PROSE, 0.0)
+    found = _detect_json(stripped)
+    if found is not None:
+        return found
+    head = text[:_SAMPLE_HEAD_CHARS]
+    found = _detect_diff(head) or _detect_html(head)
+    if found is not None:
+        return found
+    return _detect_lines(sample_lines(text))
+
+
+def has_fence(text: str) -> bool:
+    return _FENCE.search(text) is not None
+
+
+# --- numbered Read output -------------------------------------------------------------------
+
+_NUMBER_PREFIX = re.compile(r"^ *(\d+)(?:\t|\u2192)")
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """A Read-tool output split into line-number prefixes and the file body."""
+
+    prefixes: tuple[str, ...]  # one per body line, e.g. ``"     1\\t"``
+    body: str
+    tail: str  # unnumbered trailing lines (e.g. a reminder the tool appended), kept verbatim
+
+
+def split_numbering(text: str) -> Numbered | None:
+    """The body of a ``cat -n``-style numbered text, or None if ``text`` is not one.
+
+    Every line up to an optional unnumbered tail must carry a prefix, and the numbers must
+    count up by one from the first, so a grep hit list or a numbered list in prose does not
+    qualify.
+    """
+    if not _NUMBER_PREFIX.match(text):
+        return None
+    lines = text.split("\n")
+    prefixes: list[str] = []
+    body: list[str] = []
+    expected = -1
+    index = 0
+    for index, line in enumerate(lines):  # noqa: B007 - index is used after the loop
+        m = _NUMBER_PREFIX.match(line)
+        if m is None:
+            break
+        number = int(m.group(1))
+        if expected >= 0 and number != expected:
+            return None
+        expected = number + 1
+        prefixes.append(m.group(0))
+        body.append(line[m.end() :])
+    else:
+        index = len(lines)
+    if len(prefixes) < 2:
+        return None
+    tail = "\n".join(lines[index:])
+    if index < len(lines):
+        tail = "\n" + tail
+    return Numbered(tuple(prefixes), "\n".join(body), tail)
+
+
+def restore_numbering(numbered: Numbered, output: str) -> str:
+    """Put the original line numbers back on every output line copied from the body.
+
+    Lines are matched in order (a kept line maps to the first unused body line with the
+    same text after the previous match); lines a compressor wrote itself, such as markers
+    and summaries, match nothing and stay unnumbered, which is how the reader tells them
+    apart.
+    """
+    positions: dict[str, list[int]] = {}
+    for i, line in enumerate(numbered.body.split("\n")):
+        positions.setdefault(line, []).append(i)
+    cursor = 0
+    out: list[str] = []
+    for line in output.split("\n"):
+        candidates = positions.get(line)
+        if candidates:
+            j = bisect.bisect_left(candidates, cursor)
+            if j < len(candidates):
+                i = candidates[j]
+                out.append(numbered.prefixes[i] + line)
+                cursor = i + 1
+                continue
+        out.append(line)
+    return "\n".join(out) + numbered.tail

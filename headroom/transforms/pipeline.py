@@ -1,0 +1,345 @@
+"""The compression pipeline: detect → compress (lossless, then lossy) → CCR → gate.
+
+One call takes one tool output and returns a ``CompressResult``. What it guarantees, whatever
+the compressors do:
+
+* **Never larger.** If the estimated tokens of the result are not strictly below the
+  input's, the input comes back untouched with strategy ``passthrough``.
+* **Deterministic and idempotent.** Same input and config → same bytes. Text that already
+  carries one of our markers (``markers.has_marker``) is returned untouched, and so is a
+  table SmartCrusher wrote, so compressing an output again changes nothing.
+* **Source code is never lossy-compressed**, nor is a numbered Read of a file unless the file
+  is a log, search result or diff (a line compressor keeps whole lines, and the original line
+  numbers are put back on every kept line).
+* **Markers are backed.** Compressors write originals to a staging writer; only the originals
+  whose keys the accepted output names are handed to ``ctx.store``, and an output naming a
+  key nobody stored is rejected (input returned). So nothing orphaned reaches the store and
+  no marker can point at nothing.
+
+Lossless before lossy happens inside each compressor (SmartCrusher tries the compact and
+table forms before it drops rows). ``PipelineConfig.lossy=False`` keeps only lossless work:
+a compressor config with a ``lossless_only`` field gets it set, every other route is off.
+
+Optional fast path: a compressor may define ``compress_parsed(text, value, ctx)``; the
+pipeline then passes the JSON value the detector already parsed instead of the text alone,
+so the input is parsed once. Without that method ``compress(text, ctx)`` is called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from headroom.ccr.markers import content_key, find_keys, has_marker
+from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.detect import (
+    DIFF,
+    HTML,
+    JSON_ARRAY,
+    JSON_OBJECT,
+    LOG,
+    PROSE,
+    SEARCH,
+    SOURCE_CODE,
+    Detection,
+    detect,
+    has_fence,
+    restore_numbering,
+    split_numbering,
+)
+from headroom.transforms.sections import Section, split_sections
+from headroom.transforms.tokens import estimate_tokens
+
+PASSTHROUGH = "passthrough"
+# Below this confidence a prose/code verdict on the whole text triggers a mixed split.
+_MIXED_CONFIDENCE = 0.6
+# Numbered Read output of these kinds may be compressed (kept lines are verbatim copies).
+_NUMBERED_OK = frozenset({LOG, SEARCH, DIFF})
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every knob of the pipeline, with the defaults the proxy uses.
+
+    ``min_tokens_*``: a section smaller than this (estimated tokens) is left alone — the
+    saving would not pay for the marker and the model's retrieval round trip.
+    ``lossy=False``: only lossless work (see module docstring).
+    ``enable_ccr_marker=False``: compressors get no store, so they emit no marker and must
+    keep or describe in place whatever they drop.
+    ``raise_errors``: a compressor exception propagates (tests) instead of turning into a
+    passthrough recorded in ``PipelineStats.errors`` (proxy).
+    """
+
+    lossy: bool = True
+    enable_ccr_marker: bool = True
+    split_mixed: bool = True
+    raise_errors: bool = False
+    enable_json: bool = True
+    enable_log: bool = True
+    enable_diff: bool = True
+    enable_search: bool = True
+    enable_text: bool = True
+    min_tokens_json: int = 60
+    min_tokens_log: int = 120
+    min_tokens_diff: int = 120
+    min_tokens_search: int = 80
+    min_tokens_text: int = 300
+    smart_crusher: Any = None  # SmartCrusherConfig | None (None → its defaults)
+    log: Any = None  # LogCompressorConfig | None
+    diff: Any = None  # DiffCompressorConfig | None
+    search: Any = None  # SearchCompressorConfig | None
+    text: Any = None  # TextCompressorConfig | None
+
+
+@dataclass
+class PipelineStats:
+    """What one ``compress`` call did and where its time went (for ``/stats``)."""
+
+    kind: str = ""
+    strategy: str = PASSTHROUGH
+    reason: str = ""  # why the input came back untouched, when it did
+    sections: int = 0
+    numbered: bool = False
+    detect_ms: float = 0.0
+    compress_ms: float = 0.0
+    ccr_ms: float = 0.0
+    total_ms: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+# strategy → (module, class, config class, enable flag, min-tokens field, config field)
+_ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
+    "smart_crusher": (
+        "headroom.transforms.smart_crusher",
+        "SmartCrusher",
+        "SmartCrusherConfig",
+        "enable_json",
+        "min_tokens_json",
+        "smart_crusher",
+    ),
+    "log": (
+        "headroom.transforms.log",
+        "LogCompressor",
+        "LogCompressorConfig",
+        "enable_log",
+        "min_tokens_log",
+        "log",
+    ),
+    "diff": (
+        "headroom.transforms.diff",
+        "DiffCompressor",
+        "DiffCompressorConfig",
+        "enable_diff",
+        "min_tokens_diff",
+        "diff",
+    ),
+    "search": (
+        "headroom.transforms.search",
+        "SearchCompressor",
+        "SearchCompressorConfig",
+        "enable_search",
+        "min_tokens_search",
+        "search",
+    ),
+    "text": (
+        "headroom.transforms.text",
+        "TextCompressor",
+        "TextCompressorConfig",
+        "enable_text",
+        "min_tokens_text",
+        "text",
+    ),
+}
+_KIND_ROUTE = {
+    JSON_ARRAY: "smart_crusher",
+    JSON_OBJECT: "smart_crusher",
+    LOG: "log",
+    DIFF: "diff",
+    SEARCH: "search",
+    PROSE: "text",
+    # SOURCE_CODE and HTML have no route: code is never lossy-compressed; HTML has no
+    # extractor yet and passes through.
+}
+
+
+@dataclass(frozen=True)
+class _Route:
+    strategy: str
+    compressor: Any
+    min_tokens: int
+
+
+class _StagedWriter:
+    """Records originals with their keys; nothing reaches the real store until accepted."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, bytes | str] = {}
+
+    def put(self, original: bytes | str) -> str:
+        key = content_key(original)
+        self.items.setdefault(key, original)
+        return key
+
+
+def _build_route(strategy: str, config: PipelineConfig) -> _Route | None:
+    module_name, cls_name, cfg_name, flag, min_field, cfg_field = _ROUTES[strategy]
+    if not getattr(config, flag):
+        return None
+    module = importlib.import_module(module_name)
+    cfg = getattr(config, cfg_field)
+    if not config.lossy:
+        cfg_cls = getattr(module, cfg_name)
+        names = {f.name for f in dataclasses.fields(cfg_cls)}
+        if "lossless_only" not in names:
+            return None  # this compressor has no lossless mode: off when lossy is off
+        cfg = dataclasses.replace(cfg if cfg is not None else cfg_cls(), lossless_only=True)
+    compressor = getattr(module, cls_name)(cfg)
+    return _Route(strategy, compressor, getattr(config, min_field))
+
+
+def _split_whitespace(text: str) -> tuple[str, str, str]:
+    core = text.strip()
+    if not core:
+        return text, "", ""
+    start = text.index(core[0])
+    return text[:start], core, text[start + len(core) :]
+
+
+class Pipeline:
+    """Routes each tool output (or each section of a mixed one) to its compressor."""
+
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self.config = config if config is not None else PipelineConfig()
+        self._routes: dict[str, _Route] = {}
+        for strategy in _ROUTES:
+            route = _build_route(strategy, self.config)
+            if route is not None:
+                self._routes[strategy] = route
+        self._table_check = _table_check()
+
+    def compress(self, text: str, ctx: CompressContext) -> CompressResult:
+        return self.compress_with_stats(text, ctx)[0]
+
+    def compress_with_stats(
+        self, text: str, ctx: CompressContext
+    ) -> tuple[CompressResult, PipelineStats]:
+        stats = PipelineStats()
+        started = time.perf_counter()
+        tokens_before = estimate_tokens(text, ctx.model)
+        result = self._run(text, ctx, tokens_before, stats)
+        stats.total_ms = (time.perf_counter() - started) * 1000
+        if result is None:
+            return CompressResult(text, PASSTHROUGH, tokens_before, tokens_before), stats
+        stats.strategy = result.strategy
+        return result, stats
+
+    def _run(
+        self, text: str, ctx: CompressContext, tokens_before: int, stats: PipelineStats
+    ) -> CompressResult | None:
+        if not text.strip():
+            stats.reason = "empty"
+            return None
+        if has_marker(text) or self._table_check(text):
+            stats.reason = "already_compressed"
+            return None
+        t0 = time.perf_counter()
+        numbered = split_numbering(text)
+        body = numbered.body if numbered is not None else text
+        detection = detect(body)
+        stats.kind = detection.kind
+        stats.numbered = numbered is not None
+        sections = self._sections(body, detection, numbered is not None)
+        stats.sections = len(sections)
+        stats.detect_ms = (time.perf_counter() - t0) * 1000
+        if numbered is not None and detection.kind not in _NUMBERED_OK:
+            stats.reason = "numbered_read"
+            return None
+
+        t1 = time.perf_counter()
+        use_store = self.config.enable_ccr_marker and ctx.store is not None
+        staged = _StagedWriter() if use_store else None
+        inner = CompressContext(query=ctx.query, store=staged, model=ctx.model)
+        pieces: list[str] = []
+        strategies: list[str] = []
+        for section in sections:
+            out, strategy = self._compress_section(section, inner, stats)
+            pieces.append(out)
+            if strategy:
+                strategies.append(strategy)
+        output = "".join(pieces)
+        if numbered is not None:
+            output = restore_numbering(numbered, output)
+        stats.compress_ms = (time.perf_counter() - t1) * 1000
+
+        tokens_after = estimate_tokens(output, ctx.model)
+        if not strategies or tokens_after >= tokens_before:
+            stats.reason = "no_saving"
+            return None
+        t2 = time.perf_counter()
+        keys = find_keys(output)
+        if keys and (staged is None or any(k not in staged.items for k in keys)):
+            stats.errors.append("output names a CCR key that was never stored")
+            stats.reason = "unbacked_marker"
+            return None
+        if staged is not None and ctx.store is not None:
+            for key in keys:
+                ctx.store.put(staged.items[key])
+        stats.ccr_ms = (time.perf_counter() - t2) * 1000
+        strategy = strategies[0] if len(strategies) == 1 else "mixed:" + "+".join(strategies)
+        return CompressResult(output, strategy, tokens_before, tokens_after, tuple(keys))
+
+    def _sections(self, body: str, detection: Detection, numbered: bool) -> list[Section]:
+        if numbered or not self.config.split_mixed:
+            return [Section(body, detection)]
+        unsure = detection.kind in (PROSE, SOURCE_CODE) and (
+            detection.confidence < _MIXED_CONFIDENCE or detection.kind == PROSE
+        )
+        if has_fence(body) or unsure:
+            sections = split_sections(body)
+            if len(sections) > 1:
+                return sections
+        return [Section(body, detection)]
+
+    def _compress_section(
+        self, section: Section, ctx: CompressContext, stats: PipelineStats
+    ) -> tuple[str, str]:
+        """The section's new text and the strategy that wrote it ("" if left as it was)."""
+        kind = section.detection.kind
+        if section.protected or kind in (SOURCE_CODE, HTML):
+            return section.text, ""
+        route = self._routes.get(_KIND_ROUTE.get(kind, ""))
+        if route is None:
+            return section.text, ""
+        lead, core, trail = _split_whitespace(section.text)
+        before = estimate_tokens(core, ctx.model)
+        if before < route.min_tokens:
+            return section.text, ""
+        try:
+            result = self._call(route.compressor, core, section.detection, ctx)
+        except Exception as exc:  # a compressor bug must cost the saving, never the request
+            if self.config.raise_errors:
+                raise
+            stats.errors.append(f"{route.strategy}: {type(exc).__name__}: {exc}")
+            return section.text, ""
+        if result.output == core or estimate_tokens(result.output, ctx.model) >= before:
+            return section.text, ""
+        return lead + result.output + trail, result.strategy or route.strategy
+
+    @staticmethod
+    def _call(compressor: Any, core: str, detection: Detection, ctx: CompressContext) -> Any:
+        fast = getattr(compressor, "compress_parsed", None)
+        if fast is not None and detection.value is not None:
+            return fast(core, detection.value, ctx)
+        return compressor.compress(core, ctx)
+
+
+def _table_check() -> Any:
+    """SmartCrusher's own recogniser of the table form it writes, if that module exists."""
+    try:
+        from headroom.transforms.json_table import is_table
+    except ImportError:
+        return lambda text: False
+    return is_table

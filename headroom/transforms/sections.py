@@ -1,0 +1,138 @@
+"""Splitting mixed text (prose, fenced code, a log excerpt, a JSON blob) into sections.
+
+Each section is an exact slice of the input, so joining the texts of all sections gives the
+input back byte for byte; the pipeline compresses sections one by one and joins the results
+the same way. Splitting is only tried when the whole text is not confidently one kind (or
+carries code fences): a log with a few prose-looking paragraphs must stay one log, or its
+pieces would be compressed apart.
+
+Rules:
+* A fenced block (```` ``` ```` or ``~~~``) is three sections: the opening fence line and the
+  closing fence line are ``protected`` (never compressed), the body is detected on its own;
+  an info string such as ``json`` or ``python`` decides when it names a kind.
+* Outside fences, text is cut at blank lines into paragraphs; each paragraph is detected and
+  neighbouring paragraphs of the same kind are merged back (JSON values never merge: each
+  parsed on its own).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from headroom.transforms.detect import (
+    JSON_ARRAY,
+    JSON_OBJECT,
+    PROSE,
+    SOURCE_CODE,
+    Detection,
+    detect,
+)
+
+_FENCED = re.compile(r"^(```|~~~)([^\n]*)\n(.*?)^\1[ \t]*(?:\n|\Z)", re.M | re.S)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
+# Paragraphs shorter than this are not worth a detection of their own: they stay prose.
+MIN_DETECT_CHARS = 200
+# A fence info string that names a kind decides for the body.
+_FENCE_LANG_CODE = {
+    "py",
+    "python",
+    "js",
+    "javascript",
+    "ts",
+    "typescript",
+    "tsx",
+    "jsx",
+    "go",
+    "rust",
+    "rs",
+    "java",
+    "c",
+    "cpp",
+    "c++",
+    "h",
+    "hpp",
+    "cs",
+    "csharp",
+    "rb",
+    "ruby",
+    "php",
+    "swift",
+    "kotlin",
+    "kt",
+    "scala",
+    "sh",
+    "bash",
+    "zsh",
+    "shell",
+    "sql",
+    "yaml",
+    "yml",
+    "toml",
+    "css",
+    "scss",
+    "lua",
+    "r",
+    "perl",
+    "haskell",
+    "hs",
+    "elixir",
+    "ex",
+    "zig",
+    "dart",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    text: str
+    detection: Detection
+    protected: bool = False  # fence lines: copied as they are
+
+
+def split_sections(text: str) -> list[Section]:
+    """Sections whose texts concatenate to ``text``, in order."""
+    sections: list[Section] = []
+    position = 0
+    for m in _FENCED.finditer(text):
+        sections.extend(_split_plain(text[position : m.start()]))
+        fence, info, body = m.group(1), m.group(2), m.group(3)
+        opening = fence + info + "\n"
+        closing = text[m.start() + len(opening) + len(body) : m.end()]
+        sections.append(Section(opening, Detection(PROSE, 1.0), protected=True))
+        if body:
+            sections.append(Section(body, _fenced_detection(info, body)))
+        sections.append(Section(closing, Detection(PROSE, 1.0), protected=True))
+        position = m.end()
+    sections.extend(_split_plain(text[position:]))
+    return sections
+
+
+def _fenced_detection(info: str, body: str) -> Detection:
+    lang = info.strip().split(" ", 1)[0].lower() if info.strip() else ""
+    found = detect(body)
+    if lang in _FENCE_LANG_CODE and found.kind not in (JSON_ARRAY, JSON_OBJECT):
+        return Detection(SOURCE_CODE, 1.0)
+    return found
+
+
+def _split_plain(text: str) -> list[Section]:
+    if not text:
+        return []
+    pieces: list[str] = []
+    position = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        pieces.append(text[position : m.end()])
+        position = m.end()
+    if position < len(text):
+        pieces.append(text[position:])
+    merged: list[Section] = []
+    for piece in pieces:
+        found = detect(piece) if len(piece) >= MIN_DETECT_CHARS else Detection(PROSE, 0.5)
+        last = merged[-1] if merged else None
+        mergeable = found.kind not in (JSON_ARRAY, JSON_OBJECT)
+        if last is not None and mergeable and last.detection.kind == found.kind:
+            merged[-1] = Section(last.text + piece, last.detection)
+        else:
+            merged.append(Section(piece, found))
+    return merged
