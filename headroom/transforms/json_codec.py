@@ -1,0 +1,101 @@
+"""One parse and compact serialisation for SmartCrusher, without changing what numbers mean.
+
+orjson is the fast path (one C parse, one C dump per row). It reads every float as an IEEE
+double and turns integers beyond 64 bits into floats, so a number with more significant
+digits than a double holds, or an exponent written out of range, would silently change
+value. Such inputs are rare, so a cheap regex decides per document: when a risky number
+might be present, the document is parsed with the stdlib instead, every float keeps its
+source text, and dumps writes that text back (through a placeholder that orjson escapes,
+since the installed orjson has no raw-fragment type). Same input → same bytes either way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+# A number token (after `:`, `,` or `[`) with an exponent or 16+ digits/dots in a row.
+_RISKY_NUMBER = re.compile(r"[:,\[]\s*-?\d(?:[\d.]{15,}|[\d.]*[eE])")
+_PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+\-]*)\\u0000"')
+
+
+class RawFloat(float):
+    """A float that remembers its JSON source text (precise mode only)."""
+
+    raw: str
+
+
+class RawInt(int):
+    """An integer too large for orjson; serialised from its own digits."""
+
+
+class NotJSON(ValueError):
+    """The text is not a JSON document this codec can reproduce faithfully."""
+
+
+def _parse_float(text: str) -> RawFloat:
+    value = RawFloat(text)
+    value.raw = text
+    return value
+
+
+def _parse_int(text: str) -> int:
+    return RawInt(text) if len(text) > 18 else int(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise NotJSON(f"{name} is not JSON")
+
+
+def _placeholder(obj: Any) -> str:
+    if isinstance(obj, RawFloat):
+        return f"\x00{obj.raw}\x00"
+    if isinstance(obj, RawInt):
+        return f"\x00{int(obj)}\x00"
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+class Codec:
+    """Parse once, then serialise values compactly (`,`/`:`, non-ASCII kept, key order kept)."""
+
+    def __init__(self, precise: bool) -> None:
+        self.precise = precise
+
+    @classmethod
+    def for_text(cls, text: str) -> Codec:
+        return cls(precise=_RISKY_NUMBER.search(text) is not None)
+
+    def loads(self, text: str) -> Any:
+        if not self.precise:
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise NotJSON(str(exc)) from None
+        if "\\u0000" in text:  # the placeholder escape could be forged by a string value
+            raise NotJSON("NUL escapes with high-precision numbers are not reproduced")
+        try:
+            return json.loads(
+                text,
+                parse_float=_parse_float,
+                parse_int=_parse_int,
+                parse_constant=_reject_constant,
+            )
+        except (ValueError, RecursionError) as exc:
+            raise NotJSON(str(exc)) from None
+
+    def dumps(self, value: Any) -> str:
+        if not self.precise:
+            return orjson.dumps(value).decode()
+        out = orjson.dumps(value, default=_placeholder, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+        return _PLACEHOLDER.sub(r"\1", out.decode())
+
+    def number_text(self, value: int | float) -> str:
+        """A number as it appears in compact output (table cells use this)."""
+        if isinstance(value, RawFloat):
+            return value.raw
+        if type(value) is float:
+            return orjson.dumps(value).decode()
+        return str(int(value))

@@ -1,0 +1,297 @@
+"""Which items of a long JSON array to keep verbatim when the rest goes to the CCR store.
+
+Kept, in this order of reasons (each capped in ``SmartCrusherConfig``): the first and last
+items, every item with an ERROR keyword in a *value* (keys are ignored, so ``"error": null``
+is not an error), numeric outliers, items holding a rare value of a categorical field or a
+rare set of keys, both sides of each change point in a numeric field, items matching the
+query, and an evenly spaced sample whose size grows with the number of distinct items.
+Identical items are kept once.
+
+Speed comes from doing per-byte work in C: one keyword/query automaton pass over the joined
+compact text of all items, column statistics with sorted()/Counter, no per-item regexes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections import Counter
+from itertools import accumulate
+from typing import Any
+
+import ahocorasick
+
+from headroom.signals.keywords import ERROR, KeywordDetector
+from headroom.transforms.json_config import SmartCrusherConfig
+
+_MISSING = object()
+_MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
+
+_QUERY_ANCHORS = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"  # UUID
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email
+    r"|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"  # hostname / dotted name / version
+    r"|\b\d{4,}\b"  # long number
+    r"|\b[A-Za-z_][A-Za-z0-9_-]*(?:[0-9_-]|[a-z][A-Z])[A-Za-z0-9_-]*\b"  # identifier
+)
+_QUOTED = re.compile(r"\"([^\"\\\n]{2,80})\"(?!\s*:)|'([^'\\\n]{2,80})'")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORD_TEXT = (
+    "the and for with from that this what which who whom where when why how are was were "
+    "been being have has had does did not but all any can could should would will shall "
+    "may might must into onto over under about above below than then them they their there "
+    "these those you your our its his her she him get got show list find give tell please "
+    "let make use using used only also just more most some such very each every other "
+    "true false null none"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _in_key(text: str, end: int) -> bool:
+    """True if the match ending before ``end`` sits inside an object key (``"…":``)."""
+    pos = end
+    for _ in range(64):  # bounded: a key with more escaped quotes is treated as a value
+        quote = text.find('"', pos)
+        if quote < 0:
+            return False
+        if text[quote - 1] != "\\":
+            return text.startswith(":", quote + 1)
+        pos = quote + 1
+    return False
+
+
+class _Rows:
+    """Maps character positions of the joined text back to item indices."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.joined = ",".join(texts)
+        self.starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+
+    def index(self, pos: int) -> int:
+        return bisect_right(self.starts, pos) - 1
+
+
+def _evenly(indices: list[int], count: int) -> list[int]:
+    if count >= len(indices):
+        return list(indices)
+    if count <= 1:
+        return indices[:count]
+    step = (len(indices) - 1) / (count - 1)
+    return [indices[round(j * step)] for j in range(count)]
+
+
+def _median(sorted_values: list[float]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
+    found: dict[int, None] = {}
+    text = rows.joined
+    for hit in detector.hits(text):
+        if not _in_key(text, hit.start + len(hit.word)):
+            found.setdefault(rows.index(hit.start), None)
+    return sorted(found)
+
+
+def _numeric_signals(nums: list[tuple[int, float]], cfg: SmartCrusherConfig) -> set[int]:
+    keep: set[int] = set()
+    values = [v for _, v in nums]
+    ordered = sorted(values)
+    med = _median(ordered)
+    mad = _median(sorted(abs(v - med) for v in values))
+    limit = cfg.outlier_z * _MAD_SCALE * mad
+    outliers = [(-abs(v - med), i) for i, v in nums if abs(v - med) > limit]
+    if len(outliers) <= max(cfg.max_outliers_per_field, len(nums) // 20):
+        keep.update(i for _, i in sorted(outliers)[: cfg.max_outliers_per_field])
+    keep.update(_change_points(nums, values, cfg))
+    return keep
+
+
+def _change_points(
+    nums: list[tuple[int, float]], values: list[float], cfg: SmartCrusherConfig
+) -> set[int]:
+    """Both sides of each level shift: windowed mean difference far from its usual value."""
+    w = cfg.change_window
+    m = len(values)
+    if m < 4 * w:
+        return set()
+    prefix = list(accumulate(values, initial=0))
+    shift = [prefix[i + w] - 2 * prefix[i] + prefix[i - w] for i in range(w, m - w + 1)]
+    centre = _median(sorted(shift))
+    spread = _median(sorted(abs(s - centre) for s in shift))
+    limit = cfg.change_z * _MAD_SCALE * spread
+    peaks: list[tuple[float, int]] = []
+    run_best: tuple[float, int] | None = None
+    last = -(10**9)
+    for j, s in enumerate(shift):
+        dev = abs(s - centre)
+        if dev <= limit or dev == 0:
+            continue
+        if j - last > w and run_best is not None:
+            peaks.append(run_best)
+            run_best = None
+        if run_best is None or dev > -run_best[0]:
+            run_best = (-dev, j + w)
+        last = j
+    if run_best is not None:
+        peaks.append(run_best)
+    keep: set[int] = set()
+    for _, pos in sorted(peaks)[: cfg.max_change_points]:
+        keep.add(nums[pos][0])
+        keep.add(nums[pos - 1][0])
+    return keep
+
+
+def _rare_values(pairs: list[tuple[int, Any]], n: int, cfg: SmartCrusherConfig) -> set[int]:
+    counts = Counter(v for _, v in pairs)
+    if not 2 <= len(counts) <= cfg.max_categories:
+        return set()
+    rare_max = max(1, int(cfg.rare_fraction * n))
+    rare = {v for v, c in counts.items() if c <= rare_max}
+    if not rare or len(rare) == len(counts):
+        return set()
+    kept: dict[Any, int] = {}
+    keep: set[int] = set()
+    for i, v in pairs:
+        if v in rare and kept.get(v, 0) < cfg.rare_keep:
+            kept[v] = kept.get(v, 0) + 1
+            keep.add(i)
+    return keep
+
+
+def _hashable_scalar(value: Any) -> bool:
+    return value is None or type(value) in (str, bool, int)
+
+
+def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
+    """Outliers, change points and rare values, field by field (scalars form one field)."""
+    n = len(items)
+    columns: dict[Any, list[tuple[int, Any]]] = {}
+    dict_rows = [(i, r) for i, r in enumerate(items) if type(r) is dict]
+    keys = dict.fromkeys(k for _, r in dict_rows for k in r)
+    for key in keys:
+        columns[key] = [(i, v) for i, r in dict_rows if (v := r.get(key, _MISSING)) is not _MISSING]
+    scalars = [(i, v) for i, v in enumerate(items) if type(v) not in (dict, list)]
+    if scalars:
+        columns[_MISSING] = scalars
+    keep: set[int] = set()
+    for pairs in columns.values():
+        keep.update(_rare_values([p for p in pairs if _hashable_scalar(p[1])], n, cfg))
+        nums = [(i, v) for i, v in pairs if isinstance(v, (int, float)) and type(v) is not bool]
+        if len(nums) >= max(cfg.min_items_to_crush, 0.5 * len(pairs)):
+            try:
+                keep.update(_numeric_signals([(i, float(v)) for i, v in nums], cfg))
+            except (OverflowError, ValueError):
+                pass  # a number beyond float range: no statistics for this field
+    if len(dict_rows) >= cfg.min_items_to_crush:
+        shapes = [(i, tuple(r)) for i, r in dict_rows]
+        keep.update(_rare_values(shapes, n, cfg))
+    return keep
+
+
+def _query_terms(query: str) -> tuple[list[str], list[str]]:
+    """(anchors, words): anchors must appear whole; words are scored BM25-style."""
+    anchors: dict[str, None] = {}
+    for m in _QUOTED.finditer(query):
+        anchors[(m.group(1) or m.group(2)).strip().lower()] = None
+    for m in _QUERY_ANCHORS.finditer(query):
+        anchors[m.group(0).lower()] = None
+    anchors.pop("", None)
+    words = {
+        w
+        for w in _WORD.findall(query.lower())
+        if len(w) >= 3 and w not in _STOPWORDS and w not in anchors and not w.isdigit()
+    }
+    return sorted(a for a in anchors if len(a) >= 3), sorted(words)
+
+
+def query_items(rows: _Rows, n: int, query: str, cfg: SmartCrusherConfig) -> set[int]:
+    anchors, words = _query_terms(query)
+    if not anchors and not words:
+        return set()
+    automaton = ahocorasick.Automaton()
+    for term in anchors:
+        automaton.add_word(term, (True, term))
+    for term in words:
+        if term not in anchors:
+            automaton.add_word(term, (False, term))
+    automaton.make_automaton()
+    text = rows.joined
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = "".join(c.lower() if c.isascii() else c for c in text)
+    anchor_hits: dict[str, dict[int, None]] = {}
+    word_hits: dict[str, set[int]] = {}
+    for end, (is_anchor, term) in automaton.iter(lowered):
+        start = end - len(term) + 1
+        if (start > 0 and _is_word_char(lowered[start - 1]) and _is_word_char(term[0])) or (
+            end + 1 < len(lowered) and _is_word_char(lowered[end + 1]) and _is_word_char(term[-1])
+        ):
+            continue
+        if _in_key(text, end + 1):
+            continue
+        row = rows.index(start)
+        if is_anchor:
+            anchor_hits.setdefault(term, {})[row] = None
+        else:
+            word_hits.setdefault(term, set()).add(row)
+    keep: set[int] = set()
+    for hits in anchor_hits.values():
+        keep.update(list(hits)[: cfg.max_anchor_rows])
+    keep.update(_relevant(word_hits, n, cfg))
+    return keep
+
+
+def _relevant(word_hits: dict[str, set[int]], n: int, cfg: SmartCrusherConfig) -> list[int]:
+    """Items whose summed IDF over selective query words reaches a share of the best item's."""
+    scores: dict[int, float] = {}
+    for hits in word_hits.values():
+        df = len(hits)
+        if df > cfg.relevance_max_df * n:
+            continue
+        idf = math.log((n - df + 0.5) / (df + 0.5) + 1.0)
+        for row in hits:
+            scores[row] = scores.get(row, 0.0) + idf
+    if not scores:
+        return []
+    floor = cfg.relevance_ratio * max(scores.values())
+    ranked = sorted((-s, row) for row, s in scores.items() if s >= floor)
+    return [row for _, row in ranked[: cfg.max_relevance_rows]]
+
+
+def fill_size(distinct: int, cfg: SmartCrusherConfig) -> int:
+    return max(cfg.fill_min, min(cfg.fill_max, round(math.sqrt(distinct))))
+
+
+def select(
+    items: list[Any],
+    texts: list[str],
+    query: str,
+    cfg: SmartCrusherConfig,
+    detector: KeywordDetector,
+) -> list[int]:
+    """Indices (ascending) of the items to keep; identical items appear once."""
+    first_of: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        first_of.setdefault(t, i)
+    distinct = sorted(first_of.values())
+    rows = _Rows(texts)
+    wanted: set[int] = set(distinct[: cfg.keep_first]) | set(distinct[-cfg.keep_last :])
+    errors = error_items(rows, detector)
+    wanted.update(_evenly(errors, cfg.max_error_rows))
+    wanted.update(field_signals(items, cfg))
+    if query.strip():
+        wanted.update(query_items(rows, len(items), query, cfg))
+    wanted.update(_evenly(distinct, fill_size(len(distinct), cfg)))
+    return sorted({first_of[texts[i]] for i in wanted})
+
+
+def error_detector() -> KeywordDetector:
+    return KeywordDetector(categories=(ERROR,))
