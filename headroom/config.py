@@ -201,6 +201,7 @@ def _text(text: str) -> str:
 
 # ---------------------------------------------------------------- flag table
 
+
 @dataclass(frozen=True)
 class _Flag:
     name: str  # without the leading dashes
@@ -219,54 +220,134 @@ class _Flag:
 
 
 _FLAGS: tuple[_Flag, ...] = (
-    _Flag("listen", parse_listen, "address to listen on, IP:PORT or [IPv6]:PORT; repeatable "
-          "(default 0.0.0.0:8787)", "ADDR", repeat=True),
-    _Flag("upstream", parse_upstream, "upstream base URL, http(s)://host[:port][/base/path] "
-          "(required)", "URL"),
-    _Flag("upstream-timeout", parse_duration, "time allowed until response headers and "
-          "between response body chunks (default 600s)", "DURATION"),
-    _Flag("upstream-connect-timeout", parse_duration, "TCP + TLS connect timeout "
-          "(default 10s)", "DURATION"),
-    _Flag("max-body-bytes", parse_size, "largest request body buffered on the compression "
-          "routes; larger gets 413 (default 100MB)", "SIZE"),
-    _Flag("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning "
-          "or error (default info)", "LEVEL"),
-    _Flag("graceful-shutdown-timeout", parse_duration, "how long in-flight requests may run "
-          "after SIGTERM (default 30s)", "DURATION"),
-    _Flag("upstream-ca", _existing_file, "PEM file of a private CA to trust for an https "
-          "upstream, in addition to the system CAs", "FILE"),
-    _Flag("loop", _choice("auto", "uvloop", "asyncio"), "event loop: auto (uvloop when "
-          "installed), uvloop, asyncio (default auto)", "LOOP"),
-    _Flag("max-connections", _positive_int, "client connections held at once; accepting "
-          "pauses above it (default 10000)", "N"),
-    _Flag("header-timeout", parse_duration, "time a client has to send complete request "
-          "headers (default 10s)", "DURATION"),
-    _Flag("keepalive-timeout", parse_duration, "idle time before a client keep-alive "
-          "connection is closed (default 60s)", "DURATION"),
-    _Flag("upstream-pool-size", _positive_int, "idle upstream connections kept per origin "
-          "(default 256)", "N"),
-    _Flag("upstream-idle-timeout", parse_duration, "idle time before a pooled upstream "
-          "connection is closed (default 30s)", "DURATION"),
-    _Flag("ccr-backend", _choice("memory", "sqlite", "redis"), "where dropped content is "
-          "kept: memory, sqlite or redis (default sqlite)", "NAME"),
-    _Flag("ccr-path", _path, "SQLite file for the CCR store (default "
-          "~/.headroom/ccr.sqlite3)", "FILE"),
-    _Flag("ccr-ttl", parse_duration, "how long a stored original lives after its last use "
-          "(default 24h)", "DURATION"),
-    _Flag("ccr-max-bytes", parse_size, "size cap of the CCR store; oldest entries go first "
-          "(default 1GiB)", "SIZE"),
-    _Flag("ccr-max-entries", _positive_int, "entry cap of the memory CCR store "
-          "(default 100000)", "N"),
+    _Flag(
+        "listen",
+        parse_listen,
+        "address to listen on, IP:PORT or [IPv6]:PORT; repeatable (default 0.0.0.0:8787)",
+        "ADDR",
+        repeat=True,
+    ),
+    _Flag(
+        "upstream",
+        parse_upstream,
+        "upstream base URL, http(s)://host[:port][/base/path] (required)",
+        "URL",
+    ),
+    _Flag(
+        "upstream-timeout",
+        parse_duration,
+        "time allowed until response headers and between response body chunks (default 600s)",
+        "DURATION",
+    ),
+    _Flag(
+        "upstream-connect-timeout",
+        parse_duration,
+        "TCP + TLS connect timeout (default 10s)",
+        "DURATION",
+    ),
+    _Flag(
+        "max-body-bytes",
+        parse_size,
+        "largest request body buffered on the compression routes; larger gets 413 (default 100MB)",
+        "SIZE",
+    ),
+    _Flag(
+        "log-level",
+        _choice("debug", "info", "warning", "error"),
+        "debug, info, warning or error (default info)",
+        "LEVEL",
+    ),
+    _Flag(
+        "graceful-shutdown-timeout",
+        parse_duration,
+        "how long in-flight requests may run after SIGTERM (default 30s)",
+        "DURATION",
+    ),
+    _Flag(
+        "upstream-ca",
+        _existing_file,
+        "PEM file of a private CA to trust for an https upstream, in addition to the system CAs",
+        "FILE",
+    ),
+    _Flag(
+        "loop",
+        _choice("auto", "uvloop", "asyncio"),
+        "event loop: auto (uvloop when installed), uvloop, asyncio (default auto)",
+        "LOOP",
+    ),
+    _Flag(
+        "max-connections",
+        _positive_int,
+        "client connections held at once; accepting pauses above it (default 10000)",
+        "N",
+    ),
+    _Flag(
+        "header-timeout",
+        parse_duration,
+        "time a client has to send complete request headers (default 10s)",
+        "DURATION",
+    ),
+    _Flag(
+        "keepalive-timeout",
+        parse_duration,
+        "idle time before a client keep-alive connection is closed (default 60s)",
+        "DURATION",
+    ),
+    _Flag(
+        "upstream-pool-size",
+        _positive_int,
+        "idle upstream connections kept per origin (default 256)",
+        "N",
+    ),
+    _Flag(
+        "upstream-idle-timeout",
+        parse_duration,
+        "idle time before a pooled upstream connection is closed (default 30s)",
+        "DURATION",
+    ),
+    _Flag(
+        "ccr-backend",
+        _choice("memory", "sqlite", "redis"),
+        "where dropped content is kept: memory, sqlite or redis (default sqlite)",
+        "NAME",
+    ),
+    _Flag(
+        "ccr-path", _path, "SQLite file for the CCR store (default ~/.headroom/ccr.sqlite3)", "FILE"
+    ),
+    _Flag(
+        "ccr-ttl",
+        parse_duration,
+        "how long a stored original lives after its last use (default 24h)",
+        "DURATION",
+    ),
+    _Flag(
+        "ccr-max-bytes",
+        parse_size,
+        "size cap of the CCR store; oldest entries go first (default 1GiB)",
+        "SIZE",
+    ),
+    _Flag(
+        "ccr-max-entries", _positive_int, "entry cap of the memory CCR store (default 100000)", "N"
+    ),
     _Flag("ccr-redis-url", _text, "redis:// or rediss:// URL for --ccr-backend redis", "URL"),
-    _Flag("ccr-redis-prefix", _text, "key prefix in Redis, for tenants sharing one server "
-          "(default headroom:ccr:)", "PREFIX"),
+    _Flag(
+        "ccr-redis-prefix",
+        _text,
+        "key prefix in Redis, for tenants sharing one server (default headroom:ccr:)",
+        "PREFIX",
+    ),
 )
 
 _BOOL_FLAGS: tuple[tuple[str, str], ...] = (
-    ("rewrite-host", "rewrite Host to the upstream's (default); --no-rewrite-host keeps the "
-     "client's"),
-    ("ccr-allow-remote", "serve /v1/retrieve to non-loopback clients that present "
-     "HEADROOM_PROXY_TOKEN as a bearer token"),
+    (
+        "rewrite-host",
+        "rewrite Host to the upstream's (default); --no-rewrite-host keeps the client's",
+    ),
+    (
+        "ccr-allow-remote",
+        "serve /v1/retrieve to non-loopback clients that present "
+        "HEADROOM_PROXY_TOKEN as a bearer token",
+    ),
 )
 
 
@@ -293,8 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in _BOOL_FLAGS:
         dest = name.replace("-", "_")
         env = ENV_PREFIX + dest.upper()
-        parser.add_argument(f"--{name}", dest=dest, action="store_true", default=None,
-                            help=f"{help_text} [env {env}]")
+        parser.add_argument(
+            f"--{name}",
+            dest=dest,
+            action="store_true",
+            default=None,
+            help=f"{help_text} [env {env}]",
+        )
         parser.add_argument(f"--no-{name}", dest=dest, action="store_false")
     return parser
 
@@ -345,8 +431,13 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
         raise UsageError("--ccr-redis-url is set but --ccr-backend is not redis")
     if values.get("ccr_allow_remote") and not token:
         raise UsageError(f"--ccr-allow-remote needs {ENV_PREFIX}TOKEN to be set")
-    for name in ("upstream_timeout", "upstream_connect_timeout", "header_timeout",
-                 "keepalive_timeout", "ccr_ttl"):
+    for name in (
+        "upstream_timeout",
+        "upstream_connect_timeout",
+        "header_timeout",
+        "keepalive_timeout",
+        "ccr_ttl",
+    ):
         if name in values and values[name] <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
     if values.get("max_body_bytes", 1) <= 0:

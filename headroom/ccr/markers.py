@@ -47,7 +47,7 @@ def normalize_key(text: str) -> str | None:
     cleaned = text.strip().strip("\"'`[]<>").strip()
     for prefix in ("hash=", "ccr:", "<<ccr:"):
         if cleaned.lower().startswith(prefix):
-            cleaned = cleaned[len(prefix):]
+            cleaned = cleaned[len(prefix) :]
     cleaned = cleaned.strip().lower()
     return cleaned if _KEY_RE.match(cleaned) else None
 

@@ -43,8 +43,9 @@ class LocalResponse:
 LocalHandler = Callable[[LocalRequest], Awaitable[LocalResponse]]
 
 
-def json_response(status: int, payload: Any,
-                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> LocalResponse:
+def json_response(
+    status: int, payload: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> LocalResponse:
     return LocalResponse(status, orjson.dumps(payload), b"application/json", headers)
 
 

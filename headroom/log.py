@@ -1,0 +1,67 @@
+"""JSON-lines logging on stdout: one object per line, ``ts``, ``level``, ``event`` first.
+
+Hand-written rather than ``logging`` + a formatter because every request logs one line and
+the stdlib machinery (records, handlers, locks) costs more than the proxying itself; this is
+an ``orjson.dumps`` and one write. Lines are flushed at once so journald and test harnesses
+see them in real time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+import orjson
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+# Header names whose values never reach a log line, whatever the level.
+SECRET_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"proxy-authorization",
+        b"x-api-key",
+        b"api-key",
+        b"cookie",
+        b"set-cookie",
+        b"x-goog-api-key",
+    }
+)
+
+
+def _timestamp(now: float) -> str:
+    whole = int(now)
+    millis = int((now - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+class Logger:
+    def __init__(self, level: str = "info", stream: IO[bytes] | None = None) -> None:
+        self.threshold = LEVELS[level]
+        self._stream = stream if stream is not None else sys.stdout.buffer
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self.threshold
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        if LEVELS[level] < self.threshold:
+            return
+        record = {"ts": _timestamp(time.time()), "level": level, "event": event}
+        record.update(fields)
+        try:
+            self._stream.write(orjson.dumps(record, default=str) + b"\n")
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # stdout gone (closed pipe); logging must never take the proxy down
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.log("debug", event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.log("info", event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.log("warning", event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.log("error", event, **fields)

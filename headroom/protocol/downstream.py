@@ -1,0 +1,269 @@
+"""The client side of the proxy: one ``asyncio.Protocol`` per accepted connection.
+
+It owns the transport, the HTTP/1.1 adapter, one timer and the read/write flow flags, and
+hands stream events to an ``ExchangeHandler`` made per request by the layer above. It never
+interprets a request: routing, headers and upstream work belong to the exchange.
+
+The single timer plays whichever role the connection's phase needs: header deadline while a
+request head is arriving (slowloris), keep-alive expiry while idle. During an exchange the
+exchange owns timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from headroom.protocol.events import Body, EndBody, ProtocolError, RequestHead
+from headroom.protocol.h1 import H1Server, Reset
+from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+
+
+class ExchangeHandler(Protocol):
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
+
+    def on_client_gone(self) -> None: ...
+
+    def on_client_writable(self, writable: bool) -> None: ...
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from the server that accepted it."""
+
+    draining: bool
+    header_timeout: float
+    keepalive_timeout: float
+
+    def connection_made(self, conn: DownstreamConnection) -> None: ...
+
+    def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> ExchangeHandler: ...
+
+    def protocol_error(self, conn: DownstreamConnection, error: ProtocolError) -> None: ...
+
+    def connection_closed(self, conn: DownstreamConnection) -> None: ...
+
+
+class DownstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_closed",
+        "_exchange",
+        "_h1",
+        "_read_paused",
+        "_reading_blocked",
+        "_timer",
+        "client_ip",
+        "host",
+        "loop",
+        "must_close",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, host: ConnectionHost, loop: asyncio.AbstractEventLoop) -> None:
+        self.host = host
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self._h1 = H1Server()
+        self._exchange: ExchangeHandler | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._read_paused = False
+        self._reading_blocked = 0  # reasons to stay paused (exchange backpressure, pipelining)
+        self.write_paused = False
+        self.must_close = False  # answer the current request with Connection: close
+        self._closed = False
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's isn't a subclass
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        self.host.connection_made(self)
+        self._arm(self.host.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._h1.receive(data)
+        except Reset:
+            self._lost()
+            return
+        self._dispatch(events)
+
+    def eof_received(self) -> bool:
+        self._lost()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self._exchange is not None:
+            self._exchange.on_client_writable(False)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._exchange is not None:
+            self._exchange.on_client_writable(True)
+
+    # ------------------------------------------------------------------ events
+
+    def _dispatch(self, events: list) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                if self._exchange is not None:
+                    self._exchange.on_body(event.data)
+            elif kind is RequestHead:
+                self._cancel_timer()
+                self.must_close = self.host.draining or _wants_close(event)
+                self._exchange = self.host.new_exchange(self, event)
+            elif kind is EndBody:
+                if self._exchange is not None:
+                    self._exchange.on_end(event.trailers)
+            elif kind is ProtocolError:
+                self.host.protocol_error(self, event)
+                return
+        if self._exchange is not None and self._h1.request_done:
+            # Bytes of a pipelined next request wait in h11's buffer; stop reading more
+            # until this exchange is answered so that buffer stays bounded.
+            self.block_reading()
+
+    def _lost(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            exchange.on_client_gone()
+        if self.transport is not None:
+            self.transport.abort()
+        self.host.connection_closed(self)
+
+    # ------------------------------------------------------------------ for the exchange
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def waiting_for_100_continue(self) -> bool:
+        return self._h1.waiting_for_100_continue
+
+    def send_continue(self) -> None:
+        if not self._closed and self._h1.waiting_for_100_continue:
+            self._write(self._h1.send_informational(100))
+
+    def send_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], reason: bytes = b""
+    ) -> None:
+        self._write(self._h1.send_head(status, headers, reason))
+
+    def send_body(self, data: bytes) -> None:
+        self._write(self._h1.send_body(data))
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self._write(self._h1.send_end(trailers))
+
+    def finish(self, exchange: ExchangeHandler) -> None:
+        """The exchange's response is complete: keep the connection alive or close it."""
+        if self._exchange is not exchange or self._closed:
+            return
+        self._exchange = None
+        if self.must_close or self.host.draining or not self._h1.next_cycle():
+            self.close()
+            return
+        self._reading_blocked = 0
+        self._set_reading()
+        self._arm(self.host.keepalive_timeout)
+        try:
+            events = self._h1.events()  # a pipelined request may already be buffered
+        except Reset:
+            self._lost()
+            return
+        self._dispatch(events)
+
+    def close(self) -> None:
+        """Close after flushing what was written."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        self._exchange = None
+        if self.transport is not None:
+            self.transport.close()
+        self.host.connection_closed(self)
+
+    def abort(self) -> None:
+        """Drop the connection at once (RST): the response in flight must look incomplete."""
+        if self._closed:
+            return
+        self._exchange = None
+        self._lost()
+
+    def shutdown(self) -> None:
+        """Drain: close now if idle, else answer the current request with Connection: close."""
+        if self._exchange is None:
+            self.close()
+        else:
+            self.must_close = True
+
+    @property
+    def busy(self) -> bool:
+        return self._exchange is not None
+
+    def block_reading(self) -> None:
+        self._reading_blocked += 1
+        self._set_reading()
+
+    def unblock_reading(self) -> None:
+        if self._reading_blocked > 0:
+            self._reading_blocked -= 1
+        self._set_reading()
+
+    # ------------------------------------------------------------------ internals
+
+    def _set_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        if self._reading_blocked and not self._read_paused:
+            self._read_paused = True
+            transport.pause_reading()
+        elif not self._reading_blocked and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+
+    def _write(self, data: bytes) -> None:
+        if data and not self._closed and self.transport is not None:
+            self.transport.write(data)
+
+    def _arm(self, delay: float) -> None:
+        self._cancel_timer()
+        self._timer = self.loop.call_later(delay, self._expire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._exchange is None:
+            # Header deadline or keep-alive expiry; nothing is lost either way.
+            self.close()
+
+
+def _wants_close(head: RequestHead) -> bool:
+    if head.http_version == b"1.0":
+        return True
+    return any(n == b"connection" and b"close" in v.lower() for n, v in head.headers)
+
+
+ConnectionFactory = Callable[[], DownstreamConnection]

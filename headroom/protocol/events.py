@@ -1,0 +1,59 @@
+"""The stream-event vocabulary every protocol adapter speaks.
+
+HTTP/1.1 now and HTTP/2 later translate their library's events into these, so the exchange
+layer above never knows which wire protocol carried a request. Headers are always a list of
+``(name, value)`` byte pairs with the name lower-cased, in wire order, repeats kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: bytes = b"1.1"
+    # Original-case names, same order as ``headers``; forwarded so the upstream sees the
+    # client's spelling.
+    raw_names: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    headers: Headers
+    reason: bytes = b""
+    raw_names: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Informational:
+    """A 1xx from the upstream (e.g. 100 Continue); not relayed, the proxy answers those."""
+
+    status: int
+
+
+@dataclass(slots=True)
+class Body:
+    data: bytes
+
+
+@dataclass(slots=True)
+class EndBody:
+    trailers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProtocolError:
+    """The peer broke the protocol. ``status`` is what a server answers (400, 431, 413…)."""
+
+    status: int
+    message: str
+
+
+Event = RequestHead | ResponseHead | Informational | Body | EndBody | ProtocolError

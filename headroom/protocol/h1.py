@@ -1,0 +1,210 @@
+"""HTTP/1.1 on both legs, sans-IO: bytes in → stream events out, events → bytes out.
+
+h11 does the parsing and framing; these adapters add what a proxy needs on top of it and
+translate to the shared event vocabulary:
+
+* h11 lets Transfer-Encoding win over Content-Length; a proxy must refuse the pair outright
+  (request smuggling), so ``H1Server`` answers 400.
+* h11 bounds only *incomplete* heads; a complete head that arrives in one read is accepted at
+  any size, so the head size and field count are checked here too (431).
+* Original header-name spelling is carried along so the other leg sees the client's casing.
+"""
+
+from __future__ import annotations
+
+import h11
+
+from headroom.protocol.events import (
+    Body,
+    EndBody,
+    Event,
+    Headers,
+    Informational,
+    ProtocolError,
+    RequestHead,
+    ResponseHead,
+)
+from headroom.protocol.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
+
+# Upstream heads are trusted more than clients' but still bounded.
+MAX_UPSTREAM_HEAD_BYTES = 64 * 1024
+
+
+class Reset(Exception):
+    """The peer went away or broke framing mid-message; the message is incomplete."""
+
+
+def _split(h11_headers: h11._headers.Headers) -> tuple[Headers, list[bytes]]:
+    headers: Headers = []
+    raw_names: list[bytes] = []
+    for raw, value in h11_headers.raw_items():
+        raw_names.append(raw)
+        headers.append((raw.lower(), value))
+    return headers, raw_names
+
+
+def _check_head(target: bytes, headers: Headers) -> ProtocolError | None:
+    if len(headers) > MAX_HEADER_FIELDS:
+        return ProtocolError(431, f"more than {MAX_HEADER_FIELDS} header fields")
+    size = len(target) + sum(len(n) + len(v) + 4 for n, v in headers)
+    if size > MAX_HEAD_BYTES:
+        return ProtocolError(431, f"request head larger than {MAX_HEAD_BYTES} bytes")
+    has_cl = has_te = False
+    for name, _ in headers:
+        if name == b"content-length":
+            has_cl = True
+        elif name == b"transfer-encoding":
+            has_te = True
+    if has_cl and has_te:
+        return ProtocolError(400, "both Content-Length and Transfer-Encoding")
+    return None
+
+
+class H1Server:
+    """The client-facing leg of one HTTP/1.1 connection."""
+
+    def __init__(self) -> None:
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Feed bytes (``b""`` for EOF). Raises ``Reset`` when the client hung up mid-request."""
+        self._conn.receive_data(data)
+        return self.events()
+
+    def events(self) -> list[Event]:
+        out: list[Event] = []
+        conn = self._conn
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                mid_message = conn.their_state is h11.SEND_BODY or conn.their_state is h11.DONE
+                if mid_message and _is_eof_error(exc):
+                    raise Reset(str(exc)) from None
+                out.append(ProtocolError(exc.error_status_hint or 400, str(exc)))
+                return out
+            kind = type(event)
+            if kind is h11.Data:
+                out.append(Body(bytes(event.data)))
+            elif kind is h11.Request:
+                headers, raw_names = _split(event.headers)
+                problem = _check_head(event.target, headers)
+                if problem is not None:
+                    out.append(problem)
+                    return out
+                out.append(
+                    RequestHead(event.method, event.target, headers, event.http_version, raw_names)
+                )
+            elif kind is h11.EndOfMessage:
+                out.append(EndBody(_split(event.headers)[0]))
+            elif kind is h11.ConnectionClosed:
+                # EOF from a client means it is gone: HTTP clients do not half-close and
+                # then wait, and treating it as an abort propagates disconnects at once.
+                raise Reset("client closed the connection")
+            else:  # NEED_DATA or PAUSED
+                return out
+
+    @property
+    def waiting_for_100_continue(self) -> bool:
+        return self._conn.they_are_waiting_for_100_continue
+
+    @property
+    def idle(self) -> bool:
+        """No request has started on this cycle (safe to close without losing anything)."""
+        return self._conn.their_state is h11.IDLE and self._conn.our_state is h11.IDLE
+
+    @property
+    def request_done(self) -> bool:
+        return self._conn.their_state is h11.DONE
+
+    def send_informational(self, status: int) -> bytes:
+        return self._conn.send(h11.InformationalResponse(status_code=status, headers=[])) or b""
+
+    def send_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], reason: bytes = b""
+    ) -> bytes:
+        return (
+            self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason)) or b""
+        )
+
+    def send_body(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
+
+    def next_cycle(self) -> bool:
+        """After a complete exchange: ready the next request. False means close now."""
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            return True
+        return False
+
+    def fail(self) -> None:
+        """Mark the connection unusable (we answered an error mid-request)."""
+        if self._conn.our_state is not h11.ERROR:
+            self._conn.send_failed()
+
+
+def _is_eof_error(exc: h11.RemoteProtocolError) -> bool:
+    return "peer closed connection" in str(exc) or "incomplete" in str(exc)
+
+
+class H1Client:
+    """The upstream-facing leg of one HTTP/1.1 connection."""
+
+    def __init__(self) -> None:
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_UPSTREAM_HEAD_BYTES)
+
+    def send_head(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        return self._conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+
+    def send_body(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Feed bytes (``b""`` for EOF). Raises ``Reset`` if the response was cut short."""
+        conn = self._conn
+        conn.receive_data(data)
+        out: list[Event] = []
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if data == b"" or _is_eof_error(exc):
+                    raise Reset(str(exc)) from None
+                out.append(ProtocolError(502, f"upstream broke HTTP/1.1: {exc}"))
+                return out
+            kind = type(event)
+            if kind is h11.Data:
+                out.append(Body(bytes(event.data)))
+            elif kind is h11.Response:
+                headers, raw_names = _split(event.headers)
+                out.append(ResponseHead(event.status_code, headers, event.reason, raw_names))
+            elif kind is h11.InformationalResponse:
+                out.append(Informational(event.status_code))
+            elif kind is h11.EndOfMessage:
+                out.append(EndBody(_split(event.headers)[0]))
+            elif kind is h11.ConnectionClosed:
+                ended = bool(out) and isinstance(out[-1], EndBody)
+                if not ended and conn.their_state not in (h11.DONE, h11.CLOSED):
+                    raise Reset("upstream closed the connection")
+                return out
+            else:
+                return out
+
+    @property
+    def response_started(self) -> bool:
+        return self._conn.their_state is not h11.IDLE
+
+    def reusable(self) -> bool:
+        """True when both messages ended cleanly and keep-alive holds; readies the next cycle."""
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            return True
+        return False

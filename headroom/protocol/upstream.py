@@ -1,0 +1,177 @@
+"""The upstream side: one ``asyncio.Protocol`` per connection to the origin.
+
+A connection serves one exchange at a time and goes back to the pool only after both the
+request and the response ended cleanly; anything else (a reset, a protocol error, a client
+that left mid-exchange) closes it. Events go to a ``ResponseHandler`` the exchange sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from headroom.protocol.events import (
+    Body,
+    EndBody,
+    Informational,
+    ProtocolError,
+    ResponseHead,
+)
+from headroom.protocol.h1 import H1Client, Reset
+from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+
+
+class ResponseHandler(Protocol):
+    def on_response_head(self, head: ResponseHead) -> None: ...
+
+    def on_response_body(self, data: bytes) -> None: ...
+
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
+
+    def on_upstream_error(self, message: str) -> None: ...
+
+    def on_upstream_writable(self, writable: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_h1",
+        "_read_paused",
+        "closed",
+        "handler",
+        "idle_timer",
+        "served",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._h1 = H1Client()
+        self.handler: ResponseHandler | None = None
+        self.closed = False
+        self.write_paused = False
+        self._read_paused = False
+        self.served = 0  # exchanges completed on this connection
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's isn't a subclass
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._h1.receive(data)
+        except Reset as exc:
+            self._fail(str(exc))
+            return
+        handler = self.handler
+        for event in events:
+            kind = type(event)
+            if handler is None:
+                self._fail("upstream sent data with no request outstanding")
+                return
+            if kind is Body:
+                handler.on_response_body(event.data)
+            elif kind is ResponseHead:
+                handler.on_response_head(event)
+            elif kind is EndBody:
+                handler.on_response_end(event.trailers)
+            elif kind is ProtocolError:
+                self._fail(event.message)
+                return
+            elif kind is Informational:
+                continue
+
+    def eof_received(self) -> bool:
+        try:
+            events = self._h1.receive(b"")
+        except Reset as exc:
+            self._fail(str(exc))
+            return False
+        handler = self.handler
+        for event in events:
+            if handler is not None and type(event) is EndBody:
+                handler.on_response_end(event.trailers)
+            elif handler is not None and type(event) is Body:
+                handler.on_response_body(event.data)
+        self.closed = True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was_closed = self.closed
+        self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if not was_closed and self.handler is not None:
+            self._fail(f"upstream connection lost: {exc}" if exc else "upstream closed")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.handler is not None:
+            self.handler.on_upstream_writable(False)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.handler is not None:
+            self.handler.on_upstream_writable(True)
+
+    # ------------------------------------------------------------------ for the exchange
+
+    def send_head(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self._write(self._h1.send_head(method, target, headers))
+
+    def send_body(self, data: bytes) -> None:
+        self._write(self._h1.send_body(data))
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self._write(self._h1.send_end(trailers))
+
+    @property
+    def response_started(self) -> bool:
+        return self._h1.response_started
+
+    def release(self) -> bool:
+        """Detach the exchange; True when the connection may serve another request."""
+        self.handler = None
+        self.set_reading(True)
+        if self.closed or not self._h1.reusable():
+            self.abort()
+            return False
+        self.served += 1
+        return True
+
+    def set_reading(self, on: bool) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if on and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        elif not on and not self._read_paused:
+            self._read_paused = True
+            transport.pause_reading()
+
+    def abort(self) -> None:
+        self.handler = None
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    # ------------------------------------------------------------------ internals
+
+    def _write(self, data: bytes) -> None:
+        if data and not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def _fail(self, message: str) -> None:
+        handler, self.handler = self.handler, None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        if handler is not None:
+            handler.on_upstream_error(message)

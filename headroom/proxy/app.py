@@ -1,0 +1,136 @@
+"""Per-process proxy state: the host every client connection reports to.
+
+It builds exchanges, owns the upstream pool and local routes, answers protocol errors, and
+counts connections and requests for drain and logs. Sockets and signals live in
+``headroom.server``; this class never touches a listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from headroom.config import Config
+from headroom.log import Logger
+from headroom.protocol.downstream import DownstreamConnection
+from headroom.protocol.events import ProtocolError, RequestHead
+from headroom.protocol.pool import UpstreamPool, client_tls_context
+from headroom.proxy.exchange import Exchange
+from headroom.proxy.routes import LocalRoutes
+
+RequestTransform = Callable[[Exchange, bytes], Awaitable[bytes]]
+
+
+async def _unchanged(exchange: Exchange, body: bytes) -> bytes:
+    return body
+
+
+class ProxyApp:
+    def __init__(self, config: Config, log: Logger, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.log = log
+        self.loop = loop
+        up = config.upstream
+        self.upstream_authority = up.authority.encode("ascii")
+        self.upstream_base = up.base_path.encode("ascii")
+        self.pool = UpstreamPool(
+            up.host,
+            up.port,
+            tls=client_tls_context(config.upstream_ca) if up.tls else None,
+            connect_timeout=config.upstream_connect_timeout,
+            max_idle=config.upstream_pool_size,
+            idle_timeout=config.upstream_idle_timeout,
+        )
+        self.routes = LocalRoutes(self)
+        self.transform_request: RequestTransform = _unchanged
+        self.header_timeout = config.header_timeout
+        self.keepalive_timeout = config.keepalive_timeout
+        self.draining = False
+        self.connections: set[DownstreamConnection] = set()
+        self.in_flight = 0
+        self.requests_total = 0
+        self.on_connections_changed: Callable[[], None] = lambda: None
+        self._log_requests = log.enabled("info")
+
+    # ------------------------------------------------------------------ ConnectionHost
+
+    def connection_made(self, conn: DownstreamConnection) -> None:
+        self.connections.add(conn)
+
+    def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> Exchange:
+        return Exchange(self, conn, head)
+
+    def protocol_error(self, conn: DownstreamConnection, error: ProtocolError) -> None:
+        """Malformed input: answer with its status and close, since the framing that would
+        tell where the next request starts can no longer be trusted (request smuggling)."""
+        self.log.warning(
+            "bad_request", client=conn.client_ip, status=error.status, message=error.message
+        )
+        if conn.busy:
+            conn.abort()  # mid-body: the exchange was already forwarding; cut both sides
+            return
+        body = orjson.dumps(
+            {
+                "error": {
+                    "type": _ERROR_TYPES.get(error.status, "bad_request"),
+                    "message": error.message,
+                }
+            }
+        )
+        try:
+            conn.send_head(
+                error.status,
+                [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            )
+            conn.send_body(body)
+            conn.send_end()
+        except Exception:  # h11 refuses a response in this state: just close
+            pass
+        conn.close()
+
+    def connection_closed(self, conn: DownstreamConnection) -> None:
+        self.connections.discard(conn)
+        self.on_connections_changed()
+
+    # ------------------------------------------------------------------ exchange hooks
+
+    def exchange_finished(self, ex: Exchange) -> None:
+        self.in_flight -= 1
+        self.requests_total += 1
+        if not self._log_requests:
+            return
+        now = time.perf_counter()
+        self.log.info(
+            "request",
+            request_id=ex.request_id.decode("latin-1"),
+            method=ex.head.method.decode("latin-1"),
+            path=ex.path.decode("latin-1"),
+            status=ex.status if ex.response_started else None,
+            upstream_status=ex.upstream_status,
+            bytes_in=ex.bytes_in,
+            bytes_out=ex.bytes_out,
+            time_to_headers_ms=(
+                round((ex.t_headers - ex.start) * 1000, 3) if ex.t_headers is not None else None
+            ),
+            total_ms=round((now - ex.start) * 1000, 3),
+            upstream_request_id=(
+                ex.upstream_request_id.decode("latin-1") if ex.upstream_request_id else None
+            ),
+            client=ex.conn.client_ip,
+            outcome=("ok" if ex.response_done else "client_gone" if ex.client_gone else "aborted"),
+        )
+
+
+_ERROR_TYPES = {
+    400: "bad_request",
+    413: "request_too_large",
+    431: "request_header_fields_too_large",
+    501: "not_implemented",
+}

@@ -1,0 +1,467 @@
+"""One request/response through the proxy.
+
+Control flow (route, buffer, connect, retry, map errors) runs in one coroutine per request,
+because it reads top to bottom; the body bytes themselves never pass through it. Once the
+upstream is attached, client body chunks are written upstream from ``on_body`` and response
+chunks are written to the client from ``on_response_body``: a callback each, no queue, no
+task switch, and backpressure is a pause of the other side's reads.
+
+No status reaches the client before the upstream answered or the proxy decided an error
+(invariant 2): every proxy-made answer goes through ``_answer``, and an error after the
+response head went out aborts the client connection so the response can't look complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+import orjson
+
+from headroom.protocol.events import RequestHead, ResponseHead
+from headroom.protocol.limits import MAX_PENDING_BODY
+from headroom.protocol.pool import ConnectError, ConnectTimeout
+from headroom.proxy.headers import (
+    client_response_headers,
+    header_value,
+    request_id_for,
+    upstream_request_headers,
+    upstream_target,
+)
+from headroom.proxy.local import LocalRequest, LocalResponse
+
+if TYPE_CHECKING:
+    from headroom.protocol.downstream import DownstreamConnection
+    from headroom.protocol.upstream import UpstreamConnection
+    from headroom.proxy.app import ProxyApp
+
+# Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
+LOCAL_BODY_LIMIT = 1 << 20
+BUFFERED_PATHS = (b"/v1/messages", b"/v1/chat/completions", b"/v1/responses")
+
+
+class ClientGone(Exception):
+    pass
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Exchange:
+    __slots__ = (
+        "_blocked_client",
+        "_body_waiter",
+        "_done",
+        "_limit",
+        "_pending",
+        "_pending_bytes",
+        "_relay_trailers",
+        "_task",
+        "_timer",
+        "app",
+        "bytes_in",
+        "bytes_out",
+        "client_gone",
+        "conn",
+        "failure",
+        "head",
+        "last_progress",
+        "path",
+        "req_ended",
+        "req_trailers",
+        "request_id",
+        "response_done",
+        "response_started",
+        "start",
+        "status",
+        "streaming",
+        "t_headers",
+        "upstream",
+        "upstream_request_id",
+        "upstream_status",
+    )
+
+    def __init__(self, app: ProxyApp, conn: DownstreamConnection, head: RequestHead) -> None:
+        self.app = app
+        self.conn = conn
+        self.head = head
+        self.start = time.perf_counter()
+        self.request_id = request_id_for(head)
+        self.path = head.target.partition(b"?")[0]
+        self.upstream: UpstreamConnection | None = None
+        self.streaming = False  # body chunks go straight upstream
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._limit: int | None = None  # cap while buffering, None while streaming
+        self._blocked_client = False
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[str] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._relay_trailers = False
+        self.req_ended = False
+        self.req_trailers: list[tuple[bytes, bytes]] = []
+        self.client_gone = False
+        self.response_started = False
+        self.response_done = False
+        self.failure = ""
+        self.status = 0
+        self.upstream_status: int | None = None
+        self.upstream_request_id: bytes | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.t_headers: float | None = None
+        self.last_progress = self.start
+        app.in_flight += 1
+        self._task = app.loop.create_task(self._run())
+
+    # ================================================================ control flow
+
+    async def _run(self) -> None:
+        try:
+            handler = self.app.routes.match(self.path)
+            if handler is not None:
+                await self._serve_local(handler)
+            elif self._is_buffered_route():
+                await self._forward_buffered()
+            else:
+                await self._forward(None)
+        except ClientGone:
+            pass
+        except Exception as exc:  # a bug must cost one request, never the process
+            self.app.log.error(
+                "exchange_failed",
+                request_id=self.request_id.decode(),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            self._fail(500, "internal_error", "the proxy failed to handle this request")
+        finally:
+            self._finish()
+
+    def _is_buffered_route(self) -> bool:
+        if self.head.method != b"POST" or not self.path.endswith(BUFFERED_PATHS):
+            return False
+        ctype = header_value(self.head.headers, b"content-type") or b""
+        mime = ctype.partition(b";")[0].strip().lower()
+        return mime == b"application/json" or mime.endswith(b"+json")
+
+    async def _serve_local(self, handler) -> None:  # type: ignore[no-untyped-def]
+        body = await self._read_body(LOCAL_BODY_LIMIT)
+        target = self.head.target
+        request = LocalRequest(
+            method=self.head.method.decode("latin-1").upper(),
+            path=self.path.decode("latin-1"),
+            query=target.partition(b"?")[2].decode("latin-1"),
+            headers=tuple(self.head.headers),
+            body=body,
+            client_ip=self.conn.client_ip,
+        )
+        self._answer(await handler(request))
+
+    async def _forward_buffered(self) -> None:
+        limit = self.app.config.max_body_bytes
+        declared = header_value(self.head.headers, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            self._too_large(limit)
+            return
+        try:
+            body = await self._read_body(limit)
+        except BodyTooLarge:
+            self._too_large(limit)
+            return
+        body = await self.app.transform_request(self, body)
+        await self._forward(body)
+
+    def _too_large(self, limit: int) -> None:
+        self.conn.must_close = True  # the unread body must not be parsed as a request
+        self._fail(
+            413, "request_too_large", f"request body exceeds --max-body-bytes ({limit} bytes)"
+        )
+
+    async def _read_body(self, limit: int) -> bytes:
+        self._limit = limit
+        if self._pending_bytes > limit:
+            raise BodyTooLarge
+        if not self.req_ended:
+            self.conn.send_continue()
+            self._body_waiter = self.app.loop.create_future()
+            await self._body_waiter
+        body = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        return body
+
+    async def _forward(self, body: bytes | None) -> None:
+        """Send the request upstream and relay the answer. ``body`` None means stream it."""
+        for attempt in range(2):
+            try:
+                upstream, reused = await self.app.pool.acquire()
+            except ConnectTimeout as exc:
+                self._fail(504, "upstream_connect_timeout", str(exc))
+                return
+            except ConnectError as exc:
+                self._fail(502, "upstream_connect_error", str(exc))
+                return
+            if self.client_gone:
+                self.app.pool.discard(upstream)
+                raise ClientGone
+            outcome = await self._exchange_with(upstream, body)
+            if outcome == "ok":
+                return
+            replayable = body is not None or (self.req_ended and self.bytes_in == 0)
+            if (
+                outcome == "failed"
+                and reused
+                and attempt == 0
+                and replayable
+                and not self.response_started
+            ):
+                # A pooled socket the origin closed while idle: nothing was answered, the
+                # request is still in hand, so one fresh connection is safe.
+                self.upstream = None
+                continue
+            break
+        if self.client_gone:
+            raise ClientGone
+        if self.response_started:
+            self.conn.abort()  # never let a cut-short response look complete
+        elif outcome == "timeout":
+            self._fail(
+                504,
+                "upstream_timeout",
+                f"no response from upstream within {self.app.config.upstream_timeout:g}s",
+            )
+        else:
+            self._fail(502, "upstream_error", self.failure or "upstream failed")
+
+    async def _exchange_with(self, upstream: UpstreamConnection, body: bytes | None) -> str:
+        self.upstream = upstream
+        upstream.handler = self
+        self._done = self.app.loop.create_future()
+        cfg = self.app.config
+        headers = upstream_request_headers(
+            self.head,
+            client_ip=self.conn.client_ip,
+            scheme="http",
+            upstream_authority=self.app.upstream_authority,
+            rewrite_host=cfg.rewrite_host,
+            request_id=self.request_id,
+            content_length=len(body) if body is not None else None,
+        )
+        target = upstream_target(self.app.upstream_base, self.head.target)
+        upstream.send_head(self.head.method, target, headers)
+        if body is not None:
+            if body:
+                upstream.send_body(body)
+            upstream.send_end()
+        else:
+            self._start_streaming(upstream)
+        self.last_progress = time.perf_counter()
+        self._arm_timer()
+        return await self._done
+
+    def _start_streaming(self, upstream: UpstreamConnection) -> None:
+        self.streaming = True
+        self._limit = None
+        for chunk in self._pending:
+            upstream.send_body(chunk)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self.req_ended:
+            upstream.send_end(self.req_trailers)
+        else:
+            self.conn.send_continue()
+            if upstream.write_paused:
+                self._block_client(True)
+            else:
+                self._block_client(False)
+
+    # ================================================================ client callbacks
+
+    def on_body(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self.last_progress = time.perf_counter()
+        if self.streaming:
+            upstream = self.upstream
+            if upstream is not None:
+                upstream.send_body(data)
+            return
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        limit = self._limit
+        if limit is not None and self._pending_bytes > limit:
+            self._block_client(True)
+            waiter = self._body_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(BodyTooLarge())
+        elif limit is None and self._pending_bytes > MAX_PENDING_BODY:
+            self._block_client(True)  # upstream not attached yet: hold the client back
+
+    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        self.req_ended = True
+        self.req_trailers = trailers
+        if self.streaming:
+            if self.upstream is not None:
+                self.upstream.send_end(trailers)
+            return
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_client_gone(self) -> None:
+        self.client_gone = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()  # frees the origin at once, well within a second
+        for fut in (self._body_waiter, self._done):
+            if fut is not None and not fut.done():
+                fut.set_exception(ClientGone())
+        if (
+            self._task is not None
+            and not self._task.done()
+            and self._done is None
+            and self._body_waiter is None
+        ):
+            self._task.cancel()  # still connecting or transforming; stop that work
+
+    def on_client_writable(self, writable: bool) -> None:
+        if self.upstream is not None:
+            self.upstream.set_reading(writable)
+
+    # ================================================================ upstream callbacks
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        now = time.perf_counter()
+        self.t_headers = now
+        self.last_progress = now
+        self.upstream_status = head.status
+        headers, self.upstream_request_id = client_response_headers(
+            head, request_id=self.request_id, closing=self.conn.must_close or self.app.draining
+        )
+        if self.app.draining:
+            self.conn.must_close = True
+        self._relay_trailers = header_value(head.headers, b"content-length") is None
+        self.status = head.status
+        self.response_started = True
+        self.conn.send_head(head.status, headers, head.reason)
+
+    def on_response_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.last_progress = time.perf_counter()
+        self.conn.send_body(data)
+
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        self.conn.send_end(trailers if self._relay_trailers else None)
+        self.response_done = True
+        self._resolve("ok")
+
+    def on_upstream_error(self, message: str) -> None:
+        self.failure = message
+        self._resolve("failed")
+
+    def on_upstream_writable(self, writable: bool) -> None:
+        if self.streaming and not self.req_ended:
+            self._block_client(not writable)
+
+    # ================================================================ helpers
+
+    def _resolve(self, outcome: str) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_result(outcome)
+
+    def _block_client(self, block: bool) -> None:
+        if block and not self._blocked_client:
+            self._blocked_client = True
+            self.conn.block_reading()
+        elif not block and self._blocked_client:
+            self._blocked_client = False
+            self.conn.unblock_reading()
+
+    def _arm_timer(self) -> None:
+        timeout = self.app.config.upstream_timeout
+        self._timer = self.app.loop.call_at(self.app.loop.time() + timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        """Upstream timeout = no progress for ``--upstream-timeout``: until the response
+        headers, and between body chunks, so a stream that keeps talking is never cut."""
+        self._timer = None
+        if self._done is None or self._done.done():
+            return
+        idle = time.perf_counter() - self.last_progress
+        timeout = self.app.config.upstream_timeout
+        if idle < timeout:
+            self._timer = self.app.loop.call_later(timeout - idle, self._check_timeout)
+            return
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        self.failure = "upstream timeout"
+        self._resolve("timeout")
+
+    def _fail(self, status: int, error_type: str, message: str) -> None:
+        if self.response_started or self.conn.closed:
+            self.conn.abort()
+            return
+        log = self.app.log
+        log.warning(
+            "proxy_error",
+            request_id=self.request_id.decode(),
+            status=status,
+            type=error_type,
+            message=message,
+            path=self.path.decode("latin-1"),
+        )
+        body = orjson.dumps({"error": {"type": error_type, "message": message}})
+        self._answer(LocalResponse(status, body))
+
+    def _answer(self, response: LocalResponse) -> None:
+        """Send a response the proxy made itself (local route or error)."""
+        if self.conn.closed:
+            return
+        if not self.req_ended:
+            self.conn.must_close = True  # unread body bytes: don't reuse the connection
+        closing = self.conn.must_close or self.app.draining
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", response.content_type),
+            (b"content-length", str(len(response.body)).encode("ascii")),
+            *response.headers,
+            (b"x-request-id", self.request_id),
+        ]
+        if closing:
+            self.conn.must_close = True
+            headers.append((b"connection", b"close"))
+        self.status = response.status
+        self.response_started = True
+        self.conn.send_head(response.status, headers, _reason(response.status))
+        if self.head.method != b"HEAD" and response.body:
+            self.conn.send_body(response.body)
+            self.bytes_out += len(response.body)
+        self.conn.send_end()
+        self.response_done = True
+
+    def _finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            if self.response_done and not self.client_gone:
+                self.app.pool.release(upstream)
+            else:
+                self.app.pool.discard(upstream)
+        self._block_client(False)
+        if self.response_done:
+            self.conn.finish(self)
+        elif not self.conn.closed:
+            self.conn.abort()
+        self.app.exchange_finished(self)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
