@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 _READ = 256 * 1024
@@ -56,7 +58,7 @@ class Reader:
         self.scratch = bytearray(_READ)
         self.view = memoryview(self.scratch)
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
         n = self.sock.recv_into(self.scratch)
         if not n:
             raise BenchError("connection closed mid-response")
@@ -70,7 +72,7 @@ class Reader:
                 break
             if len(self.buf) > _MAX_HEAD:
                 raise BenchError("response head too large")
-            self._fill()
+            self.fill()
         head = bytes(self.buf[:end])
         del self.buf[: end + 4]
         status = int(head[9:12])
@@ -98,7 +100,7 @@ class Reader:
 
     def _line(self) -> bytes:
         while (nl := self.buf.find(b"\r\n")) < 0:
-            self._fill()
+            self.fill()
         line = bytes(self.buf[:nl])
         del self.buf[: nl + 2]
         return line
@@ -122,7 +124,7 @@ class Reader:
         if length is None or length > limit:
             raise BenchError(f"expected a short Content-Length body, got {length}")
         while len(self.buf) < length:
-            self._fill()
+            self.fill()
         body = bytes(self.buf[:length])
         del self.buf[:length]
         return body
@@ -143,22 +145,36 @@ def _content_length(fields: bytes) -> int | None:
 # ------------------------------------------------------------------ measurements
 
 
-def latencies_ns(addr: Addr, path: str, count: int, warmup: int = 200) -> list[int]:
-    """Sequential GETs on one keep-alive connection; one duration per request."""
-    req = request_head("GET", path, addr)
-    out: list[int] = []
-    with connect(addr) as sock:
-        reader = Reader(sock)
+def _interleaved(
+    addrs: list[Addr], count: int, warmup: int, probe: Callable[[Reader, Addr], int]
+) -> list[list[int]]:
+    """One keep-alive connection per address, probed in turn (A, B, A, B, ...), so every
+    series sees the same background load on a shared machine; warm-up rounds are dropped."""
+    out: list[list[int]] = [[] for _ in addrs]
+    with ExitStack() as stack:
+        readers = [Reader(stack.enter_context(connect(a))) for a in addrs]
         for i in range(warmup + count):
-            t0 = time.perf_counter_ns()
-            sock.sendall(req)
-            status, _ = reader.response()
-            t1 = time.perf_counter_ns()
-            if status != 200:
-                raise BenchError(f"GET {path} via {addr}: status {status}")
-            if i >= warmup:
-                out.append(t1 - t0)
+            for series, reader, addr in zip(out, readers, addrs, strict=True):
+                sample = probe(reader, addr)
+                if i >= warmup:
+                    series.append(sample)
     return out
+
+
+def latencies_ns(addrs: list[Addr], path: str, count: int, warmup: int = 200) -> list[list[int]]:
+    """Sequential GET round trips (send to last response byte), one series per address."""
+
+    def probe(reader: Reader, addr: Addr) -> int:
+        req = request_head("GET", path, addr)
+        t0 = time.perf_counter_ns()
+        reader.sock.sendall(req)
+        status, _ = reader.response()
+        t1 = time.perf_counter_ns()
+        if status != 200:
+            raise BenchError(f"GET {path} via {addr}: status {status}")
+        return t1 - t0
+
+    return _interleaved(addrs, count, warmup, probe)
 
 
 def percentile(values: list[int] | list[float], q: float) -> float:
@@ -207,25 +223,24 @@ def upload(
     return elapsed
 
 
-def first_event_ns(addr: Addr, delay_ms: int, count: int) -> list[int]:
-    """Time from sending an SSE request to its first body byte, ``count`` times on one
-    keep-alive connection (each stream has one event, then ends)."""
-    req = request_head("GET", f"/sse?delay_ms={delay_ms}&events=1", addr)
-    out: list[int] = []
-    with connect(addr) as sock:
-        reader = Reader(sock)
-        for _ in range(count):
-            t0 = time.perf_counter_ns()
-            sock.sendall(req)
-            status, fields = reader.head()
-            while not reader.buf:
-                reader._fill()
-            t1 = time.perf_counter_ns()
-            if status != 200:
-                raise BenchError(f"SSE via {addr}: status {status}")
-            reader.body(fields)
-            out.append(t1 - t0)
-    return out
+def first_event_ns(addrs: list[Addr], delay_ms: int, count: int) -> list[list[int]]:
+    """Time from sending an SSE request to the first body byte (the event the upstream sends
+    ``delay_ms`` after the headers), one series per address; each stream ends after it."""
+
+    def probe(reader: Reader, addr: Addr) -> int:
+        req = request_head("GET", f"/sse?delay_ms={delay_ms}&events=1", addr)
+        t0 = time.perf_counter_ns()
+        reader.sock.sendall(req)
+        status, fields = reader.head()
+        while not reader.buf:
+            reader.fill()
+        t1 = time.perf_counter_ns()
+        if status != 200:
+            raise BenchError(f"SSE via {addr}: status {status}")
+        reader.body(fields)
+        return t1 - t0
+
+    return _interleaved(addrs, count, 2, probe)
 
 
 async def _open_stream(addr: Addr, timeout: float) -> asyncio.StreamWriter:

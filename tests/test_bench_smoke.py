@@ -58,3 +58,20 @@ def test_quick_proxy_bench_writes_every_row(tmp_path: Path) -> None:
         if r["target"]:
             assert r["met"] in ("yes", "NO"), r
     assert "== proxy" in done.stdout
+
+
+def test_fake_upstream_counts_chunked_bodies_split_anywhere() -> None:
+    """The sink's chunked decoder must not depend on how TCP splits the body, and must stop
+    exactly at the body's end so a pipelined request after it is still seen."""
+    from bench.fake_upstream import _ChunkedCounter
+
+    body = b"5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nx-trailer: y\r\n\r\n"
+    wire = body + b"GET /small HTTP/1.1\r\n\r\n"
+    for cut in range(len(wire) + 1):
+        counter = _ChunkedCounter()
+        used = counter.feed(memoryview(wire[:cut]))
+        if not counter.done:
+            assert used == cut
+            used = cut + counter.feed(memoryview(wire[cut:]))
+        assert counter.done and counter.count == 6, cut
+        assert wire[used:] == b"GET /small HTTP/1.1\r\n\r\n", cut
