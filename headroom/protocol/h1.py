@@ -78,8 +78,7 @@ class H1Server:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                mid_message = conn.their_state is h11.SEND_BODY or conn.their_state is h11.DONE
-                if mid_message and _is_eof_error(exc):
+                if _is_eof_error(exc):
                     raise Reset(str(exc)) from None
                 out.append(ProtocolError(exc.error_status_hint or 400, str(exc)))
                 return out
