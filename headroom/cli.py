@@ -12,9 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from headroom import __version__
+from headroom.ccr.factory import from_config
+from headroom.ccr.store import StoreError
 from headroom.config import Config, UsageError, load
 from headroom.log import Logger
 from headroom.proxy.app import ProxyApp
+from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.server import BindError, Server
 
 
@@ -47,25 +50,24 @@ async def serve(config: Config, log: Logger) -> None:
         upstream=str(config.upstream),
         loop=type(loop).__module__.split(".")[0],
     )
-    await server.wait_stopped()
+    try:
+        await server.wait_stopped()
+    finally:
+        if app.store is not None:
+            await app.store.close()
 
 
 async def attach_extensions(app: ProxyApp) -> None:
-    """Wire optional parts (CCR store and retrieval routes) into the app."""
-    from headroom.ccr.store import StoreError
-
-    try:
-        from headroom.ccr.factory import from_config
-        from headroom.proxy.retrieve import RetrieveRoutes
-    except ImportError:  # the CCR store module has not landed in this build
-        return
+    """Open the CCR store (a failure stops startup: no silent fallback) and mount the
+    retrieval routes on it."""
     try:
         store = await from_config(app.config)
     except StoreError as exc:
         raise StartupError(str(exc)) from None
+    app.log.info("ccr_ready", backend=store.name, ttl_s=app.config.ccr_ttl)
     retrieve = RetrieveRoutes(store, app.config)
     app.routes.add_prefix(b"/v1/retrieve", retrieve.handle)
-    app.store = store  # type: ignore[attr-defined]
+    app.store = store
 
 
 def main(argv: Sequence[str] | None = None) -> int:

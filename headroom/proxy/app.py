@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from headroom.ccr.store import CCRStore
 from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
@@ -45,6 +46,7 @@ class ProxyApp:
             idle_timeout=config.upstream_idle_timeout,
         )
         self.routes = LocalRoutes(self)
+        self.store: CCRStore | None = None
         self.transform_request: RequestTransform = _unchanged
         self.header_timeout = config.header_timeout
         self.keepalive_timeout = config.keepalive_timeout
