@@ -1,4 +1,4 @@
-"""Keyword tables and a whole-word, case-insensitive Aho–Corasick scanner.
+"""Keyword tables and a whole-word, case-insensitive Aho-Corasick scanner.
 
 pyahocorasick is used (not hand-rolled regex alternations) because it is a small, mature C
 extension with wheels for every CPython we support: one pass over the text finds every
@@ -24,10 +24,30 @@ TABLES: dict[str, tuple[float, tuple[str, ...]]] = {
     ERROR: (
         0.95,
         (
-            "error", "errors", "exception", "fail", "failed", "failure", "failing", "fatal",
-            "critical", "crash", "crashed", "panic", "panicked", "abort", "aborted",
-            "timeout", "timed out", "denied", "rejected", "traceback", "segfault",
-            "unhandled", "refused", "oom",
+            "error",
+            "errors",
+            "exception",
+            "fail",
+            "failed",
+            "failure",
+            "failing",
+            "fatal",
+            "critical",
+            "crash",
+            "crashed",
+            "panic",
+            "panicked",
+            "abort",
+            "aborted",
+            "timeout",
+            "timed out",
+            "denied",
+            "rejected",
+            "traceback",
+            "segfault",
+            "unhandled",
+            "refused",
+            "oom",
         ),
     ),
     WARNING: (0.75, ("warn", "warning", "warnings", "deprecated")),
@@ -50,8 +70,11 @@ class Hit:
 class KeywordDetector:
     """Finds whole-word keyword hits of the chosen categories in one scan of the text."""
 
-    def __init__(self, categories: Iterable[str] = (ERROR, WARNING, IMPORTANCE, SECURITY),
-                 tables: dict[str, tuple[float, tuple[str, ...]]] | None = None) -> None:
+    def __init__(
+        self,
+        categories: Iterable[str] = (ERROR, WARNING, IMPORTANCE, SECURITY),
+        tables: dict[str, tuple[float, tuple[str, ...]]] | None = None,
+    ) -> None:
         tables = TABLES if tables is None else tables
         self.categories = tuple(categories)
         self.priority = {c: tables[c][0] for c in self.categories}

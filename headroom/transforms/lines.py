@@ -1,0 +1,166 @@
+"""What the line compressors (log, diff, search, text) share.
+
+One place for: splitting, normalising near-identical lines, rendering "these line indices,
+with a note for every gap", the note format, and finishing a result (token guard, store
+write, marker). The compressors differ only in which lines they choose to keep.
+
+Notes written in place (``[... 37 lines omitted]``) are how a compressor says what it dropped
+when there is no store to point at; they also make a second pass a no-op (idempotence).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from headroom.ccr import markers
+from headroom.ccr.markers import content_key
+from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.tokens import estimate_tokens
+
+NOTE_OPEN = "[... "
+_NOTE_RE = re.compile(r"^\[\.\.\. \d+ [^\n\]]*\]\r?$", re.M)
+
+
+def split_lines(text: str) -> list[str]:
+    """``\\n``-split; ``"\\n".join`` gives the text back exactly (``\\r`` stays on the line)."""
+    return text.split("\n")
+
+
+def note(count: int, what: str) -> str:
+    """An in-place omission note: ``[... 37 lines omitted]``."""
+    return f"{NOTE_OPEN}{count} {what}]"
+
+
+def has_note(text: str) -> bool:
+    return _NOTE_RE.search(text) is not None
+
+
+def already_compressed(text: str) -> bool:
+    """Our marker or our note is in the text: compressing it again must change nothing."""
+    return markers.has_marker(text) or has_note(text)
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+# Order matters: timestamps before bare numbers, uuids before hex runs.
+_NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<ts>"),
+    (re.compile(r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<ts>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<id>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[a-f]*\d)[0-9a-f]{7,}\b"), "<hex>"),
+    (re.compile(r"(?:[A-Za-z]:)?(?:[\w.~-]*[/\\])+[\w.-]+"), "<path>"),
+    (re.compile(r"\d+(?:\.\d+)*"), "<n>"),
+)
+
+
+def normalise_many(lines: Sequence[str]) -> list[str]:
+    """Near-identical lines (differing in numbers, hex ids, timestamps, paths) map to one
+    string. Works on the joined text so each pattern is one C-level pass, not one per line."""
+    if not lines:
+        return []
+    joined = "\n".join(lines)
+    for pattern, repl in _NORMALISERS:
+        joined = pattern.sub(repl, joined)
+    return joined.split("\n")
+
+
+def normalise(line: str) -> str:
+    return normalise_many([line])[0]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+GapNote = Callable[[int, int], str]  # (first omitted index, end exclusive) -> note line
+
+
+def lines_note(start: int, end: int) -> str:
+    return note(end - start, "lines omitted" if end - start != 1 else "line omitted")
+
+
+def render(
+    lines: Sequence[str],
+    keep: Iterable[int],
+    gap_note: GapNote = lines_note,
+    after: Mapping[int, str] | None = None,
+    covers: Mapping[int, int] | None = None,
+) -> list[str]:
+    """Kept lines in order; each run of dropped lines becomes one note.
+
+    A gap whose lines are no longer than its note is kept verbatim instead, so rendering
+    never trades a line for a longer description of it. ``after[i]`` is an extra note
+    emitted right after kept line ``i`` (e.g. how many repeats of it were folded); when
+    ``covers[i] = c`` that note already describes the ``c`` lines right after ``i``, so the
+    gap note only counts what follows them.
+    """
+    out: list[str] = []
+    prev = -1  # last index accounted for
+    for i in sorted(set(keep)):
+        if i - prev > 1:
+            _emit_gap(out, lines, prev + 1, i, gap_note)
+        out.append(lines[i])
+        prev = i
+        if after and i in after:
+            out.append(after[i])
+            if covers:
+                prev = i + covers.get(i, 0)
+    if len(lines) - prev > 1:
+        _emit_gap(out, lines, prev + 1, len(lines), gap_note)
+    return out
+
+
+def _emit_gap(
+    out: list[str], lines: Sequence[str], start: int, end: int, gap_note: GapNote
+) -> None:
+    text = gap_note(start, end)
+    if end - start <= 3 and sum(len(x) + 1 for x in lines[start:end]) <= len(text) + 1:
+        out.extend(lines[start:end])
+    else:
+        out.append(text)
+
+
+def window(indices: Iterable[int], radius: int, n: int) -> set[int]:
+    """Every index within ``radius`` of one of ``indices``, clipped to ``[0, n)``."""
+    out: set[int] = set()
+    for i in indices:
+        out.update(range(max(0, i - radius), min(n, i + radius + 1)))
+    return out
+
+
+# --- finishing ------------------------------------------------------------------------------
+
+
+def passthrough(text: str, ctx: CompressContext) -> CompressResult:
+    tokens = estimate_tokens(text, ctx.model)
+    return CompressResult(text, "passthrough", tokens, tokens)
+
+
+MarkerFn = Callable[[str], str]  # key -> marker line
+
+
+def finish(
+    text: str,
+    body: Sequence[str],
+    ctx: CompressContext,
+    strategy: str,
+    marker: MarkerFn | None,
+) -> CompressResult:
+    """Accept ``body`` only if it is smaller in tokens than ``text`` (marker included).
+
+    With a store and a lossy body, the original is written and ``marker(key)`` appended;
+    the write happens only once the result is accepted, so a rejected attempt leaves nothing
+    behind in the store.
+    """
+    out = "\n".join(body)
+    use_marker = marker is not None and ctx.store is not None
+    candidate = out + "\n" + marker(content_key(text)) if use_marker and marker else out
+    before = estimate_tokens(text, ctx.model)
+    after = estimate_tokens(candidate, ctx.model)
+    if after >= before or candidate == text:
+        return CompressResult(text, "passthrough", before, before)
+    keys: tuple[str, ...] = ()
+    if use_marker and marker and ctx.store is not None:
+        key = ctx.store.put(text)
+        candidate = out + "\n" + marker(key)
+        keys = (key,)
+    return CompressResult(candidate, strategy, before, estimate_tokens(candidate, ctx.model), keys)
