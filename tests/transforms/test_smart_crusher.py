@@ -1,0 +1,346 @@
+"""SmartCrusher on realistic generated tool outputs: what must survive does, the rest comes back."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from headroom.ccr.markers import find_keys, rows_marker
+from headroom.ccr.store import PendingWrites
+from headroom.transforms.base import CompressContext
+from headroom.transforms.json_table import is_table, parse_table
+from headroom.transforms.smart_crusher import SENTINEL_KEY, SmartCrusher, SmartCrusherConfig
+from headroom.transforms.tokens import estimate_tokens
+
+REGIONS = ("eu-west-1", "us-east-1", "ap-south-1")
+
+
+def request_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """API access-log rows: ids, uuids, timestamps, categorical fields, a noisy latency."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "id": 50_000 + i,
+                "request_id": str(uuid.UUID(int=rnd.getrandbits(128))),
+                "ts": f"2026-11-{1 + i * 28 // n:02d}T{rnd.randrange(24):02d}:{i % 60:02d}Z",
+                "method": rnd.choice(("GET", "GET", "GET", "POST", "DELETE")),
+                "path": rnd.choice(("/v1/users", "/v1/orders", "/v1/items")),
+                "status": 200,
+                "latency_ms": round(rnd.gauss(120.0, 12.0), 1),
+                "region": REGIONS[i % 3],
+                "client": {"name": rnd.choice(("web", "ios", "android")), "ver": "4.2"},
+                "error": None,
+                "note": rnd.choice(("served", "served from cache", "served after retry")),
+            }
+        )
+    return rows
+
+
+def db_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Order rows from a database query."""
+    rnd = random.Random(seed)
+    return [
+        {
+            "order_id": 900_000 + i,
+            "customer": rnd.choice(("Acme GmbH", "Globex", "Initech", "Umbrella")),
+            "amount": round(rnd.uniform(10, 99), 2),
+            "currency": "EUR",
+            "state": rnd.choice(("paid", "shipped", "delivered")),
+            "created": f"2026-10-{1 + i % 28:02d}",
+        }
+        for i in range(n)
+    ]
+
+
+def crush(
+    value: Any,
+    query: str = "",
+    store: PendingWrites | None = None,
+    config: SmartCrusherConfig | None = None,
+    indent: bool = True,
+) -> tuple[Any, Any]:
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0).decode()
+    store = PendingWrites() if store is None else store
+    result = SmartCrusher(config).compress(text, CompressContext(query=query, store=store))
+    return result, text
+
+
+def compact(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def sentinel_of(items: list[Any]) -> tuple[str, int]:
+    last = items[-1]
+    assert set(last) == {SENTINEL_KEY}
+    marker = last[SENTINEL_KEY]
+    (key,) = find_keys(marker)
+    dropped = int(marker.split(" ")[1].split("_")[0])
+    assert marker == rows_marker(key, dropped)
+    return key, dropped
+
+
+def test_api_rows_keep_every_signal_and_drop_the_rest_retrievably() -> None:
+    rows = request_rows(800, seed=1)
+    must_keep = {}
+    for i in (97, 410, 655):
+        rows[i]["status"] = 503
+        rows[i]["error"] = "upstream connect timeout"
+        must_keep[i] = "error"
+    rows[300]["latency_ms"] = 4200.0
+    must_keep[300] = "outlier"
+    rows[520]["region"] = "sa-east-1"
+    must_keep[520] = "rare value"
+    target = rows[733]["request_id"]
+    must_keep[733] = "query anchor"
+    store = PendingWrites()
+    result, _ = crush(rows, query=f'{{"request_id": "{target}"}}', store=store)
+    assert result.strategy == "smart_crusher"
+    out = orjson.loads(result.output)
+    for i, why in must_keep.items():
+        assert compact(rows[i]) in result.output, why
+    key, dropped = sentinel_of(out)
+    assert dropped == len(rows) - (len(out) - 1)
+    assert result.keys == (key,)
+    assert orjson.loads(store.get(key)) == rows
+    assert store.get(key) == compact(rows).encode()
+    assert out[0] == rows[0] and out[-2] == rows[-1]
+    assert 1 - result.tokens_after / result.tokens_before >= 0.8
+    kept_ids = [r["id"] for r in out[:-1]]
+    assert kept_ids == sorted(kept_ids)
+
+
+def test_db_rows_reduce_by_at_least_80_percent() -> None:
+    rows = db_rows(400, seed=2)
+    result, _ = crush(rows, indent=False)
+    assert 1 - result.tokens_after / result.tokens_before >= 0.8
+    assert result.tokens_after == estimate_tokens(result.output)
+
+
+def test_error_keyword_in_a_key_is_not_an_error_but_in_a_value_is() -> None:
+    rows = request_rows(300, seed=3)
+    rows[150]["note"] = "payment provider rejected the card"
+    result, _ = crush(rows)
+    out = orjson.loads(result.output)[:-1]
+    assert rows[150] in out
+    assert len(out) < 40  # every row has "error": null; none of those count
+
+
+def test_query_words_need_a_real_match_not_any_shared_token() -> None:
+    rows = db_rows(300, seed=4)
+    rows[222]["customer"] = "Zanzibar Spice Traders"
+    result, _ = crush(rows, query="Which orders did Zanzibar Spice place last month?")
+    out = orjson.loads(result.output)[:-1]
+    assert rows[222] in out
+    # "orders", "place", "last", "month" are in no row or in every row: they select nothing
+    assert len(out) < 40
+
+
+def test_query_identifier_and_long_number_anchor_rows() -> None:
+    rows = db_rows(300, seed=5)
+    rows[17]["customer"] = "cust_77f1"
+    result, _ = crush(rows, query='get_orders(customer="cust_77f1") and order 900250')
+    out = orjson.loads(result.output)[:-1]
+    assert rows[17] in out and rows[250] in out
+
+
+def test_change_point_is_kept() -> None:
+    rnd = random.Random(6)
+    rows = [
+        {"t": i, "queue_depth": 10 + rnd.randrange(3) + (60 if i >= 333 else 0)} for i in range(600)
+    ]
+    result, _ = crush(rows)
+    out = orjson.loads(result.output)[:-1]
+    assert rows[332] in out and rows[333] in out
+
+
+def test_identical_items_are_kept_once() -> None:
+    rows = [{"event": "heartbeat", "ok": True}] * 200
+    result, _ = crush(rows)
+    out = orjson.loads(result.output)
+    assert out[0] == rows[0]
+    assert sentinel_of(out)[1] == 199
+
+
+def test_string_and_number_arrays_keep_errors_and_outliers() -> None:
+    rnd = random.Random(8)
+    lines = [f"worker {rnd.randrange(9)} processed batch {i}" for i in range(500)]
+    lines[321] = "worker 3 crashed: segfault in decoder"
+    result, _ = crush(lines)
+    out = orjson.loads(result.output)
+    assert lines[321] in out and sentinel_of(out)[1] > 400
+    numbers = [round(rnd.gauss(50, 2), 2) for _ in range(500)]
+    numbers[77] = 990.5
+    result, _ = crush(numbers)
+    out = orjson.loads(result.output)
+    assert 990.5 in out
+
+
+def test_nested_arrays_get_their_own_sentinel() -> None:
+    doc = {
+        "meta": {"page": 1, "source": "orders-db"},
+        "data": {"orders": db_rows(300, 9)},
+        "requests": request_rows(300, 10),
+    }
+    store = PendingWrites()
+    result, _ = crush(doc, store=store)
+    out = orjson.loads(result.output)
+    assert out["meta"] == doc["meta"]
+    k1, _ = sentinel_of(out["data"]["orders"])
+    k2, _ = sentinel_of(out["requests"])
+    assert result.keys == (k1, k2)
+    assert orjson.loads(store.get(k1)) == doc["data"]["orders"]
+    assert orjson.loads(store.get(k2)) == doc["requests"]
+
+
+def test_json_inside_a_string_is_compressed_and_re_embedded() -> None:
+    inner = request_rows(300, 11)
+    doc = {"tool": "http", "body": json.dumps(inner, indent=2)}
+    store = PendingWrites()
+    result, _ = crush(doc, store=store)
+    out = orjson.loads(result.output)
+    assert isinstance(out["body"], str)
+    crushed = orjson.loads(out["body"])
+    key, _ = sentinel_of(crushed)
+    assert orjson.loads(store.get(key)) == inner
+
+
+def test_small_arrays_are_only_minified() -> None:
+    rows = db_rows(6, 12)
+    result, text = crush({"rows": rows})
+    assert result.keys == ()
+    assert orjson.loads(result.output) == {"rows": rows}
+    assert len(result.output) < len(text)
+
+
+def test_without_store_nothing_is_dropped_and_the_table_round_trips() -> None:
+    rows = request_rows(200, 13)
+    text = orjson.dumps(rows).decode()
+    result = SmartCrusher().compress(text, CompressContext())
+    assert result.keys == () and "_ccr_dropped" not in result.output
+    assert is_table(result.output)
+    assert parse_table(result.output) == rows
+    assert result.tokens_after <= 0.85 * result.tokens_before
+
+
+def test_marker_disabled_means_no_store_write() -> None:
+    store = PendingWrites()
+    result, _ = crush(
+        request_rows(300, 14), store=store, config=SmartCrusherConfig(enable_ccr_marker=False)
+    )
+    assert len(store) == 0 and result.keys == ()
+    assert "_ccr_dropped" not in result.output
+
+
+def test_lossless_only_keeps_all_rows() -> None:
+    rows = db_rows(300, 15)
+    result, _ = crush(rows, config=SmartCrusherConfig(lossless_only=True))
+    assert parse_table(result.output) == rows
+
+
+def test_arrays_within_the_lossless_budget_are_not_cut() -> None:
+    rows = db_rows(20, 16)
+    result, _ = crush({"rows": rows})
+    out = orjson.loads(result.output)
+    assert parse_table(out["rows"]) == rows and result.keys == ()
+
+
+def test_deterministic_bytes() -> None:
+    rows = request_rows(500, 17)
+    a, _ = crush(rows, query="timeout on /v1/orders")
+    b, _ = crush(rows, query="timeout on /v1/orders")
+    assert a.output == b.output and a.keys == b.keys
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_idempotent(store: bool) -> None:
+    doc = {"a": request_rows(300, 18), "b": db_rows(30, 19), "c": "x" * 10}
+    text = orjson.dumps(doc).decode()
+    crusher = SmartCrusher()
+    ctx = CompressContext(store=PendingWrites() if store else None)
+    first = crusher.compress(text, ctx)
+    again = crusher.compress(first.output, ctx)
+    assert again.output == first.output
+    assert again.strategy == "passthrough"
+
+
+@pytest.mark.parametrize("copies", [1, 4])
+def test_unicode_is_kept_unescaped(copies: int) -> None:
+    names = ("Åsa", "Øyvind", "Zoë") * copies
+    rows = [{"name": n, "city": "Zürich", "note": "naïve café ✓ 日本 \u2028"} for n in names]
+    result, _ = crush({"people": rows})
+    assert "日本" in result.output and "\\u00" not in result.output
+    people = orjson.loads(result.output)["people"]
+    assert (parse_table(people) if copies > 1 else people) == rows
+
+
+@pytest.mark.parametrize("copies", [1, 5])
+def test_huge_numbers_and_floats_are_written_back_exactly(copies: int) -> None:
+    rows = (
+        '{"id": 123456789012345678901234567890, "v": 0.1000000000000000055511151231257827, '
+        '"e": 1E+2, "big": 1e400, "one": 1.0, "neg": -0.0},\n'
+        ' {"id": 2, "v": 2.5, "e": 3e-7, "big": 1, "one": 2.0, "neg": 0}'
+    )
+    text = "[" + ",".join([rows] * copies) + "]"
+    result = SmartCrusher().compress(text, CompressContext())
+    assert result.strategy == "smart_crusher"
+    for literal in (
+        "123456789012345678901234567890",
+        "0.1000000000000000055511151231257827",
+        "1E+2",
+        "1e400",
+        "1.0",
+        "-0.0",
+        "3e-7",
+        "2.0",
+    ):
+        assert literal in result.output
+    decimal = json.JSONDecoder(parse_float=Decimal)
+    rebuilt = parse_table(result.output, decimal) if copies > 1 else decimal.decode(result.output)
+    assert rebuilt == decimal.decode(text)
+
+
+def test_float_one_point_zero_stays_a_float() -> None:
+    result, _ = crush({"ratio": [1.0, 2.0, 0.5], "pad": " " * 50})
+    assert '"ratio":[1.0,2.0,0.5]' in result.output
+
+
+def test_lossy_output_with_huge_numbers_stores_exact_original() -> None:
+    rows = [{"id": 10**25 + i, "x": "1.50"} for i in range(300)]
+    text = json.dumps(rows, indent=1)
+    store = PendingWrites()
+    result = SmartCrusher().compress(text, CompressContext(store=store))
+    (key,) = result.keys
+    stored = store.get(key).decode()
+    assert "10000000000000000000000299" in stored
+    assert json.loads(stored) == rows
+
+
+def test_not_json_and_scalars_pass_through() -> None:
+    crusher = SmartCrusher()
+    for text in ("hello world", "[1, 2", '"just a string"', "42", "", "{'a': 1}", "[NaN]"):
+        result = crusher.compress(text, CompressContext(store=PendingWrites()))
+        assert result.strategy == "passthrough" and result.output == text
+
+
+def test_compress_value_matches_compress() -> None:
+    rows = request_rows(300, 20)
+    text = orjson.dumps(rows).decode()
+    crusher = SmartCrusher()
+    a = crusher.compress(text, CompressContext(store=PendingWrites()))
+    b = crusher.compress_value(orjson.loads(text), text, CompressContext(store=PendingWrites()))
+    assert a == b
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="lossless_min_savings"):
+        SmartCrusherConfig(lossless_min_savings=1.5)
+    with pytest.raises(ValueError, match="fill_min"):
+        SmartCrusherConfig(fill_min=30, fill_max=20)
