@@ -70,10 +70,11 @@ _DIFF_HUNK = re.compile(r"^@@@? -\d+(?:,\d+)? .*@@", re.M)
 _DIFF_HEADER = re.compile(r"^(?:diff --git |diff --cc |diff --combined |--- \S|\+\+\+ \S)", re.M)
 
 # grep -n / ripgrep -n: ``path:line:`` (optionally ``path:line:col:``); ripgrep context lines
-# are ``path-line-`` and groups are separated by ``--``. A path needs a letter, dot or slash
-# so ``12:30:45 INFO`` is not a hit in file ``12``.
-_SEARCH_HIT = re.compile(r"^((?:[A-Za-z]:[\\/])?[^\s:]*[A-Za-z_./\\][^\s:]*):(\d+):(?:\d+:)?")
-_SEARCH_CONTEXT = re.compile(r"^((?:[A-Za-z]:[\\/])?[^\s:]*?[A-Za-z_./\\][^\s:]*?)-(\d+)-")
+# are ``path-line-`` and groups are separated by ``--``. A path has a dot or a slash, or is
+# one word such as ``Makefile``, so a timestamp like ``2026-11-21T10:00:00`` is no hit.
+_PATH = r"(?:[A-Za-z]:[\\/])?(?:[^\s:]*?[./\\][^\s:]*?|[A-Za-z_][\w-]*?)"
+_SEARCH_HIT = re.compile(rf"^({_PATH}):(\d+):(?:\d+:)?")
+_SEARCH_CONTEXT = re.compile(rf"^({_PATH})-(\d+)-")
 # A compiler diagnostic looks like a search hit but is build output.
 _DIAGNOSTIC = re.compile(r"^[^\s:]+:\d+:(?:\d+:)?\s*(?:fatal error|error|warning|note)\b", re.I)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,11 +88,12 @@ class PipelineConfig:
     min_tokens_diff: int = 120
     min_tokens_search: int = 80
     min_tokens_text: int = 300
-    smart_crusher: Any = None  # SmartCrusherConfig | None (None → its defaults)
-    log: Any = None  # LogCompressorConfig | None
-    diff: Any = None  # DiffCompressorConfig | None
-    search: Any = None  # SearchCompressorConfig | None
-    text: Any = None  # TextCompressorConfig | None
+    # Each compressor's own config dataclass; None → its defaults.
+    smart_crusher: Any = None
+    log: Any = None
+    diff: Any = None
+    search: Any = None
+    text: Any = None
 
 
 @dataclass
@@ -110,12 +112,11 @@ class PipelineStats:
     errors: list[str] = field(default_factory=list)
 
 
-# strategy → (module, class, config class, enable flag, min-tokens field, config field)
-_ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
+# strategy → (module, class, enable flag, min-tokens field, config field)
+_ROUTES: dict[str, tuple[str, str, str, str, str]] = {
     "smart_crusher": (
         "headroom.transforms.smart_crusher",
         "SmartCrusher",
-        "SmartCrusherConfig",
         "enable_json",
         "min_tokens_json",
         "smart_crusher",
@@ -123,7 +124,6 @@ _ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
     "log": (
         "headroom.transforms.log",
         "LogCompressor",
-        "LogCompressorConfig",
         "enable_log",
         "min_tokens_log",
         "log",
@@ -131,7 +131,6 @@ _ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
     "diff": (
         "headroom.transforms.diff",
         "DiffCompressor",
-        "DiffCompressorConfig",
         "enable_diff",
         "min_tokens_diff",
         "diff",
@@ -139,7 +138,6 @@ _ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
     "search": (
         "headroom.transforms.search",
         "SearchCompressor",
-        "SearchCompressorConfig",
         "enable_search",
         "min_tokens_search",
         "search",
@@ -147,7 +145,6 @@ _ROUTES: dict[str, tuple[str, str, str, str, str, str]] = {
     "text": (
         "headroom.transforms.text",
         "TextCompressor",
-        "TextCompressorConfig",
         "enable_text",
         "min_tokens_text",
         "text",
@@ -185,19 +182,26 @@ class _StagedWriter:
 
 
 def _build_route(strategy: str, config: PipelineConfig) -> _Route | None:
-    module_name, cls_name, cfg_name, flag, min_field, cfg_field = _ROUTES[strategy]
+    module_name, cls_name, flag, min_field, cfg_field = _ROUTES[strategy]
     if not getattr(config, flag):
         return None
     module = importlib.import_module(module_name)
     cfg = getattr(config, cfg_field)
     if not config.lossy:
-        cfg_cls = getattr(module, cfg_name)
+        cfg_cls = config_class(getattr(module, cls_name))
         names = {f.name for f in dataclasses.fields(cfg_cls)}
         if "lossless_only" not in names:
             return None  # this compressor has no lossless mode: off when lossy is off
         cfg = dataclasses.replace(cfg if cfg is not None else cfg_cls(), lossless_only=True)
     compressor = getattr(module, cls_name)(cfg)
     return _Route(strategy, compressor, getattr(config, min_field))
+
+
+def config_class(cls: type) -> type:
+    """The config dataclass a compressor's ``__init__(config: X | None)`` takes."""
+    hint = typing.get_type_hints(cls.__init__).get("config")
+    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return typing.cast(type, options[0])
 
 
 def _split_whitespace(text: str) -> tuple[str, str, str]:
@@ -275,7 +279,10 @@ class Pipeline:
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 
         tokens_after = estimate_tokens(output, ctx.model)
-        if not strategies or tokens_after >= tokens_before:
+        if not strategies:
+            stats.reason = "nothing_applied"  # no route, too small, or no compressor gained
+            return None
+        if tokens_after >= tokens_before:
             stats.reason = "no_saving"
             return None
         t2 = time.perf_counter()

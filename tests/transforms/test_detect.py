@@ -1,0 +1,165 @@
+"""Content detection: every corpus kind, the tricky look-alikes, Read numbering, sections."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from headroom.transforms.detect import (
+    DIFF,
+    HTML,
+    JSON_ARRAY,
+    JSON_OBJECT,
+    LOG,
+    PROSE,
+    SEARCH,
+    SOURCE_CODE,
+    detect,
+    restore_numbering,
+    sample_lines,
+    split_numbering,
+)
+from headroom.transforms.sections import split_sections
+from tests.corpus import corpus
+
+CORPUS = corpus()
+
+
+@pytest.mark.parametrize("sample", [s for s in CORPUS if s.kind != "mixed"], ids=lambda s: s.name)
+def test_corpus_kinds(sample):
+    numbered = split_numbering(sample.text)
+    assert (numbered is not None) == sample.numbered
+    body = numbered.body if numbered else sample.text
+    assert detect(body).kind == sample.kind
+
+
+def test_json_value_is_returned_for_reuse():
+    found = detect(' [{"a": 1}, {"a": 2}] \n')
+    assert found.kind == JSON_ARRAY and found.confidence == 1.0
+    assert found.value == [{"a": 1}, {"a": 2}]
+    assert detect("[1, 2, 3]").confidence == 0.8
+    assert detect('{"foo": "bar"}').kind == JSON_OBJECT
+
+
+def test_broken_json_falls_through_to_line_rules():
+    text = "[12:00:01] INFO started\n[12:00:02] ERROR failed to bind\n[12:00:03] INFO retry ]"
+    assert detect(text).kind == LOG
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("", PROSE),
+        ("   \n\t", PROSE),
+        ("src/a.py:12:def foo():\nsrc/b.py:30:    foo()\n", SEARCH),
+        ("src/a.py:12:5:def foo():\nsrc/b.py:30:9:    foo()\n", SEARCH),  # rg --column
+        ("C:\\src\\a.py:3:x = 1\nC:\\src\\b.py:4:y = 2\n", SEARCH),
+        ("src/a.py-11-\nsrc/a.py:12:x\nsrc/a.py-13-y\n--\nsrc/b.py:4:z\n", SEARCH),
+        (
+            "2026-11-21T10:00:00Z INFO a\n2026-11-21T10:00:01Z INFO b\n"
+            "2026-11-21T10:00:02Z ERROR c",
+            LOG,
+        ),
+        ("10:00:00 INFO a\n10:00:01 INFO b\n10:00:02 WARN c\n", LOG),
+        (
+            "main.c:12:5: error: expected ';'\nmain.c:20:1: warning: unused\n"
+            "make: *** [all] Error 1",
+            LOG,
+        ),
+        ("npm WARN deprecated a@1\nnpm WARN deprecated b@2\nnpm ERR! code E404\n", LOG),
+        ("<!DOCTYPE html><html><head></head><body><div>x</div></body></html>", HTML),
+        (
+            "import os\n\n\ndef main():\n    return os.getcwd()\n\n\nclass A:\n    pass\n",
+            SOURCE_CODE,
+        ),
+        ('fn main() {\n    let x = 1;\n    println!("{}", x);\n}\n', SOURCE_CODE),
+        ("We looked at the numbers and decided to ship on Friday. Nobody objected.", PROSE),
+    ],
+)
+def test_small_cases(text, kind):
+    assert detect(text).kind == kind
+
+
+def test_unified_diff_without_git_header():
+    text = "--- a/x.txt\n+++ b/x.txt\n@@ -1,2 +1,2 @@\n keep\n-old\n+new\n"
+    assert detect(text).kind == DIFF
+
+
+def test_sample_reads_head_and_tail_only():
+    lines = [f"line {i}" for i in range(100_000)]
+    sample = sample_lines("\n".join(lines))
+    assert sample[0] == "line 0" and sample[-1] == "line 99999"
+    assert len(sample) < 400
+
+
+def test_detection_is_fast_on_large_json_error_tail():
+    """The tail of a big log is sampled: the error summary at the end counts."""
+    text = "\n".join(f"step {i} ok" for i in range(50_000))
+    text += "\nERROR build failed\n" + "\n".join(f"ERROR  at module{i}" for i in range(80))
+    assert detect(text).kind == LOG
+
+
+# --- numbering ------------------------------------------------------------------------------
+
+
+def test_numbering_split_and_restore_round_trip():
+    text = "     1\tdef f():\n     2\t    return 1\n     3\t\n     4\tprint(f())"
+    numbered = split_numbering(text)
+    assert numbered is not None
+    assert numbered.body == "def f():\n    return 1\n\nprint(f())"
+    assert restore_numbering(numbered, numbered.body) == text
+
+
+def test_restore_marks_only_copied_lines():
+    text = "".join(f"{i:6d}\u2192{'ERROR x' if i == 5 else f'INFO {i}'}\n" for i in range(1, 9))
+    numbered = split_numbering(text)
+    assert numbered is not None and numbered.tail == "\n"
+    out = restore_numbering(numbered, "INFO 1\n[6 lines omitted]\nERROR x\nINFO 8")
+    assert out == "     1\u2192INFO 1\n[6 lines omitted]\n     5\u2192ERROR x\n     8\u2192INFO 8\n"
+
+
+def test_restore_maps_duplicate_lines_in_order():
+    text = "     1\tsame\n     2\tother\n     3\tsame"
+    numbered = split_numbering(text)
+    assert restore_numbering(numbered, "same\nsame") == "     1\tsame\n     3\tsame"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1. first item\n2. second item",  # a numbered list in prose
+        "     1\ta\n     3\tb",  # numbers skip: not a file read
+        "     1\tonly one line",
+        "src/a.py:1:x\nsrc/a.py:2:y",
+    ],
+)
+def test_not_numbered(text):
+    assert split_numbering(text) is None
+
+
+def test_unnumbered_tail_is_kept_apart():
+    text = "     1\ta\n     2\tb\n<system-reminder>x</system-reminder>"
+    numbered = split_numbering(text)
+    assert numbered.body == "a\nb"
+    assert restore_numbering(numbered, "a\nb") == text
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def test_sections_concatenate_to_the_input():
+    sample = next(s for s in CORPUS if s.name == "mixed")
+    sections = split_sections(sample.text)
+    assert "".join(s.text for s in sections) == sample.text
+    kinds = [s.detection.kind for s in sections if not s.protected]
+    assert SOURCE_CODE in kinds and LOG in kinds and JSON_ARRAY in kinds and PROSE in kinds
+    fences = [s.text for s in sections if s.protected]
+    assert fences == ["```python\n", "```\n"]
+
+
+def test_fence_language_decides_for_code_but_not_for_json():
+    rows = json.dumps([{"a": i} for i in range(30)])
+    text = f"Intro text.\n\n```json\n{rows}\n```\n\n```yaml\nkey: value\nother: 2\n```\n"
+    kinds = [s.detection.kind for s in split_sections(text) if not s.protected]
+    assert kinds == [PROSE, JSON_ARRAY, PROSE, SOURCE_CODE]
