@@ -223,6 +223,27 @@ def upload(
     return elapsed
 
 
+def keepalive_check(addr: Addr, path: str, body: bytes, count: int = 3) -> str:
+    """POST ``body`` ``count`` times on one connection; "" if every answer came back within
+    3 s, else what went wrong. wrk hides a stalled keep-alive connection in a short run (it
+    counts a timeout only after its own timeout), so throughput rows ask this first."""
+    extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    try:
+        with connect(addr, timeout=3) as sock:
+            reader = Reader(sock)
+            for i in range(count):
+                sock.sendall(request_head("POST", path, addr, extra) + body)
+                try:
+                    status, _ = reader.response()
+                except TimeoutError:
+                    return f"request {i + 1} of {count} on one keep-alive connection stalled"
+                if status != 200:
+                    return f"request {i + 1} on one keep-alive connection got {status}"
+    except (OSError, BenchError) as exc:
+        return f"keep-alive POST failed: {exc!r}"
+    return ""
+
+
 def first_event_ns(addrs: list[Addr], delay_ms: int, count: int) -> list[list[int]]:
     """Time from sending an SSE request to the first body byte (the event the upstream sends
     ``delay_ms`` after the headers), one series per address; each stream ends after it."""

@@ -36,12 +36,16 @@ from typing import Any
 from bench.loadgen import (
     Addr,
     BenchError,
+    Reader,
     close_streams,
+    connect,
     download,
     first_event_ns,
     hold_streams,
+    keepalive_check,
     latencies_ns,
     percentile,
+    request_head,
     upload,
 )
 
@@ -110,7 +114,9 @@ class Proc:
     """A child process speaking the ``listening``/``ready`` JSON-lines startup contract.
 
     Stdout goes to a file, not a pipe, so an info-level proxy never blocks on a full pipe
-    and the bench never spends CPU draining it during a measurement.
+    and the bench never spends CPU draining it during a measurement. A process that logs
+    nothing at its level (the proxy at ``--log-level warning`` keeps its startup lines at
+    info) is found through its listening socket in ``/proc`` and a ``/healthz`` answer.
     """
 
     def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
@@ -125,7 +131,11 @@ class Proc:
             self.popen = subprocess.Popen(
                 argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT, env=env
             )
-        self.addrs = self._wait_ready()
+        try:
+            self.addrs = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def pid(self) -> int:
@@ -143,6 +153,9 @@ class Proc:
                 if not addrs:
                     raise BenchError(f"{self.name}: ready without a listening line")
                 return addrs
+            silent = [a for a in _listening(self.pid) if _healthy(a)]
+            if silent:
+                return silent
             if self.popen.poll() is not None:
                 raise BenchError(f"{self.name} exited {self.popen.returncode}: {self.stderr()}")
             time.sleep(0.02)
@@ -196,6 +209,37 @@ class Proc:
         return True
 
 
+def _listening(pid: int) -> list[Addr]:
+    """IPv4 TCP sockets in LISTEN state owned by ``pid`` (from /proc/<pid>/fd and
+    /proc/net/tcp)."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:  # the process is gone or not ours; the caller's poll notices
+        return []
+    found = []
+    for line in table:
+        cols = line.split()
+        if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+            ip_hex, port_hex = cols[1].split(":")
+            ip = ".".join(str(b) for b in reversed(bytes.fromhex(ip_hex)))
+            found.append(Addr(ip, int(port_hex, 16)))
+    return found
+
+
+def _healthy(addr: Addr) -> bool:
+    try:
+        with connect(addr, timeout=2) as sock:
+            sock.sendall(request_head("GET", "/healthz", addr))
+            return Reader(sock).response()[0] == 200
+    except (OSError, BenchError):
+        return False
+
+
 def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
@@ -243,7 +287,7 @@ _WRK_ERRORS = re.compile(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)")
 
 
 def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> WrkResult:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", url]
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", url]
     if script is not None:
         argv[1:1] = ["-s", str(script)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
@@ -254,12 +298,17 @@ def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -
     return WrkResult(float(rps.group(1)), int(total.group(1)), errors)
 
 
-def _post_script(workdir: Path, size: int) -> Path:
-    """A wrk Lua script POSTing one JSON body of exactly ``size`` bytes (a Messages-shaped
-    body, so the buffered route sees what it would see from an agent)."""
+def _post_body(size: int) -> str:
+    """A Messages-shaped JSON body of exactly ``size`` bytes, so the buffered route sees what
+    it would see from an agent."""
     shell = '{"model":"bench","max_tokens":1,"messages":[{"role":"user","content":"%s"}]}'
     body = shell % ("x" * (size - len(shell) + 2))
     assert len(body) == size
+    return body
+
+
+def _post_script(workdir: Path, body: str) -> Path:
+    """A wrk Lua script POSTing ``body`` as JSON."""
     path = workdir / "post.lua"
     path.write_text(
         'wrk.method = "POST"\n'
@@ -323,9 +372,11 @@ def _latency(plan: Plan, up: Proc, proxy: Proc) -> list[dict[str, Any]]:
 
 
 def _post_throughput(plan: Plan, up: Proc, proxy: Proc, workdir: Path) -> list[dict[str, Any]]:
-    script = _post_script(workdir, plan.post_bytes)
+    body = _post_body(plan.post_bytes)
+    script = _post_script(workdir, body)
     rows = []
     for path, label in (("/sink", "streamed path"), ("/v1/messages", "buffered /v1/messages")):
+        stall = keepalive_check(proxy.addr, path, body.encode())
         results = [
             _wrk(f"http://{p.addr}{path}", plan.post_seconds, plan.post_connections, script)
             for p in (up, proxy)
@@ -334,7 +385,7 @@ def _post_throughput(plan: Plan, up: Proc, proxy: Proc, workdir: Path) -> list[d
         rows.append(_row(
             f"{plan.post_bytes // 1000} KB POST, {label}, {plan.post_connections} conns (wrk)",
             "MB/s", direct=direct, proxied=proxied, result=proxied / direct,
-            note="; ".join(r.errors for r in results if r.errors),
+            note="; ".join(filter(None, [stall, *(r.errors for r in results)])),
         ))  # fmt: skip
     return rows
 
