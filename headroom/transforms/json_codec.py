@@ -12,13 +12,18 @@ since the installed orjson has no raw-fragment type). Same input → same bytes 
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
-# A number token (after `:`, `,` or `[`) with an exponent or 16+ digits/dots in a row.
-_RISKY_NUMBER = re.compile(r"[:,\[]\s*-?\d(?:[\d.]{15,}|[\d.]*[eE])")
+# Number tokens (after `:`, `,` or `[`) that a double might not hold: 16+ digits/dots, or an
+# exponent. Most are harmless (a shortest-repr float printed by a program); each is checked.
+_SUSPECT_NUMBER = re.compile(
+    r"(?<=[:,\[])\s*(-?\d(?:[\d.]{15,}(?:[eE][-+]?\d+)?|[\d.]*[eE][-+]?\d+))"
+)
 _PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+\-]*)\\u0000"')
 
 
@@ -34,6 +39,32 @@ class RawInt(int):
 
 class NotJSON(ValueError):
     """The text is not a JSON document this codec can reproduce faithfully."""
+
+
+def _all_double_exact(tokens: list[str]) -> bool:
+    """Batch check in C first: tokens orjson writes back identically need no closer look."""
+    if not tokens:
+        return True
+    tokens = [t.strip() for t in tokens]
+    try:
+        again = orjson.dumps(orjson.loads("[" + ",".join(tokens) + "]")).decode()[1:-1]
+    except orjson.JSONDecodeError:
+        return all(_double_exact(t) for t in tokens)
+    return all(a == t or _double_exact(t) for a, t in zip(again.split(","), tokens, strict=True))
+
+
+def _double_exact(token: str) -> bool:
+    """True if orjson reads ``token`` as the same number (a double or a 64-bit integer)."""
+    token = token.strip()
+    try:
+        if "." not in token and "e" not in token and "E" not in token:
+            return -(2**63) <= int(token) < 2**64
+        value = float(token)
+        if repr(value) == token:
+            return True
+        return math.isfinite(value) and Decimal(repr(value)) == Decimal(token)
+    except (ValueError, InvalidOperation):  # not a number after all (text inside a string)
+        return False
 
 
 def _parse_float(text: str) -> RawFloat:
@@ -66,7 +97,7 @@ class Codec:
 
     @classmethod
     def for_text(cls, text: str) -> Codec:
-        return cls(precise=_RISKY_NUMBER.search(text) is not None)
+        return cls(precise=not _all_double_exact(_SUSPECT_NUMBER.findall(text)))
 
     def loads(self, text: str) -> Any:
         if not self.precise:
@@ -91,6 +122,12 @@ class Codec:
             return orjson.dumps(value).decode()
         out = orjson.dumps(value, default=_placeholder, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
         return _PLACEHOLDER.sub(r"\1", out.decode())
+
+    def dumps_each(self, items: list[Any]) -> list[str]:
+        """Compact text of every item; an all-number array is dumped once and split."""
+        if items and not self.precise and all(type(x) in (int, float) for x in items):
+            return self.dumps(items)[1:-1].split(",")
+        return [self.dumps(item) for item in items]
 
     def number_text(self, value: int | float) -> str:
         """A number as it appears in compact output (table cells use this)."""

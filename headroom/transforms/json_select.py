@@ -85,10 +85,23 @@ def _evenly(indices: list[int], count: int) -> list[int]:
     return [indices[round(j * step)] for j in range(count)]
 
 
-def _median(sorted_values: list[float]) -> float:
-    n = len(sorted_values)
+_STATS_SAMPLE = 4096  # median/MAD from an evenly spaced sample: O(n) Python work stays small
+
+
+def _median(values: list[float]) -> float:
+    """Median of ``values`` (of an evenly spaced sample of them when there are many)."""
+    if len(values) > _STATS_SAMPLE:
+        values = values[:: len(values) // _STATS_SAMPLE]
+    ordered = sorted(values)
+    n = len(ordered)
     mid = n // 2
-    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _mad(values: list[float], centre: float) -> float:
+    if len(values) > _STATS_SAMPLE:
+        values = values[:: len(values) // _STATS_SAMPLE]
+    return _median([abs(v - centre) for v in values])
 
 
 def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
@@ -103,9 +116,8 @@ def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
 def _numeric_signals(nums: list[tuple[int, float]], cfg: SmartCrusherConfig) -> set[int]:
     keep: set[int] = set()
     values = [v for _, v in nums]
-    ordered = sorted(values)
-    med = _median(ordered)
-    mad = _median(sorted(abs(v - med) for v in values))
+    med = _median(values)
+    mad = _mad(values, med)
     limit = cfg.outlier_z * _MAD_SCALE * mad
     outliers = [(-abs(v - med), i) for i, v in nums if abs(v - med) > limit]
     if len(outliers) <= max(cfg.max_outliers_per_field, len(nums) // 20):
@@ -124,8 +136,8 @@ def _change_points(
         return set()
     prefix = list(accumulate(values, initial=0))
     shift = [prefix[i + w] - 2 * prefix[i] + prefix[i - w] for i in range(w, m - w + 1)]
-    centre = _median(sorted(shift))
-    spread = _median(sorted(abs(s - centre) for s in shift))
+    centre = _median(shift)
+    spread = _mad(shift, centre)
     limit = cfg.change_z * _MAD_SCALE * spread
     peaks: list[tuple[float, int]] = []
     run_best: tuple[float, int] | None = None
@@ -166,8 +178,7 @@ def _rare_values(pairs: list[tuple[int, Any]], n: int, cfg: SmartCrusherConfig) 
     return keep
 
 
-def _hashable_scalar(value: Any) -> bool:
-    return value is None or type(value) in (str, bool, int)
+_CATEGORY_TYPES = (str, bool, int, type(None))
 
 
 def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
@@ -183,7 +194,7 @@ def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
         columns[_MISSING] = scalars
     keep: set[int] = set()
     for pairs in columns.values():
-        keep.update(_rare_values([p for p in pairs if _hashable_scalar(p[1])], n, cfg))
+        keep.update(_rare_values([p for p in pairs if type(p[1]) in _CATEGORY_TYPES], n, cfg))
         nums = [(i, v) for i, v in pairs if isinstance(v, (int, float)) and type(v) is not bool]
         if len(nums) >= max(cfg.min_items_to_crush, 0.5 * len(pairs)):
             try:

@@ -99,7 +99,7 @@ class _Walk:
             return items
         texts: list[str] | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
-            texts = [self.codec.dumps(item) for item in items]
+            texts = self.codec.dumps_each(items)
             compact = sum(map(len, texts)) + len(items) + 1
             if compact * _BEST_TABLE_RATIO / self.cpt > self.cfg.max_lossless_tokens:
                 cut = self.crush(items, texts, compact)
