@@ -32,10 +32,16 @@ class ResponseHandler(Protocol):
 
     def on_upstream_writable(self, writable: bool) -> None: ...
 
+    def on_response_batch(self, start: bool) -> None:
+        """Bracket the events of one read, so the handler can gather its writes."""
+        ...
+
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
+        "_cork",
         "_h1",
+        "_out",
         "_read_paused",
         "closed",
         "handler",
@@ -54,6 +60,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._read_paused = False
         self.served = 0  # exchanges completed on this connection
         self.idle_timer: asyncio.TimerHandle | None = None
+        self._cork = 0
+        self._out: list[bytes] = []
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -68,11 +76,19 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(str(exc))
             return
         handler = self.handler
+        if handler is None:
+            if events:
+                self._fail("upstream sent data with no request outstanding")
+            return
+        handler.on_response_batch(True)
+        try:
+            self._dispatch(handler, events)
+        finally:
+            handler.on_response_batch(False)
+
+    def _dispatch(self, handler: ResponseHandler, events: list) -> None:
         for event in events:
             kind = type(event)
-            if handler is None:
-                self._fail("upstream sent data with no request outstanding")
-                return
             if kind is Body:
                 handler.on_response_body(event.data)
             elif kind is ResponseHead:
@@ -91,13 +107,9 @@ class UpstreamConnection(asyncio.Protocol):
         except Reset as exc:
             self._fail(str(exc))
             return False
-        handler = self.handler
-        for event in events:
-            if handler is not None and type(event) is EndBody:
-                handler.on_response_end(event.trailers)
-            elif handler is not None and type(event) is Body:
-                handler.on_response_body(event.data)
-        self.closed = True
+        self.closed = True  # a close-delimited body ends here; nothing more can follow
+        if self.handler is not None:
+            self._dispatch(self.handler, events)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -164,9 +176,24 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ internals
 
+    def cork(self) -> None:
+        """Gather writes until ``uncork`` (a request head and its body leave as one)."""
+        self._cork += 1
+
+    def uncork(self) -> None:
+        self._cork -= 1
+        if self._cork == 0 and self._out:
+            out = self._out
+            self._out = []
+            if not self.closed and self.transport is not None:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
     def _write(self, data: bytes) -> None:
         if data and not self.closed and self.transport is not None:
-            self.transport.write(data)
+            if self._cork:
+                self._out.append(data)
+            else:
+                self.transport.write(data)
 
     def _fail(self, message: str) -> None:
         handler, self.handler = self.handler, None

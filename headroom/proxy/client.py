@@ -42,6 +42,9 @@ class _Collector:
     def on_upstream_writable(self, writable: bool) -> None:
         pass
 
+    def on_response_batch(self, start: bool) -> None:
+        pass
+
 
 async def fetch(
     pool: UpstreamPool,
@@ -60,10 +63,12 @@ async def fetch(
             collector = _Collector(asyncio.get_running_loop().create_future())
             conn.handler = collector
             framing = [(b"content-length", str(len(body)).encode())] if body else []
+            conn.cork()
             conn.send_head(method, target, [*headers, *framing])
             if body:
                 conn.send_body(body)
             conn.send_end()
+            conn.uncork()
             result = await collector.done
             ok = True
             return result

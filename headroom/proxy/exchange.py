@@ -251,13 +251,17 @@ class Exchange:
             content_length=len(body) if body is not None else None,
         )
         target = upstream_target(self.app.upstream_base, self.head.target)
-        upstream.send_head(self.head.method, target, headers)
-        if body is not None:
-            if body:
-                upstream.send_body(body)
-            upstream.send_end()
-        else:
-            self._start_streaming(upstream)
+        upstream.cork()
+        try:
+            upstream.send_head(self.head.method, target, headers)
+            if body is not None:
+                if body:
+                    upstream.send_body(body)
+                upstream.send_end()
+            else:
+                self._start_streaming(upstream)
+        finally:
+            upstream.uncork()
         self.last_progress = time.perf_counter()
         self._arm_timer()
         return await self._done
@@ -361,6 +365,12 @@ class Exchange:
         self.failure = message
         self._resolve("failed")
 
+    def on_response_batch(self, start: bool) -> None:
+        if start:
+            self.conn.cork()
+        else:
+            self.conn.uncork()
+
     def on_upstream_writable(self, writable: bool) -> None:
         if self.streaming and not self.req_ended:
             self._block_client(not writable)
@@ -435,11 +445,16 @@ class Exchange:
             headers.append((b"connection", b"close"))
         self.status = response.status
         self.response_started = True
-        self.conn.send_head(response.status, headers, _reason(response.status))
-        if self.head.method != b"HEAD" and response.body:
-            self.conn.send_body(response.body)
-            self.bytes_out += len(response.body)
-        self.conn.send_end()
+        conn = self.conn
+        conn.cork()
+        try:
+            conn.send_head(response.status, headers, _reason(response.status))
+            if self.head.method != b"HEAD" and response.body:
+                conn.send_body(response.body)
+                self.bytes_out += len(response.body)
+            conn.send_end()
+        finally:
+            conn.uncork()
         self.response_done = True
 
     def _finish(self) -> None:
