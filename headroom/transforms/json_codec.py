@@ -22,7 +22,7 @@ import orjson
 # Number tokens (after `:`, `,` or `[`) that a double might not hold: 16+ digits/dots, or an
 # exponent. Most are harmless (a shortest-repr float printed by a program); each is checked.
 _SUSPECT_NUMBER = re.compile(
-    r"(?<=[:,\[])\s*(-?\d(?:[\d.]{15,}(?:[eE][-+]?\d+)?|[\d.]*[eE][-+]?\d+))"
+    r"[:,\[][ \t\n\r]*(-?\d(?:[\d.]{15,}(?:[eE][-+]?\d+)?|[\d.]*[eE][-+]?\d+))"
 )
 _PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+\-]*)\\u0000"')
 

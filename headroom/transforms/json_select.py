@@ -17,12 +17,13 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import Any
 
 import ahocorasick
 
 from headroom.signals.keywords import ERROR, KeywordDetector
+from headroom.transforms.json_codec import RawFloat, RawInt
 from headroom.transforms.json_config import SmartCrusherConfig
 
 _MISSING = object()
@@ -113,22 +114,18 @@ def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
     return sorted(found)
 
 
-def _numeric_signals(nums: list[tuple[int, float]], cfg: SmartCrusherConfig) -> set[int]:
+def _numeric_signals(idx: list[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
     keep: set[int] = set()
-    values = [v for _, v in nums]
     med = _median(values)
-    mad = _mad(values, med)
-    limit = cfg.outlier_z * _MAD_SCALE * mad
-    outliers = [(-abs(v - med), i) for i, v in nums if abs(v - med) > limit]
-    if len(outliers) <= max(cfg.max_outliers_per_field, len(nums) // 20):
+    limit = cfg.outlier_z * _MAD_SCALE * _mad(values, med)
+    outliers = [(-abs(v - med), idx[j]) for j, v in enumerate(values) if abs(v - med) > limit]
+    if len(outliers) <= max(cfg.max_outliers_per_field, len(values) // 20):
         keep.update(i for _, i in sorted(outliers)[: cfg.max_outliers_per_field])
-    keep.update(_change_points(nums, values, cfg))
+    keep.update(_change_points(idx, values, cfg))
     return keep
 
 
-def _change_points(
-    nums: list[tuple[int, float]], values: list[float], cfg: SmartCrusherConfig
-) -> set[int]:
+def _change_points(idx: list[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
     """Both sides of each level shift: windowed mean difference far from its usual value."""
     w = cfg.change_window
     m = len(values)
@@ -137,8 +134,7 @@ def _change_points(
     prefix = list(accumulate(values, initial=0))
     shift = [prefix[i + w] - 2 * prefix[i] + prefix[i - w] for i in range(w, m - w + 1)]
     centre = _median(shift)
-    spread = _mad(shift, centre)
-    limit = cfg.change_z * _MAD_SCALE * spread
+    limit = cfg.change_z * _MAD_SCALE * _mad(shift, centre)
     peaks: list[tuple[float, int]] = []
     run_best: tuple[float, int] | None = None
     last = -(10**9)
@@ -156,54 +152,83 @@ def _change_points(
         peaks.append(run_best)
     keep: set[int] = set()
     for _, pos in sorted(peaks)[: cfg.max_change_points]:
-        keep.add(nums[pos][0])
-        keep.add(nums[pos - 1][0])
+        keep.add(idx[pos])
+        keep.add(idx[pos - 1])
     return keep
 
 
-def _rare_values(pairs: list[tuple[int, Any]], n: int, cfg: SmartCrusherConfig) -> set[int]:
-    counts = Counter(v for _, v in pairs)
+def _rare_positions(col: list[Any], n: int, cfg: SmartCrusherConfig) -> list[int]:
+    """Positions in ``col`` of the first ``rare_keep`` holders of each rare categorical value."""
+    try:
+        counts = Counter(col)
+    except TypeError:  # lists/objects in the field: count the scalar values only
+        counts = Counter(v for v in col if type(v) in _CATEGORY_TYPES)
     if not 2 <= len(counts) <= cfg.max_categories:
-        return set()
+        return []
     rare_max = max(1, int(cfg.rare_fraction * n))
-    rare = {v for v, c in counts.items() if c <= rare_max}
+    rare = [v for v, c in counts.items() if c <= rare_max]
     if not rare or len(rare) == len(counts):
-        return set()
-    kept: dict[Any, int] = {}
-    keep: set[int] = set()
-    for i, v in pairs:
-        if v in rare and kept.get(v, 0) < cfg.rare_keep:
-            kept[v] = kept.get(v, 0) + 1
-            keep.add(i)
-    return keep
+        return []
+    found: list[int] = []
+    for value in rare:
+        pos = -1
+        for _ in range(cfg.rare_keep):
+            pos = _index_of(col, value, pos + 1)
+            if pos < 0:
+                break
+            found.append(pos)
+    return found
+
+
+def _index_of(col: list[Any], value: Any, start: int) -> int:
+    """``col.index`` by identity-or-equality of same type (so True is not found as 1)."""
+    while True:
+        try:
+            pos = col.index(value, start)
+        except ValueError:
+            return -1
+        if type(col[pos]) is type(value):
+            return pos
+        start = pos + 1
 
 
 _CATEGORY_TYPES = (str, bool, int, type(None))
+_NUMBER_TYPES = (int, float, RawInt, RawFloat)
+
+
+def _columns(items: list[Any]) -> list[tuple[list[int], list[Any]]]:
+    """(item indices, values) per object key, plus one field for the scalar items."""
+    fields: list[tuple[list[int], list[Any]]] = []
+    dict_idx = [i for i, r in enumerate(items) if type(r) is dict]
+    if dict_idx:
+        rows = items if len(dict_idx) == len(items) else [items[i] for i in dict_idx]
+        for key in dict.fromkeys(chain.from_iterable(rows)):
+            fields.append((dict_idx, [r.get(key, _MISSING) for r in rows]))
+        fields.append((dict_idx, list(map(tuple, rows))))  # the set of keys is a field too
+    if len(dict_idx) < len(items):
+        scalar_idx = [i for i, v in enumerate(items) if type(v) not in (dict, list)]
+        fields.append((scalar_idx, [items[i] for i in scalar_idx]))
+    return fields
 
 
 def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
     """Outliers, change points and rare values, field by field (scalars form one field)."""
     n = len(items)
-    columns: dict[Any, list[tuple[int, Any]]] = {}
-    dict_rows = [(i, r) for i, r in enumerate(items) if type(r) is dict]
-    keys = dict.fromkeys(k for _, r in dict_rows for k in r)
-    for key in keys:
-        columns[key] = [(i, v) for i, r in dict_rows if (v := r.get(key, _MISSING)) is not _MISSING]
-    scalars = [(i, v) for i, v in enumerate(items) if type(v) not in (dict, list)]
-    if scalars:
-        columns[_MISSING] = scalars
     keep: set[int] = set()
-    for pairs in columns.values():
-        keep.update(_rare_values([p for p in pairs if type(p[1]) in _CATEGORY_TYPES], n, cfg))
-        nums = [(i, v) for i, v in pairs if isinstance(v, (int, float)) and type(v) is not bool]
-        if len(nums) >= max(cfg.min_items_to_crush, 0.5 * len(pairs)):
-            try:
-                keep.update(_numeric_signals([(i, float(v)) for i, v in nums], cfg))
-            except (OverflowError, ValueError):
-                pass  # a number beyond float range: no statistics for this field
-    if len(dict_rows) >= cfg.min_items_to_crush:
-        shapes = [(i, tuple(r)) for i, r in dict_rows]
-        keep.update(_rare_values(shapes, n, cfg))
+    for idx, col in _columns(items):
+        keep.update(idx[p] for p in _rare_positions(col, n, cfg))
+        types = Counter(map(type, col))
+        numeric = sum(types[t] for t in _NUMBER_TYPES)
+        present = len(col) - types[object]
+        if numeric < max(cfg.min_items_to_crush, 0.5 * present):
+            continue
+        if numeric < len(col):
+            pos = [j for j, v in enumerate(col) if type(v) in _NUMBER_TYPES]
+            idx, col = [idx[j] for j in pos], [col[j] for j in pos]
+        try:
+            keep.update(_numeric_signals(idx, list(map(float, col)), cfg))
+        except (OverflowError, ValueError):
+            pass  # a number beyond float range: no statistics for this field
     return keep
 
 
