@@ -75,7 +75,8 @@ class MemoryStore:
         rather than evicting its own first members to make room for its last ones.
         """
         datas = [check_original(o) for o in originals]
-        batch = {content_key(d): d for d in datas}
+        keys = [content_key(d) for d in datas]
+        batch = dict(zip(keys, datas, strict=True))
         new_bytes = sum(len(d) for k, d in batch.items() if k not in self._live)
         if len(batch) > self.max_entries or new_bytes > self.max_bytes:
             raise StoreError(
@@ -88,7 +89,7 @@ class MemoryStore:
             self._insert(key, data, now)
         self._evict(now)
         self.counters["puts"] += len(batch)
-        return [content_key(d) for d in datas]
+        return keys
 
     def get_sync(self, key: str) -> Entry | Missing:
         now = self._clock()

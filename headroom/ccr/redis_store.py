@@ -38,9 +38,9 @@ from headroom.ccr.backend import (
     Clock,
     check_original,
     check_ttl,
+    content_keys,
     new_counters,
 )
-from headroom.ccr.markers import content_key
 from headroom.ccr.store import Entry, Missing, StoreError
 
 _HEADER = struct.Struct(">d")
@@ -112,7 +112,8 @@ class RedisStore:
     async def put_many(self, originals: list[bytes]) -> list[str]:
         """One ``MULTI`` for the batch: every key is written, or the call raises."""
         datas = [check_original(o) for o in originals]
-        batch = {content_key(d): d for d in datas}
+        keys = await content_keys(datas)
+        batch = dict(zip(keys, datas, strict=True))
         header = _HEADER.pack(self._clock())
         pipe = self._client.pipeline(transaction=True)
         for key, data in batch.items():
@@ -124,7 +125,7 @@ class RedisStore:
         if not all(results[1::3]):
             raise StoreError("ccr redis: put failed: an entry vanished while being written")
         self.counters["puts"] += len(batch)
-        return [content_key(d) for d in datas]
+        return keys
 
     async def get(self, key: str) -> Entry | Missing:
         value_key = self.prefix + key

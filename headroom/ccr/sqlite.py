@@ -151,10 +151,9 @@ class SqliteStore:
 
     async def put_many(self, originals: list[bytes]) -> list[str]:
         datas = [check_original(o) for o in originals]
-        batch = {content_key(d): d for d in datas}
-        await self._call(self._put_batch, batch)
-        self.counters["puts"] += len(batch)
-        return [content_key(d) for d in datas]
+        keys = await self._call(self._put_batch, datas)  # hashing happens off the loop too
+        self.counters["puts"] += len(set(keys))
+        return keys
 
     async def get(self, key: str) -> Entry | Missing:
         result = await self._call(self._get, key)
@@ -278,7 +277,9 @@ class SqliteStore:
             self._conn.close()
             self._conn = None
 
-    def _put_batch(self, batch: dict[str, bytes]) -> None:
+    def _put_batch(self, datas: list[bytes]) -> list[str]:
+        keys = [content_key(d) for d in datas]
+        batch = dict(zip(keys, datas, strict=True))
         now = self._clock()
         expires = now + self.ttl
         with self._write() as db:
@@ -306,6 +307,7 @@ class SqliteStore:
                     f"batch of {fresh} new bytes exceeds --ccr-max-bytes ({self.max_bytes})"
                 )
             self._evict(db, set(batch), now)
+        return keys
 
     def _evict(self, db: sqlite3.Connection, keep: set[str], now: float) -> None:
         (live_bytes,) = db.execute("SELECT bytes FROM ccr_totals").fetchone()
