@@ -82,7 +82,11 @@ def render_table(
     number_text: Callable[[Any], str],
     max_flatten_keys: int = 6,
 ) -> str:
-    """The table text for ``rows`` (all dicts). ``dumps``/``number_text`` come from the codec."""
+    """The table text for ``rows`` (all dicts). ``dumps``/``number_text`` come from the codec.
+
+    Built column by column so each column's type is looked at once and repeated values are
+    rendered once; rows are then joined in C.
+    """
 
     def cell(value: Any) -> str:
         kind = type(value)
@@ -90,6 +94,8 @@ def render_table(
             return value if _bare_ok(value) else dumps(value)
         if value is None or kind is bool:
             return "null" if value is None else ("true" if value else "false")
+        if value is _MISSING:
+            return ""
         if isinstance(value, (int, float)):
             return number_text(value)
         return dumps(value)
@@ -99,20 +105,35 @@ def render_table(
         ",".join(f"{key}.{sub}" for sub in subs) if subs else _column_name(key)
         for key, subs in columns
     )
+    rendered: list[list[str]] = []
+    for key, subs in columns:
+        values = [row.get(key, _MISSING) for row in rows]
+        if not subs:
+            rendered.append(_render_column(values, cell, dumps))
+            continue
+        for sub in subs:
+            inner = [_MISSING if v is _MISSING else v[sub] for v in values]
+            rendered.append(_render_column(inner, cell, dumps))
     lines = [f"{HEADER_PREFIX}{len(rows)} rows]", header]
-    for row in rows:
-        cells: list[str] = []
-        for key, subs in columns:
-            value = row.get(key, _MISSING)
-            if subs:
-                if value is _MISSING:
-                    cells.extend("" for _ in subs)
-                else:
-                    cells.extend(cell(value[sub]) for sub in subs)
-            else:
-                cells.append("" if value is _MISSING else cell(value))
-        lines.append(",".join(cells))
+    lines.extend(map(",".join, zip(*rendered, strict=True)) if rendered else ("" for _ in rows))
     return "\n".join(lines)
+
+
+_MEMO_TYPES = frozenset((str, type(None), object))  # types whose equality is type-exact
+
+
+def _render_column(
+    values: list[Any], cell: Callable[[Any], str], dumps: Callable[[Any], str]
+) -> list[str]:
+    kinds = set(map(type, values))
+    if kinds <= {int, float}:  # plain numbers: one C dump, split (no commas inside numbers)
+        return dumps(values)[1:-1].split(",")
+    if kinds <= _MEMO_TYPES:
+        distinct = set(values)
+        if 2 * len(distinct) <= len(values):
+            memo = {v: cell(v) for v in distinct}
+            return [memo[v] for v in values]
+    return [cell(v) for v in values]
 
 
 def _split_cells(line: str, decoder: json.JSONDecoder = _DECODER) -> list[str | tuple[Any]]:

@@ -11,10 +11,11 @@ Per array, deepest decision first:
    ``{"_ccr_dropped":"<<ccr:KEY N_rows_offloaded>>"}``; KEY names the compact JSON of the
    whole original array in the store. Without a store no item is ever dropped: a row cut
    with no way back would be information lost without the model knowing.
-3. **Lossless** otherwise: children are walked (nested arrays get their own sentinel,
-   strings holding JSON are compressed and re-embedded as strings), then an array of
-   objects becomes the ``json_table`` form when that is ≥ ``lossless_min_savings``
-   shorter. A top-level table is emitted as raw text; a nested one as a JSON string.
+3. **Lossless** otherwise: children are walked (nested arrays get their own sentinel;
+   strings that start with ``[`` or ``{`` and parse as JSON are compressed and re-embedded
+   as strings), then an array of objects becomes the ``json_table`` form when that is
+   ≥ ``lossless_min_savings`` shorter. A top-level table is emitted as raw text, a nested
+   one as a JSON string.
 
 Everything else is written compactly (``,``/``:``, non-ASCII kept, key order kept; numbers
 keep their meaning, see ``json_codec``). The whole result is returned only if it has fewer
@@ -37,6 +38,9 @@ from headroom.transforms.tokens import chars_per_token, estimate_tokens
 __all__ = ["SENTINEL_KEY", "SmartCrusher", "SmartCrusherConfig"]
 
 SENTINEL_KEY = "_ccr_dropped"
+# In compact JSON a nested array starts after `:`, `,` or `[`; an embedded JSON string
+# starts with `"[` or `"{`. Without any of these an array's items need no walk.
+_WALK_MARKS = (":[", ",[", "[[", '"[', '"{')
 _BEST_TABLE_RATIO = 0.25  # no table is expected below a quarter of the compact JSON
 
 
@@ -81,7 +85,7 @@ class _Walk:
         return str(out) if isinstance(out, _Table) else out
 
     def string(self, text: str, depth: int) -> str:
-        if len(text) < self.cfg.json_in_string_min_chars or text.lstrip()[:1] not in ("[", "{"):
+        if len(text) < self.cfg.json_in_string_min_chars or text[0] not in "[{":
             return text
         try:
             codec = Codec.for_text(text)
@@ -114,8 +118,12 @@ class _Walk:
         return lossless
 
     def lossless(self, items: list[Any], depth: int, top: bool) -> tuple[Any, int]:
-        walked = [self.nested(item, depth + 1) for item in items]
-        compact = len(self.codec.dumps(walked))
+        blob = self.codec.dumps(items)
+        if any(mark in blob for mark in _WALK_MARKS):
+            walked = [self.nested(item, depth + 1) for item in items]
+            compact = len(self.codec.dumps(walked))
+        else:  # no nested array and no string that starts like JSON: nothing to walk into
+            walked, compact = items, len(blob)
         if len(walked) >= self.cfg.min_table_rows and all(type(r) is dict for r in walked):
             table = render_table(
                 walked, self.codec.dumps, self.codec.number_text, self.cfg.max_flatten_keys
