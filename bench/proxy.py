@@ -367,6 +367,7 @@ def _latency(plan: Plan, up: Proc, proxy: Proc) -> list[dict[str, Any]]:
         rows.append(_row(
             f"added latency {label}, {plan.latency_requests} sequential GETs on 1 conn", "ms",
             direct=d, proxied=p, result=p - d, target=f"added <= {limit} ms", met=p - d <= limit,
+            note=f"interleaved direct/proxied; load {os.getloadavg()[0]:.1f}",
         ))  # fmt: skip
     return rows
 

@@ -39,7 +39,7 @@ def test_quick_proxy_bench_writes_every_row(tmp_path: Path) -> None:
     for needle in (
         "small GET req/s",
         "CPU per small GET",
-        "info logging",
+        "info-level request logs",
         "added latency p50",
         "added latency p99",
         "POST, streamed path",
