@@ -134,20 +134,6 @@ _STRUCTURES: tuple[tuple[str, str, float, float, str], ...] = (
         0.9,
         r"(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)(?::[^\n]*)?\r?$",
     ),
-    (
-        "diag",
-        ERROR,
-        0.95,
-        0.95,
-        r"(?:[A-Za-z]:)?[^\s:(]++(?::\d+(?::\d+)?|\(\d+,\d+\)):? *(?:fatal )?(?:error\b|\w*Error:)",
-    ),
-    (
-        "diag_warn",
-        WARNING,
-        0.7,
-        0.9,
-        r"(?:[A-Za-z]:)?[^\s:(]++(?::\d+(?::\d+)?|\(\d+,\d+\)):? *(?:warning\b|\w*Warning:)",
-    ),
     ("npm_err", ERROR, 0.95, 0.95, r"npm ERR!"),
     ("make_err", ERROR, 0.95, 0.95, r"(?:g?make|ninja)(?:\[\d+\])?: \*\*\* [^\n]*Error \d+"),
     (
@@ -183,13 +169,37 @@ _STRUCT_RE = re.compile(
     re.M,
 )
 _STRUCT_INFO = {name: Importance(cat, prio, conf) for name, cat, prio, conf, _ in _STRUCTURES}
-# Frames inside diffs are just code being changed; only diagnostics-like shapes make sense
-# in prose, so the tier answers for every context except diffs.
-_STRUCT_CONTEXTS = frozenset(("text", "search", "log"))
+# Compiler diagnostics (``src/a.c:12:5: error: ...``, ``a.ts(3,7): error TS2322``,
+# ``x.py:9: DeprecationWarning: ...``). Walking a path costs time on every line, so this is
+# tried only on lines that contain "error" or "warning" at all.
+_DIAG_RE = re.compile(
+    r"(?:[A-Za-z]:)?[^\s:(]++(?::\d+(?::\d+)?|\(\d+,\d+\)):? *(?:fatal )?"
+    r"(?:(?P<e>error\b|\w*Error:)|(?P<w>warning\b|\w*Warning:))"
+)
+_DIAG_ERROR = Importance(ERROR, 0.95, 0.95)
+_DIAG_WARNING = Importance(WARNING, 0.7, 0.9)
+# Frames inside diffs are just code being changed, and every search row looks like a
+# ``file:line:`` diagnostic by construction, so the tier answers for logs and prose only.
+_STRUCT_CONTEXTS = frozenset(("text", "log"))
+
+
+def _lines_containing(lowered: str, words: tuple[str, ...], starts: list[int]) -> set[int]:
+    """Indices of lines holding any of ``words``, found with ``str.find`` (C speed)."""
+    found: set[int] = set()
+    for word in words:
+        pos = lowered.find(word)
+        while pos != -1:
+            idx = _line_of(starts, pos)
+            found.add(idx)
+            nxt = starts[idx + 1] if idx + 1 < len(starts) else len(lowered)
+            pos = lowered.find(word, nxt)
+    return found
 
 
 class StructuralTier:
-    """Shapes of traces, diagnostics and summaries, recognised by one anchored regex scan."""
+    """Shapes of traces, diagnostics and summaries: one anchored regex scan over line starts,
+    a literal-prefixed scan for exit codes, and a diagnostic check on the few lines that
+    mention an error or warning at all."""
 
     def score(self, line: str, context: Context) -> Importance:
         return self.scan(line, context).get(0, NOTHING)
@@ -210,6 +220,10 @@ class StructuralTier:
                 continue
             status = _EXIT_OK if int(m.group(1)) == 0 else _EXIT_BAD
             found.setdefault(_line_of(starts, m.start()), status)
+        for idx in sorted(_lines_containing(lowered, ("error", "warning"), starts)):
+            m = _DIAG_RE.match(text, starts[idx])
+            if m and "\n" not in text[starts[idx] : m.end()]:
+                found.setdefault(idx, _DIAG_ERROR if m.group("e") else _DIAG_WARNING)
         return found
 
 

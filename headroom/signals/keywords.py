@@ -9,7 +9,7 @@ per byte. ahocorasick-rs is as fast but pulls a Rust build on platforms without 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -56,15 +56,16 @@ TABLES: dict[str, tuple[float, tuple[str, ...]]] = {
 }
 
 
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+class Hit(NamedTuple):
+    """A tuple, not a dataclass: scans of large texts create many and tuples are cheap."""
 
-
-@dataclass(frozen=True)
-class Hit:
     category: str
     word: str
     start: int  # index in the text of the first character
+
+
+def _start(hit: Hit) -> int:
+    return hit.start
 
 
 class KeywordDetector:
@@ -81,7 +82,7 @@ class KeywordDetector:
         self._automaton = ahocorasick.Automaton()
         for category in self.categories:
             for word in tables[category][1]:
-                self._automaton.add_word(word, (category, word))
+                self._automaton.add_word(word, (category, word, len(word) - 1))
         self._automaton.make_automaton()
 
     def hits(self, text: str) -> list[Hit]:
@@ -90,14 +91,19 @@ class KeywordDetector:
         if len(lowered) != len(text):  # a Unicode lower() changed lengths; stay exact
             lowered = "".join(c.lower() if c.isascii() else c for c in text)
         found: list[Hit] = []
-        for end, (category, word) in self._automaton.iter(lowered):
-            start = end - len(word) + 1
-            if start > 0 and _is_word_char(lowered[start - 1]):
-                continue
-            if end + 1 < len(lowered) and _is_word_char(lowered[end + 1]):
-                continue
+        last = len(lowered) - 1
+        for end, (category, word, span) in self._automaton.iter(lowered):
+            start = end - span
+            if start > 0:
+                c = lowered[start - 1]
+                if c.isalnum() or c == "_":
+                    continue
+            if end < last:
+                c = lowered[end + 1]
+                if c.isalnum() or c == "_":
+                    continue
             found.append(Hit(category, word, start))
-        found.sort(key=lambda h: h.start)
+        found.sort(key=_start)  # the automaton reports by end; shorter words end first
         return found
 
     def categories_in(self, text: str) -> set[str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from headroom.ccr import markers
 from headroom.ccr.markers import content_key
+from headroom.signals.keywords import KeywordDetector
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.tokens import estimate_tokens
 
@@ -164,3 +165,107 @@ def finish(
         candidate = out + "\n" + marker(key)
         keys = (key,)
     return CompressResult(candidate, strategy, before, estimate_tokens(candidate, ctx.model), keys)
+
+
+# --- relevance ------------------------------------------------------------------------------
+
+_TERM_RE = re.compile(r"[A-Za-z_][\w.-]*\w|\w{3,}")
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "into",
+        "what",
+        "why",
+        "how",
+        "does",
+        "did",
+        "not",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "you",
+        "your",
+        "our",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "where",
+        "when",
+        "which",
+        "who",
+        "its",
+        "it's",
+        "also",
+        "just",
+        "than",
+        "then",
+        "them",
+        "they",
+        "there",
+        "here",
+        "about",
+        "please",
+        "file",
+        "files",
+        "line",
+        "lines",
+        "path",
+        "paths",
+        "pattern",
+        "query",
+        "command",
+        "args",
+        "arguments",
+        "true",
+        "false",
+        "null",
+        "none",
+        "grep",
+        "search",
+        "find",
+        "show",
+        "look",
+        "code",
+        "make",
+        "use",
+        "using",
+        "need",
+        "want",
+        "get",
+        "run",
+    ]
+)
+
+
+def query_terms(query: str, limit: int = 32) -> list[str]:
+    """Lowercase identifier-like words of the relevance context, stop words removed, in first
+    appearance order (deterministic), at most ``limit``."""
+    seen: dict[str, None] = {}
+    for m in _TERM_RE.finditer(query):
+        term = m.group(0).lower().strip(".-")
+        if len(term) >= 3 and term not in _STOP and not term.isdigit():
+            seen.setdefault(term, None)
+            if len(seen) >= limit:
+                break
+    return list(seen)
+
+
+QUERY = "query"
+
+
+def term_detector(terms: Sequence[str]) -> KeywordDetector | None:
+    """A whole-word, case-insensitive automaton over the terms: one scan of the text."""
+    if not terms:
+        return None
+    return KeywordDetector((QUERY,), tables={QUERY: (1.0, tuple(terms))})

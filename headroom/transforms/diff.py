@@ -1,0 +1,368 @@
+"""Unified diffs: every changed line and file header stays, unchanged context shrinks.
+
+What it does, in order:
+
+1. Parses files (``diff --git``/``diff -u`` headers, ``---``/``+++``, rename, mode and binary
+   lines) and hunks, consuming each hunk by the line counts of its ``@@`` header, so a
+   removed line that looks like ``--- x`` is never mistaken for a header.
+2. Trims unchanged context to ``context_lines`` around each change. A hunk that loses
+   lines in its middle is split, and every piece gets a recomputed ``@@ -a,b +c,d @@``
+   header, so the output is still a valid patch (appliable with reduced context).
+   ``index`` lines (blob hashes) are dropped. A footer says how many lines went.
+3. With a store only: lockfiles and minified/generated files, and, when the diff is huge
+   (more than ``max_files`` files or ``max_changed_lines`` changed lines), the least
+   relevant files are summarised per file (``[... 40 changed lines omitted in x (+30 -10,
+   2 hunks)]``); relevance is the query's terms in the path or changed lines, then error,
+   security and importance keywords. The marker names the full original. Without a store
+   no changed line is ever dropped.
+
+Text before the first file header (a commit message, ``git show`` preamble) and anything
+not understood is kept verbatim in place.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from headroom.ccr.markers import diff_marker
+from headroom.signals.importance import KeywordTier, line_starts
+from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.lines import (
+    already_compressed,
+    finish,
+    note,
+    passthrough,
+    query_terms,
+    split_lines,
+    term_detector,
+)
+
+GENERATED = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "go.sum",
+    "Gemfile.lock",
+    "composer.lock",
+    "*.min.js",
+    "*.min.css",
+    "*.map",
+)
+
+
+@dataclass(frozen=True)
+class DiffConfig:
+    min_lines: int = 30  # shorter diffs are returned untouched
+    context_lines: int = 1  # unchanged lines kept on each side of a change
+    max_files: int = 20  # with a store, beyond this many files the least relevant are summarised
+    max_changed_lines: int = 1500  # ... and beyond this many +/- lines
+    generated: tuple[str, ...] = GENERATED  # with a store, summarised unless the query names them
+
+
+_HUNK_RE = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)", re.S)
+_GIT_PATH_RE = re.compile(r"diff --git (?:\"?a/)?(.+?)\"? (?:\"?b/)?(.+?)\"?\r?$")
+# Joining two kept pieces costs a new @@ header; dropped runs shorter than this stay.
+_SPLIT_MIN_CHARS = 28
+
+
+@dataclass
+class Hunk:
+    old_start: int
+    new_start: int
+    section: str
+    header: str
+    body: list[str]
+    first: int  # index of the header line in the input
+
+
+@dataclass
+class FileDiff:
+    path: str | None  # None for the preamble before the first file
+    items: list[str | Hunk] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    hunks: int = 0
+    start: int = 0  # first input line
+    end: int = 0  # one past the last input line
+
+
+class DiffCompressor:
+    name = "diff"
+
+    def __init__(self, config: DiffConfig | None = None) -> None:
+        self.config = config or DiffConfig()
+        self._keywords = KeywordTier()
+
+    def compress(self, text: str, ctx: CompressContext) -> CompressResult:
+        lines = split_lines(text)
+        if len(lines) < self.config.min_lines or already_compressed(text):
+            return passthrough(text, ctx)
+        files = parse(lines)
+        if not any(f.hunks for f in files):
+            return passthrough(text, ctx)
+        summarised = self._to_summarise(text, files, ctx) if ctx.store is not None else set()
+        body: list[str] = []
+        stats = _Stats()
+        for idx, f in enumerate(files):
+            if idx in summarised:
+                _summarise(f, body, stats)
+            else:
+                _trim_file(f, body, self.config.context_lines, stats)
+        if stats.context or stats.index:
+            body.append(stats.footer(self.config.context_lines))
+        kept = len(body)
+        return finish(text, body, ctx, self.name, lambda k: diff_marker(k, len(lines), kept))
+
+    def _to_summarise(self, text: str, files: list[FileDiff], ctx: CompressContext) -> set[int]:
+        cfg = self.config
+        scores = self._relevance(text, files, ctx.query)
+        out: set[int] = set()
+        candidates: list[int] = []
+        for idx, f in enumerate(files):
+            if f.path is None or not f.hunks:
+                continue
+            name = f.path.rsplit("/", 1)[-1]
+            if scores[idx] < 1.0 and any(fnmatch.fnmatchcase(name, g) for g in cfg.generated):
+                out.add(idx)
+            else:
+                candidates.append(idx)
+        changed = sum(files[i].added + files[i].removed for i in candidates)
+        if len(candidates) <= cfg.max_files and changed <= cfg.max_changed_lines:
+            return out
+        ranked = sorted(candidates, key=lambda i: (-scores[i], i))
+        budget = cfg.max_changed_lines
+        kept = 0
+        for i in ranked:
+            size = files[i].added + files[i].removed
+            if kept and (kept >= cfg.max_files or size > budget):
+                out.add(i)
+                continue
+            kept += 1
+            budget -= size
+        return out
+
+    def _relevance(self, text: str, files: list[FileDiff], query: str) -> list[float]:
+        """Per file: 1.0 per query term in its path or changed lines, plus keyword priority
+        (error, security, importance) of its most important changed line."""
+        scores = [0.0] * len(files)
+        file_starts = [f.start for f in files]
+        terms = query_terms(query)
+        det = term_detector(terms)
+        lines_start = line_starts(text)
+        if det is not None:
+            for i, f in enumerate(files):
+                if f.path and det.hits(f.path):
+                    scores[i] += 1.0
+            seen: set[tuple[int, str]] = set()
+            for hit in det.hits(text):
+                line = _bisect(lines_start, hit.start)
+                fi = _bisect(file_starts, line)
+                if _is_change(text, lines_start[line]) and (fi, hit.word) not in seen:
+                    seen.add((fi, hit.word))
+                    scores[fi] += 1.0
+        best: dict[int, float] = {}
+        for line, imp in self._keywords.scan(text, "diff").items():
+            if _is_change(text, lines_start[line]):
+                fi = _bisect(file_starts, line)
+                best[fi] = max(best.get(fi, 0.0), imp.priority)
+        for fi, prio in best.items():
+            scores[fi] += prio * 0.5
+        return scores
+
+
+def _is_change(text: str, pos: int) -> bool:
+    return text[pos : pos + 1] in ("+", "-") and text[pos : pos + 3] not in ("+++", "---")
+
+
+def _bisect(starts: list[int], pos: int) -> int:
+    return max(0, bisect_right(starts, pos) - 1)
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def parse(lines: list[str]) -> list[FileDiff]:
+    """Files with their header lines and hunks; the first entry is the preamble."""
+    files = [FileDiff(None)]
+    cur = files[0]
+    i, n = 0, len(lines)
+    while i < n:
+        line = lines[i]
+        if line.startswith("diff ") or (
+            line.startswith("--- ")
+            and i + 1 < n
+            and lines[i + 1].startswith("+++ ")
+            and (cur.path is None or cur.hunks)
+        ):
+            cur.end = i
+            cur = FileDiff(_path_of(lines, i), start=i)
+            files.append(cur)
+            cur.items.append(line)
+            i += 1
+            continue
+        m = _HUNK_RE.match(line) if line.startswith("@@ ") else None
+        if m is None or cur.path is None:
+            cur.items.append(line)
+            i += 1
+            continue
+        j = _hunk_end(lines, i + 1, int(m.group(2) or 1), int(m.group(4) or 1))
+        hunk = Hunk(int(m.group(1)), int(m.group(3)), m.group(5), line, lines[i + 1 : j], i)
+        for b in hunk.body:
+            if b.startswith("+"):
+                cur.added += 1
+            elif b.startswith("-"):
+                cur.removed += 1
+        cur.hunks += 1
+        cur.items.append(hunk)
+        i = j
+    cur.end = n
+    return files
+
+
+def _hunk_end(lines: list[str], i: int, old: int, new: int) -> int:
+    n = len(lines)
+    while i < n and (old > 0 or new > 0):
+        c = lines[i][:1]
+        if c == " " or c == "" or c == "\r":
+            old -= 1
+            new -= 1
+        elif c == "-":
+            old -= 1
+        elif c == "+":
+            new -= 1
+        elif c != "\\":
+            break
+        i += 1
+    while i < n and lines[i].startswith("\\"):
+        i += 1
+    return i
+
+
+def _path_of(lines: list[str], i: int) -> str:
+    m = _GIT_PATH_RE.match(lines[i])
+    if m:
+        return m.group(2)
+    for line in lines[i : i + 6]:
+        if line.startswith("+++ "):
+            path = line[4:].split("\t", 1)[0].strip()
+            return path[2:] if path.startswith("b/") else path
+    return lines[i]
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    context: int = 0
+    index: int = 0
+
+    def footer(self, ctx_lines: int) -> str:
+        what = f"unchanged context lines omitted (±{ctx_lines} kept)"
+        if self.index:
+            what += f"; {self.index} index lines dropped"
+        return note(self.context, what)
+
+
+def _trim_file(f: FileDiff, out: list[str], ctx_lines: int, stats: _Stats) -> None:
+    for item in f.items:
+        if isinstance(item, Hunk):
+            stats.context += _trim_hunk(item, out, ctx_lines)
+        elif f.path is not None and item.startswith("index "):
+            stats.index += 1
+        else:
+            out.append(item)
+
+
+def _summarise(f: FileDiff, out: list[str], stats: _Stats) -> None:
+    for item in f.items:
+        if isinstance(item, Hunk):
+            continue
+        if item.startswith("index "):
+            stats.index += 1
+        elif not item.startswith(("--- ", "+++ ")):
+            out.append(item)
+    what = f"changed lines omitted in {f.path} (+{f.added} -{f.removed}, {f.hunks} hunks)"
+    out.append(note(f.added + f.removed, what))
+
+
+def _trim_hunk(h: Hunk, out: list[str], ctx_lines: int) -> int:
+    """Append the hunk with context trimmed; return how many context lines were dropped."""
+    body = h.body
+    n = len(body)
+    changes = [i for i, b in enumerate(body) if b[:1] in ("+", "-")]
+    if not changes:
+        out.append(h.header)
+        out.extend(body)
+        return 0
+    keep = [False] * n
+    for i in changes:
+        for k in range(max(0, i - ctx_lines), min(n, i + ctx_lines + 1)):
+            keep[k] = True
+    for i, b in enumerate(body):
+        if b.startswith("\\") and i > 0 and keep[i - 1]:
+            keep[i] = True
+    _bridge_short_gaps(body, keep)
+    dropped = keep.count(False)
+    if not dropped:
+        out.append(h.header)
+        out.extend(body)
+        return 0
+    old_line, new_line = h.old_start, h.new_start
+    first_piece = True
+    i = 0
+    while i < n:
+        if not keep[i]:
+            if body[i][:1] != "\\":  # only unchanged lines are ever dropped
+                old_line += 1
+                new_line += 1
+            i += 1
+            continue
+        j = i
+        while j < n and keep[j]:
+            j += 1
+        piece = body[i:j]
+        old_len = sum(1 for b in piece if b[:1] not in ("+", "\\"))
+        new_len = sum(1 for b in piece if b[:1] not in ("-", "\\"))
+        section = h.section if first_piece else ""
+        out.append(_header(old_line, old_len, new_line, new_len, section))
+        out.extend(piece)
+        old_line += old_len
+        new_line += new_len
+        first_piece = False
+        i = j
+    return dropped
+
+
+def _bridge_short_gaps(body: list[str], keep: list[bool]) -> None:
+    """Keep a dropped run between two kept pieces when it is cheaper than a new header."""
+    n = len(body)
+    i = 0
+    seen_kept = False
+    while i < n:
+        if keep[i]:
+            seen_kept = True
+            i += 1
+            continue
+        j = i
+        while j < n and not keep[j]:
+            j += 1
+        if seen_kept and j < n and sum(len(body[k]) + 1 for k in range(i, j)) < _SPLIT_MIN_CHARS:
+            for k in range(i, j):
+                keep[k] = True
+        i = j
+
+
+def _header(old: int, old_len: int, new: int, new_len: int, section: str) -> str:
+    # An empty side is addressed by the line before it (the unified-diff convention).
+    o = old - 1 if old_len == 0 else old
+    w = new - 1 if new_len == 0 else new
+    return f"@@ -{max(o, 0)},{old_len} +{max(w, 0)},{new_len} @@{section}"
