@@ -17,6 +17,7 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Sequence
 from itertools import accumulate, chain
 from typing import Any
 
@@ -66,12 +67,17 @@ def _in_key(text: str, end: int) -> bool:
     return False
 
 
-class _Rows:
-    """Maps character positions of the joined text back to item indices."""
+class ItemTexts:
+    """The compact JSON of a whole array, built once from its items' compact texts.
+
+    ``joined`` is exactly what the CCR store keeps for the array; ``index`` maps a character
+    position in it back to the item, so one scan of ``joined`` serves every item.
+    """
 
     def __init__(self, texts: list[str]) -> None:
-        self.joined = ",".join(texts)
-        self.starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+        self.texts = texts
+        self.joined = "[" + ",".join(texts) + "]"
+        self.starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=1))
 
     def index(self, pos: int) -> int:
         return bisect_right(self.starts, pos) - 1
@@ -105,7 +111,7 @@ def _mad(values: list[float], centre: float) -> float:
     return _median([abs(v - centre) for v in values])
 
 
-def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
+def error_items(rows: ItemTexts, detector: KeywordDetector) -> list[int]:
     found: dict[int, None] = {}
     text = rows.joined
     for hit in detector.hits(text):
@@ -114,7 +120,7 @@ def error_items(rows: _Rows, detector: KeywordDetector) -> list[int]:
     return sorted(found)
 
 
-def _numeric_signals(idx: list[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
+def _numeric_signals(idx: Sequence[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
     keep: set[int] = set()
     med = _median(values)
     limit = cfg.outlier_z * _MAD_SCALE * _mad(values, med)
@@ -125,7 +131,7 @@ def _numeric_signals(idx: list[int], values: list[float], cfg: SmartCrusherConfi
     return keep
 
 
-def _change_points(idx: list[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
+def _change_points(idx: Sequence[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
     """Both sides of each level shift: windowed mean difference far from its usual value."""
     w = cfg.change_window
     m = len(values)
@@ -196,16 +202,18 @@ _CATEGORY_TYPES = (str, bool, int, type(None))
 _NUMBER_TYPES = (int, float, RawInt, RawFloat)
 
 
-def _columns(items: list[Any]) -> list[tuple[list[int], list[Any]]]:
+def _columns(items: list[Any]) -> list[tuple[Sequence[int], list[Any]]]:
     """(item indices, values) per object key, plus one field for the scalar items."""
-    fields: list[tuple[list[int], list[Any]]] = []
+    fields: list[tuple[Sequence[int], list[Any]]] = []
     dict_idx = [i for i, r in enumerate(items) if type(r) is dict]
     if dict_idx:
         rows = items if len(dict_idx) == len(items) else [items[i] for i in dict_idx]
         for key in dict.fromkeys(chain.from_iterable(rows)):
             fields.append((dict_idx, [r.get(key, _MISSING) for r in rows]))
         fields.append((dict_idx, list(map(tuple, rows))))  # the set of keys is a field too
-    if len(dict_idx) < len(items):
+    if not dict_idx and list not in set(map(type, items)):
+        fields.append((range(len(items)), items))
+    elif len(dict_idx) < len(items):
         scalar_idx = [i for i, v in enumerate(items) if type(v) not in (dict, list)]
         fields.append((scalar_idx, [items[i] for i in scalar_idx]))
     return fields
@@ -248,7 +256,7 @@ def _query_terms(query: str) -> tuple[list[str], list[str]]:
     return sorted(a for a in anchors if len(a) >= 3), sorted(words)
 
 
-def query_items(rows: _Rows, n: int, query: str, cfg: SmartCrusherConfig) -> set[int]:
+def query_items(rows: ItemTexts, n: int, query: str, cfg: SmartCrusherConfig) -> set[int]:
     anchors, words = _query_terms(query)
     if not anchors and not words:
         return set()
@@ -308,23 +316,22 @@ def fill_size(distinct: int, cfg: SmartCrusherConfig) -> int:
 
 def select(
     items: list[Any],
-    texts: list[str],
+    rows: ItemTexts,
     query: str,
     cfg: SmartCrusherConfig,
     detector: KeywordDetector,
 ) -> list[int]:
     """Indices (ascending) of the items to keep; identical items appear once."""
-    first_of: dict[str, int] = {}
-    for i, t in enumerate(texts):
-        first_of.setdefault(t, i)
+    texts = rows.texts
+    n = len(texts)
+    first_of = dict(zip(reversed(texts), range(n - 1, -1, -1), strict=True))  # first wins
     distinct = sorted(first_of.values())
-    rows = _Rows(texts)
     wanted: set[int] = set(distinct[: cfg.keep_first]) | set(distinct[-cfg.keep_last :])
     errors = error_items(rows, detector)
     wanted.update(_evenly(errors, cfg.max_error_rows))
     wanted.update(field_signals(items, cfg))
     if query.strip():
-        wanted.update(query_items(rows, len(items), query, cfg))
+        wanted.update(query_items(rows, n, query, cfg))
     wanted.update(_evenly(distinct, fill_size(len(distinct), cfg)))
     return sorted({first_of[texts[i]] for i in wanted})
 

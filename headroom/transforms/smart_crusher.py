@@ -31,7 +31,7 @@ from headroom.ccr.markers import rows_marker
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.json_codec import Codec, NotJSON
 from headroom.transforms.json_config import SmartCrusherConfig
-from headroom.transforms.json_select import error_detector, select
+from headroom.transforms.json_select import ItemTexts, error_detector, select
 from headroom.transforms.json_table import render_table
 from headroom.transforms.tokens import chars_per_token, estimate_tokens
 
@@ -134,7 +134,8 @@ class _Walk:
         return walked, compact
 
     def crush(self, items: list[Any], texts: list[str], baseline: int) -> list[Any] | None:
-        kept = select(items, texts, self.ctx.query, self.cfg, self.crusher.detector)
+        rows = ItemTexts(texts)
+        kept = select(items, rows, self.ctx.query, self.cfg, self.crusher.detector)
         dropped = len(items) - len(kept)
         if dropped <= 0:
             return None
@@ -143,7 +144,7 @@ class _Walk:
         if size > (1.0 - self.cfg.min_lossy_savings) * baseline:
             return None
         assert self.ctx.store is not None  # guaranteed by self.lossy
-        key = self.ctx.store.put("[" + ",".join(texts) + "]")
+        key = self.ctx.store.put(rows.joined)
         self.keys.append(key)
         return [items[i] for i in kept] + [{SENTINEL_KEY: rows_marker(key, dropped)}]
 
@@ -179,6 +180,10 @@ class SmartCrusher:
         if type(value) not in (list, dict):
             return self._passthrough(text, ctx)
         return self._run(value, text, ctx, codec)
+
+    def compress_parsed(self, text: str, value: Any, ctx: CompressContext) -> CompressResult:
+        """The pipeline's name and argument order for ``compress_value``."""
+        return self.compress_value(value, text, ctx)
 
     def _run(self, value: Any, text: str, ctx: CompressContext, codec: Codec) -> CompressResult:
         keys: list[str] = []

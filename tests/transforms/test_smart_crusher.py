@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -337,6 +340,46 @@ def test_compress_value_matches_compress() -> None:
     a = crusher.compress(text, CompressContext(store=PendingWrites()))
     b = crusher.compress_value(orjson.loads(text), text, CompressContext(store=PendingWrites()))
     assert a == b
+
+
+def test_same_bytes_under_any_hash_seed(tmp_path: Any) -> None:
+    """Set/dict order of strings varies with PYTHONHASHSEED; the output must not."""
+    rows = request_rows(400, 21)
+    rows[5]["error"] = "denied"
+    source = tmp_path / "in.json"
+    source.write_text(orjson.dumps(rows).decode())
+    script = (
+        "import sys, hashlib\n"
+        "from headroom.ccr.store import PendingWrites\n"
+        "from headroom.transforms.base import CompressContext\n"
+        "from headroom.transforms.smart_crusher import SmartCrusher\n"
+        "text = open(sys.argv[1]).read()\n"
+        "for store in (PendingWrites(), None):\n"
+        "    ctx = CompressContext(query='POST /v1/orders GET android', store=store)\n"
+        "    out = SmartCrusher().compress(text, ctx).output\n"
+        "    print(hashlib.sha256(out.encode()).hexdigest())\n"
+    )
+    digests = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-c", script, str(source)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        digests.add(run.stdout)
+    assert len(digests) == 1
+
+
+def test_compress_parsed_is_the_pipeline_entry() -> None:
+    rows = db_rows(300, 22)
+    text = orjson.dumps(rows).decode()
+    crusher = SmartCrusher()
+    ctx = CompressContext(store=PendingWrites())
+    assert crusher.compress_parsed(text, rows, ctx) == crusher.compress(text, ctx)
 
 
 def test_config_rejects_nonsense() -> None:
