@@ -311,3 +311,32 @@ def test_nothing_runs_on_the_event_loop_thread(tmp_path: Path) -> None:
 
     run(scenario())
     assert seen and all(name.startswith("ccr-sqlite") for name in seen)
+
+
+def _rows_in_main_file(path: Path, tmp: Path) -> int:
+    """Rows readable from the database file alone, as if the WAL were lost."""
+    copy = tmp / "main-file-only.sqlite3"
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM ccr_meta").fetchone()[0])
+        except sqlite3.OperationalError:  # not even the schema has been checkpointed yet
+            return 0
+
+
+def test_background_checkpoint_moves_writes_into_the_main_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+
+    async def scenario() -> int:
+        store = await open_store(path)
+        try:
+            await store.put_many([os.urandom(2000) for _ in range(20)])
+            for _ in range(100):  # the checkpoint tick is 0.2 s
+                if _rows_in_main_file(path, tmp_path) == 20:
+                    break
+                await asyncio.sleep(0.05)
+            return _rows_in_main_file(path, tmp_path)
+        finally:
+            await store.close()
+
+    assert run(scenario()) == 20
