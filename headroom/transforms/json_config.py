@@ -42,6 +42,9 @@ class SmartCrusherConfig:
       relevance_ratio=0.5         BM25-like: keep items scoring ≥ 50 % of the best item,
       relevance_max_df=0.5        counting only query words in ≤ half the items,
       max_relevance_rows=20       at most this many.
+      opaque_min_chars=1024       a base64 string (optionally a data: URI) at least this long
+                                  is stored whole and replaced by an opaque marker
+                                  ``<<ccr:KEY,base64,SIZE>>`` (same store conditions).
     """
 
     min_table_rows: int = 8
@@ -72,6 +75,7 @@ class SmartCrusherConfig:
     relevance_ratio: float = 0.5
     relevance_max_df: float = 0.5
     max_relevance_rows: int = 20
+    opaque_min_chars: int = 1024
 
     def __post_init__(self) -> None:
         for name in (

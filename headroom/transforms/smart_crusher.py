@@ -17,6 +17,9 @@ Per array, deepest decision first:
    ≥ ``lossless_min_savings`` shorter. A top-level table is emitted as raw text, a nested
    one as a JSON string.
 
+Strings that are base64 blobs of ≥ ``opaque_min_chars`` (same store conditions as 2) are
+stored whole and replaced by ``<<ccr:KEY,base64,SIZE>>``; rows kept by 2 stay verbatim.
+
 Everything else is written compactly (``,``/``:``, non-ASCII kept, key order kept; numbers
 keep their meaning, see ``json_codec``). The whole result is returned only if it has fewer
 tokens than the input (or names a key at no extra cost); otherwise the input is returned
@@ -25,9 +28,10 @@ unchanged with strategy ``passthrough``. Same input, config and query → same b
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from headroom.ccr.markers import rows_marker
+from headroom.ccr.markers import opaque_marker, rows_marker
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.json_codec import Codec, NotJSON
 from headroom.transforms.json_config import SmartCrusherConfig
@@ -41,7 +45,15 @@ SENTINEL_KEY = "_ccr_dropped"
 # In compact JSON a nested array starts after `:`, `,` or `[`; an embedded JSON string
 # starts with `"[` or `"{`. Without any of these an array's items need no walk.
 _WALK_MARKS = (":[", ",[", "[[", '"[', '"{')
-_BEST_TABLE_RATIO = 0.25  # no table is expected below a quarter of the compact JSON
+_BEST_TABLE_RATIO = 0.25
+_BASE64_BLOB = re.compile(r"(?:data:[\w/+.\-]+;base64,)?[A-Za-z0-9+/_\-]+={0,2}")
+
+
+def _is_base64_blob(text: str) -> bool:
+    """Encoded binary (images, archives): no words a model could read, so offloaded whole."""
+    return (
+        _BASE64_BLOB.fullmatch(text) is not None and len(set(text[:4096])) >= 16
+    )  # no table is expected below a quarter of the compact JSON
 
 
 class _Table(str):
@@ -85,6 +97,11 @@ class _Walk:
         return str(out) if isinstance(out, _Table) else out
 
     def string(self, text: str, depth: int) -> str:
+        if self.lossy and len(text) >= self.cfg.opaque_min_chars and _is_base64_blob(text):
+            assert self.ctx.store is not None  # guaranteed by self.lossy
+            key = self.ctx.store.put(text)
+            self.keys.append(key)
+            return opaque_marker(key, "base64", len(text))
         if len(text) < self.cfg.json_in_string_min_chars or text[0] not in "[{":
             return text
         try:
@@ -110,19 +127,21 @@ class _Walk:
                 if cut is not None:
                     return cut
                 texts = None  # nothing worth cutting: fall through to lossless
-        lossless, size = self.lossless(items, depth, top)
+        lossless, size = self.keep_all(items, depth, top)
         if texts is not None and size / self.cpt > self.cfg.max_lossless_tokens:
             cut = self.crush(items, texts, size)
             if cut is not None:
                 return cut
         return lossless
 
-    def lossless(self, items: list[Any], depth: int, top: bool) -> tuple[Any, int]:
+    def keep_all(self, items: list[Any], depth: int, top: bool) -> tuple[Any, int]:
+        """Every item kept: children walked (they may offload blobs), then table or compact."""
         blob = self.codec.dumps(items)
-        if any(mark in blob for mark in _WALK_MARKS):
+        blobs_possible = self.lossy and len(blob) >= len(items) * self.cfg.opaque_min_chars
+        if blobs_possible or any(mark in blob for mark in _WALK_MARKS):
             walked = [self.nested(item, depth + 1) for item in items]
             compact = len(self.codec.dumps(walked))
-        else:  # no nested array and no string that starts like JSON: nothing to walk into
+        else:  # nothing nested, no JSON-like string, items too short for blobs: no walk
             walked, compact = items, len(blob)
         if len(walked) >= self.cfg.min_table_rows and all(type(r) is dict for r in walked):
             table = render_table(

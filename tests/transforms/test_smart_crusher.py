@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from headroom.ccr.markers import find_keys, rows_marker
+from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
 from headroom.transforms.json_table import is_table, parse_table
@@ -380,6 +381,29 @@ def test_compress_parsed_is_the_pipeline_entry() -> None:
     crusher = SmartCrusher()
     ctx = CompressContext(store=PendingWrites())
     assert crusher.compress_parsed(text, rows, ctx) == crusher.compress(text, ctx)
+
+
+def test_base64_blobs_are_offloaded_whole_only_with_a_store() -> None:
+    rnd = random.Random(23)
+    blobs = [base64.b64encode(rnd.randbytes(1500)).decode() for _ in range(3)]
+    doc = {
+        "attachments": [{"name": f"scan{i}.png", "data": b} for i, b in enumerate(blobs)],
+        "thumb": "data:image/png;base64," + blobs[0],
+        "note": "x" * 2000,
+    }
+    store = PendingWrites()
+    result, _ = crush(doc, store=store)
+    out = orjson.loads(result.output)
+    assert out["note"] == doc["note"]
+    assert len(result.keys) == 4
+    for row, blob in zip(out["attachments"], blobs, strict=True):
+        (key,) = find_keys(row["data"])
+        assert row["data"] == opaque_marker(key, "base64", len(blob))
+        assert store.get(key) == blob.encode()
+    (key,) = find_keys(out["thumb"])
+    assert store.get(key) == doc["thumb"].encode()
+    plain = SmartCrusher().compress(orjson.dumps(doc).decode(), CompressContext())
+    assert plain.keys == () and orjson.loads(plain.output) == doc
 
 
 def test_config_rejects_nonsense() -> None:
