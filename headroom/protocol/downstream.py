@@ -17,7 +17,7 @@ from typing import Protocol
 
 from headroom.protocol.events import Body, EndBody, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
-from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
 
 
 class ExchangeHandler(Protocol):
@@ -28,6 +28,8 @@ class ExchangeHandler(Protocol):
     def on_client_gone(self) -> None: ...
 
     def on_client_writable(self, writable: bool) -> None: ...
+
+    def on_protocol_error(self, status: int, error_type: str, message: str) -> None: ...
 
 
 class ConnectionHost(Protocol):
@@ -52,6 +54,7 @@ class DownstreamConnection(asyncio.Protocol):
         "_cork",
         "_exchange",
         "_h1",
+        "_held",
         "_out",
         "_read_paused",
         "_reading_blocked",
@@ -79,6 +82,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._closed = False
         self._cork = 0  # >0: writes are gathered and sent as one at uncork
         self._out: list[bytes] = []
+        self._held = b""  # pipelined bytes that arrived while an answer was pending
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -91,6 +95,13 @@ class DownstreamConnection(asyncio.Protocol):
         self._arm(self.host.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._exchange is not None and self._h1.request_done:
+            # Pipelined bytes while the answer is pending: hold them here instead of
+            # pausing reads, so a client that leaves is still noticed at once.
+            self._held += data
+            if len(self._held) > MAX_HEAD_BYTES:
+                self.block_reading()
+            return
         try:
             events = self._h1.receive(data)
         except Reset:
@@ -133,10 +144,6 @@ class DownstreamConnection(asyncio.Protocol):
             elif kind is ProtocolError:
                 self.host.protocol_error(self, event)
                 return
-        if self._exchange is not None and self._h1.request_done:
-            # Bytes of a pipelined next request wait in h11's buffer; stop reading more
-            # until this exchange is answered so that buffer stays bounded.
-            self.block_reading()
 
     def _lost(self) -> None:
         if self._closed:
@@ -186,8 +193,10 @@ class DownstreamConnection(asyncio.Protocol):
         self._reading_blocked = 0
         self._set_reading()
         self._arm(self.host.keepalive_timeout)
+        held, self._held = self._held, b""
         try:
-            events = self._h1.events()  # a pipelined request may already be buffered
+            # A pipelined request may already be buffered in h11 or held here.
+            events = self._h1.receive(held) if held else self._h1.events()
         except Reset:
             self._lost()
             return
@@ -221,6 +230,10 @@ class DownstreamConnection(asyncio.Protocol):
     @property
     def busy(self) -> bool:
         return self._exchange is not None
+
+    @property
+    def exchange(self) -> ExchangeHandler | None:
+        return self._exchange
 
     def block_reading(self) -> None:
         self._reading_blocked += 1

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-
-import orjson
 
 from headroom.ccr.store import CCRStore
 from headroom.config import Config
@@ -19,7 +18,8 @@ from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.pool import UpstreamPool, client_tls_context
-from headroom.proxy.exchange import Exchange
+from headroom.proxy.exchange import Exchange, send_local
+from headroom.proxy.local import error_response
 from headroom.proxy.routes import LocalRoutes
 
 RequestTransform = Callable[[Exchange, bytes], Awaitable[bytes]]
@@ -71,30 +71,13 @@ class ProxyApp:
         self.log.warning(
             "bad_request", client=conn.client_ip, status=error.status, message=error.message
         )
-        if conn.busy:
-            conn.abort()  # mid-body: the exchange was already forwarding; cut both sides
+        exchange = conn.exchange
+        if exchange is not None:  # broken body framing mid-request
+            exchange.on_protocol_error(error.status, _error_type(error.status), error.message)
             return
-        body = orjson.dumps(
-            {
-                "error": {
-                    "type": _ERROR_TYPES.get(error.status, "bad_request"),
-                    "message": error.message,
-                }
-            }
-        )
-        try:
-            conn.send_head(
-                error.status,
-                [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            )
-            conn.send_body(body)
-            conn.send_end()
-        except Exception:  # h11 refuses a response in this state: just close
-            pass
+        conn.must_close = True
+        response = error_response(error.status, _error_type(error.status), error.message)
+        send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
         conn.close()
 
     def connection_closed(self, conn: DownstreamConnection) -> None:
@@ -128,6 +111,10 @@ class ProxyApp:
             client=ex.conn.client_ip,
             outcome=("ok" if ex.response_done else "client_gone" if ex.client_gone else "aborted"),
         )
+
+
+def _error_type(status: int) -> str:
+    return _ERROR_TYPES.get(status, "bad_request")
 
 
 _ERROR_TYPES = {

@@ -59,6 +59,7 @@ class Exchange:
         "_pending",
         "_pending_bytes",
         "_relay_trailers",
+        "_started",
         "_task",
         "_timer",
         "app",
@@ -77,6 +78,7 @@ class Exchange:
         "response_started",
         "start",
         "status",
+        "stopped",
         "streaming",
         "t_headers",
         "upstream",
@@ -114,13 +116,18 @@ class Exchange:
         self.bytes_out = 0
         self.t_headers: float | None = None
         self.last_progress = self.start
+        self.stopped = False
+        self._started = False
         app.in_flight += 1
         self._task = app.loop.create_task(self._run())
 
     # ================================================================ control flow
 
     async def _run(self) -> None:
+        self._started = True
         try:
+            if self.stopped:  # the client left or broke framing before we began
+                return
             handler = self.app.routes.match(self.path)
             if handler is not None:
                 await self._serve_local(handler)
@@ -184,6 +191,7 @@ class Exchange:
         self._limit = limit
         if self._pending_bytes > limit:
             raise BodyTooLarge
+        self._block_client(False)  # held back while the route was undecided; read on now
         if not self.req_ended:
             self.conn.send_continue()
             self._body_waiter = self.app.loop.create_future()
@@ -316,19 +324,7 @@ class Exchange:
 
     def on_client_gone(self) -> None:
         self.client_gone = True
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.abort()  # frees the origin at once, well within a second
-        for fut in (self._body_waiter, self._done):
-            if fut is not None and not fut.done():
-                fut.set_exception(ClientGone())
-        if (
-            self._task is not None
-            and not self._task.done()
-            and self._done is None
-            and self._body_waiter is None
-        ):
-            self._task.cancel()  # still connecting or transforming; stop that work
+        self._stop()
 
     def on_client_writable(self, writable: bool) -> None:
         if self.upstream is not None:
@@ -433,29 +429,33 @@ class Exchange:
             return
         if not self.req_ended:
             self.conn.must_close = True  # unread body bytes: don't reuse the connection
-        closing = self.conn.must_close or self.app.draining
-        headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", response.content_type),
-            (b"content-length", str(len(response.body)).encode("ascii")),
-            *response.headers,
-            (b"x-request-id", self.request_id),
-        ]
-        if closing:
-            self.conn.must_close = True
-            headers.append((b"connection", b"close"))
         self.status = response.status
         self.response_started = True
-        conn = self.conn
-        conn.cork()
-        try:
-            conn.send_head(response.status, headers, _reason(response.status))
-            if self.head.method != b"HEAD" and response.body:
-                conn.send_body(response.body)
-                self.bytes_out += len(response.body)
-            conn.send_end()
-        finally:
-            conn.uncork()
+        self.bytes_out += send_local(
+            self.conn, response, self.request_id, head_only=self.head.method == b"HEAD"
+        )
         self.response_done = True
+
+    def on_protocol_error(self, status: int, error_type: str, message: str) -> None:
+        """The client broke body framing mid-request: answer it if we still can and cut
+        the upstream side (it must never see the rest of a smuggled message)."""
+        self.conn.must_close = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        self._fail(status, error_type, message)
+        self._stop()
+
+    def _stop(self) -> None:
+        """No more work for this exchange: free the upstream at once (well within the
+        second a disconnect may take to propagate) and end the task wherever it waits —
+        connecting, reading the body, compressing or relaying."""
+        self.stopped = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        if self._started and not self._task.done():
+            self._task.cancel()
 
     def _finish(self) -> None:
         if self._timer is not None:
@@ -473,6 +473,32 @@ class Exchange:
         elif not self.conn.closed:
             self.conn.abort()
         self.app.exchange_finished(self)
+
+
+def send_local(
+    conn: DownstreamConnection, response: LocalResponse, request_id: bytes, *, head_only: bool
+) -> int:
+    """Write a complete proxy-made response in one send; returns the body bytes written."""
+    closing = conn.must_close
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", response.content_type),
+        (b"content-length", str(len(response.body)).encode("ascii")),
+        *response.headers,
+        (b"x-request-id", request_id),
+    ]
+    if closing:
+        headers.append((b"connection", b"close"))
+    written = 0
+    conn.cork()
+    try:
+        conn.send_head(response.status, headers, _reason(response.status))
+        if not head_only and response.body:
+            conn.send_body(response.body)
+            written = len(response.body)
+        conn.send_end()
+    finally:
+        conn.uncork()
+    return written
 
 
 def _reason(status: int) -> bytes:
