@@ -24,6 +24,7 @@ import base64
 import hmac
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -76,7 +77,7 @@ class RetrieveRoutes:
         elif req.path.startswith(PREFIX + "/") and "/" not in req.path[len(PREFIX) + 1 :]:
             if req.method != "GET":
                 return _method_not_allowed("GET")
-            raw = req.path[len(PREFIX) + 1 :]
+            raw = unquote(req.path[len(PREFIX) + 1 :])
         else:
             return _not_found()
         key = normalize_key(raw) if raw is not None else None

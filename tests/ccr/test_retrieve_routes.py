@@ -74,6 +74,9 @@ def test_statuses(kind: str, tmp_path: Path) -> None:
             assert doc["size"] == len("héllo wörld".encode())
             assert doc["created_at"] == clock.now and doc["expires_at"] == clock.now + 60
 
+            quoted = await routes.handle(request("GET", f"/v1/retrieve/hash%3D{text_key}"))
+            assert quoted.status == 200 and body(quoted)["hash"] == text_key
+
             post = await routes.handle(
                 request("POST", "/v1/retrieve", orjson.dumps({"hash": f" hash={bin_key.upper()}"}))
             )
@@ -99,7 +102,7 @@ def test_statuses(kind: str, tmp_path: Path) -> None:
                 assert response.status == 400, bad
                 assert body(response)["error"]["type"] == "invalid_request"
 
-            assert routes.counters["retrievals_ok"] == 2
+            assert routes.counters["retrievals_ok"] == 3
             assert routes.counters["retrievals_expired"] == 1
             assert routes.counters["retrievals_not_found"] == 1
             assert routes.counters["bad_requests"] == 4
