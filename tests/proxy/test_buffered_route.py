@@ -1,0 +1,169 @@
+"""Issue 2 point 6: the compression routes are buffered and capped; nothing else is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.proxy.conftest import StartProxy
+from tests.proxy.helpers import assert_proxy_error
+from tests.support.proxy_process import ProxyProcess
+from tests.support.rawhttp import RawConn, build_request, request
+from tests.support.upstream import FakeUpstream
+
+ROUTES = ["/v1/messages", "/v1/chat/completions", "/v1/responses"]
+
+
+@pytest.fixture
+def capped(start_proxy: StartProxy, upstream_server: FakeUpstream) -> ProxyProcess:
+    upstream_server.clear()
+    return start_proxy(upstream_server.url, "--max-body-bytes", "1KiB")
+
+
+def _json_body(size: int) -> bytes:
+    """A JSON document of exactly ``size`` bytes, with spacing a re-serializer would lose."""
+    head, tail = b'{"model": "m",  "pad": "', b'"}\n'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+def _chunked(body: bytes, size: int = 300) -> bytes:
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+def _post(
+    port: int,
+    path: str,
+    body: bytes,
+    ctype: str = "application/json",
+    chunked: bool = False,
+    method: str = "POST",
+):
+    headers = [("Host", "x"), ("Content-Type", ctype)]
+    if chunked:
+        return request(
+            port, method, path, [*headers, ("Transfer-Encoding", "chunked")], _chunked(body)
+        )
+    return request(port, method, path, [*headers, ("Content-Length", str(len(body)))], body)
+
+
+def _assert_not_contacted(upstream: FakeUpstream) -> None:
+    assert not upstream.requests and not upstream.connections, [
+        (r.method, r.target) for r in upstream.requests
+    ]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_over_limit_by_content_length_is_413_before_upstream(
+    path: str, capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    resp = _post(capped.port, path, _json_body(1025))
+    assert_proxy_error(resp.status, 413, resp.headers, resp.body)
+    _assert_not_contacted(upstream_server)
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_over_limit_while_reading_chunked_is_413_before_upstream(
+    path: str, capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    resp = _post(capped.port, path, _json_body(3000), chunked=True)
+    assert_proxy_error(resp.status, 413, resp.headers, resp.body)
+    _assert_not_contacted(upstream_server)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_at_the_limit_is_forwarded_byte_identical(
+    chunked: bool, capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    body = _json_body(1024)
+    resp = _post(capped.port, "/v1/messages", body, chunked=chunked)
+    assert resp.status == 200
+    rec = upstream_server.only()
+    assert bytes(rec.body) == body
+    assert rec.header("content-type") == "application/json"
+
+
+def test_json_with_parameters_counts_as_json(
+    capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    resp = _post(
+        capped.port,
+        "/v1/chat/completions",
+        _json_body(2000),
+        ctype="application/json; charset=utf-8",
+    )
+    assert_proxy_error(resp.status, 413, resp.headers, resp.body)
+    _assert_not_contacted(upstream_server)
+
+
+def test_odd_but_valid_and_invalid_json_pass_byte_identical(
+    capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    for body in (b'{ "b" : 1,"a":"\\u00e9\xc3\xa9" ,"n":1.50e1}\r\n', b'{"not json'):
+        upstream_server.clear()
+        assert _post(capped.port, "/v1/messages", body).status == 200
+        assert bytes(upstream_server.only().body) == body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "ctype"),
+    [
+        ("POST", "/v1/messages", "text/plain"),
+        ("PUT", "/v1/messages", "application/json"),
+        ("POST", "/v1/messages/count_tokens", "application/json"),
+        ("POST", "/v1/embeddings", "application/json"),
+        ("POST", "/upload", "application/octet-stream"),
+    ],
+)
+def test_other_requests_stream_uncapped(
+    method: str, path: str, ctype: str, capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    body = _json_body(64 * 1024)
+    for chunked in (False, True):
+        upstream_server.clear()
+        resp = _post(capped.port, path, body, ctype=ctype, chunked=chunked, method=method)
+        assert resp.status == 200, resp.body[:200]
+        assert bytes(upstream_server.only().body) == body
+
+
+def test_expect_100_over_limit_gets_413_without_sending_the_body(
+    capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    with RawConn(capped.port) as conn:
+        conn.send(
+            build_request(
+                "POST",
+                "/v1/messages",
+                [
+                    ("Host", "x"),
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", "50000"),
+                    ("Expect", "100-continue"),
+                ],
+            )
+        )
+        resp = conn.read_response(timeout=2)
+    assert_proxy_error(resp.status, 413, resp.headers, resp.body)
+    _assert_not_contacted(upstream_server)
+
+
+def test_decimal_units_for_the_limit(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    upstream_server.clear()
+    proc = start_proxy(upstream_server.url, "--max-body-bytes", "1KB")
+    assert _post(proc.port, "/v1/responses", _json_body(1000)).status == 200
+    over = _post(proc.port, "/v1/responses", _json_body(1001))
+    assert_proxy_error(over.status, 413, over.headers, over.body)
+
+
+def test_5mib_json_under_default_limit_is_byte_identical(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": "y" * 100}] * 40000}, indent=1
+    ).encode()
+    assert len(body) > 5 * 1024 * 1024
+    assert _post(proxy.port, "/v1/messages", body).status == 200
+    assert bytes(upstream.only().body) == body

@@ -1,0 +1,101 @@
+"""Issue 2 point 11: one JSON line per request, and secrets never in the output."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import httpx
+
+from tests.proxy.conftest import StartProxy
+from tests.support.proxy_process import ProxyProcess
+from tests.support.rawhttp import request
+from tests.support.upstream import FakeUpstream, free_port
+
+FIELDS = (
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "upstream_status",
+    "bytes_in",
+    "bytes_out",
+    "time_to_headers_ms",
+    "total_ms",
+    "upstream_request_id",
+)
+
+
+def test_one_request_line_with_every_field(client: httpx.Client, proxy: ProxyProcess) -> None:
+    body = b"q" * 300
+    resp = client.post(
+        "/headers?rid=req_up_42", content=body, headers={"x-request-id": "log-test-1"}
+    )
+    assert resp.status_code == 200
+    line = proxy.request_log("log-test-1")
+    missing = [f for f in FIELDS if f not in line]
+    assert not missing, (missing, line)
+    assert isinstance(line["ts"], (str, int, float)) and line["level"]
+    assert (line["method"], line["status"], line["upstream_status"]) == ("POST", 200, 200)
+    assert line["path"].startswith("/headers"), line
+    assert line["upstream_request_id"] == "req_up_42"
+    assert line["bytes_in"] >= len(body) and line["bytes_out"] >= len(b"headers"), line
+    assert 0 <= line["time_to_headers_ms"] <= line["total_ms"], line
+    same = [e for e in proxy.events("request") if e.get("request_id") == "log-test-1"]
+    assert len(same) == 1, same
+
+
+def test_every_stdout_line_is_a_json_log_entry(client: httpx.Client, proxy: ProxyProcess) -> None:
+    client.get("/echo")
+    client.get("/healthz")
+    for line in proxy.stdout_lines:
+        entry = json.loads(line)
+        assert {"ts", "level", "event"} <= entry.keys(), entry
+
+
+def test_error_responses_are_logged(start_proxy: StartProxy) -> None:
+    proc = start_proxy(f"http://127.0.0.1:{free_port()}")
+    resp = httpx.get(f"{proc.url}/v1/models", trust_env=False)
+    line = proc.request_log(resp.headers["x-request-id"])
+    assert line["status"] == 502 and line["upstream_status"] in (None, 0), line
+
+
+SECRETS = ("sk-SECRET-AUTH-7f3a", "sk-ant-SECRET-KEY-91bc", "SECRET-COOKIE-55de")
+
+
+def test_secrets_never_logged_even_at_debug(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    proc = start_proxy(upstream_server.url, "--log-level", "debug")
+    headers = [
+        ("Host", "x"),
+        ("Authorization", f"Bearer {SECRETS[0]}"),
+        ("x-api-key", SECRETS[1]),
+        ("Cookie", f"session={SECRETS[2]}"),
+    ]
+    request(proc.port, "GET", "/echo", headers)
+    request(
+        proc.port,
+        "POST",
+        "/v1/messages",
+        [*headers, ("Content-Type", "application/json"), ("Content-Length", "2")],
+        b"{}",
+    )
+    request(proc.port, "GET", "/status/500", headers)
+    request(
+        proc.port,
+        "POST",
+        "/echo",
+        [*headers, ("Content-Length", "1"), ("Transfer-Encoding", "chunked")],
+        b"0\r\n\r\n",
+    )
+    request(proc.port, "GET", "/redirect?to=/x", headers)
+    dead = start_proxy(f"http://127.0.0.1:{free_port()}", "--log-level", "debug")
+    request(dead.port, "GET", "/echo", headers)
+    for each in (proc, dead):
+        each.send_signal(signal.SIGTERM)
+        each.wait(5)
+        text = "\n".join(each.stdout_lines + each.stderr_lines)
+        leaked = [s for s in SECRETS if s in text]
+        assert not leaked, f"secrets in the log: {leaked}"
+        assert each.events("request"), "no request lines to check"
