@@ -125,8 +125,11 @@ def _numeric_signals(idx: Sequence[int], values: list[float], cfg: SmartCrusherC
     med = _median(values)
     limit = cfg.outlier_z * _MAD_SCALE * _mad(values, med)
     outliers = [(-abs(v - med), idx[j]) for j, v in enumerate(values) if abs(v - med) > limit]
-    if len(outliers) <= max(cfg.max_outliers_per_field, len(values) // 20):
+    if outliers and len(outliers) <= max(cfg.max_outliers_per_field, len(values) // 20):
         keep.update(i for _, i in sorted(outliers)[: cfg.max_outliers_per_field])
+        # a few spikes are outliers, not level shifts: clip them before looking for shifts
+        low, high = med - limit, med + limit
+        values = [low if v < low else high if v > high else v for v in values]
     keep.update(_change_points(idx, values, cfg))
     return keep
 
