@@ -68,7 +68,12 @@ def _detector(text: str, config: dict[str, Any]) -> Any:
 
 
 def _pipeline(text: str, config: dict[str, Any]) -> Any:
-    pipeline = Pipeline(PipelineConfig(**(config.get("options") or {})))
+    try:
+        pipeline = Pipeline(PipelineConfig(**(config.get("options") or {})))
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("headroom.transforms."):
+            raise
+        raise TransformUnavailable(f"the pipeline needs {exc.name}, which is not there") from exc
     result, stats = pipeline.compress_with_stats(text, _context(config))
     return {
         "kind": stats.kind,

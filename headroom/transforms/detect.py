@@ -134,6 +134,7 @@ _HTML_TAG = re.compile(
     r"<(?:html|head|body|div|span|p|a|ul|li|table|tr|td|script|style|meta|link)\b", re.I
 )
 _FENCE = re.compile(r"^(?:```|~~~)", re.M)
+_NON_BLANK = re.compile(r"\S")
 
 
 @dataclass
@@ -177,12 +178,22 @@ def _line_stats(lines: list[str]) -> _LineStats:
 # --- kinds ----------------------------------------------------------------------------------
 
 
-def _detect_json(stripped: str) -> Detection | None:
-    first, last = stripped[0], stripped[-1]
+def _edges(text: str) -> tuple[str, str]:
+    """First and last non-blank characters ("" if none), without copying ``text``."""
+    first = _NON_BLANK.search(text)
+    if first is None:
+        return "", ""
+    end = len(text) - 1
+    while text[end].isspace():
+        end -= 1
+    return first.group(), text[end]
+
+
+def _detect_json(text: str, first: str, last: str) -> Detection | None:
     if not ((first == "[" and last == "]") or (first == "{" and last == "}")):
         return None
     try:
-        value = orjson.loads(stripped)
+        value = orjson.loads(text)  # JSON allows the surrounding whitespace
     except (orjson.JSONDecodeError, RecursionError):
         return None
     if isinstance(value, list):
@@ -245,10 +256,10 @@ def detect(text: str) -> Detection:
     then line statistics over the sample for search results, logs and source code; prose is
     the fallback. Numbered Read output should go through ``split_numbering`` first.
     """
-    stripped = text.strip()
-    if not stripped:
+    first, last = _edges(text)
+    if not first:
         return Detection(PROSE, 0.0)
-    found = _detect_json(stripped)
+    found = _detect_json(text, first, last)
     if found is not None:
         return found
     head = text[:_SAMPLE_HEAD_CHARS]

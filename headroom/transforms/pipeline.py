@@ -31,11 +31,12 @@ import dataclasses
 import importlib
 import time
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.ccr.markers import content_key, find_keys, has_marker
-from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.base import CompressContext, Compressor, CompressResult
 from headroom.transforms.detect import (
     DIFF,
     HTML,
@@ -181,10 +182,14 @@ class _StagedWriter:
         return key
 
 
-def _build_route(strategy: str, config: PipelineConfig) -> _Route | None:
+def _build_route(
+    strategy: str, config: PipelineConfig, override: Compressor | None
+) -> _Route | None:
     module_name, cls_name, flag, min_field, cfg_field = _ROUTES[strategy]
     if not getattr(config, flag):
         return None
+    if override is not None:
+        return _Route(strategy, override, getattr(config, min_field))
     module = importlib.import_module(module_name)
     cfg = getattr(config, cfg_field)
     if not config.lossy:
@@ -215,11 +220,22 @@ def _split_whitespace(text: str) -> tuple[str, str, str]:
 class Pipeline:
     """Routes each tool output (or each section of a mixed one) to its compressor."""
 
-    def __init__(self, config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        compressors: Mapping[str, Compressor] | None = None,
+    ) -> None:
+        """``compressors`` replaces the built-in compressor of a strategy (``"log"``, ...)
+        with another object of the same protocol; the strategy's enable flag and minimum
+        size still apply."""
         self.config = config if config is not None else PipelineConfig()
+        overrides = dict(compressors or {})
+        unknown = set(overrides) - set(_ROUTES)
+        if unknown:
+            raise ValueError(f"unknown strategy name(s): {', '.join(sorted(unknown))}")
         self._routes: dict[str, _Route] = {}
         for strategy in _ROUTES:
-            route = _build_route(strategy, self.config)
+            route = _build_route(strategy, self.config, overrides.get(strategy))
             if route is not None:
                 self._routes[strategy] = route
         self._table_check = _table_check()

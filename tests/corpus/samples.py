@@ -122,9 +122,10 @@ def _sentence(rng: random.Random, words: tuple[str, ...] | list[str], n: int) ->
 def json_api_rows(rng: random.Random, n: int = 300) -> Sample:
     """An API listing of customer records with three error rows and a latency outlier."""
     rows = []
-    errors = sorted(rng.sample(range(10, n - 10), 3))
-    outlier = rng.choice([i for i in range(10, n - 10) if i not in errors])
-    target = rng.choice([i for i in range(10, n - 10) if i not in errors and i != outlier])
+    middle = range(n // 10, n - n // 10)
+    errors = sorted(rng.sample(middle, 3))
+    outlier = rng.choice([i for i in middle if i not in errors])
+    target = rng.choice([i for i in middle if i not in errors and i != outlier])
     must: list[str] = []
     for i in range(n):
         row = {
@@ -152,7 +153,7 @@ def json_api_rows(rng: random.Random, n: int = 300) -> Sample:
 
 def json_db_rows(rng: random.Random, n: int = 400) -> Sample:
     """A SQL result set as compact JSON rows; one row failed a constraint check."""
-    bad = rng.randrange(50, n - 50)
+    bad = rng.randrange(n // 8, n - n // 8)
     rows = []
     for i in range(n):
         rows.append(
@@ -171,7 +172,7 @@ def json_db_rows(rng: random.Random, n: int = 400) -> Sample:
 
 def json_nested(rng: random.Random, n: int = 150) -> Sample:
     """A paginated API object: metadata around a nested array of events, one critical."""
-    critical = rng.randrange(20, n - 20)
+    critical = rng.randrange(n // 8, n - n // 8)
     events = []
     for i in range(n):
         level = "info" if i != critical else "critical"
@@ -397,6 +398,16 @@ def git_diff(rng: random.Random, n: int = 12) -> Sample:
 # --- search results -------------------------------------------------------------------------
 
 
+def _hits(*hits: str) -> tuple[str, ...]:
+    """A hit must keep its path and its ``line:content``: a compressor may group hits under
+    a path header (``path`` then ``line:content``) instead of repeating the path."""
+    out: list[str] = []
+    for hit in hits:
+        path, rest = hit.split(":", 1)
+        out += [path, rest]
+    return tuple(out)
+
+
 def grep_results(rng: random.Random, n: int = 400) -> Sample:
     """``grep -rn refund src/``: many hits over many files; the definition is the one sought."""
     files = [f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}_{i}.py" for i in range(40)]
@@ -417,7 +428,9 @@ def grep_results(rng: random.Random, n: int = 400) -> Sample:
             f"{path}:{line_no}:    refund_{rng.choice(_WORDS)} = refund_total({rng.choice(_WORDS)})"
         )
     query = 'Grep {"pattern": "refund", "path": "src"} — where is handle_refund_timeout defined?'
-    return Sample("grep_results", "search", "\n".join(lines) + "\n", (target, error_hit), query)
+    return Sample(
+        "grep_results", "search", "\n".join(lines) + "\n", _hits(target, error_hit), query
+    )
 
 
 def ripgrep_context(rng: random.Random, n: int = 120) -> Sample:
@@ -443,7 +456,7 @@ def ripgrep_context(rng: random.Random, n: int = 120) -> Sample:
             "--",
         ]
     query = "where is rotate_session_token defined"
-    return Sample("ripgrep_context", "search", "\n".join(lines[:-1]) + "\n", (target,), query)
+    return Sample("ripgrep_context", "search", "\n".join(lines[:-1]) + "\n", _hits(target), query)
 
 
 # --- prose, html, code, Read output, mixed --------------------------------------------------
@@ -459,7 +472,7 @@ def _paragraph(rng: random.Random) -> str:
 def prose(rng: random.Random, n: int = 30) -> Sample:
     """Design-notes prose with one line that records an error."""
     paras = [_paragraph(rng) for _ in range(n)]
-    at = rng.randrange(3, n - 3)
+    at = rng.randrange(n // 10, n - n // 10)
     error_line = "The migration failed with error 1213 (deadlock) on the orders table."
     paras[at] = paras[at] + "\n" + error_line
     return Sample("prose", "prose", "\n\n".join(paras) + "\n", (error_line,))
@@ -577,7 +590,7 @@ def corpus(seed: int = 20261121) -> list[Sample]:
 def scaled(name: str, target_bytes: int, seed: int = 7) -> Sample:
     """One generator grown (by doubling ``n``) until its text reaches ``target_bytes``."""
     gen = GENERATORS[name]
-    n = 8
+    n = 1 if name == "git_diff" else 32  # n counts files there, rows or lines elsewhere
     for _ in range(40):
         sample = gen(random.Random(f"{seed}:{name}:{n}"), n)
         if len(sample.text) >= target_bytes:

@@ -82,6 +82,19 @@ def _hand_cases() -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     yield "search", "twelve_hits_one_file", hits + "\n", {}
     yield "search", "twelve_hits_query", hits + "\n", {"query": "compute"}
 
+    small_diff = (
+        "diff --git a/app.py b/app.py\nindex 1a2b3c4..5d6e7f8 100644\n--- a/app.py\n+++ b/app.py\n"
+        "@@ -1,4 +1,4 @@\n import os\n-DEBUG = True\n+DEBUG = False\n \n def main():\n"
+    )
+    yield "diff", "small_verbatim", small_diff, {}
+    many = GENERATORS["git_diff"](random.Random(f"{SEED}:diff:many"), 24)
+    yield "diff", "many_files_24", many.text, {"query": "handler_3"}
+    few = GENERATORS["git_diff"](random.Random(f"{SEED}:diff:few"), 4)
+    yield "diff", "no_store", few.text, {"ccr": False}
+    text = GENERATORS["prose"](random.Random(f"{SEED}:text:nostore"), 12)
+    yield "text", "prose_no_store", text.text, {"ccr": False}
+    yield "text", "short_declines", "Two short sentences. Nothing to drop here.", {}
+
     sentence = "The cache is warmed before the first request arrives."
     facts = [f"Fact {i}: shard {i} holds {i * 1000} keys in region r{i}." for i in range(8)]
     yield "text", "redundant", " ".join([sentence] * 10 + facts), {}
