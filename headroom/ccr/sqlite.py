@@ -67,7 +67,7 @@ log = logging.getLogger("headroom.ccr")
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 5_000
+BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's transaction
 _PURGE_BATCH = 256
 _PURGE_BATCHES_PER_ROUND = 64
 _EVICT_BATCH = 64
@@ -123,6 +123,7 @@ class SqliteStore:
         tombstone_seconds: float = TOMBSTONE_SECONDS,
         max_tombstones: int = _MAX_TOMBSTONES,
         purge_interval: float | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         """Prefer ``await SqliteStore.open(...)``: nothing touches the file until then."""
         if max_bytes <= 0:
@@ -134,6 +135,7 @@ class SqliteStore:
         self._tombstone_seconds = tombstone_seconds
         self._max_tombstones = max_tombstones
         self._slack = refresh_slack(self.ttl)
+        self._busy_timeout = busy_timeout
         self._purge_interval = purge_interval or max(1.0, min(60.0, self.ttl / 4))
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ccr-sqlite")
         self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="ccr-sqlite-checkpoint")
@@ -268,7 +270,7 @@ class SqliteStore:
 
     def _open(self) -> None:
         _prepare_file(self.path)
-        db = _connect(self.path)
+        db = _connect(self.path, self._busy_timeout)
         try:
             # The checkpoint thread keeps the WAL short; this is only the safety net for
             # when it falls behind, so commits on the request path rarely pay for one.
@@ -299,7 +301,7 @@ class SqliteStore:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _open_checkpointer(self) -> None:
-        self._checkpoint_conn = _connect(self.path)
+        self._checkpoint_conn = _connect(self.path, self._busy_timeout)
 
     def _checkpoint(self) -> None:
         if self._checkpoint_conn is not None:
@@ -392,11 +394,15 @@ class SqliteStore:
         if gone or expires_at <= now or original is None:
             return Missing(key, "expired")
         if now + self.ttl - expires_at > self._slack:
-            expires_at = now + self.ttl
-            self._db.execute(
-                "UPDATE ccr_meta SET expires_at = max(expires_at, ?) WHERE key = ? AND gone = 0",
-                (expires_at, key),
-            )
+            try:
+                self._db.execute(
+                    "UPDATE ccr_meta SET expires_at = max(expires_at, ?) "
+                    "WHERE key = ? AND gone = 0",
+                    (now + self.ttl, key),
+                )
+                expires_at = now + self.ttl
+            except sqlite3.OperationalError as exc:  # locked too long: still serve the read
+                log.warning("ccr_sqlite_refresh_failed key=%s %s", key, exc)
         return Entry(key, original, created_at, expires_at)
 
     def _purge_batch(self) -> int:
@@ -438,9 +444,9 @@ class _Refused(sqlite3.DatabaseError):
     """A put the cap cannot hold; rolls the transaction back like any database error."""
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
     return db
 
 

@@ -340,3 +340,30 @@ def test_background_checkpoint_moves_writes_into_the_main_file(tmp_path: Path) -
             await store.close()
 
     assert run(scenario()) == 20
+
+
+def test_another_process_holding_the_lock(tmp_path: Path) -> None:
+    """A writer blocked past busy_timeout fails cleanly; reads keep being served."""
+    path = tmp_path / "c.sqlite3"
+    clock = FakeClock()
+
+    async def scenario() -> None:
+        store = await open_store(path, clock, ttl=3600.0, busy_timeout=0.2)
+        try:
+            key = await store.put(b"readable while locked")
+            clock.advance(600)  # so the next read wants to refresh the TTL (a write)
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                with pytest.raises(StoreError, match="database is locked"):
+                    await store.put(b"must wait for the lock")
+                got = await store.get(key)
+                assert isinstance(got, Entry) and got.original == b"readable while locked"
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert isinstance(await store.get(await store.put(b"after")), Entry)
+        finally:
+            await store.close()
+
+    run(scenario())
