@@ -61,19 +61,11 @@ _HEADLESS_RE = re.compile(r"(\d+)([:-])(.*)", re.S)
 _CTX_TAIL_RE = re.compile(r"(\d+)-(.*)", re.S)
 
 
-@dataclass
-class Row:
-    path: str
-    number: int
-    sep: str  # ":" match, "-" context
-    rest: str
-    line: int  # index in the input
-    offset: int  # where the content starts within the input line
-    score: float = 0.0
-
-    @property
-    def text(self) -> str:
-        return f"{self.number}{self.sep}{self.rest}"
+# A row is a plain tuple (one per line of a large result; tuples are the cheapest object):
+# (path, number as written, separator ":" match or "-" context, rest, input line, offset of
+# the content within that line).
+Row = tuple[str, str, str, str, int, int]
+PATH, NUM, SEP, REST, LINE, OFFSET = range(6)
 
 
 @dataclass
@@ -83,7 +75,17 @@ class Parsed:
     unparsed: int
 
 
-def parse(lines: list[str]) -> Parsed:
+# Every line matches exactly once: as a ``path:line:content`` row (groups set) or as
+# anything else (groups empty). ``findall`` then does the per-line work in C; possessive
+# quantifiers keep the engine from backtracking through paths.
+_LINE_RE = re.compile(r"^(?:((?:[A-Za-z]:)?[^:\n]++):(\d++):([^\n]*+)|[^\n]*+)$", re.M)
+
+
+def parse(lines: list[str], text: str | None = None) -> Parsed:
+    text = "\n".join(lines) if text is None else text
+    found = _LINE_RE.findall(text)
+    if len(found) != len(lines):  # cannot happen for \n-split text; stay correct anyway
+        found = [_LINE_RE.match(x).groups("") for x in lines]  # type: ignore[union-attr]
     rows: list[Row] = []
     order: list[str | int] = []
     seen: set[str] = set()
@@ -91,42 +93,49 @@ def parse(lines: list[str]) -> Parsed:
     heading: str | None = None
     prev_path = ""
     n = len(lines)
-    for i, line in enumerate(lines):
-        if line.strip() in ("", "--"):
-            heading = None if not line.strip() else heading
-            continue
-        row = _parse_row(line, i, heading, prev_path)
-        if row is None and i + 1 < n and _HEADLESS_RE.match(lines[i + 1]) and ":" not in line[2:]:
-            heading = line.rstrip("\r")
-            continue
-        if row is None:
-            order.append(i)
-            unparsed += 1
-            continue
-        if row.path not in seen:
-            seen.add(row.path)
-            order.append(row.path)
-        prev_path = row.path
-        rows.append(row)
+    for i, (path, num, rest) in enumerate(found):
+        if path and heading is None and (path == prev_path or not path.isdigit()):
+            rows.append((path, num, ":", rest, i, len(path) + len(num) + 2))
+        else:
+            line = lines[i]
+            stripped = line.strip()
+            if stripped in ("", "--"):
+                heading = None if not stripped else heading
+                continue
+            row = _other_row(line, i, heading, prev_path)
+            if row is None:
+                if i + 1 < n and ":" not in line[2:] and _HEADLESS_RE.match(lines[i + 1]):
+                    heading = line.rstrip("\r")
+                else:
+                    order.append(i)
+                    unparsed += 1
+                continue
+            rows.append(row)
+            path = row[PATH]
+        if path != prev_path:
+            if path not in seen:
+                seen.add(path)
+                order.append(path)
+            prev_path = path
     return Parsed(rows, order, unparsed)
 
 
-def _parse_row(line: str, i: int, heading: str | None, prev_path: str) -> Row | None:
+def _other_row(line: str, i: int, heading: str | None, prev_path: str) -> Row | None:
     if heading is not None:
         m = _HEADLESS_RE.match(line)
         if m:
-            return Row(heading, int(m.group(1)), m.group(2), m.group(3), i, m.start(3))
-    m = _MATCH_RE.match(line)
-    if m and not m.group(1).isdigit():
-        return Row(m.group(1), int(m.group(2)), ":", m.group(3), i, m.start(3))
+            return (heading, m.group(1), m.group(2), m.group(3), i, m.start(3))
+        m = _MATCH_RE.match(line)
+        if m and not m.group(1).isdigit():
+            return (m.group(1), m.group(2), ":", m.group(3), i, m.start(3))
     # A context row's path may itself contain "-12-"; the neighbouring match's path decides.
     if prev_path and line.startswith(prev_path + "-"):
         t = _CTX_TAIL_RE.match(line, len(prev_path) + 1)
         if t:
-            return Row(prev_path, int(t.group(1)), "-", t.group(2), i, t.start(2))
+            return (prev_path, t.group(1), "-", t.group(2), i, t.start(2))
     m = _CTX_RE.match(line)
     if m and not m.group(1).isdigit():
-        return Row(m.group(1), int(m.group(2)), "-", m.group(3), i, m.start(3))
+        return (m.group(1), m.group(2), "-", m.group(3), i, m.start(3))
     return None
 
 
@@ -141,138 +150,168 @@ class SearchCompressor:
         if already_compressed(text):
             return passthrough(text, ctx)
         lines = split_lines(text)
-        parsed = parse(lines)
-        matches = [r for r in parsed.rows if r.sep == ":"]
-        if len(matches) < self.config.min_matches:
+        parsed = parse(lines, text)
+        total = sum(1 for r in parsed.rows if r[SEP] == ":")
+        if total < self.config.min_matches:
             return passthrough(text, ctx)
-        self._score(text, lines, parsed.rows, matches, ctx.query)
-        body, kept = self._render(lines, parsed, listed_cap=ctx.store is not None)
-        total = len(matches)
+        scores = self._score(text, parsed.rows, total, ctx.query)
+        body, kept = _Renderer(self.config, lines, parsed, scores, ctx.store is not None).run()
         return finish(text, body, ctx, self.name, lambda k: lines_marker(k, total, kept, "matches"))
 
-    def _score(
-        self, text: str, lines: list[str], rows: list[Row], matches: list[Row], query: str
-    ) -> None:
-        by_line = {r.line: r for r in rows}
+    def _score(self, text: str, rows: list[Row], total: int, query: str) -> dict[int, float]:
+        """Score per input line of a match row (absent = 0)."""
+        row_at = {r[LINE]: r for r in rows if r[SEP] == ":"}
         starts = line_starts(text)
-        n = len(matches)
-        det = term_detector(query_terms(query))
+        scores: dict[int, float] = {}
+
+        def content_line(pos: int) -> int | None:
+            li = bisect_right(starts, pos) - 1
+            row = row_at.get(li)
+            return li if row is not None and pos - starts[li] >= row[OFFSET] else None
+
+        lowered = text.lower()
+        # A term in most rows (the searched pattern itself) carries no information; counting
+        # first (C speed) keeps it out of the per-hit loop entirely.
+        terms = [t for t in query_terms(query) if lowered.count(t) <= total // 2]
+        det = term_detector(terms)
         if det is not None:
             terms_of: dict[int, set[str]] = {}
             for hit in det.hits(text):
-                li = _line_index(starts, hit.start)
-                row = by_line.get(li)
-                if row is not None and hit.start - starts[li] >= row.offset:
+                li = content_line(hit.start)
+                if li is not None:
                     terms_of.setdefault(li, set()).add(hit.word)
             df: dict[str, int] = {}
             for words in terms_of.values():
                 for w in words:
                     df[w] = df.get(w, 0) + 1
-            scale = math.log(n + 1)
+            scale = math.log(total + 1)
             for li, words in terms_of.items():
-                weight = sum(math.log((n + 1) / df[w]) / scale for w in words)
-                by_line[li].score += min(1.0, weight)
+                weight = sum(math.log((total + 1) / df[w]) / scale for w in words)
+                scores[li] = min(1.0, weight)
         signals = {
             li: imp
             for li, imp in self._detector.scan(text, "search").items()
-            if li in by_line and imp.category is not None
+            if li in row_at and imp.category is not None
         }
         freq: dict[str, int] = {}
         for imp in signals.values():
             freq[imp.category or ""] = freq.get(imp.category or "", 0) + 1
         for li, imp in signals.items():
-            common = freq[imp.category or ""] > 0.3 * n
-            by_line[li].score += imp.priority * (0.1 if common else 0.6)
+            common = freq[imp.category or ""] > 0.3 * total
+            scores[li] = scores.get(li, 0.0) + imp.priority * (0.1 if common else 0.6)
+        return scores
 
-    def _render(self, lines: list[str], parsed: Parsed, listed_cap: bool) -> tuple[list[str], int]:
-        cfg = self.config
-        files: dict[str, list[Row]] = {}
+
+class _Renderer:
+    """Heading-form output: one group per shown file, notes for everything left out."""
+
+    def __init__(
+        self,
+        cfg: SearchConfig,
+        lines: list[str],
+        parsed: Parsed,
+        scores: dict[int, float],
+        listed_cap: bool,
+    ) -> None:
+        self.cfg = cfg
+        self.lines = lines
+        self.parsed = parsed
+        self.scores = scores
+        self.listed_cap = listed_cap
+        self.files: dict[str, list[Row]] = {}
         for r in parsed.rows:
-            files.setdefault(r.path, []).append(r)
+            self.files.setdefault(r[PATH], []).append(r)
         strong = sorted(
-            (r for r in parsed.rows if r.sep == ":" and r.score >= cfg.strong_score),
-            key=lambda r: (-r.score, r.line),
-        )[: cfg.max_strong]
-        strong_ids = {id(r) for r in strong}
-        shown = self._shown_files(files, strong_ids)
+            (li for li, sc in scores.items() if sc >= cfg.strong_score),
+            key=lambda li: (-scores[li], li),
+        )
+        self.strong = set(strong[: cfg.max_strong])
+
+    def run(self) -> tuple[list[str], int]:
+        cfg = self.cfg
+        shown = self._shown_files()
         body: list[str] = []
         kept_total = 0
-        unparsed_kept = 0
+        others = 0
         hidden: list[str] = []
-        for item in parsed.order:
+        for item in self.parsed.order:
             if isinstance(item, int):
-                if unparsed_kept < cfg.max_unparsed:
-                    body.append(lines[item])
-                unparsed_kept += 1
-                continue
-            if item not in shown:
+                if others < cfg.max_unparsed:
+                    body.append(self.lines[item])
+                others += 1
+            elif item in shown:
+                kept_total += self._emit_file(item, body)
+            else:
                 hidden.append(item)
-                continue
-            kept_total += self._emit_file(item, files[item], strong_ids, body)
-        if unparsed_kept > cfg.max_unparsed:
-            body.append(note(unparsed_kept - cfg.max_unparsed, "other lines omitted"))
+        if others > cfg.max_unparsed:
+            body.append(note(others - cfg.max_unparsed, "other lines omitted"))
         if hidden:
-            cap = cfg.max_listed_files if listed_cap else len(hidden)
-            body.append(_hidden_note(hidden, files, cap))
+            cap = cfg.max_listed_files if self.listed_cap else len(hidden)
+            body.append(_hidden_note(hidden, self.files, cap))
         return body, kept_total
 
-    def _shown_files(self, files: dict[str, list[Row]], strong_ids: set[int]) -> set[str]:
-        if len(files) <= self.config.max_files:
-            return set(files)
+    def _best(self, rows: list[Row]) -> float:
+        return max((self.scores.get(r[LINE], 0.0) for r in rows), default=0.0)
+
+    def _shown_files(self) -> set[str]:
+        if len(self.files) <= self.cfg.max_files:
+            return set(self.files)
 
         def rank(item: tuple[int, str]) -> tuple[int, float, int]:
             pos, path = item
-            rows = files[path]
-            has_strong = any(id(r) in strong_ids for r in rows)
-            return (-int(has_strong), -max(r.score for r in rows), pos)
+            rows = self.files[path]
+            has_strong = any(r[LINE] in self.strong for r in rows)
+            return (-int(has_strong), -self._best(rows), pos)
 
-        ranked = sorted(enumerate(files), key=rank)
-        return {path for _pos, path in ranked[: self.config.max_files]}
+        ranked = sorted(enumerate(self.files), key=rank)
+        return {path for _pos, path in ranked[: self.cfg.max_files]}
 
-    def _emit_file(self, path: str, rows: list[Row], strong_ids: set[int], body: list[str]) -> int:
-        cfg = self.config
-        matches = [r for r in rows if r.sep == ":"]
+    def _emit_file(self, path: str, body: list[str]) -> int:
+        cfg = self.cfg
+        rows = self.files[path]
+        matches = [r for r in rows if r[SEP] == ":"]
         keep: set[int] = set()
         if matches:
-            keep.update((id(matches[0]), id(matches[-1])))
-        keep.update(id(r) for r in matches if id(r) in strong_ids)
-        for r in sorted(matches, key=lambda r: (-r.score, r.line)):
-            if len(keep) >= cfg.max_per_file:
-                break
-            keep.add(id(r))
-        near = {r.number for r in matches if id(r) in keep}
+            keep.update((matches[0][LINE], matches[-1][LINE]))
+        keep.update(r[LINE] for r in matches if r[LINE] in self.strong)
+        ranked = sorted(matches, key=lambda r: (-self.scores.get(r[LINE], 0.0), r[LINE]))
+        contents = {r[REST].strip() for r in matches if r[LINE] in keep}
+        # Fill up to the cap with the best rows, preferring contents not shown yet.
+        for allow_repeat in (False, True):
+            for r in ranked:
+                if len(keep) >= cfg.max_per_file:
+                    break
+                if r[LINE] in keep or (not allow_repeat and r[REST].strip() in contents):
+                    continue
+                keep.add(r[LINE])
+                contents.add(r[REST].strip())
+        near = {int(r[NUM]) for r in matches if r[LINE] in keep}
+        radius = cfg.context_radius
         body.append(path)
-        kept_matches = 0
-        dropped_ctx = 0
+        kept = dropped_ctx = 0
         for r in rows:
-            if r.sep == ":" and id(r) in keep:
-                body.append(r.text)
-                kept_matches += 1
-            elif r.sep == "-" and any(
-                k in near
-                for k in range(r.number - cfg.context_radius, r.number + cfg.context_radius + 1)
-            ):
-                body.append(r.text)
-            elif r.sep == "-":
+            if r[SEP] == ":":
+                if r[LINE] in keep:
+                    body.append(f"{r[NUM]}:{r[REST]}")
+                    kept += 1
+            elif any(k in near for k in range(int(r[NUM]) - radius, int(r[NUM]) + radius + 1)):
+                body.append(f"{r[NUM]}{r[SEP]}{r[REST]}")
+            else:
                 dropped_ctx += 1
-        dropped = len(matches) - kept_matches
+        dropped = len(matches) - kept
         if dropped or dropped_ctx:
             what = "more matches" if dropped != 1 else "more match"
             if dropped_ctx:
                 what += f" and {dropped_ctx} context lines"
             body.append(note(dropped, f"{what} omitted"))
-        return kept_matches
+        return kept
 
 
 def _hidden_note(hidden: list[str], files: dict[str, list[Row]], cap: int) -> str:
     """Files without rows in the output, by name and match count; beyond ``cap`` names
     (only with a store, whose marker then holds them) just how many."""
-    counts = {p: sum(1 for r in files[p] if r.sep == ":") for p in hidden}
+    counts = {p: sum(1 for r in files[p] if r[SEP] == ":") for p in hidden}
     names = ", ".join(f"{p} ({counts[p]})" for p in hidden[:cap])
     more = f", and {len(hidden) - cap} more files" if len(hidden) > cap else ""
     total = sum(counts.values())
     return note(total, f"matches omitted in {len(hidden)} more files: {names}{more}")
-
-
-def _line_index(starts: list[int], pos: int) -> int:
-    return bisect_right(starts, pos) - 1

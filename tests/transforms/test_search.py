@@ -91,7 +91,7 @@ def test_every_file_is_shown_or_listed_with_counts() -> None:
     parsed = parse(text.split("\n"))
     counts: dict[str, int] = {}
     for r in parsed.rows:
-        counts[r.path] = counts.get(r.path, 0) + 1
+        counts[r[0]] = counts.get(r[0], 0) + 1
     out_lines = res.output.split("\n")
     for path, count in counts.items():
         assert path in out_lines or f"{path} ({count})" in res.output, path
