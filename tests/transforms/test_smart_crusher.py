@@ -155,6 +155,17 @@ def test_query_identifier_and_long_number_anchor_rows() -> None:
     assert rows[17] in out and rows[250] in out
 
 
+def test_an_anchor_found_in_most_rows_selects_nothing() -> None:
+    rows = db_rows(300, 24)
+    for row in rows:
+        row["state"] = "paid"
+    rows[99]["state"] = "refunded"
+    result, _ = crush(rows, query='list_orders({"state": "paid", "currency": "EUR"})')
+    out = orjson.loads(result.output)[:-1]
+    assert rows[99] in out  # rare value
+    assert len(out) < 40
+
+
 def test_change_point_is_kept() -> None:
     rnd = random.Random(6)
     rows = [
