@@ -95,7 +95,7 @@ def multi_file_diff(
 
 def big_diff(seed: int) -> tuple[str, list[str]]:
     """About 1 MB: many files with default context, plus a lockfile."""
-    text, changed = multi_file_diff(seed, files=260, context=3, funcs=30)
+    text, changed = multi_file_diff(seed, files=700, context=3, funcs=30)
     rng = random.Random(seed)
     lock_old = [f'    "pkg{i}": "1.{i}.0",' for i in range(400)]
     lock_new = [
