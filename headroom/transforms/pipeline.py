@@ -52,6 +52,7 @@ from headroom.transforms.detect import (
     restore_numbering,
     split_numbering,
 )
+from headroom.transforms.json_table import is_table
 from headroom.transforms.sections import Section, split_sections
 from headroom.transforms.tokens import estimate_tokens
 
@@ -209,6 +210,11 @@ def config_class(cls: type) -> type:
     return typing.cast(type, options[0])
 
 
+def _may_have_marker(text: str) -> bool:
+    """Cheap substring pre-check (C ``in``) before the marker regex runs over the text."""
+    return "<<ccr:" in text or "hash=" in text
+
+
 def _split_whitespace(text: str) -> tuple[str, str, str]:
     core = text.strip()
     if not core:
@@ -238,7 +244,6 @@ class Pipeline:
             route = _build_route(strategy, self.config, overrides.get(strategy))
             if route is not None:
                 self._routes[strategy] = route
-        self._table_check = _table_check()
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
         return self.compress_with_stats(text, ctx)[0]
@@ -262,7 +267,7 @@ class Pipeline:
         if not text.strip():
             stats.reason = "empty"
             return None
-        if has_marker(text) or self._table_check(text):
+        if (_may_have_marker(text) and has_marker(text)) or is_table(text):  # our own output
             stats.reason = "already_compressed"
             return None
         t0 = time.perf_counter()
@@ -337,7 +342,7 @@ class Pipeline:
         if route is None:
             return section.text, ""
         lead, core, trail = _split_whitespace(section.text)
-        before = estimate_tokens(core, ctx.model)
+        before = estimate_tokens(core, ctx.model)  # the compressor's own count may differ
         if before < route.min_tokens:
             return section.text, ""
         try:
@@ -347,7 +352,9 @@ class Pipeline:
                 raise
             stats.errors.append(f"{route.strategy}: {type(exc).__name__}: {exc}")
             return section.text, ""
-        if result.output == core or estimate_tokens(result.output, ctx.model) >= before:
+        # The compressor's count decides per section; the whole output is re-counted at the
+        # end, which is the gate that guarantees "never larger".
+        if result.output == core or result.tokens_after >= before:
             return section.text, ""
         return lead + result.output + trail, result.strategy or route.strategy
 
@@ -357,12 +364,3 @@ class Pipeline:
         if fast is not None and detection.value is not None:
             return fast(core, detection.value, ctx)
         return compressor.compress(core, ctx)
-
-
-def _table_check() -> Any:
-    """SmartCrusher's own recogniser of the table form it writes, if that module exists."""
-    try:
-        from headroom.transforms.json_table import is_table
-    except ImportError:
-        return lambda text: False
-    return is_table
