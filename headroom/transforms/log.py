@@ -153,20 +153,30 @@ def _trace_blocks(lines: list[str], frames: set[int]) -> list[tuple[int, int]]:
             blocks[-1] = (blocks[-1][0], i + 1)
         else:
             blocks.append((i, i + 1))
-    out: list[tuple[int, int]] = []
-    for start, end in blocks:
-        s = (
-            start - 1
-            if start > 0 and lines[start - 1].strip() and not lines[start].startswith("Traceback")
-            else start
-        )
-        e = end
-        while e < n and e - end < 3 and _INDENTED.match(lines[e]):
-            e += 1  # source lines under the last frame
-        if e < n and lines[e].strip():
-            e += 1  # the exception line after a Python traceback / message after frames
-        out.append((s, min(e, n)))
-    return out
+    return [_extend(lines, start, end) for start, end in blocks]
+
+
+_MESSAGE_LINES = 8  # how far above JS/Java frames the failure message may start
+
+
+def _extend(lines: list[str], start: int, end: int) -> tuple[int, int]:
+    """Add what belongs to a run of frames: the message above JS/Java frames (indented or
+    blank lines up to the first unindented one, as jest and node print it), the source
+    lines under the last frame, and the exception line after a Python traceback."""
+    n = len(lines)
+    python = lines[start].startswith("Traceback") or lines[start].lstrip().startswith('File "')
+    s = start
+    if not python:
+        while s > 0 and start - s < _MESSAGE_LINES:
+            s -= 1
+            if lines[s].strip() and not _INDENTED.match(lines[s]):
+                break
+    e = end
+    while e < n and e - end < 3 and _INDENTED.match(lines[e]):
+        e += 1
+    if python and e < n and lines[e].strip():
+        e += 1
+    return s, e
 
 
 def _bridges(lines: list[str], gap_start: int, gap_end: int) -> bool:

@@ -194,3 +194,60 @@ def test_arbitrary_text_never_grows(parts: list[str], with_store: bool) -> None:
     assert estimate_tokens(res.output) <= estimate_tokens(text)
     if res.output == text:
         assert res.strategy == "passthrough"
+
+
+def mixed_runner_log() -> tuple[str, list[str]]:
+    """jest failure with its message, repeated Java traces, a Go panic, jest/npm summary."""
+    lines = ["> app@1.0.0 test", "> jest --ci", ""]
+    lines += [f"PASS src/components/Widget{i}.test.tsx ({i % 5 + 1}.{i % 10}s)" for i in range(60)]
+    jest = [
+        "FAIL src/api/client.test.ts",
+        "  ● client › retries on 503",
+        "",
+        "    expect(received).toBe(expected) // Object.is equality",
+        "",
+        "    Expected: 3",
+        "    Received: 1",
+        "",
+        "      at Object.<anonymous> (src/api/client.test.ts:42:23)",
+        "      at processTicksAndRejections (node:internal/process/task_queues:95:5)",
+    ]
+    lines += [*jest, ""]
+    lines += [f"PASS src/util/u{i}.test.ts" for i in range(40)]
+    java = [
+        "java.lang.IllegalStateException: pool exhausted",
+        "\tat com.acme.Pool.get(Pool.java:88)",
+        "\tat com.acme.Svc.handle(Svc.java:12)",
+        "\t... 42 more",
+    ]
+    for k in range(12):
+        lines += java
+        lines += [f"INFO request {k * 7 + j} served in {j * 3}ms" for j in range(5)]
+    go = [
+        "panic: runtime error: index out of range [5] with length 3",
+        "",
+        "goroutine 1 [running]:",
+        "main.parse(...)",
+        "\t/app/main.go:27 +0x1d",
+        "main.main()",
+        "\t/app/main.go:12 +0x25",
+        "exit status 2",
+    ]
+    summary = [
+        "Test Suites: 1 failed, 99 passed, 100 total",
+        "Tests:       1 failed, 611 passed, 612 total",
+        "npm ERR! Test failed.  See above for more details.",
+    ]
+    lines += go + summary
+    return "\n".join(lines), [x for x in jest + java + go + summary if x]
+
+
+def test_runner_traces_keep_their_messages_and_repeats_fold() -> None:
+    text, must = mixed_runner_log()
+    res = LogCompressor().compress(text, CompressContext())
+    out = res.output.split("\n")
+    for line in must:
+        assert line in out, line
+    assert out.count("\tat com.acme.Pool.get(Pool.java:88)") == 1
+    assert "[... 11 identical traces omitted]" in out
+    assert res.tokens_after < 0.3 * res.tokens_before
