@@ -1,0 +1,91 @@
+"""What every provider adapter tells the proxy about a request body.
+
+An adapter knows where one API keeps tool outputs, which tool call produced each output (so
+the relevance context is that call's own arguments plus the user turn that led to it —
+never a later turn, so a turn compresses the same way forever), and how the retrieval tool
+is spelled in that API. It reads the parsed payload only; byte surgery is ``JsonDoc``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from headroom.providers.jsondoc import Path
+
+RETRIEVE_TOOL = "headroom_retrieve"
+# Cap on the relevance context: a Write call's arguments can be a whole file, and the
+# compressors only need the words that say what was looked for.
+MAX_QUERY_CHARS = 4000
+
+RETRIEVE_DESCRIPTION = (
+    "Fetch the full original of content that headroom shortened to save tokens. Shortened "
+    "tool outputs end with a marker that names a hash, such as "
+    "[120 lines compressed to 12. Retrieve more: hash=<24 hex chars>] or "
+    "<<ccr:<24 hex chars> 40_rows_offloaded>>. Call this with that hash when the omitted "
+    "part matters for the task."
+)
+HASH_DESCRIPTION = "The 24-character hex hash shown in the marker."
+RETRIEVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"hash": {"type": "string", "description": HASH_DESCRIPTION}},
+    "required": ["hash"],
+}
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    path: Path  # where the string value lives in the body
+    text: str
+    tool_name: str  # "" when the producing call is not in the history
+    query: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str  # "anthropic" | "openai_chat" | "openai_responses"
+    find_outputs: Callable[[dict[str, Any]], list[ToolOutput]]
+    retrieve_tool_json: str  # constant bytes so provider prompt caches stay warm
+    tool_name_of: Callable[[dict[str, Any]], str]  # name of an entry in "tools"
+
+
+def is_retrieve_tool(name: str) -> bool:
+    """Our tool, also under an MCP-style namespace prefix (``server__headroom_retrieve``)."""
+    return name == RETRIEVE_TOOL or name.endswith("__" + RETRIEVE_TOOL)
+
+
+def make_query(arguments: Any, user_turn: str) -> str:
+    """The tool call's own arguments plus the user turn that led to it, bounded."""
+    if isinstance(arguments, str):
+        args = arguments
+    elif arguments is None:
+        args = ""
+    else:
+        args = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
+    query = f"{args}\n{user_turn}".strip()
+    return query[:MAX_QUERY_CHARS]
+
+
+def text_of(content: Any, text_types: tuple[str, ...] = ("text",)) -> str:
+    """The typed text of a message's content (a string, or text parts), joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") in text_types
+            and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def has_tool(payload: dict[str, Any], provider: Provider, name: str) -> bool:
+    tools = payload.get("tools")
+    if not isinstance(tools, list):
+        return False
+    return any(isinstance(t, dict) and provider.tool_name_of(t) == name for t in tools)

@@ -1,0 +1,147 @@
+"""Compress the tool outputs of one request body: pure CPU work, run off the event loop.
+
+Only the replaced string values change; if nothing qualifies or nothing shrinks, the
+original bytes come back untouched (same object), so an untransformed body is forwarded
+byte-for-byte. Originals of what was dropped are recorded in a ``PendingWrites``; the proxy
+stores them before the new body leaves (durable before visible).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from headroom.ccr.markers import has_marker
+from headroom.ccr.store import PendingWrites
+from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
+from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
+from headroom.transforms.base import CompressContext
+from headroom.transforms.pipeline import Pipeline
+
+# Outputs shorter than this are left alone: the saving would not pay for a marker.
+DEFAULT_MIN_CHARS = 1000
+
+
+class Cancelled(Exception):
+    """The client went away or the deadline passed; stop spending CPU on this body."""
+
+
+@dataclass
+class StrategyTally:
+    count: int = 0
+    tokens_saved: int = 0
+
+
+@dataclass
+class Rewrite:
+    body: bytes
+    provider: str
+    outputs_seen: int = 0
+    outputs_compressed: int = 0
+    tokens_before: int = 0  # over the compressed outputs only
+    tokens_after: int = 0
+    by_strategy: dict[str, StrategyTally] = field(default_factory=dict)
+    writes: PendingWrites = field(default_factory=PendingWrites)
+    tool_injected: bool = False
+    seconds: float = 0.0
+    skipped_reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.outputs_compressed > 0
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+
+def rewrite_request(
+    body: bytes,
+    provider: Provider,
+    pipeline: Pipeline,
+    *,
+    min_chars: int = DEFAULT_MIN_CHARS,
+    cancel: threading.Event | None = None,
+) -> Rewrite:
+    started = time.perf_counter()
+    result = Rewrite(body, provider.name)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        result.skipped_reason = "invalid_json"
+        return result
+    if not isinstance(payload, dict):
+        result.skipped_reason = "not_an_object"
+        return result
+    outputs = provider.find_outputs(payload)
+    result.outputs_seen = len(outputs)
+    model = str(payload.get("model", ""))
+    edits: list[tuple[ToolOutput, str]] = []
+    for output in outputs:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        if len(output.text) < min_chars or has_marker(output.text):
+            continue
+        ctx = CompressContext(query=output.query, store=result.writes, model=model)
+        compressed = pipeline.compress(output.text, ctx)
+        if compressed.output == output.text or compressed.tokens_after >= compressed.tokens_before:
+            continue
+        edits.append((output, compressed.output))
+        result.tokens_before += compressed.tokens_before
+        result.tokens_after += compressed.tokens_after
+        tally = result.by_strategy.setdefault(compressed.strategy, StrategyTally())
+        tally.count += 1
+        tally.tokens_saved += compressed.tokens_before - compressed.tokens_after
+    if edits:
+        _apply(result, body, payload, provider, edits)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _apply(
+    result: Rewrite,
+    body: bytes,
+    payload: dict[str, Any],
+    provider: Provider,
+    edits: list[tuple[ToolOutput, str]],
+) -> None:
+    try:
+        doc = JsonDoc(body)
+        spans = doc.spans([o.path for o, _ in edits] + [("tools",)])
+        for output, new_text in edits:
+            span = spans.get(output.path)
+            # The scanner must see the same string the parse did (duplicate keys could
+            # make them differ); otherwise leave this body alone.
+            if span is None or doc.value(span) != output.text:
+                _undo(result, body, "span_mismatch")
+                return
+            doc.replace(span, dump_string(new_text))
+        if len(result.writes) and not has_tool(payload, provider, RETRIEVE_TOOL):
+            tools = spans.get(("tools",))
+            if tools is not None and isinstance(payload.get("tools"), list):
+                doc.append_to_array(tools, provider.retrieve_tool_json)
+            elif "tools" not in payload:
+                doc.add_member(root_span(doc), "tools", "[" + provider.retrieve_tool_json + "]")
+            else:  # "tools" is there but not a list: a marker could never be retrieved
+                _undo(result, body, "tools_not_a_list")
+                return
+            result.tool_injected = True
+        result.body = doc.render()
+        result.outputs_compressed = len(edits)
+    except JsonDocError as exc:
+        _undo(result, body, f"json_scan: {exc}")
+
+
+def _undo(result: Rewrite, body: bytes, reason: str) -> None:
+    """Forget every edit: the original body goes out, and nothing is stored or counted."""
+    result.body = body
+    result.skipped_reason = reason
+    result.outputs_compressed = 0
+    result.tokens_before = result.tokens_after = 0
+    result.by_strategy.clear()
+    result.writes = PendingWrites()
+    result.tool_injected = False
