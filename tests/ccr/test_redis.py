@@ -115,3 +115,25 @@ def test_stats_report_the_server(redis_server: RedisServer) -> None:
             await store.close()
 
     run(scenario())
+
+
+def test_value_dropped_by_the_server_reads_as_expired(redis_server: RedisServer) -> None:
+    """Redis may evict a value under maxmemory; its tombstone still says it existed."""
+    p = prefix()
+
+    async def scenario() -> None:
+        store = await RedisStore.open(redis_server.url, prefix=p, ttl=60.0)
+        try:
+            key = await store.put(b"evicted by the server")
+            raw = redis.Redis.from_url(redis_server.url)
+            try:
+                raw.delete(p + key)
+            finally:
+                raw.close()
+            assert await store.get(key) == Missing(key, "expired")
+            assert await store.put(b"evicted by the server") == key
+            assert isinstance(await store.get(key), Entry)
+        finally:
+            await store.close()
+
+    run(scenario())
