@@ -33,6 +33,24 @@ _FENCED = re.compile(r"^(```|~~~)([^\n]*)\n(.*?)^\1[ \t]*(?:\n|\Z)", re.M | re.S
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
 # Paragraphs shorter than this are not worth a detection of their own: they stay prose.
 MIN_DETECT_CHARS = 200
+# A paragraph is only detected when some line starts like structured output (JSON, a diff,
+# a grep hit, a timestamp or log level, a trace frame, code) or ends in ``;`` or ``{``.
+# One C-level scan per paragraph keeps a megabyte of prose from costing thousands of
+# detections.
+_STRUCTURED = re.compile(
+    r"""^(?:
+        \s*[\[{]
+      | diff\ -- | ---\ | \+\+\+\ | @@
+      | \s*<[!a-zA-Z]
+      | [^\s:]+:\d+[:-] | [^\s:]+-\d+-
+      | \[?\d{4}-\d\d-\d\d | \[?\d\d:\d\d:\d\d
+      | \s*\[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\b
+      | Traceback | \s+at\ | \s+File\ " | npm\  | ={3,} | make
+      | \s*(?:Compiling|error|warning|def|class|import|from|function|const|let|fn|pub|func
+             |package|public|private|\#include)\b
+    )""",
+    re.M | re.X,
+)
 # A fence info string that names a kind decides for the body.
 _FENCE_LANG_CODE = {
     "py",
@@ -126,13 +144,15 @@ def _split_plain(text: str) -> list[Section]:
         position = m.end()
     if position < len(text):
         pieces.append(text[position:])
-    merged: list[Section] = []
+    runs: list[tuple[Detection, list[str]]] = []  # joined once at the end: no quadratic +=
     for piece in pieces:
-        found = detect(piece) if len(piece) >= MIN_DETECT_CHARS else Detection(PROSE, 0.5)
-        last = merged[-1] if merged else None
+        structured = len(piece) >= MIN_DETECT_CHARS and (
+            ";\n" in piece or "{\n" in piece or _STRUCTURED.search(piece) is not None
+        )
+        found = detect(piece) if structured else Detection(PROSE, 0.5)
         mergeable = found.kind not in (JSON_ARRAY, JSON_OBJECT)
-        if last is not None and mergeable and last.detection.kind == found.kind:
-            merged[-1] = Section(last.text + piece, last.detection)
+        if runs and mergeable and runs[-1][0].kind == found.kind:
+            runs[-1][1].append(piece)
         else:
-            merged.append(Section(piece, found))
-    return merged
+            runs.append((found, [piece]))
+    return [Section("".join(parts), found) for found, parts in runs]
