@@ -124,6 +124,39 @@ def _emit_gap(
         out.append(text)
 
 
+def fold_runs(
+    lines: Sequence[str],
+    keep: set[int],
+    protected: set[int],
+    after: dict[int, str],
+    covers: dict[int, int],
+    exact: bool,
+) -> None:
+    """Runs of consecutive kept lines that are identical (``exact``) or differ only in
+    numbers/ids/paths/timestamps collapse into the first line of the run plus a count note.
+    Protected lines are never folded, and a line that already carries a note starts no
+    run. Updates ``keep``, ``after`` and ``covers`` for ``render``."""
+    order = sorted(keep)
+    kept_lines = [lines[i] for i in order]
+    keys = kept_lines if exact else normalise_many(kept_lines)
+    runs: list[list[int]] = []  # [first index, folded count]
+    for pos, i in enumerate(order):
+        same = pos > 0 and order[pos - 1] == i - 1 and keys[pos] == keys[pos - 1]
+        if same and runs and runs[-1][0] + runs[-1][1] == i - 1 and i not in protected:
+            runs[-1][1] += 1
+        elif i not in protected and i not in after:
+            runs.append([i, 0])
+    what = "identical lines omitted" if exact else "similar lines omitted"
+    for first, count in runs:
+        text = note(count, what)
+        if count and sum(len(lines[i]) + 1 for i in range(first + 1, first + count + 1)) > len(
+            text
+        ):  # fold only where the note is shorter than what it replaces
+            keep.difference_update(range(first + 1, first + count + 1))
+            after[first] = text
+            covers[first] = count
+
+
 def window(indices: Iterable[int], radius: int, n: int) -> set[int]:
     """Every index within ``radius`` of one of ``indices``, clipped to ``[0, n)``."""
     out: set[int] = set()

@@ -34,6 +34,7 @@ from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
     finish,
+    fold_runs,
     normalise_many,
     note,
     passthrough,
@@ -52,6 +53,7 @@ class LogConfig:
     max_traces: int = 5  # distinct stack traces kept whole
     max_trace_lines: int = 40  # a longer trace keeps its head and tail
     max_warning_kinds: int = 10  # distinct warning templates kept
+    lossless_only: bool = False  # only fold runs of identical lines (with their count)
 
 
 _INDENTED = re.compile(r"[ \t]+\S")
@@ -68,6 +70,12 @@ class LogCompressor:
         lines = split_lines(text)
         if len(lines) < self.config.min_lines or already_compressed(text):
             return passthrough(text, ctx)
+        if self.config.lossless_only:
+            keep, after, covers = set(range(len(lines))), {}, {}
+            fold_runs(lines, keep, set(), after, covers, exact=True)
+            return finish(
+                text, render(lines, keep, after=after, covers=covers), ctx, self.name, None
+            )
         signals = self._detector.scan_all(text, "log")
         keep, after, covers = self._select(lines, signals)
         body = render(lines, keep, after=after, covers=covers)
@@ -104,7 +112,7 @@ class LogCompressor:
         keep.update(self._warnings(lines, sorted(warnings), after))
         keep.difference_update(set(errors).difference(firsts))  # folded copies
         covers: dict[int, int] = {}
-        _fold_runs(lines, keep, set(errors) | set(summaries), after, covers)
+        fold_runs(lines, keep, set(errors) | set(summaries), after, covers, exact=False)
         return keep, after, covers
 
     def _traces(
@@ -147,7 +155,6 @@ class LogCompressor:
 def _trace_blocks(lines: list[str], frames: set[int]) -> list[tuple[int, int]]:
     """(start, end) of each trace: frame runs joined across indented/blank lines."""
     blocks: list[tuple[int, int]] = []
-    n = len(lines)
     for i in sorted(frames):
         if blocks and i <= blocks[-1][1] + 2 and _bridges(lines, blocks[-1][1], i):
             blocks[-1] = (blocks[-1][0], i + 1)
@@ -203,32 +210,6 @@ def _fold_identical(
     for j, c in counts.items():
         after[j] = note(c, f"{what} omitted")
     return list(first.values())
-
-
-def _fold_runs(
-    lines: list[str],
-    keep: set[int],
-    protected: set[int],
-    after: dict[int, str],
-    covers: dict[int, int],
-) -> None:
-    """Consecutive kept lines that differ only in numbers/ids/paths collapse into the first
-    of the run plus a count. Error and summary lines are never folded, and a line that
-    already carries a note starts no run."""
-    order = sorted(keep)
-    templates = normalise_many([lines[i] for i in order])
-    runs: list[tuple[int, int]] = []  # (first index, folded count)
-    for pos, i in enumerate(order):
-        prev_ok = pos > 0 and order[pos - 1] == i - 1 and templates[pos] == templates[pos - 1]
-        if prev_ok and runs and runs[-1][0] + runs[-1][1] == i - 1 and i not in protected:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        elif i not in protected and i not in after:
-            runs.append((i, 0))
-    for first, count in runs:
-        if count > 1:  # one line is no longer than a note about it
-            keep.difference_update(range(first + 1, first + count + 1))
-            after[first] = note(count, "similar lines omitted")
-            covers[first] = count
 
 
 def _bump(existing: str | None, what: str) -> str:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, replace
 
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import Tiered, default_detector, line_starts
@@ -53,6 +53,7 @@ class SearchConfig:
     strong_score: float = 0.5
     context_radius: int = 1  # context rows kept within this many lines of a kept match
     max_unparsed: int = 40  # non-row lines kept verbatim
+    lossless_only: bool = False  # regroup by file only; every row and line stays
 
 
 _MATCH_RE = re.compile(r"((?:[A-Za-z]:)?[^:\n]+?):(\d+):(.*)", re.S)
@@ -154,6 +155,12 @@ class SearchCompressor:
         total = sum(1 for r in parsed.rows if r[SEP] == ":")
         if total < self.config.min_matches:
             return passthrough(text, ctx)
+        if self.config.lossless_only:
+            everything = replace(
+                self.config, max_per_file=total, max_files=total, max_unparsed=len(lines)
+            )
+            body, _ = _Renderer(everything, lines, parsed, {}, False, keep_all=True).run()
+            return finish(text, body, ctx, self.name, None)
         scores = self._score(text, parsed.rows, total, ctx.query)
         body, kept = _Renderer(self.config, lines, parsed, scores, ctx.store is not None).run()
         return finish(text, body, ctx, self.name, lambda k: lines_marker(k, total, kept, "matches"))
@@ -212,7 +219,9 @@ class _Renderer:
         parsed: Parsed,
         scores: dict[int, float],
         listed_cap: bool,
+        keep_all: bool = False,
     ) -> None:
+        self.keep_all = keep_all
         self.cfg = cfg
         self.lines = lines
         self.parsed = parsed
@@ -285,7 +294,7 @@ class _Renderer:
                     continue
                 keep.add(r[LINE])
                 contents.add(r[REST].strip())
-        near = {int(r[NUM]) for r in matches if r[LINE] in keep}
+        near = sorted(int(r[NUM]) for r in matches if r[LINE] in keep)
         radius = cfg.context_radius
         body.append(path)
         kept = dropped_ctx = 0
@@ -294,7 +303,7 @@ class _Renderer:
                 if r[LINE] in keep:
                     body.append(f"{r[NUM]}:{r[REST]}")
                     kept += 1
-            elif any(k in near for k in range(int(r[NUM]) - radius, int(r[NUM]) + radius + 1)):
+            elif self.keep_all or _within(near, int(r[NUM]), radius):
                 body.append(f"{r[NUM]}{r[SEP]}{r[REST]}")
             else:
                 dropped_ctx += 1
@@ -305,6 +314,11 @@ class _Renderer:
                 what += f" and {dropped_ctx} context lines"
             body.append(note(dropped, f"{what} omitted"))
         return kept
+
+
+def _within(sorted_numbers: list[int], number: int, radius: int) -> bool:
+    i = bisect_left(sorted_numbers, number - radius)
+    return i < len(sorted_numbers) and sorted_numbers[i] <= number + radius
 
 
 def _hidden_note(hidden: list[str], files: dict[str, list[Row]], cap: int) -> str:

@@ -202,7 +202,7 @@ def mixed_runner_log() -> tuple[str, list[str]]:
     lines += [f"PASS src/components/Widget{i}.test.tsx ({i % 5 + 1}.{i % 10}s)" for i in range(60)]
     jest = [
         "FAIL src/api/client.test.ts",
-        "  ● client › retries on 503",
+        "  ● client › retries on 503",  # noqa: RUF001 (jest prints this glyph)
         "",
         "    expect(received).toBe(expected) // Object.is equality",
         "",
@@ -251,3 +251,16 @@ def test_runner_traces_keep_their_messages_and_repeats_fold() -> None:
     assert out.count("\tat com.acme.Pool.get(Pool.java:88)") == 1
     assert "[... 11 identical traces omitted]" in out
     assert res.tokens_after < 0.3 * res.tokens_before
+
+
+def test_lossless_only_folds_identical_runs_and_nothing_else() -> None:
+    lines = [f"step {i}" for i in range(30)] + ["waiting for lock"] * 25 + ["ERROR x"] * 4
+    text = "\n".join(lines)
+    res = LogCompressor(LogConfig(lossless_only=True)).compress(
+        text, CompressContext(store=PendingWrites())
+    )
+    out = res.output.split("\n")
+    assert out[:31] == lines[:31]
+    assert out[31] == "[... 24 identical lines omitted]"
+    assert out[32:] == ["ERROR x"] * 4  # shorter than a note about them
+    assert not has_marker(res.output)

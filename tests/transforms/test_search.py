@@ -174,3 +174,22 @@ def test_arbitrary_text_never_grows(parts: list[str], with_store: bool, query: s
     ctx = CompressContext(query=query, store=PendingWrites() if with_store else None)
     res = SearchCompressor(SearchConfig(min_matches=2)).compress(text, ctx)
     assert estimate_tokens(res.output) <= estimate_tokens(text)
+
+
+def test_lossless_only_regroups_every_row() -> None:
+    text, _query, _must = grep_output(3, files=6, per_file=(5, 12), context=True)
+    res = SearchCompressor(SearchConfig(lossless_only=True)).compress(
+        text, CompressContext(store=PendingWrites())
+    )
+    assert not has_marker(res.output) and not has_note(res.output)
+    expected = {x for x in text.split("\n") if x != "--"}
+    got: set[str] = set()
+    path = ""
+    for line in res.output.split("\n"):
+        head = line.split(":", 1)[0].split("-", 1)[0]
+        if head.isdigit():
+            got.add(f"{path}{':' if line[len(head)] == ':' else '-'}{line}")
+        else:
+            path = line
+    assert got == expected
+    assert res.tokens_after < res.tokens_before
