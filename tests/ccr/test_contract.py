@@ -81,6 +81,7 @@ def test_keys_are_deterministic(harness: Harness) -> None:
             assert first == second == content_key(b"same content")
             assert batch == [content_key(b"a"), content_key(b"b"), content_key(b"a")]
             assert len(first) == 24 and first == first.lower()
+            assert await store.put_many([]) == []
         finally:
             await store.close()
 
