@@ -103,6 +103,7 @@ _LOG_LINE = re.compile(
     | \[\s*\d+%\]\s*$
     | ^\s*(?:gcc|g\+\+|cc|clang|c\+\+|ld|ar|cmake|cargo|rustc|tsc|node|python\d?)[ ]
     | ^\s*>\ \S
+    | ^\{"[\w.@-]+":
     """,
     re.X,
 )

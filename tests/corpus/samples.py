@@ -336,6 +336,28 @@ def log_service(rng: random.Random, n: int = 1500) -> Sample:
     return Sample("log_service", "log", "\n".join(lines) + "\n", tuple(must))
 
 
+def log_ndjson(rng: random.Random, n: int = 800) -> Sample:
+    """Structured JSON-lines logs (``kubectl logs`` of a JSON logger); two error records."""
+    errs = sorted(rng.sample(range(n // 10, n - n // 10), 2))
+    lines = []
+    must: list[str] = []
+    for i in range(n):
+        record = {
+            "ts": _ts(rng, i),
+            "level": "info",
+            "logger": f"api.{rng.choice(_WORDS)}",
+            "msg": f"handled {rng.choice(_WORDS)}",
+            "duration_ms": rng.randrange(2, 90),
+        }
+        if i in errs:
+            record.update(level="error", msg=f"lost connection to redis-{i} (ECONNRESET)")
+        line = json.dumps(record)
+        lines.append(line)
+        if i in errs:
+            must.append(line)
+    return Sample("log_ndjson", "log", "\n".join(lines) + "\n", tuple(must))
+
+
 # --- diffs ----------------------------------------------------------------------------------
 
 
@@ -570,6 +592,7 @@ GENERATORS: dict[str, Callable[..., Sample]] = {
     "log_cargo": log_cargo,
     "log_make": log_make,
     "log_service": log_service,
+    "log_ndjson": log_ndjson,
     "git_diff": git_diff,
     "grep_results": grep_results,
     "ripgrep_context": ripgrep_context,
