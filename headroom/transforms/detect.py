@@ -104,6 +104,8 @@ _LOG_LINE = re.compile(
     | ^\s*(?:gcc|g\+\+|cc|clang|c\+\+|ld|ar|cmake|cargo|rustc|tsc|node|python\d?)[ ]
     | ^\s*>\ \S
     | ^\{"[\w.@-]+":
+    | ^\#\d+\ (?:\[|\d+\.\d+\ |DONE|CACHED|ERROR|transferring|resolve|sha256)
+    | ^Step\ \d+/\d+\ :
     """,
     re.X,
 )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,19 @@ def test_malformed_fixture_is_a_clear_error(tmp_path, capsys, content):
 def test_missing_root_is_a_clear_error(tmp_path, capsys):
     assert main(["run", "--fixtures", str(tmp_path / "nope")]) == 2
     assert "no fixture directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hash_seed", ["1", "4242"])
+def test_outputs_do_not_depend_on_the_hash_seed(hash_seed):
+    """Fixtures recorded in one process replay byte for byte under another hash seed
+    (set and dict iteration orders must never reach an output: prompt caches depend on it)."""
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom.parity.cli", "run", "--fixtures", str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT.parent.parent.parent,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -81,6 +81,70 @@ def test_small_cases(text, kind):
     assert detect(text).kind == kind
 
 
+JEST = """ PASS  src/utils.test.js
+ FAIL  src/api.test.js
+  \u25cf fetchUser \u203a returns the user
+
+    expect(received).toEqual(expected)
+
+      at Object.<anonymous> (src/api.test.js:13:22)
+
+Tests:       1 failed, 41 passed, 42 total
+Time:        3.21 s
+"""
+GO_TEST = """=== RUN   TestServe
+    server_test.go:42: expected 200, got 500
+--- FAIL: TestServe (0.01s)
+FAIL
+FAIL\tgithub.com/acme/app\t0.123s
+ok  \tgithub.com/acme/lib\t0.045s
+"""
+JAVA = """Exception in thread "main" java.lang.NullPointerException: boom
+\tat com.acme.App.run(App.java:42)
+\tat com.acme.App.main(App.java:10)
+Caused by: java.io.IOException: broken pipe
+\tat com.acme.Net.send(Net.java:88)
+"""
+BUILDKIT = """#1 [internal] load build definition from Dockerfile
+#1 transferring dockerfile: 1.2kB done
+#1 DONE 0.0s
+#3 [2/5] RUN pip install -r requirements.txt
+#3 12.3 ERROR: Could not find a version that satisfies the requirement foo==9.9
+#3 ERROR: process "/bin/sh -c pip install" did not complete successfully: exit code: 1
+"""
+TSC = """src/app.ts(12,5): error TS2322: Type 'string' is not assignable to type 'number'.
+src/app.ts(30,1): error TS2304: Cannot find name 'foo'.
+Found 2 errors in the same file, starting at: src/app.ts:12
+"""
+TS_CODE = """import { foo } from './foo';
+
+export function bar(x: number): number {
+  const y = foo(x);
+  return y * 2;
+}
+"""
+MARKDOWN = "# Title\n\nSome intro text about the project.\n\n## Install\n\nRun the installer.\n"
+NDJSON = '{"ts": 1, "level": "info", "msg": "a"}\n{"ts": 2, "level": "error", "msg": "b"}\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (JEST, LOG),
+        (GO_TEST, LOG),
+        (JAVA, LOG),
+        (BUILDKIT, LOG),
+        (TSC, LOG),
+        (NDJSON, LOG),
+        (TS_CODE, SOURCE_CODE),
+        (MARKDOWN, PROSE),
+    ],
+    ids=["jest", "go-test", "java-trace", "buildkit", "tsc", "ndjson", "ts-code", "markdown"],
+)
+def test_tool_output_families(text, kind):
+    assert detect(text).kind == kind
+
+
 def test_unified_diff_without_git_header():
     text = "--- a/x.txt\n+++ b/x.txt\n@@ -1,2 +1,2 @@\n keep\n-old\n+new\n"
     assert detect(text).kind == DIFF
