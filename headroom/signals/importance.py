@@ -146,6 +146,10 @@ _STRUCTURES: tuple[tuple[str, str, float, float, str], ...] = (
         r"=+ [^\n]*\b\d+ (?:passed|failed|errors?|skipped|deselected|xfailed|xpassed)\b[^\n]*=+",
     ),
     ("pytest_fail", ERROR, 0.95, 0.9, r"(?:FAILED|ERROR) [^\s:]+::"),
+    # pytest's explanation of a failure: ``E       AssertionError: expected 200, got 500``
+    ("pytest_e", ERROR, 0.95, 0.9, r"E {3,}\S"),
+    # and the failing source line it points at: ``>       assert resp.status == 200``
+    ("pytest_src", TRACE, 0.85, 0.85, r"> {3,}\S"),
     ("jest_sum", SUMMARY, 0.9, 0.95, r"(?:Tests|Test Suites|Snapshots|Time):\s+\S"),
     ("cargo_sum", SUMMARY, 0.9, 0.95, r"test result: (?:ok|FAILED)\."),
     ("go_fail", ERROR, 0.95, 0.9, r"(?:--- FAIL: |FAIL\s+\S)"),
@@ -176,7 +180,7 @@ _STRUCT_INFO = {name: Importance(cat, prio, conf) for name, cat, prio, conf, _ i
 # tried only on lines that contain "error" or "warning" at all.
 _DIAG_RE = re.compile(
     r"(?:[A-Za-z]:)?[^\s:(]++(?::\d+(?::\d+)?|\(\d+,\d+\)):? *(?:fatal )?"
-    r"(?:(?P<e>error\b|\w*Error:)|(?P<w>warning\b|\w*Warning:))"
+    r"(?:(?P<e>error\b|\w*Error\b)|(?P<w>warning\b|\w*Warning\b))"
 )
 _DIAG_ERROR = Importance(ERROR, 0.95, 0.95)
 _DIAG_WARNING = Importance(WARNING, 0.7, 0.9)
@@ -223,9 +227,9 @@ class StructuralTier:
             status = _EXIT_OK if int(m.group(1)) == 0 else _EXIT_BAD
             found.setdefault(_line_of(starts, m.start()), status)
         for idx in sorted(_lines_containing(lowered, ("error", "warning"), starts)):
-            m = _DIAG_RE.match(text, starts[idx])
-            if m and "\n" not in text[starts[idx] : m.end()]:
-                found.setdefault(idx, _DIAG_ERROR if m.group("e") else _DIAG_WARNING)
+            diag = _DIAG_RE.match(text, starts[idx])
+            if diag:  # the pattern cannot cross a newline (paths and words exclude it)
+                found.setdefault(idx, _DIAG_ERROR if diag.group("e") else _DIAG_WARNING)
         return found
 
 

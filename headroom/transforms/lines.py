@@ -149,7 +149,9 @@ def fold_runs(
     what = "identical lines omitted" if exact else "similar lines omitted"
     for first, count in runs:
         text = note(count, what)
-        if count and sum(len(lines[i]) + 1 for i in range(first + 1, first + count + 1)) > len(
+        # A single line stays (it is context someone may need); a run folds where its note
+        # is shorter than what it replaces.
+        if count > 1 and sum(len(lines[i]) + 1 for i in range(first + 1, first + count + 1)) > len(
             text
         ):  # fold only where the note is shorter than what it replaces
             keep.difference_update(range(first + 1, first + count + 1))

@@ -71,11 +71,7 @@ class LogCompressor:
         if len(lines) < self.config.min_lines or already_compressed(text):
             return passthrough(text, ctx)
         if self.config.lossless_only:
-            keep, after, covers = set(range(len(lines))), {}, {}
-            fold_runs(lines, keep, set(), after, covers, exact=True)
-            return finish(
-                text, render(lines, keep, after=after, covers=covers), ctx, self.name, None
-            )
+            return finish(text, _lossless(lines), ctx, self.name, None)
         signals = self._detector.scan_all(text, "log")
         keep, after, covers = self._select(lines, signals)
         body = render(lines, keep, after=after, covers=covers)
@@ -150,6 +146,14 @@ class LogCompressor:
             if counts[j]:
                 after[j] = note(counts[j], "similar warnings omitted")
         return set(kept)
+
+
+def _lossless(lines: list[str]) -> list[str]:
+    keep = set(range(len(lines)))
+    after: dict[int, str] = {}
+    covers: dict[int, int] = {}
+    fold_runs(lines, keep, set(), after, covers, exact=True)
+    return render(lines, keep, after=after, covers=covers)
 
 
 def _trace_blocks(lines: list[str], frames: set[int]) -> list[tuple[int, int]]:

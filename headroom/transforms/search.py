@@ -28,6 +28,7 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
+from typing import Final
 
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import Tiered, default_detector, line_starts
@@ -66,7 +67,12 @@ _CTX_TAIL_RE = re.compile(r"(\d+)-(.*)", re.S)
 # (path, number as written, separator ":" match or "-" context, rest, input line, offset of
 # the content within that line).
 Row = tuple[str, str, str, str, int, int]
-PATH, NUM, SEP, REST, LINE, OFFSET = range(6)
+PATH: Final = 0
+NUM: Final = 1
+SEP: Final = 2
+REST: Final = 3
+LINE: Final = 4
+OFFSET: Final = 5
 
 
 @dataclass
