@@ -3,10 +3,11 @@
 orjson is the fast path (one C parse, one C dump per row). It reads every float as an IEEE
 double and turns integers beyond 64 bits into floats, so a number with more significant
 digits than a double holds, or an exponent written out of range, would silently change
-value. Such inputs are rare, so a cheap regex decides per document: when a risky number
-might be present, the document is parsed with the stdlib instead, every float keeps its
-source text, and dumps writes that text back (through a placeholder that orjson escapes,
-since the installed orjson has no raw-fragment type). Same input → same bytes either way.
+value. Such inputs are rare, so a cheap regex finds the suspects and each is checked: when
+one does not survive a double, the document is parsed with the stdlib instead, every float a
+double cannot hold keeps its source text, and dumps writes that text back (through a
+placeholder that orjson escapes, since the installed orjson has no raw-fragment type).
+Same input → same bytes either way.
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def _double_exact(token: str) -> bool:
         return False
 
 
-def _parse_float(text: str) -> RawFloat:
+def _parse_float(text: str) -> float:
+    """A plain float when a double holds ``text`` exactly, so it is written as orjson writes
+    it in the fast path too (a re-compression that takes the other path gives the same
+    bytes); otherwise a ``RawFloat`` that writes ``text`` back."""
+    if _double_exact(text):
+        return float(text)
     value = RawFloat(text)
     value.raw = text
     return value

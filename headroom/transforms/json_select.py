@@ -37,7 +37,7 @@ _QUERY_ANCHORS = re.compile(
     r"|\b\d{4,}\b"  # long number
     r"|\b[A-Za-z_][A-Za-z0-9_-]*(?:[0-9_-]|[a-z][A-Z])[A-Za-z0-9_-]*\b"  # identifier
 )
-_QUOTED = re.compile(r"\"([^\"\\\n]{2,80})\"(?!\s*:)|'([^'\\\n]{2,80})'")
+_QUOTED = re.compile(r"\"((?:[^\"\\\n]|\\.)*)\"(\s*:)?|'([^'\s]+)'")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORD_TEXT = (
     "the and for with from that this what which who whom where when why how are was were "
@@ -246,8 +246,10 @@ def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
 def _query_terms(query: str) -> tuple[list[str], list[str]]:
     """(anchors, words): anchors must appear whole; words are scored BM25-style."""
     anchors: dict[str, None] = {}
-    for m in _QUOTED.finditer(query):
-        anchors[(m.group(1) or m.group(2)).strip().lower()] = None
+    for m in _QUOTED.finditer(query):  # JSON strings left to right; keys (`"k":`) skipped
+        quoted = m.group(3) if m.group(1) is None else ("" if m.group(2) else m.group(1))
+        if 2 <= len(quoted) <= 80:
+            anchors[quoted.strip().lower()] = None
     for m in _QUERY_ANCHORS.finditer(query):
         anchors[m.group(0).lower()] = None
     anchors.pop("", None)

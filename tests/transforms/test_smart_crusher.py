@@ -306,10 +306,12 @@ def test_huge_numbers_and_floats_are_written_back_exactly(copies: int) -> None:
     text = "[" + ",".join([rows] * copies) + "]"
     result = SmartCrusher().compress(text, CompressContext())
     assert result.strategy == "smart_crusher"
+    # digits a double cannot hold are written back as they came; the rest as orjson writes
+    # them (1E+2 → 100.0), so a later pass that takes the fast path gives the same bytes
     for literal in (
         "123456789012345678901234567890",
         "0.1000000000000000055511151231257827",
-        "1E+2",
+        "100.0",
         "1e400",
         "1.0",
         "-0.0",
