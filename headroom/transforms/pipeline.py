@@ -72,8 +72,9 @@ class PipelineConfig:
     ``lossy=False``: only lossless work (see module docstring).
     ``enable_ccr_marker=False``: compressors get no store, so they emit no marker and must
     keep or describe in place whatever they drop.
-    ``raise_errors``: a compressor exception propagates (tests) instead of turning into a
-    passthrough recorded in ``PipelineStats.errors`` (proxy).
+    ``raise_errors``: a compressor exception, or an output naming a key nobody stored,
+    raises (tests) instead of turning into a passthrough recorded in
+    ``PipelineStats.errors`` (proxy).
     """
 
     lossy: bool = True
@@ -264,7 +265,7 @@ class Pipeline:
     def _run(
         self, text: str, ctx: CompressContext, tokens_before: int, stats: PipelineStats
     ) -> CompressResult | None:
-        if not text.strip():
+        if not text or text.isspace():
             stats.reason = "empty"
             return None
         if (_may_have_marker(text) and has_marker(text)) or is_table(text):  # our own output
@@ -299,17 +300,20 @@ class Pipeline:
             output = restore_numbering(numbered, output)
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 
-        tokens_after = estimate_tokens(output, ctx.model)
         if not strategies:
             stats.reason = "nothing_applied"  # no route, too small, or no compressor gained
             return None
+        tokens_after = estimate_tokens(output, ctx.model)
         if tokens_after >= tokens_before:
             stats.reason = "no_saving"
             return None
         t2 = time.perf_counter()
         keys = find_keys(output)
         if keys and (staged is None or any(k not in staged.items for k in keys)):
-            stats.errors.append("output names a CCR key that was never stored")
+            message = f"{'+'.join(strategies)}: output names a CCR key that was never stored"
+            if self.config.raise_errors:
+                raise RuntimeError(message)
+            stats.errors.append(message)
             stats.reason = "unbacked_marker"
             return None
         if staged is not None and ctx.store is not None:

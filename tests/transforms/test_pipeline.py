@@ -82,6 +82,12 @@ def test_marker_naming_an_unstored_key_is_refused():
     result, stats = Pipeline(compressors={"log": liar}).compress_with_stats(LOG_TEXT, _ctx(store))
     assert result.output == LOG_TEXT and stats.reason == "unbacked_marker" and stats.errors
     assert len(store) == 0
+    with pytest.raises(RuntimeError, match="never stored"):
+        Pipeline(STRICT, compressors={"log": liar}).compress(LOG_TEXT, _ctx(store))
+    no_store = PipelineConfig(enable_ccr_marker=False)
+    assert (
+        Pipeline(no_store, compressors={"log": liar}).compress(LOG_TEXT, _ctx()).output == LOG_TEXT
+    )
 
 
 def test_no_store_means_no_store_for_compressors():
