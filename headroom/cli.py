@@ -68,6 +68,7 @@ async def attach_extensions(app: ProxyApp) -> None:
     retrieve = RetrieveRoutes(store, app.config)
     app.routes.add_prefix(b"/v1/retrieve", retrieve.handle)
     app.store = store
+    app.retrieve = retrieve
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,6 +84,10 @@ class Config:
     ccr_redis_prefix: str = "headroom:ccr:"
     ccr_allow_remote: bool = False
     proxy_token: str | None = field(default=None, repr=False)
+    # compression
+    compression: str = "on"
+    compression_timeout: float = 2.0
+    compression_min_chars: int = 1000
 
 
 # ---------------------------------------------------------------- value parsers
@@ -306,6 +310,25 @@ _FLAGS: tuple[_Flag, ...] = (
         "DURATION",
     ),
     _Flag(
+        "compression",
+        _choice("on", "off"),
+        "compress tool outputs in request bodies (default on); the request header "
+        "x-headroom-bypass: true skips one request",
+        "on|off",
+    ),
+    _Flag(
+        "compression-timeout",
+        parse_duration,
+        "deadline for compressing one request; past it the original body is forwarded (default 2s)",
+        "DURATION",
+    ),
+    _Flag(
+        "compression-min-chars",
+        _positive_int,
+        "tool outputs shorter than this are left alone (default 1000)",
+        "N",
+    ),
+    _Flag(
         "ccr-backend",
         _choice("memory", "sqlite", "redis"),
         "where dropped content is kept: memory, sqlite or redis (default sqlite)",
@@ -437,6 +460,7 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
         "header_timeout",
         "keepalive_timeout",
         "ccr_ttl",
+        "compression_timeout",
     ):
         if name in values and values[name] <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")

@@ -18,15 +18,14 @@ from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.pool import UpstreamPool, client_tls_context
+from headroom.proxy.compression import Compression
 from headroom.proxy.exchange import Exchange, send_local
 from headroom.proxy.local import error_response
+from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
+from headroom.telemetry.stats import Stats
 
 RequestTransform = Callable[[Exchange, bytes], Awaitable[bytes]]
-
-
-async def _unchanged(exchange: Exchange, body: bytes) -> bytes:
-    return body
 
 
 class ProxyApp:
@@ -47,7 +46,9 @@ class ProxyApp:
         )
         self.routes = LocalRoutes(self)
         self.store: CCRStore | None = None
-        self.transform_request: RequestTransform = _unchanged
+        self.retrieve: RetrieveRoutes | None = None
+        self.stats = Stats()
+        self.transform_request: RequestTransform = Compression(self)
         self.header_timeout = config.header_timeout
         self.keepalive_timeout = config.keepalive_timeout
         self.draining = False
@@ -61,6 +62,7 @@ class ProxyApp:
 
     def connection_made(self, conn: DownstreamConnection) -> None:
         self.connections.add(conn)
+        self.stats.active_connections = len(self.connections)
 
     def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> Exchange:
         return Exchange(self, conn, head)
@@ -82,6 +84,7 @@ class ProxyApp:
 
     def connection_closed(self, conn: DownstreamConnection) -> None:
         self.connections.discard(conn)
+        self.stats.active_connections = len(self.connections)
         self.on_connections_changed()
 
     # ------------------------------------------------------------------ exchange hooks
@@ -89,22 +92,24 @@ class ProxyApp:
     def exchange_finished(self, ex: Exchange) -> None:
         self.in_flight -= 1
         self.requests_total += 1
+        total_ms = round((time.perf_counter() - ex.start) * 1000, 3)
+        headers_ms = round((ex.t_headers - ex.start) * 1000, 3) if ex.t_headers else None
+        path = ex.path.decode("latin-1")
+        status = ex.status if ex.response_started else None
+        self.stats.request_done(path, status, total_ms, headers_ms, self.routes.known(path))
         if not self._log_requests:
             return
-        now = time.perf_counter()
         self.log.info(
             "request",
             request_id=ex.request_id.decode("latin-1"),
             method=ex.head.method.decode("latin-1"),
-            path=ex.path.decode("latin-1"),
-            status=ex.status if ex.response_started else None,
+            path=path,
+            status=status,
             upstream_status=ex.upstream_status,
             bytes_in=ex.bytes_in,
             bytes_out=ex.bytes_out,
-            time_to_headers_ms=(
-                round((ex.t_headers - ex.start) * 1000, 3) if ex.t_headers is not None else None
-            ),
-            total_ms=round((now - ex.start) * 1000, 3),
+            time_to_headers_ms=headers_ms,
+            total_ms=total_ms,
             upstream_request_id=(
                 ex.upstream_request_id.decode("latin-1") if ex.upstream_request_id else None
             ),

@@ -23,6 +23,8 @@ import orjson
 from headroom.protocol.events import RequestHead, ResponseHead
 from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.protocol.pool import ConnectError, ConnectTimeout
+from headroom.providers.apis import provider_for
+from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.headers import (
     client_response_headers,
     header_value,
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 
 # Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
 LOCAL_BODY_LIMIT = 1 << 20
-BUFFERED_PATHS = (b"/v1/messages", b"/v1/chat/completions", b"/v1/responses")
 
 
 class ClientGone(Exception):
@@ -67,6 +68,7 @@ class Exchange:
         "bytes_out",
         "client_gone",
         "conn",
+        "drop_request_headers",
         "failure",
         "head",
         "last_progress",
@@ -118,6 +120,7 @@ class Exchange:
         self.last_progress = self.start
         self.stopped = False
         self._started = False
+        self.drop_request_headers: frozenset[bytes] = frozenset()
         app.in_flight += 1
         self._task = app.loop.create_task(self._run())
 
@@ -148,7 +151,7 @@ class Exchange:
             self._finish()
 
     def _is_buffered_route(self) -> bool:
-        if self.head.method != b"POST" or not self.path.endswith(BUFFERED_PATHS):
+        if self.head.method != b"POST" or provider_for(self.path.decode("latin-1")) is None:
             return False
         ctype = header_value(self.head.headers, b"content-type") or b""
         mime = ctype.partition(b";")[0].strip().lower()
@@ -178,7 +181,11 @@ class Exchange:
         except BodyTooLarge:
             self._too_large(limit)
             return
-        body = await self.app.transform_request(self, body)
+        try:
+            body = await self.app.transform_request(self, body)
+        except DecodedTooLarge:
+            self._too_large(limit)
+            return
         await self._forward(body)
 
     def _too_large(self, limit: int) -> None:
@@ -257,6 +264,7 @@ class Exchange:
             rewrite_host=cfg.rewrite_host,
             request_id=self.request_id,
             content_length=len(body) if body is not None else None,
+            drop=self.drop_request_headers,
         )
         target = upstream_target(self.app.upstream_base, self.head.target)
         upstream.cork()

@@ -71,6 +71,7 @@ def upstream_request_headers(
     rewrite_host: bool,
     request_id: bytes,
     content_length: int | None,
+    drop: frozenset[bytes] = frozenset(),
 ) -> Pairs:
     """Headers for the upstream request.
 
@@ -78,7 +79,7 @@ def upstream_request_headers(
     client's framing headers are then replaced by that exact length. Otherwise the client's
     Content-Length is kept, and a chunked request stays chunked.
     """
-    dropped = HOP_BY_HOP | connection_named(head.headers)
+    dropped = HOP_BY_HOP | connection_named(head.headers) | drop
     out: Pairs = []
     client_host: bytes | None = None
     forwarded_for: list[bytes] = []

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from headroom import __version__
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.proxy.client import fetch
-from headroom.proxy.local import LocalHandler, LocalRequest, LocalResponse, json_response
+from headroom.proxy.local import (
+    LocalHandler,
+    LocalRequest,
+    LocalResponse,
+    bearer_token,
+    json_response,
+)
+from headroom.telemetry.stats import prometheus
 
 if TYPE_CHECKING:
     from headroom.proxy.app import ProxyApp
 
 SERVICE = "headroom-proxy"
 PROBE_TIMEOUT = 5.0
+_API_SUFFIXES = (
+    b"/v1/messages",
+    b"/v1/messages/count_tokens",
+    b"/v1/chat/completions",
+    b"/v1/responses",
+)
 
 
 class LocalRoutes:
@@ -22,6 +36,8 @@ class LocalRoutes:
         self._exact: dict[bytes, LocalHandler] = {
             b"/healthz": self.healthz,
             b"/healthz/upstream": self.healthz_upstream,
+            b"/stats": self.stats,
+            b"/metrics": self.metrics,
         }
         self._prefixed: list[tuple[bytes, LocalHandler]] = []
 
@@ -39,6 +55,45 @@ class LocalRoutes:
             if path == prefix or path.startswith(prefix + b"/"):
                 return prefixed
         return None
+
+    def known(self, path: str) -> bool:
+        """Paths worth their own /stats row (others are counted together as "other")."""
+        encoded = path.encode("latin-1")
+        return self.match(encoded) is not None or encoded.endswith(_API_SUFFIXES)
+
+    async def stats(self, req: LocalRequest) -> LocalResponse:
+        denied = self._check_token(req)
+        if denied is not None:
+            return denied
+        if req.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        return json_response(200, self.app.stats.snapshot(self._extra()))
+
+    async def metrics(self, req: LocalRequest) -> LocalResponse:
+        denied = self._check_token(req)
+        if denied is not None:
+            return denied
+        if req.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        retrieve = self.app.retrieve
+        text = prometheus(self.app.stats, retrieve.counters if retrieve is not None else None)
+        return LocalResponse(200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
+
+    def _extra(self) -> dict[str, object]:
+        retrieve = self.app.retrieve
+        return {"ccr_endpoints": dict(retrieve.counters) if retrieve is not None else {}}
+
+    def _check_token(self, req: LocalRequest) -> LocalResponse | None:
+        """With HEADROOM_PROXY_TOKEN set, non-loopback callers must present it."""
+        token = self.app.config.proxy_token
+        if token is None or req.from_loopback:
+            return None
+        given = bearer_token(req)
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        return json_response(
+            401, {"error": {"type": "unauthorized", "message": "missing or wrong proxy token"}}
+        )
 
     async def healthz(self, req: LocalRequest) -> LocalResponse:
         if req.method not in ("GET", "HEAD"):

@@ -1,0 +1,184 @@
+"""The buffered route's transform: compress tool outputs off the loop, with a deadline.
+
+Order for one request: bypass checks → decode Content-Encoding (bounded) → rewrite in a
+worker thread (the event loop only moves bytes) → store what was dropped → forward the new
+body. Every way out that forwards the original is counted with its reason and logged; none
+is silent. A client that leaves cancels the work (the rewrite checks a flag between tool
+outputs), and so does the deadline.
+
+Threads, not processes: the rewrite releases the GIL inside orjson, regex and the
+automaton, and the loop thread is given the GIL back often (``sys.setswitchinterval``),
+which keeps other connections' added latency within a few milliseconds while a large body
+is compressed; the bench measures it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from headroom.ccr.store import StoreError
+from headroom.providers.apis import provider_for
+from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
+from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
+from headroom.proxy.headers import header_value
+from headroom.transforms.pipeline import Pipeline, PipelineConfig
+
+if TYPE_CHECKING:
+    from headroom.proxy.app import ProxyApp
+    from headroom.proxy.exchange import Exchange
+
+BYPASS_HEADER = b"x-headroom-bypass"
+SWITCH_INTERVAL = 0.0005
+
+
+class Compression:
+    def __init__(self, app: ProxyApp) -> None:
+        self.app = app
+        self.config = app.config
+        self.lossy = Pipeline(PipelineConfig())
+        # Until the streaming retrieval loop lands, a streamed answer could carry a
+        # headroom_retrieve call to the client; streams get lossless work only (no markers).
+        self.lossless = Pipeline(PipelineConfig(lossy=False, enable_ccr_marker=False))
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
+        sys.setswitchinterval(SWITCH_INTERVAL)
+
+    async def __call__(self, ex: Exchange, body: bytes) -> bytes:
+        stats = self.app.stats
+        reason = self._bypass_reason(ex)
+        if reason is not None:
+            stats.bypassed[reason] += 1
+            return body
+        provider = provider_for(ex.path.decode("latin-1"))
+        if provider is None:
+            return body
+        encoding = (header_value(ex.head.headers, b"content-encoding") or b"").strip().lower()
+        plain = body
+        if encoding and encoding != b"identity":
+            plain = self._decode(ex, encoding.decode("latin-1"), body)
+            if plain is None:
+                return body
+        pipeline = self.lossless if _streams(plain) else self.lossy
+        result = await self._rewrite(ex, plain, provider, pipeline)
+        if result is None or not result.changed:
+            if result is not None and result.skipped_reason:
+                stats.bypassed[result.skipped_reason.split(":")[0]] += 1
+            return body
+        if not await self._store(ex, result):
+            return body
+        if plain is not body:
+            ex.drop_request_headers = frozenset({b"content-encoding"})
+        self._count(result)
+        return result.body
+
+    def _bypass_reason(self, ex: Exchange) -> str | None:
+        if self.config.compression == "off":
+            return "disabled"
+        flag = header_value(ex.head.headers, BYPASS_HEADER)
+        if flag is not None and flag.strip().lower() in (b"1", b"true", b"yes", b"on"):
+            return "bypass_header"
+        return None
+
+    def _decode(self, ex: Exchange, encoding: str, body: bytes) -> bytes | None:
+        if encoding not in SUPPORTED:
+            self.app.stats.bypassed["unknown_encoding"] += 1
+            self.app.log.info(
+                "compression_skipped",
+                request_id=ex.request_id.decode(),
+                reason="unknown_encoding",
+                encoding=encoding,
+            )
+            return None
+        try:
+            return decode(encoding, body, self.config.max_body_bytes)
+        except DecodedTooLarge:
+            raise
+        except DecodeError as exc:
+            self.app.stats.bypassed["undecodable_body"] += 1
+            self.app.log.warning(
+                "compression_skipped",
+                request_id=ex.request_id.decode(),
+                reason="undecodable_body",
+                error=str(exc),
+            )
+            return None
+
+    async def _rewrite(self, ex: Exchange, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
+        cancel = threading.Event()
+        loop = self.app.loop
+        future = loop.run_in_executor(
+            self.executor,
+            lambda: rewrite_request(
+                body, provider, pipeline, min_chars=self.config.compression_min_chars, cancel=cancel
+            ),
+        )
+        try:
+            async with asyncio.timeout(self.config.compression_timeout):
+                result = await future
+        except TimeoutError:
+            cancel.set()
+            self.app.stats.bypassed["timeout"] += 1
+            self.app.log.warning(
+                "compression_timeout",
+                request_id=ex.request_id.decode(),
+                timeout_s=self.config.compression_timeout,
+                bytes=len(body),
+            )
+            return None
+        except Cancelled:
+            return None
+        except Exception as exc:  # an engine bug costs one request's savings, nothing more
+            self.app.stats.bypassed["engine_error"] += 1
+            self.app.log.error(
+                "compression_failed",
+                request_id=ex.request_id.decode(),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        finally:
+            cancel.set()  # client gone (task cancelled) or done: either way, stop
+        self.app.stats.stage("rewrite", result.seconds * 1000)
+        return result
+
+    async def _store(self, ex: Exchange, result: Rewrite) -> bool:
+        """Durable before visible: the originals are stored before any marker leaves."""
+        originals = list(result.writes.items.values())
+        if not originals:
+            return True
+        store = self.app.store
+        try:
+            if store is None:
+                raise StoreError("ccr: no store configured")
+            await store.put_many(originals)
+        except StoreError as exc:
+            self.app.stats.ccr_store_failures += 1
+            self.app.stats.bypassed["store_failed"] += 1
+            self.app.log.warning(
+                "ccr_store_failed", request_id=ex.request_id.decode(), error=str(exc)
+            )
+            return False
+        self.app.stats.ccr_stores += len(originals)
+        return True
+
+    def _count(self, result: Rewrite) -> None:
+        stats = self.app.stats
+        stats.compressed_requests += 1
+        stats.tokens_before += result.tokens_before
+        stats.tokens_after += result.tokens_after
+        if result.tokens_before:
+            stats.ratio.observe(result.tokens_after / result.tokens_before)
+        for strategy, tally in result.by_strategy.items():
+            stats.by_strategy[strategy] += tally.count
+            stats.saved_by_strategy[strategy] += tally.tokens_saved
+
+
+def _streams(body: bytes) -> bool:
+    """Whether the request asks for a streamed answer (``"stream": true``)."""
+    marker = body.find(b'"stream"')
+    if marker < 0:
+        return False
+    tail = body[marker + 8 : marker + 40].lstrip()
+    return tail.startswith(b":") and tail[1:].lstrip().startswith(b"true")

@@ -1,0 +1,250 @@
+"""Counters behind ``/stats`` (JSON) and ``/metrics`` (Prometheus text).
+
+Plain numbers and dicts, no metrics library: the same snapshot has to be rendered two ways
+and, with several workers, summed across processes, which is simplest when the state is
+plain data. The exposition format is small and written out here with correct ``# HELP`` /
+``# TYPE`` lines, label escaping and cumulative histogram buckets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from headroom import __version__
+
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    n: int = 0
+    peak: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.buckets)
+
+    def observe(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        self.peak = max(self.peak, value)
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "count": self.n,
+            "average_ms": round(self.total / self.n, 3) if self.n else 0.0,
+            "max_ms": round(self.peak, 3),
+        }
+
+
+@dataclass
+class Stats:
+    started: float = field(default_factory=time.time)
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    compressed_requests: int = 0
+    bypassed: Counter[str] = field(default_factory=Counter)
+    tokens_before: int = 0
+    tokens_after: int = 0
+    by_strategy: Counter[str] = field(default_factory=Counter)
+    saved_by_strategy: Counter[str] = field(default_factory=Counter)
+    pipeline: dict[str, Histogram] = field(default_factory=dict)
+    ccr_stores: int = 0
+    ccr_store_failures: int = 0
+    ccr_loop_retrievals: int = 0
+    ccr_loop_misses: int = 0
+    time_to_headers: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
+    duration: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
+    ratio: Histogram = field(default_factory=lambda: Histogram(RATIO_BUCKETS))
+    active_connections: int = 0
+
+    def request_done(
+        self,
+        path: str,
+        status: int | None,
+        total_ms: float,
+        headers_ms: float | None,
+        known_path: bool,
+    ) -> None:
+        self.requests += 1
+        self.by_path[path if known_path else "other"] += 1
+        self.by_status[status or 0] += 1
+        self.duration.observe(total_ms)
+        if headers_ms is not None:
+            self.time_to_headers.observe(headers_ms)
+
+    def stage(self, name: str, ms: float) -> None:
+        hist = self.pipeline.get(name)
+        if hist is None:
+            hist = self.pipeline[name] = Histogram(LATENCY_BUCKETS_MS)
+        hist.observe(ms)
+
+    def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        saved = self.tokens_before - self.tokens_after
+        out: dict[str, Any] = {
+            "service": "headroom-proxy",
+            "version": __version__,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "requests": {
+                "total": self.requests,
+                "by_path": dict(self.by_path),
+                "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+                "errors": dict(self.errors),
+            },
+            "compression": {
+                "requests_compressed": self.compressed_requests,
+                "bypassed": dict(self.bypassed),
+                "tokens_before": self.tokens_before,
+                "tokens_after": self.tokens_after,
+                "tokens_saved": saved,
+            },
+            "compressions_by_strategy": dict(self.by_strategy),
+            "tokens_saved_by_strategy": dict(self.saved_by_strategy),
+            "pipeline_timing": {k: v.summary() for k, v in sorted(self.pipeline.items())},
+            "ccr": {
+                "stores": self.ccr_stores,
+                "store_failures": self.ccr_store_failures,
+                "retrievals_by_tool_loop": self.ccr_loop_retrievals,
+                "tool_loop_misses": self.ccr_loop_misses,
+            },
+            "upstream": {"time_to_headers": self.time_to_headers.summary()},
+            "latency": self.duration.summary(),
+            "connections": {"active": self.active_connections},
+        }
+        if extra:
+            out.update(extra)
+        return out
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class _Exposition:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(
+        self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.lines.append(f"{name}{_labels(labels)} {_num(value)}")
+
+    def histogram(self, name: str, help_text: str, hist: Histogram) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} histogram")
+        running = 0
+        for bound, count in zip(hist.buckets, hist.counts, strict=True):
+            running += count
+            self.lines.append(f'{name}_bucket{{le="{_num(bound)}"}} {running}')
+        self.lines.append(f'{name}_bucket{{le="+Inf"}} {hist.n}')
+        self.lines.append(f"{name}_sum {_num(hist.total)}")
+        self.lines.append(f"{name}_count {hist.n}")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def prometheus(stats: Stats, ccr: dict[str, int] | None = None) -> str:
+    out = _Exposition()
+    out.metric(
+        "headroom_requests_total",
+        "counter",
+        "Requests answered, by status.",
+        [({"status": str(k)}, v) for k, v in sorted(stats.by_status.items())],
+    )
+    out.metric(
+        "headroom_requests_by_path_total",
+        "counter",
+        "Requests answered, by path.",
+        [({"path": k}, v) for k, v in sorted(stats.by_path.items())],
+    )
+    out.metric(
+        "headroom_errors_total",
+        "counter",
+        "Errors the proxy answered, by type.",
+        [({"type": k}, v) for k, v in sorted(stats.errors.items())],
+    )
+    out.histogram(
+        "headroom_request_duration_ms",
+        "Time from request head to the last response byte.",
+        stats.duration,
+    )
+    out.histogram(
+        "headroom_upstream_time_to_headers_ms",
+        "Time from request head to the upstream's response headers.",
+        stats.time_to_headers,
+    )
+    out.metric(
+        "headroom_compressed_requests_total",
+        "counter",
+        "Requests whose body was compressed.",
+        [({}, stats.compressed_requests)],
+    )
+    out.metric(
+        "headroom_compression_bypassed_total",
+        "counter",
+        "Requests on a compression route forwarded uncompressed, by reason.",
+        [({"reason": k}, v) for k, v in sorted(stats.bypassed.items())],
+    )
+    out.metric(
+        "headroom_compressions_total",
+        "counter",
+        "Tool outputs compressed, by strategy.",
+        [({"strategy": k}, v) for k, v in sorted(stats.by_strategy.items())],
+    )
+    out.metric(
+        "headroom_tokens_saved_total",
+        "counter",
+        "Estimated tokens removed, by strategy.",
+        [({"strategy": k}, v) for k, v in sorted(stats.saved_by_strategy.items())],
+    )
+    out.histogram(
+        "headroom_compression_ratio",
+        "Compressed/original tokens per compressed request.",
+        stats.ratio,
+    )
+    out.metric(
+        "headroom_ccr_stores_total",
+        "counter",
+        "Originals written to the CCR store.",
+        [({}, stats.ccr_stores)],
+    )
+    out.metric(
+        "headroom_ccr_store_failures_total",
+        "counter",
+        "CCR writes that failed (the request went out uncompressed).",
+        [({}, stats.ccr_store_failures)],
+    )
+    for key, value in sorted((ccr or {}).items()):
+        out.metric(
+            f"headroom_ccr_{key}_total", "counter", f"CCR retrieval endpoint: {key}.", [({}, value)]
+        )
+    out.metric(
+        "headroom_active_connections",
+        "gauge",
+        "Client connections open now.",
+        [({}, stats.active_connections)],
+    )
+    return "\n".join(out.lines) + "\n"
