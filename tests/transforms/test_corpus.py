@@ -40,22 +40,7 @@ def test_must_keep_is_in_output_or_retrievable(sample):
         assert item in result.output or any(item in t for t in texts), item
 
 
-# Known gaps in a compressor, each reported to its owner; strict, so a fix turns it red.
-_KNOWN_GAPS = {
-    "log_pytest": "LogCompressor drops pytest's `E   AssertionError` line of the FAILURES block",
-}
-
-
-@pytest.mark.parametrize(
-    "sample",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(reason=_KNOWN_GAPS[s.name], strict=True))
-        if s.name in _KNOWN_GAPS
-        else s
-        for s in CORPUS
-    ],
-    ids=lambda s: s.name,
-)
+@pytest.mark.parametrize("sample", CORPUS, ids=lambda s: s.name)
 def test_signal_items_survive_verbatim(sample):
     result, _ = _compress(sample)
     lost = [item for item in sample.must_keep if item not in result.output]
