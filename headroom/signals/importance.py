@@ -123,6 +123,8 @@ _STRUCTURES: tuple[tuple[str, str, float, float, str], ...] = (
     ("java_exc", ERROR, 0.95, 0.9, r"Exception in thread \""),
     ("rust_panic", ERROR, 0.95, 0.95, r"thread '[^'\n]*' panicked at"),
     ("rust_loc", TRACE, 0.85, 0.9, r"[ \t]*--> [^\s:]+:\d+:\d+"),
+    # the source snippet under a rustc/gcc/clang diagnostic: ``88 |     let x = ...``
+    ("src_gutter", TRACE, 0.8, 0.85, r"[ \t]*\d+ \|(?: |\r?$)|[ \t]+\|(?: |\r?$)"),
     ("rust_diag", ERROR, 0.95, 0.9, r"error(?:\[E\d+\])?: \S"),
     ("rust_warn", WARNING, 0.7, 0.85, r"warning(?:\[\w+\])?: \S"),
     ("bt_frame", TRACE, 0.8, 0.85, r"[ \t]+\d+: (?:0x[0-9a-f]+ - )?[\w:<>$.]+"),

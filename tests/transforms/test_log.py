@@ -264,3 +264,20 @@ def test_lossless_only_folds_identical_runs_and_nothing_else() -> None:
     assert out[31] == "[... 24 identical lines omitted]"
     assert out[32:] == ["ERROR x"] * 4  # shorter than a note about them
     assert not has_marker(res.output)
+
+
+def test_rustc_diagnostic_keeps_its_source_snippet() -> None:
+    lines = [f"   Compiling dep{i} v0.{i % 9}.1" for i in range(80)]
+    diag = [
+        "error[E0308]: mismatched types",
+        "  --> src/ledger.rs:88:21",
+        "   |",
+        "88 |     let total: u64 = entries.iter().map(|e| e.amount).sum::<i64>();",
+        "   |                ---   ^^^^^^^^^^^ expected `u64`, found `i64`",
+        "",
+        'error: could not compile `ledger` (bin "ledger") due to 1 previous error',
+    ]
+    text = "\n".join(lines + diag)
+    out = LogCompressor().compress(text, CompressContext()).output.split("\n")
+    for line in diag:
+        assert line in out, line
