@@ -90,5 +90,7 @@ class SmartCrusherConfig:
                 raise ValueError(f"SmartCrusherConfig.{name} must be in [0, 1], got {value}")
         if self.fill_min > self.fill_max or self.fill_min < 1:
             raise ValueError("SmartCrusherConfig needs 1 <= fill_min <= fill_max")
+        if min(self.keep_first, self.keep_last, self.max_error_rows, self.rare_keep) < 0:
+            raise ValueError("SmartCrusherConfig counts (keep_*, max_*_rows, rare_keep) are >= 0")
         if self.change_window < 2 or self.max_depth < 1:
             raise ValueError("SmartCrusherConfig needs change_window >= 2 and max_depth >= 1")

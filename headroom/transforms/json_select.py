@@ -332,7 +332,7 @@ def select(
     n = len(texts)
     first_of = dict(zip(reversed(texts), range(n - 1, -1, -1), strict=True))  # first wins
     distinct = sorted(first_of.values())
-    wanted: set[int] = set(distinct[: cfg.keep_first]) | set(distinct[-cfg.keep_last :])
+    wanted = set(distinct[: cfg.keep_first]) | set(distinct[len(distinct) - cfg.keep_last :])
     errors = error_items(rows, detector)
     wanted.update(_evenly(errors, cfg.max_error_rows))
     wanted.update(field_signals(items, cfg))

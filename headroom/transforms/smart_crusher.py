@@ -45,15 +45,13 @@ SENTINEL_KEY = "_ccr_dropped"
 # In compact JSON a nested array starts after `:`, `,` or `[`; an embedded JSON string
 # starts with `"[` or `"{`. Without any of these an array's items need no walk.
 _WALK_MARKS = (":[", ",[", "[[", '"[', '"{')
-_BEST_TABLE_RATIO = 0.25
+_BEST_TABLE_RATIO = 0.25  # no table is expected below a quarter of the compact JSON
 _BASE64_BLOB = re.compile(r"(?:data:[\w/+.\-]+;base64,)?[A-Za-z0-9+/_\-]+={0,2}")
 
 
 def _is_base64_blob(text: str) -> bool:
     """Encoded binary (images, archives): no words a model could read, so offloaded whole."""
-    return (
-        _BASE64_BLOB.fullmatch(text) is not None and len(set(text[:4096])) >= 16
-    )  # no table is expected below a quarter of the compact JSON
+    return _BASE64_BLOB.fullmatch(text) is not None and len(set(text[:4096])) >= 16
 
 
 class _Table(str):

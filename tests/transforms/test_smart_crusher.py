@@ -424,3 +424,13 @@ def test_config_rejects_nonsense() -> None:
         SmartCrusherConfig(lossless_min_savings=1.5)
     with pytest.raises(ValueError, match="fill_min"):
         SmartCrusherConfig(fill_min=30, fill_max=20)
+    with pytest.raises(ValueError, match="keep_"):
+        SmartCrusherConfig(keep_last=-1)
+
+
+def test_no_positional_anchors_when_configured_off() -> None:
+    rows = [{"n": i, "kind": "tick"} for i in range(400)]
+    config = SmartCrusherConfig(keep_first=0, keep_last=0, fill_min=1, fill_max=1)
+    result, _ = crush(rows, config=config)
+    out = orjson.loads(result.output)
+    assert len(out) <= 6 and sentinel_of(out)[1] >= 394
