@@ -62,7 +62,10 @@ async def fetch(
             conn, _ = await pool.acquire()
             collector = _Collector(asyncio.get_running_loop().create_future())
             conn.handler = collector
-            framing = [(b"content-length", str(len(body)).encode())] if body else []
+            has_length = any(name.lower() == b"content-length" for name, _ in headers)
+            framing = (
+                [] if has_length or not body else [(b"content-length", str(len(body)).encode())]
+            )
             conn.cork()
             conn.send_head(method, target, [*headers, *framing])
             if body:

@@ -71,6 +71,8 @@ class Compression:
             return body
         if plain is not body:
             ex.drop_request_headers = frozenset({b"content-encoding"})
+        if len(result.writes):
+            ex.retrieval = provider  # markers went out: serve headroom_retrieve calls here
         self._count(result)
         return result.body
 

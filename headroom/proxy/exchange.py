@@ -24,6 +24,8 @@ from headroom.protocol.events import RequestHead, ResponseHead
 from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.providers.apis import provider_for
+from headroom.providers.base import Provider
+from headroom.proxy import retrieval_loop
 from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.headers import (
     client_response_headers,
@@ -71,6 +73,7 @@ class Exchange:
         "drop_request_headers",
         "failure",
         "head",
+        "held",
         "last_progress",
         "path",
         "req_ended",
@@ -78,6 +81,7 @@ class Exchange:
         "request_id",
         "response_done",
         "response_started",
+        "retrieval",
         "start",
         "status",
         "stopped",
@@ -121,6 +125,10 @@ class Exchange:
         self.stopped = False
         self._started = False
         self.drop_request_headers: frozenset[bytes] = frozenset()
+        # Set when the forwarded body carries markers and the answer is not streamed: the
+        # answer is held so the model's headroom_retrieve calls can be served here.
+        self.retrieval: Provider | None = None
+        self.held: tuple[ResponseHead | None, list[bytes]] = (None, [])
         app.in_flight += 1
         self._task = app.loop.create_task(self._run())
 
@@ -224,6 +232,8 @@ class Exchange:
                 raise ClientGone
             outcome = await self._exchange_with(upstream, body)
             if outcome == "ok":
+                if self.retrieval is not None and body is not None:
+                    await self._answer_held(body)
                 return
             replayable = body is not None or (self.req_ended and self.bytes_in == 0)
             if (
@@ -255,18 +265,8 @@ class Exchange:
         self.upstream = upstream
         upstream.handler = self
         self._done = self.app.loop.create_future()
-        cfg = self.app.config
-        headers = upstream_request_headers(
-            self.head,
-            client_ip=self.conn.client_ip,
-            scheme="http",
-            upstream_authority=self.app.upstream_authority,
-            rewrite_host=cfg.rewrite_host,
-            request_id=self.request_id,
-            content_length=len(body) if body is not None else None,
-            drop=self.drop_request_headers,
-        )
-        target = upstream_target(self.app.upstream_base, self.head.target)
+        headers = self.upstream_headers(len(body) if body is not None else None)
+        target = self.upstream_target
         upstream.cork()
         try:
             upstream.send_head(self.head.method, target, headers)
@@ -281,6 +281,46 @@ class Exchange:
         self.last_progress = time.perf_counter()
         self._arm_timer()
         return await self._done
+
+    def upstream_headers(self, content_length: int | None) -> list[tuple[bytes, bytes]]:
+        cfg = self.app.config
+        return upstream_request_headers(
+            self.head,
+            client_ip=self.conn.client_ip,
+            scheme="http",
+            upstream_authority=self.app.upstream_authority,
+            rewrite_host=cfg.rewrite_host,
+            request_id=self.request_id,
+            content_length=content_length,
+            drop=self.drop_request_headers,
+        )
+
+    @property
+    def upstream_target(self) -> bytes:
+        return upstream_target(self.app.upstream_base, self.head.target)
+
+    async def _answer_held(self, body: bytes) -> None:
+        """Serve the model's retrieval calls, then relay the final answer in one piece."""
+        head, chunks = self.held
+        assert head is not None and self.retrieval is not None
+        try:
+            head, raw = await retrieval_loop.complete(
+                self, self.retrieval, body, head, b"".join(chunks)
+            )
+        except (ConnectError, ConnectTimeout, ConnectionError, TimeoutError, ValueError) as exc:
+            self._fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
+            return
+        self.upstream_status = head.status
+        self.conn.cork()
+        try:
+            self._relay_head(head)
+            if raw and self.head.method != b"HEAD":
+                self.conn.send_body(raw)
+                self.bytes_out += len(raw)
+            self.conn.send_end()
+        finally:
+            self.conn.uncork()
+        self.response_done = True
 
     def _start_streaming(self, upstream: UpstreamConnection) -> None:
         self.streaming = True
@@ -345,6 +385,12 @@ class Exchange:
         self.t_headers = now
         self.last_progress = now
         self.upstream_status = head.status
+        if self.retrieval is not None:
+            self.held = (head, [])
+            return
+        self._relay_head(head)
+
+    def _relay_head(self, head: ResponseHead) -> None:
         headers, self.upstream_request_id = client_response_headers(
             head, request_id=self.request_id, closing=self.conn.must_close or self.app.draining
         )
@@ -356,13 +402,17 @@ class Exchange:
         self.conn.send_head(head.status, headers, head.reason)
 
     def on_response_body(self, data: bytes) -> None:
-        self.bytes_out += len(data)
         self.last_progress = time.perf_counter()
+        if self.retrieval is not None:
+            self.held[1].append(data)
+            return
+        self.bytes_out += len(data)
         self.conn.send_body(data)
 
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        self.conn.send_end(trailers if self._relay_trailers else None)
-        self.response_done = True
+        if self.retrieval is None:
+            self.conn.send_end(trailers if self._relay_trailers else None)
+            self.response_done = True
         self._resolve("ok")
 
     def on_upstream_error(self, message: str) -> None:

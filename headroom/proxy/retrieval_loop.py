@@ -1,0 +1,113 @@
+"""Answer the model's ``headroom_retrieve`` calls inside the proxy (non-streaming answers).
+
+The client never sees the tool: when an answer's tool calls are all ours, the proxy looks
+the hashes up in the CCR store, appends the model's turn and the tool results to the
+forwarded body, asks the upstream again (up to ``MAX_ROUNDS`` times) and hands the client
+the final answer. An answer that also calls the client's own tools, or one still asking
+after the last round, reaches the client with our calls removed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+
+from headroom.ccr.store import Entry, StoreError
+from headroom.protocol.events import ResponseHead
+from headroom.providers.base import Provider
+from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
+from headroom.proxy.client import fetch
+from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
+from headroom.proxy.headers import header_value
+
+if TYPE_CHECKING:
+    from headroom.proxy.exchange import Exchange
+
+MAX_ROUNDS = 3
+
+
+async def complete(
+    ex: Exchange, provider: Provider, body: bytes, head: ResponseHead, raw: bytes
+) -> tuple[ResponseHead, bytes]:
+    """The answer the client gets, after as many retrieval rounds as the model needs."""
+    app = ex.app
+    for round_no in range(MAX_ROUNDS + 1):
+        response = _parse(head, raw, app.config.max_body_bytes)
+        if response is None:
+            return head, raw
+        calls = find_calls(provider, response)
+        if not calls.ours:
+            return head, raw
+        if calls.others or round_no == MAX_ROUNDS:
+            app.log.info(
+                "retrieve_calls_removed",
+                request_id=ex.request_id.decode(),
+                ours=len(calls.ours),
+                others=calls.others,
+                round=round_no,
+            )
+            return _rewritten(head, strip_calls(provider, response))
+        results = []
+        for call in calls.ours:
+            results.append((call.call_id, await _lookup(ex, call.key, call.raw)))
+        body = follow_up(provider, body, response, results)
+        headers = ex.upstream_headers(len(body))
+        got = await fetch(
+            app.pool, ex.head.method, ex.upstream_target, headers, body, app.config.upstream_timeout
+        )
+        head = ResponseHead(got.status, got.headers, b"", [n for n, _ in got.headers])
+        raw = got.body
+    return head, raw
+
+
+async def _lookup(ex: Exchange, key: str | None, raw: str) -> str:
+    stats = ex.app.stats
+    store = ex.app.store
+    if key is None or store is None:
+        stats.ccr_loop_misses += 1
+        return tool_result_text(key, raw, None, "not_found")
+    try:
+        found = await store.get(key)
+    except StoreError as exc:
+        stats.ccr_loop_misses += 1
+        ex.app.log.warning("ccr_get_failed", request_id=ex.request_id.decode(), error=str(exc))
+        return tool_result_text(key, raw, None, "not_found")
+    if isinstance(found, Entry):
+        stats.ccr_loop_retrievals += 1
+        return tool_result_text(key, raw, found.original, "ok")
+    stats.ccr_loop_misses += 1
+    return tool_result_text(key, raw, None, found.status)
+
+
+def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict | None:  # type: ignore[type-arg]
+    if head.status != 200:
+        return None
+    ctype = (header_value(head.headers, b"content-type") or b"").lower()
+    if b"json" not in ctype:
+        return None
+    encoding = (header_value(head.headers, b"content-encoding") or b"").strip().lower()
+    data = raw
+    if encoding and encoding != b"identity":
+        if encoding.decode("latin-1") not in SUPPORTED:
+            return None
+        try:
+            data = decode(encoding.decode("latin-1"), raw, limit)
+        except (DecodeError, DecodedTooLarge):
+            return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _rewritten(head: ResponseHead, response: dict) -> tuple[ResponseHead, bytes]:  # type: ignore[type-arg]
+    body = orjson.dumps(response)
+    headers = [
+        (n, v)
+        for n, v in head.headers
+        if n not in (b"content-length", b"content-encoding", b"transfer-encoding")
+    ]
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    return ResponseHead(head.status, headers, head.reason, [n for n, _ in headers]), body
