@@ -42,7 +42,11 @@ def _summary(outcomes: list[Outcome], labels: tuple[str, str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="headroom-parity", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="headroom-parity",
+        description="Replay golden fixtures through the transforms (run: exit 1 on any diff) "
+        "or re-record their outputs on purpose (record). Run from the repository root.",
+    )
     parser.add_argument("command", choices=("run", "record"))
     parser.add_argument("--only", choices=sorted(TRANSFORMS), help="one transform's fixtures")
     parser.add_argument("--fixtures", type=Path, default=DEFAULT_ROOT, help="fixture root")
