@@ -206,7 +206,8 @@ def _build_route(
 
 def config_class(cls: type) -> type:
     """The config dataclass a compressor's ``__init__(config: X | None)`` takes."""
-    hint = typing.get_type_hints(cls.__init__).get("config")
+    init = cls.__init__  # type: ignore[misc]  # the class's own signature is what we read
+    hint = typing.get_type_hints(init).get("config")
     options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     return typing.cast(type, options[0])
 

@@ -127,6 +127,7 @@ def json_api_rows(rng: random.Random, n: int = 300) -> Sample:
     outlier = rng.choice([i for i in middle if i not in errors])
     target = rng.choice([i for i in middle if i not in errors and i != outlier])
     must: list[str] = []
+    query = ""
     for i in range(n):
         row = {
             "id": 10_000 + i,
@@ -138,15 +139,16 @@ def json_api_rows(rng: random.Random, n: int = 300) -> Sample:
             "created_at": _ts(rng, i),
         }
         if i in errors:
+            error = f"upstream timeout contacting billing-{i}"
             row["status"] = "error"
-            row["error"] = f"upstream timeout contacting billing-{i}"
-            must.append(row["error"])
+            row["error"] = error
+            must.append(error)
         if i == outlier:
             row["latency_ms"] = 98_234
             must.append("98234")
         if i == target:
-            must.append(row["customer"])
-            query = f"show the account of {row['customer']}"
+            must.append(f"cust-{2000 + i}")
+            query = f"show the account of cust-{2000 + i}"
         rows.append(row)
     return Sample("json_api_rows", "json_array", json.dumps(rows, indent=2), tuple(must), query)
 
