@@ -14,8 +14,8 @@ class SmartCrusherConfig:
                                   table saves there are not worth changing the shape.
       lossless_min_savings=0.15   the table replaces compact JSON only if ≥ 15 % shorter.
       max_flatten_keys=6          nested objects with more keys stay a JSON cell.
-      max_lossless_tokens=600     an array whose best lossless form fits this many tokens is
-                                  never cut: the model sees every row, no retrieval needed.
+      max_lossless_tokens=600     an array whose best lossless form fits this many tokens
+                                  (estimate_tokens) is never cut: the model sees every row.
       json_in_string_min_chars=64 strings shorter than this are not tried as embedded JSON.
       max_depth=50                deeper values are copied compactly, never walked.
 
@@ -37,8 +37,10 @@ class SmartCrusherConfig:
       rare_keep=2                 and the first two items of each rare value are kept.
       change_window=5             window of the mean-shift test for change points,
       change_z=4.0                robust z of the shift, max_change_points=4 per field.
-      max_anchor_rows=50          items quoting a query anchor (UUID, long number, host,
-                                  quoted string, identifier) kept up to this many.
+      max_anchor_rows=30          items quoting a query anchor (UUID, long number, host,
+                                  quoted string, identifier) kept up to this many per
+                                  anchor (evenly spread); an anchor found in more than
+                                  relevance_max_df of the items selects nothing.
       relevance_ratio=0.5         BM25-like: keep items scoring ≥ 50 % of the best item,
       relevance_max_df=0.5        counting only query words in ≤ half the items,
       max_relevance_rows=20       at most this many.
@@ -71,7 +73,7 @@ class SmartCrusherConfig:
     change_window: int = 5
     change_z: float = 4.0
     max_change_points: int = 4
-    max_anchor_rows: int = 50
+    max_anchor_rows: int = 30
     relevance_ratio: float = 0.5
     relevance_max_df: float = 0.5
     max_relevance_rows: int = 20

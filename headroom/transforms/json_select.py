@@ -294,7 +294,7 @@ def query_items(rows: ItemTexts, n: int, query: str, cfg: SmartCrusherConfig) ->
     keep: set[int] = set()
     for hits in anchor_hits.values():
         if len(hits) <= max(1.0, cfg.relevance_max_df * n):  # in most items: not selective
-            keep.update(list(hits)[: cfg.max_anchor_rows])
+            keep.update(_evenly(list(hits), cfg.max_anchor_rows))
     keep.update(_relevant(word_hits, n, cfg))
     return keep
 

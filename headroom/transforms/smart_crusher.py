@@ -37,14 +37,11 @@ from headroom.transforms.json_codec import Codec, NotJSON
 from headroom.transforms.json_config import SmartCrusherConfig
 from headroom.transforms.json_select import ItemTexts, error_detector, select
 from headroom.transforms.json_table import render_table
-from headroom.transforms.tokens import chars_per_token, estimate_tokens
+from headroom.transforms.tokens import estimate_tokens
 
 __all__ = ["SENTINEL_KEY", "SmartCrusher", "SmartCrusherConfig"]
 
 SENTINEL_KEY = "_ccr_dropped"
-# In compact JSON a nested array starts after `:`, `,` or `[`; an embedded JSON string
-# starts with `"[` or `"{`. Without any of these an array's items need no walk.
-_WALK_MARKS = (":[", ",[", "[[", '"[', '"{')
 _BEST_TABLE_RATIO = 0.25  # no table is expected below a quarter of the compact JSON
 _BASE64_BLOB = re.compile(r"(?:data:[\w/+.\-]+;base64,)?[A-Za-z0-9+/_\-]+={0,2}")
 
@@ -69,7 +66,6 @@ class _Walk:
         self.codec = codec
         self.ctx = ctx
         self.keys = keys
-        self.cpt = chars_per_token(ctx.model)
         self.lossy = (
             ctx.store is not None and self.cfg.enable_ccr_marker and not self.cfg.lossless_only
         )
@@ -112,52 +108,60 @@ class _Walk:
             return text
         return out if len(out) < len(text) else text
 
+    def tokens(self, text: str) -> int:
+        return estimate_tokens(text, self.ctx.model)
+
     def array(self, items: list[Any], depth: int, top: bool) -> Any:
         last = items[-1]
         if type(last) is dict and SENTINEL_KEY in last:
             return items
-        texts: list[str] | None = None
+        rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
-            texts = self.codec.dumps_each(items)
-            compact = sum(map(len, texts)) + len(items) + 1
-            if compact * _BEST_TABLE_RATIO / self.cpt > self.cfg.max_lossless_tokens:
-                cut = self.crush(items, texts, compact)
+            rows = ItemTexts(self.codec.dumps_each(items))
+            compact = self.tokens(rows.joined)
+            if compact * _BEST_TABLE_RATIO > self.cfg.max_lossless_tokens:
+                cut = self.crush(items, rows, compact)
                 if cut is not None:
                     return cut
-                texts = None  # nothing worth cutting: fall through to lossless
-        lossless, size = self.keep_all(items, depth, top)
-        if texts is not None and size / self.cpt > self.cfg.max_lossless_tokens:
-            cut = self.crush(items, texts, size)
+                rows = None  # nothing worth cutting: every item stays
+        whole, size = self.keep_all(items, depth, top)
+        if rows is not None and size > self.cfg.max_lossless_tokens:
+            cut = self.crush(items, rows, size)
             if cut is not None:
                 return cut
-        return lossless
+        return whole
 
     def keep_all(self, items: list[Any], depth: int, top: bool) -> tuple[Any, int]:
-        """Every item kept: children walked (they may offload blobs), then table or compact."""
+        """Every item kept: children walked (they may offload blobs), then table or compact.
+
+        Returns the replacement and its size in tokens.
+        """
         blob = self.codec.dumps(items)
         blobs_possible = self.lossy and len(blob) >= len(items) * self.cfg.opaque_min_chars
-        if blobs_possible or any(mark in blob for mark in _WALK_MARKS):
+        if blobs_possible or blob.find("[", 1) >= 0 or '"{' in blob:
             walked = [self.nested(item, depth + 1) for item in items]
-            compact = len(self.codec.dumps(walked))
-        else:  # nothing nested, no JSON-like string, items too short for blobs: no walk
-            walked, compact = items, len(blob)
+            blob = self.codec.dumps(walked)
+        else:  # no nested array, no JSON-like string, items too short for blobs: no walk
+            walked = items
+        compact = self.tokens(blob)
         if len(walked) >= self.cfg.min_table_rows and all(type(r) is dict for r in walked):
             table = render_table(
                 walked, self.codec.dumps, self.codec.number_text, self.cfg.max_flatten_keys
             )
-            size = len(table) if top else len(self.codec.dumps(table))
+            size = self.tokens(table if top else self.codec.dumps(table))
             if size <= (1.0 - self.cfg.lossless_min_savings) * compact:
                 return _Table(table), size
         return walked, compact
 
-    def crush(self, items: list[Any], texts: list[str], baseline: int) -> list[Any] | None:
-        rows = ItemTexts(texts)
+    def crush(self, items: list[Any], rows: ItemTexts, baseline: int) -> list[Any] | None:
+        """Keep the selected items and a sentinel, if that beats ``baseline`` tokens enough."""
         kept = select(items, rows, self.ctx.query, self.cfg, self.crusher.detector)
         dropped = len(items) - len(kept)
         if dropped <= 0:
             return None
-        placeholder = rows_marker("0" * 24, dropped)
-        size = sum(len(texts[i]) for i in kept) + len(kept) + len(placeholder) + 20
+        sentinel = {SENTINEL_KEY: rows_marker("0" * 24, dropped)}  # same length as the real one
+        texts = rows.texts
+        size = self.tokens(",".join([*(texts[i] for i in kept), self.codec.dumps(sentinel)]))
         if size > (1.0 - self.cfg.min_lossy_savings) * baseline:
             return None
         assert self.ctx.store is not None  # guaranteed by self.lossy
