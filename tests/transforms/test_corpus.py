@@ -4,7 +4,7 @@ The rule (issue 5): an item survives verbatim in the output, or the output carri
 whose key retrieves, from the store the pipeline wrote to, an original that contains it.
 A second, stricter check asks for verbatim survival of the signal items (error lines,
 anomalous records, changed diff lines, the searched-for hit) — the reason to compress
-selectively at all.
+selectively at all — with a store and without one (then no marker may appear either).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ CORPUS = corpus()
 _PIPELINE: list[Pipeline] = []
 
 
-def _compress(sample):
+def _compress(sample, with_store: bool = True):
     if not _PIPELINE:
         _PIPELINE.append(Pipeline(PipelineConfig(raise_errors=True)))
-    store = PendingWrites()
+    store = PendingWrites() if with_store else None
     result = _PIPELINE[0].compress(sample.text, CompressContext(query=sample.query, store=store))
     return result, store
 
@@ -40,11 +40,14 @@ def test_must_keep_is_in_output_or_retrievable(sample):
         assert item in result.output or any(item in t for t in texts), item
 
 
+@pytest.mark.parametrize("with_store", [True, False], ids=["store", "no-store"])
 @pytest.mark.parametrize("sample", CORPUS, ids=lambda s: s.name)
-def test_signal_items_survive_verbatim(sample):
-    result, _ = _compress(sample)
+def test_signal_items_survive_verbatim(sample, with_store):
+    result, _ = _compress(sample, with_store)
     lost = [item for item in sample.must_keep if item not in result.output]
     assert lost == [], f"{sample.name} ({result.strategy}) dropped {lost}"
+    if not with_store:
+        assert find_keys(result.output) == [] and result.keys == ()
 
 
 @pytest.mark.parametrize("sample", CORPUS, ids=lambda s: s.name)
