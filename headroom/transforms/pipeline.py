@@ -226,7 +226,13 @@ def _split_whitespace(text: str) -> tuple[str, str, str]:
 
 
 class Pipeline:
-    """Routes each tool output (or each section of a mixed one) to its compressor."""
+    """Routes each tool output (or each section of a mixed one) to its compressor.
+
+    Build one per config and reuse it: construction compiles the compressors' automata.
+    ``compress`` keeps no state between calls (each call has its own staging writer and
+    stats), so one instance may serve several worker threads at once as long as its
+    compressors are pure, which the compressor contract requires.
+    """
 
     def __init__(
         self,
