@@ -186,3 +186,18 @@ def test_corpus_is_deterministic_and_idempotent(name):
     again = pipeline.compress(first.output, _ctx(PendingWrites(), CORPUS[name].query))
     assert again.output == first.output
     assert set(find_keys(first.output)) == set(first.keys) <= set(first_store.items)
+
+
+def test_one_instance_serves_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipeline = Pipeline(STRICT)
+    samples = [CORPUS[n] for n in ("json_api_rows", "log_service", "git_diff", "grep_results")]
+
+    def run(sample):
+        return pipeline.compress(sample.text, _ctx(PendingWrites(), sample.query)).output
+
+    expected = [run(s) for s in samples]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(run, samples * 3))
+    assert outputs == expected * 3
