@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from headroom.ccr.markers import find_keys
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.detect import detect, split_numbering
+from headroom.transforms.detect import detect, restore_numbering, split_numbering
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 from headroom.transforms.sections import split_sections
 from headroom.transforms.tokens import estimate_tokens
@@ -172,3 +172,23 @@ def test_arbitrary_unicode_text(text):
     numbered = split_numbering(text)
     assert "".join(s.text for s in split_sections(text)) == text
     assert numbered is None or isinstance(numbered.body, str)
+
+
+@SETTINGS
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=30), min_size=2),
+    st.sampled_from(["\t", "\u2192"]),
+    st.integers(1, 5000),
+)
+def test_numbering_round_trip(lines, separator, first):
+    numbered_text = "\n".join(f"{first + i:6d}{separator}{line}" for i, line in enumerate(lines))
+    numbered = split_numbering(numbered_text)
+    assert numbered is not None and numbered.body == "\n".join(lines)
+    assert restore_numbering(numbered, numbered.body) == numbered_text
+
+
+@SETTINGS
+@given(_line_text())
+def test_sections_cover_structured_text_exactly(text):
+    sections = split_sections(text)
+    assert "".join(s.text for s in sections) == text
