@@ -38,9 +38,9 @@ class SmartCrusherConfig:
       change_window=5             window of the mean-shift test for change points,
       change_z=4.0                robust z of the shift, max_change_points=4 per field.
       max_anchor_rows=30          items quoting a query anchor (UUID, long number, host,
-                                  quoted string, identifier) kept up to this many per
-                                  anchor (evenly spread); an anchor found in more than
-                                  relevance_max_df of the items selects nothing.
+                                  quoted string, identifier) kept up to this many in
+                                  all, most selective anchor first; an anchor found in
+                                  more than relevance_max_df of the items selects nothing.
       relevance_ratio=0.5         BM25-like: keep items scoring ≥ 50 % of the best item,
       relevance_max_df=0.5        counting only query words in ≤ half the items,
       max_relevance_rows=20       at most this many.

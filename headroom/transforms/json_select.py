@@ -291,11 +291,24 @@ def query_items(rows: ItemTexts, n: int, query: str, cfg: SmartCrusherConfig) ->
             anchor_hits.setdefault(term, {})[row] = None
         else:
             word_hits.setdefault(term, set()).add(row)
-    keep: set[int] = set()
-    for hits in anchor_hits.values():
-        if len(hits) <= max(1.0, cfg.relevance_max_df * n):  # in most items: not selective
-            keep.update(_evenly(list(hits), cfg.max_anchor_rows))
+    keep = _anchored(anchor_hits, n, cfg)
     keep.update(_relevant(word_hits, n, cfg))
+    return keep
+
+
+def _anchored(anchor_hits: dict[str, dict[int, None]], n: int, cfg: SmartCrusherConfig) -> set[int]:
+    """Items quoting an anchor, most selective anchors first, ``max_anchor_rows`` in all.
+
+    An anchor found in more than ``relevance_max_df`` of the items selects nothing (a long
+    user turn full of common identifiers must not keep half the array).
+    """
+    keep: set[int] = set()
+    for _, term in sorted((len(hits), term) for term, hits in anchor_hits.items()):
+        hits = list(anchor_hits[term])
+        room = cfg.max_anchor_rows - len(keep)
+        if room <= 0 or len(hits) > max(1.0, cfg.relevance_max_df * n):
+            break
+        keep.update(_evenly(hits, room))
     return keep
 
 

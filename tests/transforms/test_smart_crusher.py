@@ -166,6 +166,14 @@ def test_an_anchor_found_in_most_rows_selects_nothing() -> None:
     assert len(out) < 40
 
 
+def test_a_long_query_full_of_anchors_keeps_a_bounded_number_of_rows() -> None:
+    rows = db_rows(600, 25)
+    ids = " ".join(str(900_000 + i) for i in range(0, 600, 5))  # 120 anchors, one row each
+    result, _ = crush(rows, query=f"reconcile these orders: {ids}")
+    out = orjson.loads(result.output)[:-1]
+    assert len(out) <= SmartCrusherConfig().max_anchor_rows + 30
+
+
 def test_change_point_is_kept() -> None:
     rnd = random.Random(6)
     rows = [
