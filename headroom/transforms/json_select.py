@@ -214,8 +214,11 @@ def _columns(items: list[Any]) -> list[tuple[Sequence[int], list[Any]]]:
         for key in dict.fromkeys(chain.from_iterable(rows)):
             fields.append((dict_idx, [r.get(key, _MISSING) for r in rows]))
         fields.append((dict_idx, list(map(tuple, rows))))  # the set of keys is a field too
-    if not dict_idx and list not in set(map(type, items)):
+    kinds = set(map(type, items))
+    if not dict_idx and list not in kinds:
         fields.append((range(len(items)), items))
+        if kinds == {str}:  # a line far longer or shorter than its siblings stands out
+            fields.append((range(len(items)), list(map(len, items))))
     elif len(dict_idx) < len(items):
         scalar_idx = [i for i, v in enumerate(items) if type(v) not in (dict, list)]
         fields.append((scalar_idx, [items[i] for i in scalar_idx]))

@@ -196,9 +196,10 @@ def test_string_and_number_arrays_keep_errors_and_outliers() -> None:
     rnd = random.Random(8)
     lines = [f"worker {rnd.randrange(9)} processed batch {i}" for i in range(500)]
     lines[321] = "worker 3 crashed: segfault in decoder"
+    lines[123] = "worker 5 dumped state: " + ";".join(f"slot{j}=busy" for j in range(40))
     result, _ = crush(lines)
     out = orjson.loads(result.output)
-    assert lines[321] in out and sentinel_of(out)[1] > 400
+    assert lines[321] in out and lines[123] in out and sentinel_of(out)[1] > 400
     numbers = [round(rnd.gauss(50, 2), 2) for _ in range(500)]
     numbers[77] = 990.5
     result, _ = crush(numbers)
