@@ -8,7 +8,7 @@ per byte. ahocorasick-rs is as fast but pulls a Rust build on platforms without 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import ahocorasick
@@ -64,6 +64,28 @@ class Hit(NamedTuple):
     start: int  # index in the text of the first character
 
 
+_CHUNK = 1 << 16
+
+
+def lowered_chunks(text: str, size: int = _CHUNK) -> Iterator[tuple[int, str]]:
+    """``(offset, lowercased chunk)`` over newline-aligned chunks of about ``size`` chars.
+
+    Lowercasing per chunk keeps the extra memory at one chunk instead of a second copy of
+    the text. Where a Unicode case mapping changes a chunk's length, only ASCII is folded
+    there, so offsets stay exact."""
+    n = len(text)
+    lo = 0
+    while lo < n:
+        hi = text.find("\n", min(lo + size, n - 1))
+        hi = n if hi == -1 else hi + 1
+        chunk = text[lo:hi]
+        lowered = chunk.lower()
+        if len(lowered) != len(chunk):
+            lowered = "".join(c.lower() if c.isascii() else c for c in chunk)
+        yield lo, lowered
+        lo = hi
+
+
 def _start(hit: Hit) -> int:
     return hit.start
 
@@ -86,11 +108,18 @@ class KeywordDetector:
         self._automaton.make_automaton()
 
     def hits(self, text: str) -> list[Hit]:
-        """All whole-word hits, leftmost first. ASCII case is folded."""
-        lowered = text.lower()
-        if len(lowered) != len(text):  # a Unicode lower() changed lengths; stay exact
-            lowered = "".join(c.lower() if c.isascii() else c for c in text)
+        """All whole-word hits, leftmost first. ASCII case is folded.
+
+        The text is scanned in newline-aligned chunks: pyahocorasick copies a string into
+        4-byte characters before scanning, so a whole megabyte at once would cost four more;
+        keywords never span a newline, so no hit is lost at a chunk edge."""
         found: list[Hit] = []
+        for offset, lowered in lowered_chunks(text):
+            self._scan(lowered, offset, found)
+        found.sort(key=_start)  # the automaton reports by end; shorter words end first
+        return found
+
+    def _scan(self, lowered: str, offset: int, found: list[Hit]) -> None:
         last = len(lowered) - 1
         for end, (category, word, span) in self._automaton.iter(lowered):
             start = end - span
@@ -102,9 +131,7 @@ class KeywordDetector:
                 c = lowered[end + 1]
                 if c.isalnum() or c == "_":
                     continue
-            found.append(Hit(category, word, start))
-        found.sort(key=_start)  # the automaton reports by end; shorter words end first
-        return found
+            found.append(Hit(category, word, start + offset))
 
     def categories_in(self, text: str) -> set[str]:
         return {h.category for h in self.hits(text)}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from headroom.ccr.markers import diff_marker
@@ -102,12 +103,22 @@ class DiffCompressor:
         self._keywords = KeywordTier()
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
-        lines = split_lines(text)
-        if len(lines) < self.config.min_lines or already_compressed(text):
+        built = None if already_compressed(text) else self._build(text, ctx)
+        if built is None:
             return passthrough(text, ctx)
+        body, before = built
+        kept = len(body)
+        return finish(text, body, ctx, self.name, lambda k: diff_marker(k, before, kept))
+
+    def _build(self, text: str, ctx: CompressContext) -> tuple[list[str], int] | None:
+        """Output lines and the input's line count, or None to pass through. The parse is
+        dropped on return, before the token estimate of ``finish`` needs its own memory."""
+        lines = split_lines(text)
+        if len(lines) < self.config.min_lines:
+            return None
         files = parse(lines)
         if not any(f.hunks for f in files):
-            return passthrough(text, ctx)
+            return None
         summarised = self._to_summarise(text, files, ctx) if ctx.store is not None else set()
         body: list[str] = []
         stats = _Stats()
@@ -118,8 +129,7 @@ class DiffCompressor:
                 _trim_file(f, body, self.config.context_lines, stats)
         if stats.context or stats.index:
             body.append(stats.footer(self.config.context_lines))
-        kept = len(body)
-        return finish(text, body, ctx, self.name, lambda k: diff_marker(k, len(lines), kept))
+        return body, len(lines)
 
     def _to_summarise(self, text: str, files: list[FileDiff], ctx: CompressContext) -> set[int]:
         cfg = self.config
@@ -182,7 +192,7 @@ def _is_change(text: str, pos: int) -> bool:
     return text[pos : pos + 1] in ("+", "-") and text[pos : pos + 3] not in ("+++", "---")
 
 
-def _bisect(starts: list[int], pos: int) -> int:
+def _bisect(starts: Sequence[int], pos: int) -> int:
     return max(0, bisect_right(starts, pos) - 1)
 
 

@@ -67,16 +67,26 @@ class LogCompressor:
         self._detector = detector or default_detector()
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
-        lines = split_lines(text)
-        if len(lines) < self.config.min_lines or already_compressed(text):
+        built = None if already_compressed(text) else self._build(text)
+        if built is None:
             return passthrough(text, ctx)
+        body, before = built
+        kept = len(body)
         if self.config.lossless_only:
-            return finish(text, _lossless(lines), ctx, self.name, None)
+            return finish(text, body, ctx, self.name, None)
+        return finish(text, body, ctx, self.name, lambda k: lines_marker(k, before, kept))
+
+    def _build(self, text: str) -> tuple[list[str], int] | None:
+        """Output lines and the input's line count, or None to pass through. The split lines
+        and signals are dropped on return, before ``finish`` estimates tokens."""
+        lines = split_lines(text)
+        if len(lines) < self.config.min_lines:
+            return None
+        if self.config.lossless_only:
+            return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
         keep, after, covers = self._select(lines, signals)
-        body = render(lines, keep, after=after, covers=covers)
-        kept = len(body)
-        return finish(text, body, ctx, self.name, lambda k: lines_marker(k, len(lines), kept))
+        return render(lines, keep, after=after, covers=covers), len(lines)
 
     def _select(
         self, lines: list[str], signals: dict[int, list[Importance]]

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, replace
-from typing import Final
+from dataclasses import dataclass, field, replace
 
 from headroom.ccr.markers import lines_marker
-from headroom.signals.importance import Tiered, default_detector, line_starts
+from headroom.signals.importance import Tiered, default_detector
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
@@ -39,7 +39,6 @@ from headroom.transforms.lines import (
     note,
     passthrough,
     query_terms,
-    split_lines,
     term_detector,
 )
 
@@ -57,92 +56,126 @@ class SearchConfig:
     lossless_only: bool = False  # regroup by file only; every row and line stays
 
 
-_MATCH_RE = re.compile(r"((?:[A-Za-z]:)?[^:\n]+?):(\d+):(.*)", re.S)
-_CTX_RE = re.compile(r"((?:[A-Za-z]:)?[^\n]+?)-(\d+)-(.*)", re.S)
-_HEADLESS_RE = re.compile(r"(\d+)([:-])(.*)", re.S)
-_CTX_TAIL_RE = re.compile(r"(\d+)-(.*)", re.S)
-
-
-# A row is a plain tuple (one per line of a large result; tuples are the cheapest object):
-# (path, number as written, separator ":" match or "-" context, rest, input line, offset of
-# the content within that line).
-Row = tuple[str, str, str, str, int, int]
-PATH: Final = 0
-NUM: Final = 1
-SEP: Final = 2
-REST: Final = 3
-LINE: Final = 4
-OFFSET: Final = 5
+_HEADLESS_RE = re.compile(r"(\d+)([:-])")
+_MATCH_RE = re.compile(r"((?:[A-Za-z]:)?[^:\n]++):(\d++):")
+_CTX_RE = re.compile(r"((?:[A-Za-z]:)?[^\n]+?)-(\d+)-")
+_CTX_TAIL_RE = re.compile(r"(\d+)-")
+# Every line matches exactly once: as a ``path:line:content`` row (groups set) or as
+# anything else (groups empty). Possessive quantifiers keep the engine from backtracking
+# through paths.
+_LINE_RE = re.compile(r"^(?:((?:[A-Za-z]:)?[^:\n]++):(\d++):|)[^\n]*+$", re.M)
 
 
 @dataclass
 class Parsed:
-    rows: list[Row]
-    order: list[str | int]  # file paths and (as ints) unparsed line indices, first-seen order
-    unparsed: int
+    """Rows in columns (``array``s: 8 bytes per value, not an object per row). A row's text
+    in the output is ``text[start:end]`` (``12:content`` as written); its content begins at
+    ``content``; ``line`` is its input line and ``path`` an index into ``paths``."""
+
+    paths: list[str] = field(default_factory=list)
+    path: array[int] = field(default_factory=lambda: array("q"))
+    line: array[int] = field(default_factory=lambda: array("q"))
+    number: array[int] = field(default_factory=lambda: array("q"))
+    start: array[int] = field(default_factory=lambda: array("q"))
+    content: array[int] = field(default_factory=lambda: array("q"))
+    end: array[int] = field(default_factory=lambda: array("q"))
+    is_match: bytearray = field(default_factory=bytearray)
+    line_starts: array[int] = field(default_factory=lambda: array("q"))
+    # first-seen order of files (path index) and other lines (as ``-1 - line``)
+    order: list[int] = field(default_factory=list)
+    unparsed: int = 0
+
+    def add(
+        self, path_id: int, line: int, number: str, start: int, content: int, end: int, match: bool
+    ) -> None:
+        self.path.append(path_id)
+        self.line.append(line)
+        self.number.append(int(number))
+        self.start.append(start)
+        self.content.append(content)
+        self.end.append(end)
+        self.is_match.append(match)
+
+    def __len__(self) -> int:
+        return len(self.line)
 
 
-# Every line matches exactly once: as a ``path:line:content`` row (groups set) or as
-# anything else (groups empty). ``findall`` then does the per-line work in C; possessive
-# quantifiers keep the engine from backtracking through paths.
-_LINE_RE = re.compile(r"^(?:((?:[A-Za-z]:)?[^:\n]++):(\d++):([^\n]*+)|[^\n]*+)$", re.M)
-
-
-def parse(lines: list[str], text: str | None = None) -> Parsed:
-    text = "\n".join(lines) if text is None else text
-    found = _LINE_RE.findall(text)
-    if len(found) != len(lines):  # cannot happen for \n-split text; stay correct anyway
-        found = [_LINE_RE.match(x).groups("") for x in lines]  # type: ignore[union-attr]
-    rows: list[Row] = []
-    order: list[str | int] = []
-    seen: set[str] = set()
-    unparsed = 0
+def parse(text: str) -> Parsed:
+    out = Parsed()
+    ids: dict[str, int] = {}
     heading: str | None = None
+    prev = -1  # path index of the previous row
     prev_path = ""
-    n = len(lines)
-    for i, (path, num, rest) in enumerate(found):
-        if path and heading is None and (path == prev_path or not path.isdigit()):
-            rows.append((path, num, ":", rest, i, len(path) + len(num) + 2))
-        else:
-            line = lines[i]
-            stripped = line.strip()
-            if stripped in ("", "--"):
-                heading = None if not stripped else heading
-                continue
-            row = _other_row(line, i, heading, prev_path)
-            if row is None:
-                if i + 1 < n and ":" not in line[2:] and _HEADLESS_RE.match(lines[i + 1]):
-                    heading = line.rstrip("\r")
-                else:
-                    order.append(i)
-                    unparsed += 1
-                continue
-            rows.append(row)
-            path = row[PATH]
-        if path != prev_path:
-            if path not in seen:
-                seen.add(path)
-                order.append(path)
-            prev_path = path
-    return Parsed(rows, order, unparsed)
+    # Bound methods: the loop runs once per line of a possibly megabyte-sized result.
+    add_start, add_path, add_line = out.line_starts.append, out.path.append, out.line.append
+    add_num, add_row_start = out.number.append, out.start.append
+    add_content, add_end, add_match = out.content.append, out.end.append, out.is_match.append
+    for i, m in enumerate(_LINE_RE.finditer(text)):
+        lo, hi = m.span()
+        add_start(lo)
+        path = m.group(1)
+        if path is not None and heading is None and (path == prev_path or not path.isdigit()):
+            if path != prev_path:
+                pid = ids.get(path, -1)
+                if pid < 0:
+                    pid = ids[path] = len(out.paths)
+                    out.paths.append(path)
+                    out.order.append(pid)
+                prev, prev_path = pid, path
+            add_path(prev)
+            add_line(i)
+            num_at, num_end = m.span(2)
+            add_num(int(text[num_at:num_end]))
+            add_row_start(num_at)
+            add_content(num_end + 1)
+            add_end(hi)
+            add_match(1)
+            continue
+        line = text[lo:hi]
+        stripped = line.strip()
+        if stripped in ("", "--"):
+            heading = None if not stripped else heading
+            continue
+        row = _other_row(line, heading, prev_path)
+        if row is None:
+            nxt_end = text.find("\n", hi + 1)
+            nxt = text[hi + 1 : nxt_end if nxt_end != -1 else len(text)]
+            if ":" not in line[2:] and _HEADLESS_RE.match(nxt) and heading is None:
+                heading = line.rstrip("\r")
+            else:
+                out.order.append(-1 - i)
+                out.unparsed += 1
+            continue
+        path, number, num_at, content_at, match = row
+        pid = ids.get(path, -1)
+        if pid < 0:
+            pid = ids[path] = len(out.paths)
+            out.paths.append(path)
+            out.order.append(pid)
+        prev, prev_path = pid, path
+        out.add(pid, i, number, lo + num_at, lo + content_at, hi, match)
+    return out
 
 
-def _other_row(line: str, i: int, heading: str | None, prev_path: str) -> Row | None:
+def _other_row(
+    line: str, heading: str | None, prev_path: str
+) -> tuple[str, str, int, int, bool] | None:
+    """(path, number, where the number starts, where the content starts, is a match)."""
     if heading is not None:
         m = _HEADLESS_RE.match(line)
         if m:
-            return (heading, m.group(1), m.group(2), m.group(3), i, m.start(3))
+            return heading, m.group(1), 0, m.end(), m.group(2) == ":"
         m = _MATCH_RE.match(line)
         if m and not m.group(1).isdigit():
-            return (m.group(1), m.group(2), ":", m.group(3), i, m.start(3))
+            return m.group(1), m.group(2), m.start(2), m.end(), True
     # A context row's path may itself contain "-12-"; the neighbouring match's path decides.
     if prev_path and line.startswith(prev_path + "-"):
         t = _CTX_TAIL_RE.match(line, len(prev_path) + 1)
         if t:
-            return (prev_path, t.group(1), "-", t.group(2), i, t.start(2))
+            return prev_path, t.group(1), t.start(1), t.end(), False
     m = _CTX_RE.match(line)
     if m and not m.group(1).isdigit():
-        return (m.group(1), m.group(2), "-", m.group(3), i, m.start(3))
+        return m.group(1), m.group(2), m.start(2), m.end(), False
     return None
 
 
@@ -156,62 +189,79 @@ class SearchCompressor:
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
         if already_compressed(text):
             return passthrough(text, ctx)
-        lines = split_lines(text)
-        parsed = parse(lines, text)
-        total = sum(1 for r in parsed.rows if r[SEP] == ":")
+        parsed = parse(text)
+        total = parsed.is_match.count(1)
         if total < self.config.min_matches:
             return passthrough(text, ctx)
         if self.config.lossless_only:
+            lines = len(parsed.line_starts)
             everything = replace(
-                self.config, max_per_file=total, max_files=total, max_unparsed=len(lines)
+                self.config, max_per_file=total, max_files=total, max_unparsed=lines
             )
-            body, _ = _Renderer(everything, lines, parsed, {}, False, keep_all=True).run()
+            body, _ = _Renderer(everything, text, parsed, {}, False, keep_all=True).run()
             return finish(text, body, ctx, self.name, None)
-        scores = self._score(text, parsed.rows, total, ctx.query)
-        body, kept = _Renderer(self.config, lines, parsed, scores, ctx.store is not None).run()
+        scores = self._score(text, parsed, total, ctx.query)
+        body, kept = _Renderer(self.config, text, parsed, scores, ctx.store is not None).run()
         return finish(text, body, ctx, self.name, lambda k: lines_marker(k, total, kept, "matches"))
 
-    def _score(self, text: str, rows: list[Row], total: int, query: str) -> dict[int, float]:
-        """Score per input line of a match row (absent = 0)."""
-        row_at = {r[LINE]: r for r in rows if r[SEP] == ":"}
-        starts = line_starts(text)
+    def _has_signal(self, text: str) -> bool:
+        return self._detector.score(text, "search").category is not None
+
+    def _score(self, text: str, parsed: Parsed, total: int, query: str) -> dict[int, float]:
+        """Score per row index of a match row (absent = 0)."""
+        starts = parsed.line_starts
+        # line -> match row (-1: none); an array, not a dict: 8 bytes per line
+        line_row = array("q", [-1]) * len(starts)
+        for r, li in enumerate(parsed.line):
+            if parsed.is_match[r]:
+                line_row[li] = r
         scores: dict[int, float] = {}
 
-        def content_line(pos: int) -> int | None:
-            li = bisect_right(starts, pos) - 1
-            row = row_at.get(li)
-            return li if row is not None and pos - starts[li] >= row[OFFSET] else None
+        def row_at(pos: int) -> int | None:
+            """The match row whose content holds ``pos`` (hits in paths do not count)."""
+            r = line_row[bisect_right(starts, pos) - 1]
+            return r if r >= 0 and pos >= parsed.content[r] else None
 
         lowered = text.lower()
         # A term in most rows (the searched pattern itself) carries no information; counting
         # first (C speed) keeps it out of the per-hit loop entirely.
         terms = [t for t in query_terms(query) if lowered.count(t) <= total // 2]
+        del lowered
         det = term_detector(terms)
         if det is not None:
             terms_of: dict[int, set[str]] = {}
             for hit in det.hits(text):
-                li = content_line(hit.start)
-                if li is not None:
-                    terms_of.setdefault(li, set()).add(hit.word)
+                r = row_at(hit.start)
+                if r is not None:
+                    terms_of.setdefault(r, set()).add(hit.word)
             df: dict[str, int] = {}
             for words in terms_of.values():
                 for w in words:
                     df[w] = df.get(w, 0) + 1
             scale = math.log(total + 1)
-            for li, words in terms_of.items():
+            for r, words in terms_of.items():
                 weight = sum(math.log((total + 1) / df[w]) / scale for w in words)
-                scores[li] = min(1.0, weight)
-        signals = {
-            li: imp
-            for li, imp in self._detector.scan(text, "search").items()
-            if li in row_at and imp.category is not None
-        }
+                scores[r] = min(1.0, weight)
+        signals: dict[int, tuple[str, float]] = {}
+        path_signal: dict[int, bool] = {}
+        for li, imp in self._detector.scan(text, "search").items():
+            r = line_row[li]
+            if r < 0 or imp.category is None:
+                continue
+            # The keyword must sit in the content: only when the path itself has one (checked
+            # once per file) is the content looked at again.
+            pid = parsed.path[r]
+            if pid not in path_signal:
+                path_signal[pid] = self._has_signal(parsed.paths[pid])
+            if path_signal[pid] and not self._has_signal(text[parsed.content[r] : parsed.end[r]]):
+                continue
+            signals[r] = (imp.category, imp.priority)
         freq: dict[str, int] = {}
-        for imp in signals.values():
-            freq[imp.category or ""] = freq.get(imp.category or "", 0) + 1
-        for li, imp in signals.items():
-            common = freq[imp.category or ""] > 0.3 * total
-            scores[li] = scores.get(li, 0.0) + imp.priority * (0.1 if common else 0.6)
+        for category, _prio in signals.values():
+            freq[category] = freq.get(category, 0) + 1
+        for r, (category, prio) in signals.items():
+            common = freq[category] > 0.3 * total
+            scores[r] = scores.get(r, 0.0) + prio * (0.1 if common else 0.6)
         return scores
 
 
@@ -221,26 +271,29 @@ class _Renderer:
     def __init__(
         self,
         cfg: SearchConfig,
-        lines: list[str],
+        text: str,
         parsed: Parsed,
         scores: dict[int, float],
         listed_cap: bool,
         keep_all: bool = False,
     ) -> None:
-        self.keep_all = keep_all
         self.cfg = cfg
-        self.lines = lines
-        self.parsed = parsed
+        self.text = text
+        self.p = parsed
         self.scores = scores
         self.listed_cap = listed_cap
-        self.files: dict[str, list[Row]] = {}
-        for r in parsed.rows:
-            self.files.setdefault(r[PATH], []).append(r)
+        self.keep_all = keep_all
+        self.rows_of: list[array[int]] = [array("q") for _ in parsed.paths]
+        for r, pid in enumerate(parsed.path):
+            self.rows_of[pid].append(r)
         strong = sorted(
-            (li for li, sc in scores.items() if sc >= cfg.strong_score),
-            key=lambda li: (-scores[li], li),
+            (r for r, sc in scores.items() if sc >= cfg.strong_score),
+            key=lambda r: (-scores[r], r),
         )
         self.strong = set(strong[: cfg.max_strong])
+
+    def row_text(self, r: int) -> str:
+        return self.text[self.p.start[r] : self.p.end[r]]
 
     def run(self) -> tuple[list[str], int]:
         cfg = self.cfg
@@ -248,11 +301,14 @@ class _Renderer:
         body: list[str] = []
         kept_total = 0
         others = 0
-        hidden: list[str] = []
-        for item in self.parsed.order:
-            if isinstance(item, int):
+        hidden: list[int] = []
+        starts = self.p.line_starts
+        for item in self.p.order:
+            if item < 0:
                 if others < cfg.max_unparsed:
-                    body.append(self.lines[item])
+                    li = -1 - item
+                    end = starts[li + 1] - 1 if li + 1 < len(starts) else len(self.text)
+                    body.append(self.text[starts[li] : end])
                 others += 1
             elif item in shown:
                 kept_total += self._emit_file(item, body)
@@ -262,55 +318,56 @@ class _Renderer:
             body.append(note(others - cfg.max_unparsed, "other lines omitted"))
         if hidden:
             cap = cfg.max_listed_files if self.listed_cap else len(hidden)
-            body.append(_hidden_note(hidden, self.files, cap))
+            body.append(self._hidden_note(hidden, cap))
         return body, kept_total
 
-    def _best(self, rows: list[Row]) -> float:
-        return max((self.scores.get(r[LINE], 0.0) for r in rows), default=0.0)
+    def _matches(self, pid: int) -> list[int]:
+        return [r for r in self.rows_of[pid] if self.p.is_match[r]]
 
-    def _shown_files(self) -> set[str]:
-        if len(self.files) <= self.cfg.max_files:
-            return set(self.files)
+    def _shown_files(self) -> set[int]:
+        if len(self.p.paths) <= self.cfg.max_files:
+            return set(range(len(self.p.paths)))
 
-        def rank(item: tuple[int, str]) -> tuple[int, float, int]:
-            pos, path = item
-            rows = self.files[path]
-            has_strong = any(r[LINE] in self.strong for r in rows)
-            return (-int(has_strong), -self._best(rows), pos)
+        def rank(pid: int) -> tuple[int, float, int]:
+            rows = self.rows_of[pid]
+            has_strong = any(r in self.strong for r in rows)
+            best = max((self.scores.get(r, 0.0) for r in rows), default=0.0)
+            return (-int(has_strong), -best, pid)
 
-        ranked = sorted(enumerate(self.files), key=rank)
-        return {path for _pos, path in ranked[: self.cfg.max_files]}
+        return set(sorted(range(len(self.p.paths)), key=rank)[: self.cfg.max_files])
 
-    def _emit_file(self, path: str, body: list[str]) -> int:
+    def _emit_file(self, pid: int, body: list[str]) -> int:
         cfg = self.cfg
-        rows = self.files[path]
-        matches = [r for r in rows if r[SEP] == ":"]
+        matches = self._matches(pid)
         keep: set[int] = set()
-        if matches:
-            keep.update((matches[0][LINE], matches[-1][LINE]))
-        keep.update(r[LINE] for r in matches if r[LINE] in self.strong)
-        ranked = sorted(matches, key=lambda r: (-self.scores.get(r[LINE], 0.0), r[LINE]))
-        contents = {r[REST].strip() for r in matches if r[LINE] in keep}
+        if self.keep_all:
+            keep.update(matches)
+        elif matches:
+            keep.update((matches[0], matches[-1]))
+        keep.update(r for r in matches if r in self.strong)
+        ranked = sorted(matches, key=lambda r: (-self.scores.get(r, 0.0), r))
+        content = self._content
+        contents = {content(r) for r in keep}
         # Fill up to the cap with the best rows, preferring contents not shown yet.
         for allow_repeat in (False, True):
             for r in ranked:
                 if len(keep) >= cfg.max_per_file:
                     break
-                if r[LINE] in keep or (not allow_repeat and r[REST].strip() in contents):
+                if r in keep or (not allow_repeat and content(r) in contents):
                     continue
-                keep.add(r[LINE])
-                contents.add(r[REST].strip())
-        near = sorted(int(r[NUM]) for r in matches if r[LINE] in keep)
+                keep.add(r)
+                contents.add(content(r))
+        near = sorted(self.p.number[r] for r in keep)
         radius = cfg.context_radius
-        body.append(path)
+        body.append(self.p.paths[pid])
         kept = dropped_ctx = 0
-        for r in rows:
-            if r[SEP] == ":":
-                if r[LINE] in keep:
-                    body.append(f"{r[NUM]}:{r[REST]}")
+        for r in self.rows_of[pid]:
+            if self.p.is_match[r]:
+                if r in keep:
+                    body.append(self.row_text(r))
                     kept += 1
-            elif self.keep_all or _within(near, int(r[NUM]), radius):
-                body.append(f"{r[NUM]}{r[SEP]}{r[REST]}")
+            elif self.keep_all or _within(near, self.p.number[r], radius):
+                body.append(self.row_text(r))
             else:
                 dropped_ctx += 1
         dropped = len(matches) - kept
@@ -321,17 +378,19 @@ class _Renderer:
             body.append(note(dropped, f"{what} omitted"))
         return kept
 
+    def _content(self, r: int) -> str:
+        return self.text[self.p.content[r] : self.p.end[r]].strip()
+
+    def _hidden_note(self, hidden: list[int], cap: int) -> str:
+        """Files without rows in the output, by name and match count; beyond ``cap`` names
+        (only with a store, whose marker then holds them) just how many."""
+        counts = {pid: len(self._matches(pid)) for pid in hidden}
+        names = ", ".join(f"{self.p.paths[pid]} ({counts[pid]})" for pid in hidden[:cap])
+        more = f", and {len(hidden) - cap} more files" if len(hidden) > cap else ""
+        total = sum(counts.values())
+        return note(total, f"matches omitted in {len(hidden)} more files: {names}{more}")
+
 
 def _within(sorted_numbers: list[int], number: int, radius: int) -> bool:
     i = bisect_left(sorted_numbers, number - radius)
     return i < len(sorted_numbers) and sorted_numbers[i] <= number + radius
-
-
-def _hidden_note(hidden: list[str], files: dict[str, list[Row]], cap: int) -> str:
-    """Files without rows in the output, by name and match count; beyond ``cap`` names
-    (only with a store, whose marker then holds them) just how many."""
-    counts = {p: sum(1 for r in files[p] if r[SEP] == ":") for p in hidden}
-    names = ", ".join(f"{p} ({counts[p]})" for p in hidden[:cap])
-    more = f", and {len(hidden) - cap} more files" if len(hidden) > cap else ""
-    total = sum(counts.values())
-    return note(total, f"matches omitted in {len(hidden)} more files: {names}{more}")

@@ -151,3 +151,17 @@ def test_line_starts(text: str) -> None:
 
 def test_tiered_with_one_tier_is_that_tier() -> None:
     assert Tiered([KeywordTier()]).score("fatal: x", "log").category == ERROR
+
+
+def test_hits_over_many_chunks_equal_hits_per_line() -> None:
+    import random
+
+    rng = random.Random(4)
+    words = ["error here", "x", "FATAL:", "note: fail", "prefix", "", "timed out", "auth"]
+    text = "\n".join(rng.choice(words) * rng.randint(1, 30) for _ in range(20000))
+    assert len(text) > 4 * 65536
+    det = KeywordDetector()
+    expected = []
+    for start, line in zip(line_starts(text), text.split("\n"), strict=True):
+        expected += [h._replace(start=h.start + start) for h in det.hits(line)]
+    assert det.hits(text) == expected

@@ -88,10 +88,11 @@ def test_searched_for_hit_survives_and_output_shrinks_60_percent(seed: int) -> N
 def test_every_file_is_shown_or_listed_with_counts() -> None:
     text, query, must = grep_output(5, files=120, per_file=(3, 8))
     res = SearchCompressor().compress(text, CompressContext(query=query))
-    parsed = parse(text.split("\n"))
+    parsed = parse(text)
     counts: dict[str, int] = {}
-    for r in parsed.rows:
-        counts[r[0]] = counts.get(r[0], 0) + 1
+    for pid in parsed.path:
+        path = parsed.paths[pid]
+        counts[path] = counts.get(path, 0) + 1
     out_lines = res.output.split("\n")
     for path, count in counts.items():
         assert path in out_lines or f"{path} ({count})" in res.output, path
@@ -131,8 +132,8 @@ def test_ripgrep_heading_form_is_understood() -> None:
         lines.extend(f"{i}:    call_{i % 3}(x)" for i in range(1, 15))
         lines.append("")
     text = "\n".join(lines)
-    parsed = parse(text.split("\n"))
-    assert len(parsed.rows) == 56 and parsed.unparsed == 0
+    parsed = parse(text)
+    assert len(parsed) == 56 and parsed.unparsed == 0
     res = SearchCompressor().compress(text, CompressContext())
     assert res.strategy == "search"
     assert "src/mod_3.py" in res.output.split("\n")
@@ -174,6 +175,7 @@ def test_arbitrary_text_never_grows(parts: list[str], with_store: bool, query: s
     ctx = CompressContext(query=query, store=PendingWrites() if with_store else None)
     res = SearchCompressor(SearchConfig(min_matches=2)).compress(text, ctx)
     assert estimate_tokens(res.output) <= estimate_tokens(text)
+    assert len(parse(text).line_starts) == text.count("\n") + 1
 
 
 def test_lossless_only_regroups_every_row() -> None:
