@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import Tiered, default_detector
+from headroom.signals.keywords import lowered_chunks
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
@@ -222,18 +223,20 @@ class SearchCompressor:
             r = line_row[bisect_right(starts, pos) - 1]
             return r if r >= 0 and pos >= parsed.content[r] else None
 
-        lowered = text.lower()
         # A term in most rows (the searched pattern itself) carries no information; counting
         # first (C speed) keeps it out of the per-hit loop entirely.
-        terms = [t for t in query_terms(query) if lowered.count(t) <= total // 2]
-        del lowered
+        counts = dict.fromkeys(query_terms(query), 0)
+        for _offset, lowered in lowered_chunks(text) if counts else ():
+            for term in counts:
+                counts[term] += lowered.count(term)
+        terms = [t for t, c in counts.items() if c <= total // 2]
         det = term_detector(terms)
         if det is not None:
             terms_of: dict[int, set[str]] = {}
             for hit in det.hits(text):
-                r = row_at(hit.start)
-                if r is not None:
-                    terms_of.setdefault(r, set()).add(hit.word)
+                row = row_at(hit.start)
+                if row is not None:
+                    terms_of.setdefault(row, set()).add(hit.word)
             df: dict[str, int] = {}
             for words in terms_of.values():
                 for w in words:

@@ -26,7 +26,8 @@ def test_keyword_detector_whole_word_case_insensitive() -> None:
     assert [h.word for h in det.hits("Build FAILED: Error in prefix")] == ["failed", "error"]
     assert det.hits("errorless terror_handler prefixes") == []
     assert det.has("request timed out after 30s", ERROR)
-    assert det.first("note: then a fatal crash").word == "note"
+    first = det.first("note: then a fatal crash")
+    assert first is not None and first.word == "note"
     assert det.categories_in("TODO fix the auth") == {IMPORTANCE, SECURITY}
 
 
