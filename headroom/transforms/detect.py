@@ -75,6 +75,11 @@ _DIFF_HEADER = re.compile(r"^(?:diff --git |diff --cc |diff --combined |--- \S|\
 _PATH = r"(?:[A-Za-z]:[\\/])?(?:[^\s:]*?[./\\][^\s:]*?|[A-Za-z_][\w-]*?)"
 _SEARCH_HIT = re.compile(rf"^({_PATH}):(\d+):(?:\d+:)?")
 _SEARCH_CONTEXT = re.compile(rf"^({_PATH})-(\d+)-")
+# ripgrep's heading form: the path alone on a line, then ``12:content`` / ``13-context``
+# rows (a time such as ``10:00:01`` or a date such as ``2026-11-21`` is not a row).
+_PATH_LINE = re.compile(r"(?:[A-Za-z]:[\\/])?[^\s:]*[./\\][^\s:]*$")
+_HEADLESS_HIT = re.compile(r"\d+:(?!\d\d[:.])")
+_HEADLESS_CONTEXT = re.compile(r"\d+-(?!\d\d-)")
 # A compiler diagnostic looks like a search hit but is build output.
 _DIAGNOSTIC = re.compile(r"^[^\s:]+:\d+:(?:\d+:)?\s*(?:fatal error|error|warning|note)\b", re.I)
 
@@ -173,8 +178,10 @@ class _LineStats:
 def _line_stats(lines: list[str]) -> _LineStats:
     stats = _LineStats()
     pending_context: list[str] = []
+    heading: str | None = None  # ripgrep heading form: a path line, then ``line:content``
     for line in lines:
         if not line.strip():
+            heading = None  # files are separated by a blank line in heading form
             continue
         stats.lines += 1
         if line == "--":
@@ -184,6 +191,17 @@ def _line_stats(lines: list[str]) -> _LineStats:
         if hit and not _DIAGNOSTIC.match(line):
             stats.hits += 1
             stats.hit_paths.add(hit.group(1))
+            continue
+        if heading is not None and _HEADLESS_HIT.match(line):
+            stats.hits += 1
+            stats.hit_paths.add(heading)
+            continue
+        if heading is not None and _HEADLESS_CONTEXT.match(line):
+            pending_context.append(heading)
+            continue
+        if _PATH_LINE.match(line):
+            heading = line
+            stats.separators += 1
             continue
         ctx = _SEARCH_CONTEXT.match(line)
         if ctx:

@@ -483,6 +483,28 @@ def ripgrep_context(rng: random.Random, n: int = 120) -> Sample:
     return Sample("ripgrep_context", "search", "\n".join(lines[:-1]) + "\n", _hits(target), query)
 
 
+def ripgrep_heading(rng: random.Random, n: int = 30) -> Sample:
+    """``rg -n --heading cache_ttl``: a path line, its ``line:content`` rows, a blank line."""
+    blocks = []
+    target_file = rng.randrange(n // 4, n - n // 4)
+    target = (
+        "src/config/settings.py",
+        "57:CACHE_TTL_SECONDS = int(os.environ.get('CACHE_TTL', 300))",
+    )
+    for f in range(n):
+        if f == target_file:
+            blocks.append("\n".join([target[0], "12:    cache_ttl = CACHE_TTL_SECONDS", target[1]]))
+            continue
+        path = f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}_{f}.py"
+        rows = [
+            f"{10 + k * 13}:    ttl = options.cache_ttl or {rng.choice(_WORDS)}.cache_ttl"
+            for k in range(rng.randrange(5, 15))
+        ]
+        blocks.append("\n".join([path, *rows]))
+    query = "where does CACHE_TTL_SECONDS come from"
+    return Sample("ripgrep_heading", "search", "\n\n".join(blocks) + "\n", target, query)
+
+
 # --- prose, html, code, Read output, mixed --------------------------------------------------
 
 
@@ -598,6 +620,7 @@ GENERATORS: dict[str, Callable[..., Sample]] = {
     "git_diff": git_diff,
     "grep_results": grep_results,
     "ripgrep_context": ripgrep_context,
+    "ripgrep_heading": ripgrep_heading,
     "prose": prose,
     "html_page": html_page,
     "source_code": source_code,

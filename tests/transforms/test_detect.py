@@ -125,6 +125,21 @@ export function bar(x: number): number {
 """
 MARKDOWN = "# Title\n\nSome intro text about the project.\n\n## Install\n\nRun the installer.\n"
 NDJSON = '{"ts": 1, "level": "info", "msg": "a"}\n{"ts": 2, "level": "error", "msg": "b"}\n'
+RG_HEADING = (
+    "src/auth/session.py\n12:def login(user):\n13-    return check(user)\n40:    login(u)\n\n"
+    "src/api/routes.py\n7:from auth.session import login\n88:    login(request.user)\n"
+)
+LOG_FILE_HEADING = "app.log\n10:00:01 INFO a\n10:00:02 INFO b\n10:00:03 ERROR c\n"
+PATH_LIST = "README.md\nsetup.py\nsrc/a.py\nsrc/b.py\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [(RG_HEADING, SEARCH), (LOG_FILE_HEADING, LOG), (PATH_LIST, PROSE)],
+    ids=["rg-heading", "times-are-not-rows", "path-list"],
+)
+def test_ripgrep_heading_form(text, kind):
+    assert detect(text).kind == kind
 
 
 @pytest.mark.parametrize(
