@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
-from headroom.providers.apis import provider_for
+from headroom.providers.apis import ANTHROPIC, provider_for
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
+from headroom.proxy.retrieval_loop import StreamRetrieval
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ class Compression:
         self.app = app
         self.config = app.config
         self.lossy = Pipeline(PipelineConfig())
-        # Until the streaming retrieval loop lands, a streamed answer could carry a
-        # headroom_retrieve call to the client; streams get lossless work only (no markers).
+        # For streams without a stream filter (OpenAI for now): lossless only, no markers.
         self.lossless = Pipeline(PipelineConfig(lossy=False, enable_ccr_marker=False))
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -61,7 +61,11 @@ class Compression:
             plain = self._decode(ex, encoding.decode("latin-1"), body)
             if plain is None:
                 return body
-        pipeline = self.lossless if _streams(plain) else self.lossy
+        streams = _streams(plain)
+        # A streamed answer can have its headroom_retrieve calls served only where a stream
+        # filter exists (Anthropic); other streams get lossless work only, so no marker.
+        lossy = not streams or provider is ANTHROPIC
+        pipeline = self.lossy if lossy else self.lossless
         result = await self._rewrite(ex, plain, provider, pipeline)
         if result is None or not result.changed:
             if result is not None and result.skipped_reason:
@@ -73,6 +77,10 @@ class Compression:
             ex.drop_request_headers = frozenset({b"content-encoding"})
         if len(result.writes):
             ex.retrieval = provider  # markers went out: serve headroom_retrieve calls here
+            if streams:
+                ex.stream_retrieval = StreamRetrieval()
+                # the stream must arrive unencoded for the proxy to follow it
+                ex.drop_request_headers = ex.drop_request_headers | {b"accept-encoding"}
         self._count(result)
         return result.body
 

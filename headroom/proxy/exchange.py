@@ -25,6 +25,7 @@ from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.providers.apis import provider_for
 from headroom.providers.base import Provider
+from headroom.providers.retrieval import follow_up
 from headroom.proxy import retrieval_loop
 from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.headers import (
@@ -85,6 +86,7 @@ class Exchange:
         "start",
         "status",
         "stopped",
+        "stream_retrieval",
         "streaming",
         "t_headers",
         "upstream",
@@ -129,6 +131,7 @@ class Exchange:
         # answer is held so the model's headroom_retrieve calls can be served here.
         self.retrieval: Provider | None = None
         self.held: tuple[ResponseHead | None, list[bytes]] = (None, [])
+        self.stream_retrieval: retrieval_loop.StreamRetrieval | None = None
         app.in_flight += 1
         self._task = app.loop.create_task(self._run())
 
@@ -231,8 +234,11 @@ class Exchange:
                 self.app.pool.discard(upstream)
                 raise ClientGone
             outcome = await self._exchange_with(upstream, body)
+            if outcome == "follow_up" and body is not None:
+                await self._continue_stream(body)
+                return
             if outcome == "ok":
-                if self.retrieval is not None and body is not None:
+                if self.retrieval is not None and self.stream_retrieval is None and body:
                     await self._answer_held(body)
                 return
             replayable = body is not None or (self.req_ended and self.bytes_in == 0)
@@ -299,6 +305,42 @@ class Exchange:
     def upstream_target(self) -> bytes:
         return upstream_target(self.app.upstream_base, self.head.target)
 
+    async def _continue_stream(self, body: bytes) -> None:
+        """Serve the held headroom_retrieve calls and continue the client's stream with the
+        follow-up answer, as many rounds as the model needs (bounded)."""
+        stream = self.stream_retrieval
+        assert stream is not None and self.retrieval is not None
+        message: str | None = None
+        for _ in range(retrieval_loop.MAX_ROUNDS):
+            results = await retrieval_loop.lookup_all(self, stream.stream.calls)
+            content = stream.stream.assistant_content()
+            body = follow_up(self.retrieval, body, {"content": content}, results)
+            stream.next_round()
+            self._release_upstream()
+            try:
+                upstream, _ = await self.app.pool.acquire()
+            except (ConnectError, ConnectTimeout) as exc:
+                message = f"follow-up for headroom_retrieve failed: {exc}"
+                break
+            outcome = await self._exchange_with(upstream, body)
+            if outcome == "ok":
+                return
+            if outcome != "follow_up":
+                message = stream.error or self.failure or f"follow-up {outcome}"
+                break
+        else:
+            message = None  # rounds used up: end the message as it stands
+        if self.client_gone:
+            raise ClientGone
+        self.relay_body(stream.close_events(message or stream.error))
+        self.conn.send_end()
+        self.response_done = True
+
+    def _release_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            self.app.pool.release(upstream)
+
     async def _answer_held(self, body: bytes) -> None:
         """Serve the model's retrieval calls, then relay the final answer in one piece."""
         head, chunks = self.held
@@ -313,7 +355,7 @@ class Exchange:
         self.upstream_status = head.status
         self.conn.cork()
         try:
-            self._relay_head(head)
+            self.relay_head(head)
             if raw and self.head.method != b"HEAD":
                 self.conn.send_body(raw)
                 self.bytes_out += len(raw)
@@ -382,15 +424,18 @@ class Exchange:
 
     def on_response_head(self, head: ResponseHead) -> None:
         now = time.perf_counter()
-        self.t_headers = now
         self.last_progress = now
-        self.upstream_status = head.status
-        if self.retrieval is not None:
+        if self.t_headers is None:
+            self.t_headers = now
+            self.upstream_status = head.status
+        if self.stream_retrieval is not None:
+            self.stream_retrieval.on_head(self, head)
+        elif self.retrieval is not None:
             self.held = (head, [])
-            return
-        self._relay_head(head)
+        else:
+            self.relay_head(head)
 
-    def _relay_head(self, head: ResponseHead) -> None:
+    def relay_head(self, head: ResponseHead) -> None:
         headers, self.upstream_request_id = client_response_headers(
             head, request_id=self.request_id, closing=self.conn.must_close or self.app.draining
         )
@@ -403,14 +448,24 @@ class Exchange:
 
     def on_response_body(self, data: bytes) -> None:
         self.last_progress = time.perf_counter()
-        if self.retrieval is not None:
+        if self.stream_retrieval is not None:
+            self.stream_retrieval.on_body(self, data)
+        elif self.retrieval is not None:
             self.held[1].append(data)
-            return
+        else:
+            self.bytes_out += len(data)
+            self.conn.send_body(data)
+
+    def relay_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self.conn.send_body(data)
 
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        if self.retrieval is None:
+        stream = self.stream_retrieval
+        if stream is not None and stream.wants_follow_up():
+            self._resolve("follow_up")
+            return
+        if stream is not None or self.retrieval is None:
             self.conn.send_end(trailers if self._relay_trailers else None)
             self.response_done = True
         self._resolve("ok")

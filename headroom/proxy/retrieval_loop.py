@@ -15,8 +15,10 @@ import orjson
 
 from headroom.ccr.store import Entry, StoreError
 from headroom.protocol.events import ResponseHead
+from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
+from headroom.providers.sse import SSEError, SSEParser, format_event
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
@@ -48,9 +50,7 @@ async def complete(
                 round=round_no,
             )
             return _rewritten(head, strip_calls(provider, response))
-        results = []
-        for call in calls.ours:
-            results.append((call.call_id, await _lookup(ex, call.key, call.raw)))
+        results = await lookup_all(ex, calls.ours)
         body = follow_up(provider, body, response, results)
         headers = ex.upstream_headers(len(body))
         got = await fetch(
@@ -111,3 +111,66 @@ def _rewritten(head: ResponseHead, response: dict) -> tuple[ResponseHead, bytes]
     ]
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     return ResponseHead(head.status, headers, head.reason, [n for n, _ in headers]), body
+
+
+class StreamRetrieval:
+    """The client's side of a streamed answer whose ``headroom_retrieve`` calls the proxy
+    serves: the first round's head is relayed, later rounds continue the same body."""
+
+    def __init__(self) -> None:
+        self.parser = SSEParser()
+        self.stream = AnthropicStream()
+        self.round = 0
+        self.active = False  # the first answer is an SSE stream we can follow
+        self.error: str | None = None  # a follow-up round failed
+
+    def on_head(self, ex: Exchange, head: ResponseHead) -> None:
+        if self.round == 0:
+            ctype = (header_value(head.headers, b"content-type") or b"").lower()
+            encoded = header_value(head.headers, b"content-encoding") not in (None, b"identity")
+            self.active = head.status == 200 and b"text/event-stream" in ctype and not encoded
+            ex.relay_head(head)
+        elif head.status != 200:
+            self.error = f"follow-up request answered {head.status}"
+
+    def on_body(self, ex: Exchange, data: bytes) -> None:
+        if not self.active:
+            if self.round == 0:
+                ex.relay_body(data)
+            return
+        if self.error is not None:
+            return
+        try:
+            events = self.parser.feed(data)
+        except SSEError as exc:
+            self.error = str(exc)
+            return
+        out = b"".join(self.stream.feed(event) for event in events)
+        if out:
+            ex.relay_body(out)
+
+    def wants_follow_up(self) -> bool:
+        return self.active and self.error is None and self.stream.wants_follow_up
+
+    def next_round(self) -> None:
+        self.round += 1
+        self.parser = SSEParser()
+        self.stream.start_round()
+
+    def close_events(self, message: str | None) -> bytes:
+        """Events that end the client's stream when no further round can run."""
+        if message is not None:
+            error = {"type": "error", "error": {"type": "api_error", "message": message}}
+            return format_event("error", orjson.dumps(error).decode())
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 0},
+        }
+        return format_event("message_delta", orjson.dumps(delta).decode()) + format_event(
+            "message_stop", '{"type":"message_stop"}'
+        )
+
+
+async def lookup_all(ex: Exchange, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(call.call_id, await _lookup(ex, call.key, call.raw)) for call in calls]
