@@ -76,26 +76,28 @@ class Parsed:
     paths: list[str] = field(default_factory=list)
     path: array[int] = field(default_factory=lambda: array("q"))
     line: array[int] = field(default_factory=lambda: array("q"))
-    number: array[int] = field(default_factory=lambda: array("q"))
     start: array[int] = field(default_factory=lambda: array("q"))
     content: array[int] = field(default_factory=lambda: array("q"))
-    end: array[int] = field(default_factory=lambda: array("q"))
     is_match: bytearray = field(default_factory=bytearray)
     line_starts: array[int] = field(default_factory=lambda: array("q"))
     # first-seen order of files (path index) and other lines (as ``-1 - line``)
     order: list[int] = field(default_factory=list)
     unparsed: int = 0
 
-    def add(
-        self, path_id: int, line: int, number: str, start: int, content: int, end: int, match: bool
-    ) -> None:
+    def add(self, path_id: int, line: int, start: int, content: int, match: bool) -> None:
         self.path.append(path_id)
         self.line.append(line)
-        self.number.append(int(number))
         self.start.append(start)
         self.content.append(content)
-        self.end.append(end)
         self.is_match.append(match)
+
+    def end(self, r: int, text: str) -> int:
+        """Where row ``r``'s line ends (its newline, or the end of the text)."""
+        li = self.line[r] + 1
+        return self.line_starts[li] - 1 if li < len(self.line_starts) else len(text)
+
+    def number(self, r: int, text: str) -> int:
+        return int(text[self.start[r] : self.content[r] - 1])
 
     def __len__(self) -> int:
         return len(self.line)
@@ -109,8 +111,11 @@ def parse(text: str) -> Parsed:
     prev_path = ""
     # Bound methods: the loop runs once per line of a possibly megabyte-sized result.
     add_start, add_path, add_line = out.line_starts.append, out.path.append, out.line.append
-    add_num, add_row_start = out.number.append, out.start.append
-    add_content, add_end, add_match = out.content.append, out.end.append, out.is_match.append
+    add_row_start, add_content, add_match = (
+        out.start.append,
+        out.content.append,
+        out.is_match.append,
+    )
     for i, m in enumerate(_LINE_RE.finditer(text)):
         lo, hi = m.span()
         add_start(lo)
@@ -126,10 +131,8 @@ def parse(text: str) -> Parsed:
             add_path(prev)
             add_line(i)
             num_at, num_end = m.span(2)
-            add_num(int(text[num_at:num_end]))
             add_row_start(num_at)
             add_content(num_end + 1)
-            add_end(hi)
             add_match(1)
             continue
         line = text[lo:hi]
@@ -147,36 +150,34 @@ def parse(text: str) -> Parsed:
                 out.order.append(-1 - i)
                 out.unparsed += 1
             continue
-        path, number, num_at, content_at, match = row
+        path, num_at, content_at, match = row
         pid = ids.get(path, -1)
         if pid < 0:
             pid = ids[path] = len(out.paths)
             out.paths.append(path)
             out.order.append(pid)
         prev, prev_path = pid, path
-        out.add(pid, i, number, lo + num_at, lo + content_at, hi, match)
+        out.add(pid, i, lo + num_at, lo + content_at, match)
     return out
 
 
-def _other_row(
-    line: str, heading: str | None, prev_path: str
-) -> tuple[str, str, int, int, bool] | None:
-    """(path, number, where the number starts, where the content starts, is a match)."""
+def _other_row(line: str, heading: str | None, prev_path: str) -> tuple[str, int, int, bool] | None:
+    """(path, where the number starts, where the content starts, is a match)."""
     if heading is not None:
         m = _HEADLESS_RE.match(line)
         if m:
-            return heading, m.group(1), 0, m.end(), m.group(2) == ":"
+            return heading, 0, m.end(), m.group(2) == ":"
         m = _MATCH_RE.match(line)
         if m and not m.group(1).isdigit():
-            return m.group(1), m.group(2), m.start(2), m.end(), True
+            return m.group(1), m.start(2), m.end(), True
     # A context row's path may itself contain "-12-"; the neighbouring match's path decides.
     if prev_path and line.startswith(prev_path + "-"):
         t = _CTX_TAIL_RE.match(line, len(prev_path) + 1)
         if t:
-            return prev_path, t.group(1), t.start(1), t.end(), False
+            return prev_path, t.start(1), t.end(), False
     m = _CTX_RE.match(line)
     if m and not m.group(1).isdigit():
-        return m.group(1), m.group(2), m.start(2), m.end(), False
+        return m.group(1), m.start(2), m.end(), False
     return None
 
 
@@ -256,7 +257,9 @@ class SearchCompressor:
             pid = parsed.path[r]
             if pid not in path_signal:
                 path_signal[pid] = self._has_signal(parsed.paths[pid])
-            if path_signal[pid] and not self._has_signal(text[parsed.content[r] : parsed.end[r]]):
+            if path_signal[pid] and not self._has_signal(
+                text[parsed.content[r] : parsed.end(r, text)]
+            ):
                 continue
             signals[r] = (imp.category, imp.priority)
         freq: dict[str, int] = {}
@@ -296,7 +299,7 @@ class _Renderer:
         self.strong = set(strong[: cfg.max_strong])
 
     def row_text(self, r: int) -> str:
-        return self.text[self.p.start[r] : self.p.end[r]]
+        return self.text[self.p.start[r] : self.p.end(r, self.text)]
 
     def run(self) -> tuple[list[str], int]:
         cfg = self.cfg
@@ -360,7 +363,7 @@ class _Renderer:
                     continue
                 keep.add(r)
                 contents.add(content(r))
-        near = sorted(self.p.number[r] for r in keep)
+        near = sorted(self.p.number(r, self.text) for r in keep)
         radius = cfg.context_radius
         body.append(self.p.paths[pid])
         kept = dropped_ctx = 0
@@ -369,7 +372,7 @@ class _Renderer:
                 if r in keep:
                     body.append(self.row_text(r))
                     kept += 1
-            elif self.keep_all or _within(near, self.p.number[r], radius):
+            elif self.keep_all or _within(near, self.p.number(r, self.text), radius):
                 body.append(self.row_text(r))
             else:
                 dropped_ctx += 1
@@ -382,7 +385,7 @@ class _Renderer:
         return kept
 
     def _content(self, r: int) -> str:
-        return self.text[self.p.content[r] : self.p.end[r]].strip()
+        return self.text[self.p.content[r] : self.p.end(r, self.text)].strip()
 
     def _hidden_note(self, hidden: list[int], cap: int) -> str:
         """Files without rows in the output, by name and match count; beyond ``cap`` names
