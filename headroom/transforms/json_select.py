@@ -70,13 +70,14 @@ def _in_key(text: str, end: int) -> bool:
 class ItemTexts:
     """The compact JSON of a whole array, built once from its items' compact texts.
 
-    ``joined`` is exactly what the CCR store keeps for the array; ``index`` maps a character
-    position in it back to the item, so one scan of ``joined`` serves every item.
+    ``index`` maps a character position in ``joined`` back to the item, so one scan of
+    ``joined`` serves every item. A caller that already has the compact JSON of the whole
+    array (it is exactly ``[`` + texts joined by ``,`` + ``]``) passes it to avoid a copy.
     """
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[str], joined: str | None = None) -> None:
         self.texts = texts
-        self.joined = "[" + ",".join(texts) + "]"
+        self.joined = "[" + ",".join(texts) + "]" if joined is None else joined
         self.starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=1))
 
     def index(self, pos: int) -> int:

@@ -1,29 +1,29 @@
 """SmartCrusher: shrink JSON tool output, lossless first, then keep the rows that matter.
 
-Per array, deepest decision first:
+Per array, innermost first:
 
 1. An array that already ends in a ``{"_ccr_dropped": …}`` sentinel is left alone
    (idempotence: compressing our own output changes nothing).
-2. **Lossy**, only when a store is given, ``enable_ccr_marker`` is on and ``lossless_only``
+2. Its items are walked first: nested arrays get their own decision (and sentinel), strings
+   that start with ``[`` or ``{`` and parse as JSON are compressed and re-embedded as
+   strings, base64 blobs of ≥ ``opaque_min_chars`` are stored whole and replaced by
+   ``<<ccr:KEY,base64,SIZE>>`` (store conditions as in 3).
+3. **Lossy**, only when a store is given, ``enable_ccr_marker`` is on and ``lossless_only``
    is off, for arrays of ≥ ``min_items_to_crush`` items whose lossless form is still above
-   ``max_lossless_tokens``: ``json_select`` picks the items to keep; they are emitted
-   verbatim in their original order, followed by the sentinel
+   ``max_lossless_tokens``: ``json_select`` picks the items to keep; they are emitted in
+   their original order (as walked in 2, otherwise verbatim), followed by the sentinel
    ``{"_ccr_dropped":"<<ccr:KEY N_rows_offloaded>>"}``; KEY names the compact JSON of the
    whole original array in the store. Without a store no item is ever dropped: a row cut
    with no way back would be information lost without the model knowing.
-3. **Lossless** otherwise: children are walked (nested arrays get their own sentinel;
-   strings that start with ``[`` or ``{`` and parse as JSON are compressed and re-embedded
-   as strings), then an array of objects becomes the ``json_table`` form when that is
-   ≥ ``lossless_min_savings`` shorter. A top-level table is emitted as raw text, a nested
-   one as a JSON string.
-
-Strings that are base64 blobs of ≥ ``opaque_min_chars`` (same store conditions as 2) are
-stored whole and replaced by ``<<ccr:KEY,base64,SIZE>>``; rows kept by 2 stay verbatim.
+4. **Lossless** otherwise: an array of ≥ ``min_table_rows`` objects becomes the
+   ``json_table`` form when that is ≥ ``lossless_min_savings`` fewer tokens. A top-level
+   table is emitted as raw text, a nested one as a JSON string.
 
 Everything else is written compactly (``,``/``:``, non-ASCII kept, key order kept; numbers
-keep their meaning, see ``json_codec``). The whole result is returned only if it has fewer
-tokens than the input (or names a key at no extra cost); otherwise the input is returned
-unchanged with strategy ``passthrough``. Same input, config and query → same bytes.
+keep their meaning, see ``json_codec``). The result is returned only if it has fewer tokens
+than the input (``estimate_tokens``); otherwise the input comes back unchanged with strategy
+``passthrough``. Same input, config and query → same bytes. Known gap: a duplicate key in
+an object keeps only its last value (both parsers do that), as JSON readers generally do.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from headroom.ccr.markers import opaque_marker, rows_marker
+from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.json_codec import Codec, NotJSON
 from headroom.transforms.json_config import SmartCrusherConfig
@@ -115,46 +115,60 @@ class _Walk:
         last = items[-1]
         if type(last) is dict and SENTINEL_KEY in last:
             return items
+        original = self.codec.dumps(items)  # what the store keeps if items are dropped
+        walked, compact = self.walk_items(items, original, depth)
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
-            rows = ItemTexts(self.codec.dumps_each(items))
-            compact = self.tokens(rows.joined)
-            if compact * _BEST_TABLE_RATIO > self.cfg.max_lossless_tokens:
-                cut = self.crush(items, rows, compact)
+            texts = self.codec.dumps_each(walked)
+            rows = ItemTexts(texts, compact if walked is items else None)
+            baseline = self.tokens(compact)
+            if baseline * _BEST_TABLE_RATIO > self.cfg.max_lossless_tokens:
+                cut = self.crush(walked, rows, baseline, original)
                 if cut is not None:
                     return cut
                 rows = None  # nothing worth cutting: every item stays
-        whole, size = self.keep_all(items, depth, top)
+        whole, size = self.keep_all(walked, compact, top)
         if rows is not None and size > self.cfg.max_lossless_tokens:
-            cut = self.crush(items, rows, size)
+            cut = self.crush(walked, rows, size, original)
             if cut is not None:
                 return cut
         return whole
 
-    def keep_all(self, items: list[Any], depth: int, top: bool) -> tuple[Any, int]:
-        """Every item kept: children walked (they may offload blobs), then table or compact.
+    def walk_items(self, items: list[Any], compact: str, depth: int) -> tuple[list[Any], str]:
+        """Items with their own nested arrays, blobs and JSON strings compressed first.
 
-        Returns the replacement and its size in tokens.
+        The compact text tells cheaply when there is nothing to walk into: no ``[`` after
+        the outer one (no nested array), no ``"{`` (no string that starts like an object)
+        and items too short to hold a blob. Returns the items and their compact JSON.
         """
-        blob = self.codec.dumps(items)
-        blobs_possible = self.lossy and len(blob) >= len(items) * self.cfg.opaque_min_chars
-        if blobs_possible or blob.find("[", 1) >= 0 or '"{' in blob:
-            walked = [self.nested(item, depth + 1) for item in items]
-            blob = self.codec.dumps(walked)
-        else:  # no nested array, no JSON-like string, items too short for blobs: no walk
-            walked = items
-        compact = self.tokens(blob)
-        if len(walked) >= self.cfg.min_table_rows and all(type(r) is dict for r in walked):
-            table = render_table(
-                walked, self.codec.dumps, self.codec.number_text, self.cfg.max_flatten_keys
-            )
-            size = self.tokens(table if top else self.codec.dumps(table))
-            if size <= (1.0 - self.cfg.lossless_min_savings) * compact:
-                return _Table(table), size
-        return walked, compact
+        blobs_possible = self.lossy and len(compact) >= len(items) * self.cfg.opaque_min_chars
+        if not blobs_possible and compact.find("[", 1) < 0 and '"{' not in compact:
+            return items, compact
+        walked = [self.nested(item, depth + 1) for item in items]
+        text = self.codec.dumps(walked)
+        return (items, compact) if text == compact else (walked, text)
 
-    def crush(self, items: list[Any], rows: ItemTexts, baseline: int) -> list[Any] | None:
-        """Keep the selected items and a sentinel, if that beats ``baseline`` tokens enough."""
+    def keep_all(self, items: list[Any], compact: str, top: bool) -> tuple[Any, int]:
+        """Every item kept: the table form if it is enough shorter, else the items as they
+        are. Returns the replacement and its size in tokens."""
+        size = self.tokens(compact)
+        if len(items) >= self.cfg.min_table_rows and all(type(r) is dict for r in items):
+            table = render_table(
+                items, self.codec.dumps, self.codec.number_text, self.cfg.max_flatten_keys
+            )
+            table_size = self.tokens(table if top else self.codec.dumps(table))
+            if table_size <= (1.0 - self.cfg.lossless_min_savings) * size:
+                return _Table(table), table_size
+        return items, size
+
+    def crush(
+        self, items: list[Any], rows: ItemTexts, baseline: int, original: str
+    ) -> list[Any] | None:
+        """The selected items and a sentinel, if that beats ``baseline`` tokens enough.
+
+        ``items``/``rows`` may be the walked items (nested arrays already cut); ``original``
+        is the compact JSON of the array as it came, which is what the sentinel's key names.
+        """
         kept = select(items, rows, self.ctx.query, self.cfg, self.crusher.detector)
         dropped = len(items) - len(kept)
         if dropped <= 0:
@@ -165,7 +179,7 @@ class _Walk:
         if size > (1.0 - self.cfg.min_lossy_savings) * baseline:
             return None
         assert self.ctx.store is not None  # guaranteed by self.lossy
-        key = self.ctx.store.put(rows.joined)
+        key = self.ctx.store.put(original)
         self.keys.append(key)
         return [items[i] for i in kept] + [{SENTINEL_KEY: rows_marker(key, dropped)}]
 
@@ -214,10 +228,13 @@ class SmartCrusher:
             return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
         before = estimate_tokens(text, ctx.model)
         after = estimate_tokens(output, ctx.model)
-        if output == text or after > before or (after == before and not keys):
+        if output == text or after >= before:
             return self._passthrough(text, ctx)
-        unique = tuple(dict.fromkeys(keys))
-        return CompressResult(output, self.name, before, after, unique)
+        # only keys the output still names: a row dropped by an outer cut may have held an
+        # inner marker, and its key then lives on only inside the outer original
+        mine = set(keys)
+        named = tuple(key for key in find_keys(output) if key in mine)
+        return CompressResult(output, self.name, before, after, named)
 
     @staticmethod
     def _passthrough(text: str, ctx: CompressContext) -> CompressResult:

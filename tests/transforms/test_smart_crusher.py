@@ -224,6 +224,26 @@ def test_nested_arrays_get_their_own_sentinel() -> None:
     assert orjson.loads(store.get(k2)) == doc["requests"]
 
 
+def test_arrays_inside_rows_are_cut_before_the_rows_are_chosen() -> None:
+    jobs = [
+        {"job": f"build-{i}", "state": "ok", "steps": request_rows(120, 100 + i)} for i in range(20)
+    ]
+    jobs[7]["state"] = "failed"
+    store = PendingWrites()
+    result, _ = crush(jobs, store=store)
+    out = orjson.loads(result.output)
+    outer_key, dropped = sentinel_of(out)
+    assert orjson.loads(store.get(outer_key)) == jobs  # the original, inner arrays whole
+    kept = out[:-1]
+    assert dropped == 20 - len(kept) and any(job["job"] == "build-7" for job in kept)
+    for job in kept:
+        inner_key, _ = sentinel_of(job["steps"])
+        original = next(j for j in jobs if j["job"] == job["job"])
+        assert orjson.loads(store.get(inner_key)) == original["steps"]
+    assert result.keys[-1] == outer_key
+    assert set(result.keys) == set(find_keys(result.output))
+
+
 def test_json_inside_a_string_is_compressed_and_re_embedded() -> None:
     inner = request_rows(300, 11)
     doc = {"tool": "http", "body": json.dumps(inner, indent=2)}
