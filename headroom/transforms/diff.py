@@ -276,6 +276,8 @@ class _Stats:
     index: int = 0
 
     def footer(self, ctx_lines: int) -> str:
+        if not self.context:
+            return note(self.index, "index lines omitted")
         what = f"unchanged context lines omitted (±{ctx_lines} kept)"
         if self.index:
             what += f"; {self.index} index lines dropped"
