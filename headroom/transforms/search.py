@@ -47,8 +47,8 @@ from headroom.transforms.lines import (
 @dataclass(frozen=True)
 class SearchConfig:
     min_matches: int = 12  # fewer match rows: returned untouched
-    max_per_file: int = 5  # matches kept per file (first, last, best)
-    max_files: int = 25  # files shown with rows; the rest are listed by name and count
+    max_per_file: int = 4  # matches kept per file (first, last, best)
+    max_files: int = 15  # files shown with rows; the rest are listed by name and count
     max_listed_files: int = 80  # with a store, file names listed in that note (all without)
     max_strong: int = 40  # strong hits kept beyond the per-file cap, in all
     strong_score: float = 0.5
