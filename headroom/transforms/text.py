@@ -9,7 +9,8 @@ this compressor only removes repetition:
   one note with a count);
 * a run of blank lines becomes one blank line (whitespace only; no note).
 
-Lines with an error keyword are never dropped, even as repeats. If the saving is below
+Lines with an error keyword and lines of fenced code blocks are never dropped, even as
+repeats (nor is a paragraph holding one). If the saving is below
 ``min_saving`` the text is returned untouched. With a store the original is kept and the
 marker appended (positions of the repeats are otherwise lost); without one the notes say in
 place what was folded, and the content itself is still in the output once.
@@ -52,6 +53,7 @@ class TextCompressor:
         protected = {
             i for i, imp in self._keywords.scan(text, "text").items() if imp.category == ERROR
         }
+        protected |= _fenced(lines)
         body = self._fold(lines, protected)
         if len(body) == len(lines):
             return passthrough(text, ctx)
@@ -102,6 +104,26 @@ class TextCompressor:
             i = j
         _flush(out, pending)
         return out
+
+
+_FENCE_RE = re.compile(r"\s{0,3}(```|~~~)")
+
+
+def _fenced(lines: list[str]) -> set[int]:
+    """Lines of fenced code blocks (fences included): repeated code is still code, and
+    folding a line out of an example would change what the example says."""
+    out: set[int] = set()
+    opened: str | None = None
+    for i, line in enumerate(lines):
+        m = _FENCE_RE.match(line)
+        if opened is not None:
+            out.add(i)
+            if m and m.group(1) == opened:
+                opened = None
+        elif m:
+            opened = m.group(1)
+            out.add(i)
+    return out
 
 
 def _flush(out: list[str], pending: int) -> int:

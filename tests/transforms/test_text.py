@@ -101,3 +101,27 @@ def test_arbitrary_prose_never_grows_and_keeps_error_lines(parts: list[str], sto
     assert estimate_tokens(res.output) <= estimate_tokens(text)
     if ERROR_LINE in text.split("\n"):
         assert res.output.split("\n").count(ERROR_LINE) == text.split("\n").count(ERROR_LINE)
+
+
+def test_fenced_code_is_never_folded() -> None:
+    code = "    result = compute_everything(first_argument, second_argument, third)"
+    lines = [
+        "Two examples follow, and they share a long line on purpose.",
+        "",
+        "```python",
+        code,
+        "print(result)",
+        "```",
+        "",
+        "And the second one:",
+        "",
+        "```python",
+        code,
+        "print(result * 2)",
+        "```",
+        "",
+        "The end of this short note.",
+    ]
+    text = "\n".join(lines)
+    res = TextCompressor(TextConfig(min_lines=3)).compress(text, CompressContext())
+    assert res.output == text
