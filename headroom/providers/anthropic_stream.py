@@ -138,6 +138,24 @@ class AnthropicStream:
             return event.raw
         return format_event(event.name, orjson.dumps({**payload, "index": client_index}).decode())
 
+    def follow_up_response(self) -> dict[str, Any]:
+        """This round's answer in the non-streaming shape ``retrieval.follow_up`` takes."""
+        return {"content": self.assistant_content()}
+
+    def close_events(self, message: str | None) -> bytes:
+        """Events that end the client's stream when no further round can run."""
+        if message is not None:
+            error = {"type": "error", "error": {"type": "api_error", "message": message}}
+            return format_event("error", orjson.dumps(error).decode())
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": self._output_tokens_before},
+        }
+        return format_event("message_delta", orjson.dumps(delta).decode()) + format_event(
+            "message_stop", '{"type":"message_stop"}'
+        )
+
     def assistant_content(self) -> list[dict[str, Any]]:
         """This round's assistant turn, rebuilt from the stream, for the follow-up request."""
         content: list[dict[str, Any]] = []

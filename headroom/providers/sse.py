@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -69,3 +70,18 @@ def format_event(name: str, data: str) -> bytes:
     """An event of our own making, in the same shape the upstream uses."""
     head = f"event: {name}\n" if name else ""
     return (head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n").encode()
+
+
+class StreamFilter(Protocol):
+    """One provider's stream as the client sees it across retrieval rounds."""
+
+    wants_follow_up: bool
+    calls: list[Any]  # RetrieveCall of this round
+
+    def feed(self, event: Event) -> bytes: ...
+
+    def start_round(self) -> None: ...
+
+    def follow_up_response(self) -> dict[str, Any]: ...
+
+    def close_events(self, message: str | None) -> bytes: ...

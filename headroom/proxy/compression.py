@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
-from headroom.providers.apis import ANTHROPIC, provider_for
+from headroom.providers.apis import ANTHROPIC, OPENAI_CHAT, provider_for
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
@@ -41,7 +41,7 @@ class Compression:
         self.app = app
         self.config = app.config
         self.lossy = Pipeline(PipelineConfig())
-        # For streams without a stream filter (OpenAI for now): lossless only, no markers.
+        # For streams without a stream filter (Responses for now): lossless only, no markers.
         self.lossless = Pipeline(PipelineConfig(lossy=False, enable_ccr_marker=False))
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -64,7 +64,7 @@ class Compression:
         streams = _streams(plain)
         # A streamed answer can have its headroom_retrieve calls served only where a stream
         # filter exists (Anthropic); other streams get lossless work only, so no marker.
-        lossy = not streams or provider is ANTHROPIC
+        lossy = not streams or provider in (ANTHROPIC, OPENAI_CHAT)
         pipeline = self.lossy if lossy else self.lossless
         result = await self._rewrite(ex, plain, provider, pipeline)
         if result is None or not result.changed:
@@ -78,7 +78,7 @@ class Compression:
         if len(result.writes):
             ex.retrieval = provider  # markers went out: serve headroom_retrieve calls here
             if streams:
-                ex.stream_retrieval = StreamRetrieval()
+                ex.stream_retrieval = StreamRetrieval(provider)
                 # the stream must arrive unencoded for the proxy to follow it
                 ex.drop_request_headers = ex.drop_request_headers | {b"accept-encoding"}
         self._count(result)

@@ -313,8 +313,8 @@ class Exchange:
         message: str | None = None
         for _ in range(retrieval_loop.MAX_ROUNDS):
             results = await retrieval_loop.lookup_all(self, stream.stream.calls)
-            content = stream.stream.assistant_content()
-            body = follow_up(self.retrieval, body, {"content": content}, results)
+            answer = stream.stream.follow_up_response()
+            body = follow_up(self.retrieval, body, answer, results)
             stream.next_round()
             self._release_upstream()
             try:
@@ -332,7 +332,7 @@ class Exchange:
             message = None  # rounds used up: end the message as it stands
         if self.client_gone:
             raise ClientGone
-        self.relay_body(stream.close_events(message or stream.error))
+        self.relay_body(stream.stream.close_events(message or stream.error))
         self.conn.send_end()
         self.response_done = True
 

@@ -17,8 +17,9 @@ from headroom.ccr.store import Entry, StoreError
 from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
+from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
-from headroom.providers.sse import SSEError, SSEParser, format_event
+from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
@@ -117,9 +118,11 @@ class StreamRetrieval:
     """The client's side of a streamed answer whose ``headroom_retrieve`` calls the proxy
     serves: the first round's head is relayed, later rounds continue the same body."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: Provider) -> None:
         self.parser = SSEParser()
-        self.stream = AnthropicStream()
+        self.stream: StreamFilter = (
+            AnthropicStream() if provider.name == "anthropic" else OpenAIChatStream()
+        )
         self.round = 0
         self.active = False  # the first answer is an SSE stream we can follow
         self.error: str | None = None  # a follow-up round failed
@@ -156,20 +159,6 @@ class StreamRetrieval:
         self.round += 1
         self.parser = SSEParser()
         self.stream.start_round()
-
-    def close_events(self, message: str | None) -> bytes:
-        """Events that end the client's stream when no further round can run."""
-        if message is not None:
-            error = {"type": "error", "error": {"type": "api_error", "message": message}}
-            return format_event("error", orjson.dumps(error).decode())
-        delta = {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": 0},
-        }
-        return format_event("message_delta", orjson.dumps(delta).decode()) + format_event(
-            "message_stop", '{"type":"message_stop"}'
-        )
 
 
 async def lookup_all(ex: Exchange, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]

@@ -129,3 +129,50 @@ def test_sse_parser_handles_crlf_and_multiline_data() -> None:
     parser = SSEParser()
     got = parser.feed(b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\ndata: x\n\n")
     assert [(e.name, e.data) for e in got] == [("a", "1\n2"), ("", "x")]
+
+
+def chunk(delta: dict, finish: str | None = None) -> bytes:
+    body = {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def test_openai_chat_stream_hides_our_call_and_sums_usage() -> None:
+    from headroom.providers.openai_stream import OpenAIChatStream
+
+    usage = b'data: {"id":"c","choices":[],"usage":{"completion_tokens":2,"total_tokens":9}}\n\n'
+    first = b"".join(
+        [
+            chunk({"role": "assistant", "content": "wait"}),
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "r1",
+                            "type": "function",
+                            "function": {"name": "headroom_retrieve", "arguments": ""},
+                        }
+                    ]
+                }
+            ),
+            chunk(
+                {"tool_calls": [{"index": 0, "function": {"arguments": '{"hash":"' + KEY + '"}'}}]}
+            ),
+            chunk({}, "tool_calls"),
+            usage,
+            b"data: [DONE]\n\n",
+        ]
+    )
+    stream = OpenAIChatStream()
+    out = run(stream, first, 5)
+    assert out == chunk({"role": "assistant", "content": "wait"})
+    assert stream.wants_follow_up and [c.key for c in stream.calls] == [KEY]
+    message = stream.follow_up_response()["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["arguments"] == '{"hash":"' + KEY + '"}'
+    stream.start_round()
+    second = run(
+        stream, chunk({"content": "ok"}) + chunk({}, "stop") + usage + b"data: [DONE]\n\n", 9
+    )
+    datas = [e.data for e in SSEParser().feed(second)]
+    assert datas[-1] == "[DONE]"
+    assert json.loads(datas[-2])["usage"] == {"completion_tokens": 4, "total_tokens": 18}
