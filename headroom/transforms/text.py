@@ -10,10 +10,10 @@ this compressor only removes repetition:
 * a run of blank lines becomes one blank line (whitespace only; no note).
 
 Lines with an error keyword and lines of fenced code blocks are never dropped, even as
-repeats (nor is a paragraph holding one). If the saving is below
-``min_saving`` the text is returned untouched. With a store the original is kept and the
-marker appended (positions of the repeats are otherwise lost); without one the notes say in
-place what was folded, and the content itself is still in the output once.
+repeats (nor is a paragraph holding one). If the saving is below ``min_saving`` the text is
+returned untouched. With a store the original is kept and the marker appended (positions of
+the repeats are otherwise lost); without one the notes say in place what was folded, and
+the content itself is still in the output once.
 """
 
 from __future__ import annotations
