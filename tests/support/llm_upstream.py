@@ -13,16 +13,20 @@ and not in production.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import brotli
 import h11
 import orjson
+import zstandard
 
 from tests.support.upstream import ConnRecord, Exchange, FakeUpstream, Recorded, _Conn, _Gone
 
@@ -209,9 +213,10 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
         await _json(x, 404, {"error": {"type": "not_found", "message": f"no {path}"}})
         return
     try:
+        body = _decoded(body, x.rec.header("content-encoding"))
         payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        await _json(x, 400, _anthropic_error(f"invalid JSON body: {exc}"))
+    except (orjson.JSONDecodeError, OSError, ValueError, zlib.error, zstandard.ZstdError) as exc:
+        await _json(x, 400, _anthropic_error(f"unreadable body: {exc}"))
         return
     if path.endswith("/v1/messages/count_tokens"):
         await _json(x, 200, {"input_tokens": _tokens(body)}, [("request-id", "req_count")])
@@ -242,6 +247,22 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
         await x.end()
     else:
         await _json(x, 200, api.message(ctx), rid, answer.sent)
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The body as the API reads it: a declared Content-Encoding is honoured."""
+    name = (encoding or "identity").strip().lower()
+    if name == "gzip":
+        return gzip.decompress(body)
+    if name == "deflate":
+        return zlib.decompress(body)
+    if name == "zstd":
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 28)
+    if name == "br":
+        return brotli.decompress(body)
+    if name != "identity":
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+    return body
 
 
 def _suffix(path: str) -> str:
