@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
-from headroom.providers.apis import ANTHROPIC, OPENAI_CHAT, provider_for
+from headroom.providers.apis import provider_for
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
@@ -40,9 +40,7 @@ class Compression:
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
         self.config = app.config
-        self.lossy = Pipeline(PipelineConfig())
-        # For streams without a stream filter (Responses for now): lossless only, no markers.
-        self.lossless = Pipeline(PipelineConfig(lossy=False, enable_ccr_marker=False))
+        self.pipeline = Pipeline(PipelineConfig())
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
         sys.setswitchinterval(SWITCH_INTERVAL)
 
@@ -62,11 +60,7 @@ class Compression:
             if plain is None:
                 return body
         streams = _streams(plain)
-        # A streamed answer can have its headroom_retrieve calls served only where a stream
-        # filter exists (Anthropic); other streams get lossless work only, so no marker.
-        lossy = not streams or provider in (ANTHROPIC, OPENAI_CHAT)
-        pipeline = self.lossy if lossy else self.lossless
-        result = await self._rewrite(ex, plain, provider, pipeline)
+        result = await self._rewrite(ex, plain, provider, self.pipeline)
         if result is None or not result.changed:
             if result is not None and result.skipped_reason:
                 stats.bypassed[result.skipped_reason.split(":")[0]] += 1

@@ -18,6 +18,7 @@ from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
 from headroom.providers.openai_stream import OpenAIChatStream
+from headroom.providers.responses_stream import ResponsesStream
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
 from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from headroom.proxy.exchange import Exchange
 
 MAX_ROUNDS = 3
+_FILTERS: dict[str, type] = {
+    "anthropic": AnthropicStream,
+    "openai_chat": OpenAIChatStream,
+    "openai_responses": ResponsesStream,
+}
 
 
 async def complete(
@@ -120,9 +126,7 @@ class StreamRetrieval:
 
     def __init__(self, provider: Provider) -> None:
         self.parser = SSEParser()
-        self.stream: StreamFilter = (
-            AnthropicStream() if provider.name == "anthropic" else OpenAIChatStream()
-        )
+        self.stream: StreamFilter = _FILTERS[provider.name]()
         self.round = 0
         self.active = False  # the first answer is an SSE stream we can follow
         self.error: str | None = None  # a follow-up round failed

@@ -20,13 +20,6 @@ from typing import Any
 
 import orjson
 
-# Number tokens (after `:`, `,` or `[`) that a double might not hold: 16+ digits/dots, or an
-# exponent. Most are harmless (a shortest-repr float printed by a program); each is checked.
-# Short exponents (1e5, 2.5E-7) read exactly enough: orjson parses them to the same double.
-_SUSPECT_NUMBER = re.compile(
-    r"[:,\[][ \t\n\r]*(-?\d(?:[\d.]{15,}(?:[eE][-+]?\d+)?|[\d.]*[eE][-+]?\d+))"
-)
-
 
 def _shape_table() -> bytes:
     table = bytearray(b"x" * 256)
@@ -36,19 +29,42 @@ def _shape_table() -> bytes:
         table[ch] = ord("e")
     for ch in b"+-":
         table[ch] = ord("s")
+    for ch in b":,[ \t\r\n":
+        table[ch] = ord("c")  # what may precede a number token
     return bytes(table)
 
 
 _SHAPES = _shape_table()
-# Byte shapes that any risky number must contain: 16 digits/dots in a row, or an exponent
-# of three digits (beyond ±308 a double over- or underflows). Found with C-speed finds.
+# Byte shapes every number a double might not hold contains: 16 digits/dots in a row (more
+# significant digits than a double has, or an integer beyond 64 bits), or a three-digit
+# exponent (beyond ±308 a double over- or underflows). Shorter forms (1e5, 2.5E-7) parse to
+# the same double they denote. Candidates are found with C-speed finds on a translated copy.
 _RISKY_SHAPES = (b"0" * 16, b"0e000", b"0es000")
+_MAX_SUSPECTS = 4096  # beyond that many, the document is simply parsed the precise way
 
 
-def _may_hold_risky_numbers(text: str) -> bool:
-    """A cheap pre-check in C (translate + find): False means no suspect at all."""
-    shapes = text.encode("utf-8", "surrogatepass").translate(_SHAPES)
-    return any(shape in shapes for shape in _RISKY_SHAPES)
+def _suspect_numbers(text: str) -> list[str] | None:
+    """Number tokens with a risky shape (``None``: too many to check one by one)."""
+    data = text.encode("utf-8", "surrogatepass")
+    shapes = data.translate(_SHAPES)
+    found: dict[int, str] = {}
+    for shape in _RISKY_SHAPES:
+        pos = shapes.find(shape)
+        while pos >= 0:
+            start = pos
+            while start > 0 and shapes[start - 1] == 0x30:  # back over digits and dots
+                start -= 1
+            if start > 0 and shapes[start - 1] == 0x73 and data[start - 1] == 0x2D:  # "-"
+                start -= 1
+            end = pos + len(shape)
+            while end < len(shapes) and shapes[end] in b"0es":
+                end += 1
+            if start == 0 or shapes[start - 1] == 0x63:  # starts a token, not inside a word
+                found[start] = data[start:end].decode()
+                if len(found) > _MAX_SUSPECTS:
+                    return None
+            pos = shapes.find(shape, end)
+    return list(found.values())
 
 
 _PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+\-]*)\\u0000"')
@@ -129,9 +145,8 @@ class Codec:
 
     @classmethod
     def for_text(cls, text: str) -> Codec:
-        if not _may_hold_risky_numbers(text):
-            return cls(precise=False)
-        return cls(precise=not _all_double_exact(_SUSPECT_NUMBER.findall(text)))
+        suspects = _suspect_numbers(text)
+        return cls(precise=suspects is None or not _all_double_exact(suspects))
 
     def loads(self, text: str) -> Any:
         if not self.precise:

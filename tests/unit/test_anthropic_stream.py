@@ -176,3 +176,87 @@ def test_openai_chat_stream_hides_our_call_and_sums_usage() -> None:
     datas = [e.data for e in SSEParser().feed(second)]
     assert datas[-1] == "[DONE]"
     assert json.loads(datas[-2])["usage"] == {"completion_tokens": 4, "total_tokens": 18}
+
+
+def rev(obj: dict) -> bytes:
+    return f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode()
+
+
+def test_responses_stream_keeps_one_response_identity_and_numbering() -> None:
+    from headroom.providers.responses_stream import ResponsesStream
+
+    fc = {
+        "type": "function_call",
+        "call_id": "r1",
+        "name": "headroom_retrieve",
+        "arguments": '{"hash":"' + KEY + '"}',
+    }
+    msg = {"type": "message", "role": "assistant", "content": []}
+    one = b"".join(
+        [
+            rev({"type": "response.created", "sequence_number": 0, "response": {"id": "A"}}),
+            rev(
+                {
+                    "type": "response.output_item.added",
+                    "sequence_number": 1,
+                    "output_index": 0,
+                    "item": fc,
+                }
+            ),
+            rev(
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": 2,
+                    "output_index": 0,
+                    "item": fc,
+                }
+            ),
+            rev(
+                {
+                    "type": "response.completed",
+                    "sequence_number": 3,
+                    "response": {"id": "A", "output": [fc], "usage": {"output_tokens": 2}},
+                }
+            ),
+        ]
+    )
+    two = b"".join(
+        [
+            rev({"type": "response.created", "sequence_number": 0, "response": {"id": "B"}}),
+            rev(
+                {
+                    "type": "response.output_item.added",
+                    "sequence_number": 1,
+                    "output_index": 0,
+                    "item": msg,
+                }
+            ),
+            rev(
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": 2,
+                    "output_index": 0,
+                    "item": msg,
+                }
+            ),
+            rev(
+                {
+                    "type": "response.completed",
+                    "sequence_number": 3,
+                    "response": {"id": "B", "output": [msg], "usage": {"output_tokens": 3}},
+                }
+            ),
+        ]
+    )
+    stream = ResponsesStream()
+    first = events(run(stream, one, 11))
+    assert [n for n, _ in first] == ["response.created"]
+    assert stream.wants_follow_up and stream.follow_up_response() == {"output": [fc]}
+    stream.start_round()
+    second = events(run(stream, two, 11))
+    assert [n for n, _ in second][0] == "response.output_item.added"
+    seqs = [p["sequence_number"] for _, p in first + second]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    done = second[-1][1]["response"]
+    assert done["id"] == "A" and done["output"] == [msg]
+    assert done["usage"]["output_tokens"] == 5
