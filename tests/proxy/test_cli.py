@@ -140,3 +140,10 @@ def test_two_listeners_ipv4_and_ipv6(
     for addr in proc.addrs:
         resp = httpx.post(f"http://{addr}/echo", content=b"hi", trust_env=False)
         assert (resp.status_code, resp.content) == (200, b"hi")
+
+
+def test_plain_asyncio_loop(start_proxy: StartProxy, upstream_server: FakeUpstream) -> None:
+    proc = start_proxy(upstream_server.url, "--loop", "asyncio")
+    resp = httpx.post(f"{proc.url}/echo", content=b"loop", trust_env=False)
+    assert (resp.status_code, resp.content) == (200, b"loop")
+    assert proc.events("ready")[0].get("loop") == "asyncio", proc.events("ready")

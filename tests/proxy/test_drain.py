@@ -102,7 +102,10 @@ def test_drain_lets_in_flight_finish_and_exits_0(
     code = proc.wait(6)
     exited_after = time.monotonic() - signalled
     assert code == 0
-    assert exited_after < 4.0, f"exit {exited_after:.1f}s after SIGTERM; work ended at ~1.5s"
+    drain_lines = [e for e in proc.logs if str(e.get("event", "")).startswith("drain")]
+    assert exited_after < 4.0, (
+        f"exit {exited_after:.1f}s after SIGTERM; work ended at ~1.5s: {drain_lines}"
+    )
     assert proc.events("drain_start") and proc.events("drain_end"), proc.output()
     idle.close()
     half.close()
@@ -151,3 +154,35 @@ def test_sigint_idle_proxy_exits_0_quickly(
     assert proc.wait(3) == 0
     assert time.monotonic() - started < 1.5
     assert proc.events("drain_start"), proc.output()
+
+
+def test_connections_closing_as_the_drain_starts_do_not_hold_it(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    """Load balancers' TCP checks connect and close at any moment, the moment of SIGTERM
+    included; such a connection has nothing in flight and must not stretch the drain."""
+    upstream_server.clear()
+    proc = start_proxy(upstream_server.url, "--graceful-shutdown-timeout", "5s")
+    slow = _InThread(lambda: _slow_get(f"{proc.url}/slow?delay_ms=300"))
+    upstream_server.wait_path("/slow")
+
+    def connect_and_close_until_refused() -> int:
+        count = 0
+        for _ in range(5000):
+            try:
+                with socket.create_connection(("127.0.0.1", proc.port), timeout=0.2):
+                    count += 1
+            except OSError:
+                break
+        return count
+
+    checker = _InThread(connect_and_close_until_refused)
+    time.sleep(0.05)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert checker.join(5) > 0
+    assert slow.join(5).status_code == 200
+    assert proc.wait(6) == 0
+    exited_after = time.monotonic() - signalled
+    drain_lines = [e for e in proc.logs if str(e.get("event", "")).startswith("drain")]
+    assert exited_after < 2.0, f"exit {exited_after:.1f}s after SIGTERM: {drain_lines}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import time
 
@@ -93,6 +94,21 @@ def test_upstream_status_and_body_pass_through(code: int, client: httpx.Client) 
     assert (resp.status_code, resp.content) == (code, f"status-{code}".encode())
 
 
+def test_close_delimited_response_is_a_clean_complete_body(proxy: ProxyProcess) -> None:
+    resp = request(proxy.port, "GET", "/close-delimited?n=100000", [("Host", "x")])
+    assert resp.status == 200
+    assert resp.complete, "an upstream body ended by FIN (no length) was cut for the client"
+    assert resp.body == pattern(100000)
+
+
+def test_encoded_body_is_relayed_compressed(proxy: ProxyProcess) -> None:
+    resp = request(
+        proxy.port, "GET", "/encoded?n=50000", [("Host", "x"), ("Accept-Encoding", "gzip")]
+    )
+    assert resp.header("content-encoding") == "gzip"
+    assert resp.body == gzip.compress(pattern(50000), mtime=0)
+
+
 # ---------------------------------------------------------------- URL join
 
 
@@ -181,6 +197,17 @@ def test_x_forwarded_headers(proxy: ProxyProcess, upstream: FakeUpstream) -> Non
     xff = ", ".join(second.header_all("x-forwarded-for"))
     assert xff.startswith("1.2.3.4") and xff.endswith("127.0.0.1"), xff
     assert second.header_all("x-forwarded-proto") == ["http"]
+
+
+def test_x_forwarded_for_ipv6_client(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    upstream_server.clear()
+    proc = start_proxy(upstream_server.url, listen=("[::1]:0",))
+    with RawConn(proc.port, host="::1") as conn:
+        conn.send(build_request("GET", "/echo", [("Host", "x")]))
+        assert conn.read_response().status == 200
+    assert upstream_server.only().header_all("x-forwarded-for") == ["::1"]
 
 
 def test_host_is_rewritten_to_the_upstream(proxy: ProxyProcess, upstream: FakeUpstream) -> None:

@@ -30,6 +30,13 @@ def test_header_block_over_16kib_is_431(proxy: ProxyProcess, upstream: FakeUpstr
     assert_request_id(resp.headers)
 
 
+def test_request_target_over_16kib_is_431(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+    resp = request(proxy.port, "GET", "/echo?q=" + "a" * 17 * 1024, [("Host", "x")])
+    assert_error_body(resp.status, 431, resp.headers, resp.body)
+    assert not upstream.requests
+    assert_request_id(resp.headers)
+
+
 def test_over_100_header_fields_is_431(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
     fields = [("Host", "x")] + [(f"X-F{i}", "v") for i in range(90)]
     assert request(proxy.port, "GET", "/echo", fields).status == 200

@@ -120,9 +120,10 @@ def test_client_disconnect_mid_upload_closes_upstream(
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_upstream_reset_mid_body_aborts_client(framing: str, proxy: ProxyProcess) -> None:
-    chunked = int(framing == "chunked")
-    target = f"/reset-mid-body?n=200000&chunked={chunked}"
+@pytest.mark.parametrize("cut", ["rst", "fin"])
+def test_upstream_cut_mid_body_aborts_client(cut: str, framing: str, proxy: ProxyProcess) -> None:
+    chunked, fin = int(framing == "chunked"), int(cut == "fin")
+    target = f"/reset-mid-body?n=200000&chunked={chunked}&fin={fin}"
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{proxy.url}{target}", trust_env=False, timeout=5)
     with RawConn(proxy.port) as conn:

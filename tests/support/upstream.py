@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import json
 import random
@@ -218,7 +219,8 @@ async def _hang(x: Exchange) -> None:
 
 
 async def _reset_mid_body(x: Exchange) -> None:
-    """Headers and part of the body, then RST: the client must never see a clean end."""
+    """Headers and part of the body, then RST (or a plain FIN with ``fin=1``): either way
+    the body is cut short, and the client must never see a clean end."""
     await x.body()
     n = x.arg("n", 100_000)
     headers = [("Content-Type", "application/octet-stream")]
@@ -227,7 +229,30 @@ async def _reset_mid_body(x: Exchange) -> None:
     await x.start(200, headers)
     await x.send(pattern(n // 2))
     await x.pause(0.1)
-    x.reset()
+    if x.arg("fin", 0):
+        x.conn.writer.close()
+    else:
+        x.reset()
+
+
+async def _close_delimited(x: Exchange) -> None:
+    """An old-style response framed by closing the connection (no length, not chunked):
+    a complete body whose end is the FIN, which is not an error."""
+    await x.body()
+    n = x.arg("n", 100_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+    x.conn.writer.write(head + pattern(n))
+    await x.conn.writer.drain()
+    x.conn.writer.close()
+
+
+async def _encoded(x: Exchange) -> None:
+    """A gzip body with Content-Encoding: the proxy must relay the compressed bytes."""
+    await x.body()
+    body = gzip.compress(pattern(x.arg("n", 50_000)), mtime=0)
+    await x.respond(
+        200, body, [("Content-Type", "application/octet-stream"), ("Content-Encoding", "gzip")]
+    )
 
 
 async def _redirect(x: Exchange) -> None:
@@ -295,6 +320,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "slow": _slow,
     "hang": _hang,
     "reset-mid-body": _reset_mid_body,
+    "close-delimited": _close_delimited,
+    "encoded": _encoded,
     "redirect": _redirect,
     "healthz": _healthz,
     "headers": _headers,
