@@ -419,6 +419,28 @@ def test_idle_upstream_connections_expire(
     assert conn.closed_at is not None and conn.closed_at - conn.opened_at >= 0.25
 
 
+def test_upstream_pool_keeps_at_most_pool_size_idle(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    upstream_server.clear()
+    proc = start_proxy(upstream_server.url, "--upstream-pool-size", "1")
+    clients = [RawConn(proc.port) for _ in range(3)]
+    try:
+        for conn in clients:  # three at once need three upstream connections
+            conn.send(build_request("GET", "/slow?delay_ms=300", [("Host", "x")]))
+        assert all(conn.read_response().status == 200 for conn in clients)
+    finally:
+        for conn in clients:
+            conn.close()
+    conns = {r.conn.id: r.conn for r in upstream_server.requests}
+    assert len(conns) == 3
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and sum(c.closed.is_set() for c in conns.values()) < 2:
+        time.sleep(0.02)
+    still_open = [c.id for c in conns.values() if not c.closed.is_set()]
+    assert len(still_open) <= 1, f"{len(still_open)} idle upstream connections kept, pool size 1"
+
+
 def test_pipelined_requests_answer_in_order(proxy: ProxyProcess) -> None:
     with RawConn(proxy.port) as conn:
         conn.send(
