@@ -346,7 +346,8 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag(
         "ccr-max-bytes",
         parse_size,
-        "size cap of the memory and SQLite CCR stores (Redis: use its maxmemory); least recently used go first (default 1GiB)",
+        "size cap of the memory and SQLite CCR stores (for Redis use its maxmemory); "
+        "least recently used go first (default 1GiB)",
         "SIZE",
     ),
     _Flag(
