@@ -40,13 +40,21 @@ _SHAPES = _shape_table()
 # exponent (beyond ±308 a double over- or underflows). Shorter forms (1e5, 2.5E-7) parse to
 # the same double they denote. Candidates are found with C-speed finds on a translated copy.
 _RISKY_SHAPES = (b"0" * 16, b"0e000", b"0es000")
-_MAX_SUSPECTS = 4096  # beyond that many, the document is simply parsed the precise way
+_MANY_SUSPECTS = 256  # past this many, one regex pass beats a Python loop per candidate
+_SUSPECT_NUMBER = re.compile(
+    r"[:,\[][ \t\n\r]*+(-?\d(?:[\d.]{15,}(?:[eE][-+]?\d+)?|[\d.]*[eE][-+]?\d{3,}))"
+)
 
 
-def _suspect_numbers(text: str) -> list[str] | None:
-    """Number tokens with a risky shape (``None``: too many to check one by one)."""
+def _suspect_numbers(text: str) -> list[str]:
+    """Number tokens with a risky shape, to be checked by ``_all_double_exact``."""
     data = text.encode("utf-8", "surrogatepass")
     shapes = data.translate(_SHAPES)
+    count = sum(shapes.count(shape) for shape in _RISKY_SHAPES)
+    if count == 0:
+        return []
+    if count > _MANY_SUSPECTS:  # e.g. an array of full-precision floats
+        return _SUSPECT_NUMBER.findall(text)
     found: dict[int, str] = {}
     for shape in _RISKY_SHAPES:
         pos = shapes.find(shape)
@@ -61,8 +69,6 @@ def _suspect_numbers(text: str) -> list[str] | None:
                 end += 1
             if start == 0 or shapes[start - 1] == 0x63:  # starts a token, not inside a word
                 found[start] = data[start:end].decode()
-                if len(found) > _MAX_SUSPECTS:
-                    return None
             pos = shapes.find(shape, end)
     return list(found.values())
 
@@ -145,8 +151,7 @@ class Codec:
 
     @classmethod
     def for_text(cls, text: str) -> Codec:
-        suspects = _suspect_numbers(text)
-        return cls(precise=suspects is None or not _all_double_exact(suspects))
+        return cls(precise=not _all_double_exact(_suspect_numbers(text)))
 
     def loads(self, text: str) -> Any:
         if not self.precise:

@@ -353,6 +353,18 @@ def test_huge_numbers_and_floats_are_written_back_exactly(copies: int) -> None:
     assert rebuilt == decimal.decode(text)
 
 
+@pytest.mark.parametrize(
+    "literal", ["1e-400", "-2.5E+999", "0.12345678901234567890", "-98765432109876543210"]
+)
+def test_numbers_a_double_cannot_hold_survive_among_many_plain_ones(literal: str) -> None:
+    rnd = random.Random(26)
+    plain = [round(rnd.gauss(0, 1), 3) for _ in range(40)] + [rnd.random() for _ in range(400)]
+    text = json.dumps({"pad": "   ", "xs": [*plain[:20], literal, *plain[20:]]}, indent=1)
+    text = text.replace(f'"{literal}"', literal)
+    result = SmartCrusher().compress(text, CompressContext())
+    assert literal in result.output
+
+
 def test_float_one_point_zero_stays_a_float() -> None:
     result, _ = crush({"ratio": [1.0, 2.0, 0.5], "pad": " " * 50})
     assert '"ratio":[1.0,2.0,0.5]' in result.output
