@@ -82,7 +82,10 @@ def test_arbitrary_json(value: Any, indent: int | None, crusher: SmartCrusher, q
         return
     assert set(find_keys(result.output)) == set(result.keys)
     for key in result.keys:
-        assert isinstance(orjson.loads(store.get(key)), list)
+        original = store.get(key)
+        assert original is not None
+        if f"<<ccr:{key} " in result.output:  # a row sentinel names a whole array
+            assert isinstance(orjson.loads(original), list)
     assert crusher.compress(text, CompressContext(query=query, store=PendingWrites())) == result
     again = crusher.compress(result.output, CompressContext(query=query, store=PendingWrites()))
     assert again.output == result.output
