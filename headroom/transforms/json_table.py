@@ -3,10 +3,12 @@
 Format (chosen so a model reads it like CSV and a program can rebuild the rows exactly)::
 
     [table: 3 rows]
-    id,name,address.city,address.zip,tags
-    1,Ada Lovelace,London,"N1",["math"]
-    2,"Grace, Rear Admiral",,,[]
-    3,Linus,Helsinki,"00100",null
+    id,name,address.city,address.zip,tags,note
+    1,Ada Lovelace,London,N1,["math"],""
+    2,"Grace, Rear Admiral",,,[],"42"
+    3,Linus,Helsinki,00100,null,"true"
+
+(row 2 has no ``address``; its ``note`` is the string "42", row 3's the string "true").
 
 * Line 1 ``[table: N rows]``; line 2 the columns, in order of first appearance; then one
   line per row, cells separated by ``,``.

@@ -55,6 +55,34 @@ def test_tricky_strings_round_trip_and_plain_ones_stay_bare() -> None:
     assert "2026-11-21T10:00:00Z,17" in lines and "a.b,15" in lines and '"123",8' in lines
 
 
+def test_the_documented_example_is_what_the_writer_emits() -> None:
+    from headroom.transforms import json_table
+
+    doc = json_table.__doc__ or ""
+    example = "\n".join(
+        line.strip() for line in doc.split("::")[1].strip().split("\n\n")[0].split("\n")
+    )
+    rows = [
+        {
+            "id": 1,
+            "name": "Ada Lovelace",
+            "address": {"city": "London", "zip": "N1"},
+            "tags": ["math"],
+            "note": "",
+        },
+        {"id": 2, "name": "Grace, Rear Admiral", "tags": [], "note": "42"},
+        {
+            "id": 3,
+            "name": "Linus",
+            "address": {"city": "Helsinki", "zip": "00100"},
+            "tags": None,
+            "note": "true",
+        },
+    ]
+    assert render(rows) == example
+    assert parse_table(example) == rows
+
+
 def test_missing_null_and_nested_values_are_distinct() -> None:
     rows = [
         {"id": 1, "geo": {"lat": 1.5, "lon": -2.0}, "tags": ["a", "b"], "x": None},
