@@ -207,6 +207,29 @@ def test_string_and_number_arrays_keep_errors_and_outliers() -> None:
     assert 990.5 in out
 
 
+def test_mixed_arrays_keep_their_signals() -> None:
+    rnd = random.Random(27)
+    items: list[Any] = []
+    for i in range(400):
+        kind = i % 4
+        if kind == 0:
+            items.append({"tick": i, "ok": True})
+        elif kind == 1:
+            items.append(f"heartbeat {i}")
+        elif kind == 2:
+            items.append(round(rnd.gauss(10, 1), 2))
+        else:
+            items.append([i, "pair"])
+    items[201] = "connection refused by 10.0.0.7:5432"
+    items[202] = 7777.0
+    store = PendingWrites()
+    result, _ = crush(items, store=store)
+    out = orjson.loads(result.output)
+    assert items[201] in out and 7777.0 in out
+    key, _ = sentinel_of(out)
+    assert orjson.loads(store.get(key)) == items
+
+
 def test_nested_arrays_get_their_own_sentinel() -> None:
     doc = {
         "meta": {"page": 1, "source": "orders-db"},
