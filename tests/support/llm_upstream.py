@@ -381,7 +381,7 @@ def _anthropic_message(ctx: _Ctx) -> dict[str, Any]:
         "content": [_anthropic_block(ctx, b) for b in ctx.turn.blocks],
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": _anthropic_usage(ctx.input_tokens, _out_tokens(ctx.turn)),
+        "usage": _anthropic_usage(ctx.input_tokens, output_tokens(ctx.turn)),
     }
 
 
@@ -394,7 +394,8 @@ def _anthropic_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def _out_tokens(turn: Turn) -> int:
+def output_tokens(turn: Turn) -> int:
+    """The output token count the fake reports for ``turn`` (tests sum it across rounds)."""
     size = sum(len(orjson.dumps(b.__dict__)) for b in turn.blocks)
     return max(1, size // 4)
 
@@ -442,7 +443,7 @@ async def _anthropic_stream(ctx: _Ctx) -> None:
         {
             "type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": None},
-            "usage": {"output_tokens": _out_tokens(turn)},
+            "usage": {"output_tokens": output_tokens(turn)},
         },
     )
     await _sse(ctx, "message_stop", {"type": "message_stop"})
@@ -492,7 +493,7 @@ def _chat_call(ctx: _Ctx, call: ToolCall) -> dict[str, Any]:
 
 
 def _chat_usage(ctx: _Ctx) -> dict[str, Any]:
-    out = _out_tokens(ctx.turn)
+    out = output_tokens(ctx.turn)
     return {
         "prompt_tokens": ctx.input_tokens,
         "completion_tokens": out,
@@ -608,7 +609,7 @@ def _responses_items(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def _responses_object(ctx: _Ctx, rid: str, status: str, output: list[Any]) -> dict[str, Any]:
-    out = _out_tokens(ctx.turn)
+    out = output_tokens(ctx.turn)
     usage = None
     if status == "completed":
         usage = {
