@@ -212,6 +212,20 @@ def config_class(cls: type) -> type:
     return typing.cast(type, options[0])
 
 
+def _point_keys_at(staged: _StagedWriter, body: str, original: str, output: str) -> str:
+    """Re-point markers that name the un-numbered body at the numbered original.
+
+    A compressor saw the body without line numbers and stored that; the caller's original
+    is the numbered text, and a retrieval must give back exactly what the tool returned.
+    """
+    body_bytes = body.encode("utf-8", "surrogatepass")
+    for key, stored in list(staged.items.items()):
+        data = stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
+        if data == body_bytes and key in output:
+            output = output.replace(key, staged.put(original))
+    return output
+
+
 def _may_have_marker(text: str) -> bool:
     """Cheap substring pre-check (C ``in``) before the marker regex runs over the text."""
     return "<<ccr:" in text or "hash=" in text
@@ -305,6 +319,8 @@ class Pipeline:
         output = "".join(pieces)
         if numbered is not None:
             output = restore_numbering(numbered, output)
+            if staged is not None:
+                output = _point_keys_at(staged, body, text, output)
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 
         if not strategies:

@@ -155,6 +155,9 @@ def test_numbered_log_read_keeps_line_numbers_on_kept_lines():
     assert result.tokens_after < result.tokens_before / 5
     for item in sample.must_keep:  # numbered lines, verbatim with their numbers
         assert item in result.output
+    # Retrieval gives back exactly what the tool returned, numbers included.
+    assert result.keys and [store.get(k) for k in result.keys] == [sample.text.encode()]
+    assert list(store.items) == list(result.keys)
 
 
 def test_mixed_text_keeps_code_fence_verbatim_and_compresses_the_rest():
