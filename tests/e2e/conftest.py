@@ -1,7 +1,8 @@
 """Fixtures: the scripted LLM upstream and the real proxy process in front of it.
 
-One upstream and one proxy per module (a process start costs more than most tests); each
-test gets the upstream cleared. ``start_proxy`` starts a proxy with other flags; every
+One upstream and one proxy per test session (per xdist worker): a process start costs more
+than most tests, and CCR keys are content addresses, so tests cannot see each other's
+entries wrongly. Each test gets the upstream cleared. ``start_proxy`` starts a proxy with other flags; every
 process is killed at teardown. CCR is in memory so nothing touches ~/.headroom.
 """
 
@@ -35,7 +36,7 @@ def _start(upstream_url: str, home: Path, flags: tuple[str, ...]) -> ProxyProces
     return ProxyProcess(args, home=home).start()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def llm_server() -> Iterator[LLMUpstream]:
     server = LLMUpstream().start()
     yield server
@@ -48,7 +49,7 @@ def llm(llm_server: LLMUpstream) -> LLMUpstream:
     return llm_server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_proxy(
     llm_server: LLMUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
