@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from headroom.ccr import markers
 from headroom.ccr.markers import content_key
-from headroom.signals.keywords import KeywordDetector
+from headroom.signals.keywords import Hit, KeywordDetector, lowered_chunks
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.tokens import estimate_tokens
 
@@ -303,6 +303,22 @@ def query_terms(query: str, limit: int = 32) -> list[str]:
 
 
 QUERY = "query"
+
+
+def rare_term_hits(text: str, query: str, max_count: int) -> list[Hit]:
+    """Whole-word hits of the query's terms that occur at most ``max_count`` times.
+
+    A term found everywhere (the searched pattern itself, the service name in every log
+    line) says nothing about which line matters, so it is dropped after a substring count
+    per chunk (C speed) and never reaches the per-hit loop."""
+    counts = dict.fromkeys(query_terms(query), 0)
+    if not counts:
+        return []
+    for _offset, lowered in lowered_chunks(text):
+        for term in counts:
+            counts[term] += lowered.count(term)
+    det = term_detector([t for t, c in counts.items() if 0 < c <= max_count])
+    return det.hits(text) if det is not None else []
 
 
 def term_detector(terms: Sequence[str]) -> KeywordDetector | None:

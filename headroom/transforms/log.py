@@ -18,6 +18,7 @@ of running without CCR.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from headroom.ccr.markers import lines_marker
@@ -27,6 +28,7 @@ from headroom.signals.importance import (
     Importance,
     Tiered,
     default_detector,
+    line_starts,
     resolve,
 )
 from headroom.signals.keywords import ERROR, WARNING
@@ -38,6 +40,7 @@ from headroom.transforms.lines import (
     normalise_many,
     note,
     passthrough,
+    rare_term_hits,
     render,
     split_lines,
     window,
@@ -53,6 +56,7 @@ class LogConfig:
     max_traces: int = 5  # distinct stack traces kept whole
     max_trace_lines: int = 40  # a longer trace keeps its head and tail
     max_warning_kinds: int = 10  # distinct warning templates kept
+    max_query_lines: int = 20  # lines naming a rare query term (an id, a host) kept
     lossless_only: bool = False  # only fold runs of identical lines (with their count)
 
 
@@ -67,7 +71,7 @@ class LogCompressor:
         self._detector = detector or default_detector()
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
-        built = None if already_compressed(text) else self._build(text)
+        built = None if already_compressed(text) else self._build(text, ctx.query)
         if built is None:
             return passthrough(text, ctx)
         body, before = built
@@ -76,7 +80,7 @@ class LogCompressor:
             return finish(text, body, ctx, self.name, None)
         return finish(text, body, ctx, self.name, lambda k: lines_marker(k, before, kept))
 
-    def _build(self, text: str) -> tuple[list[str], int] | None:
+    def _build(self, text: str, query: str) -> tuple[list[str], int] | None:
         """Output lines and the input's line count, or None to pass through. The split lines
         and signals are dropped on return, before ``finish`` estimates tokens."""
         lines = split_lines(text)
@@ -86,7 +90,23 @@ class LogCompressor:
             return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
         keep, after, covers = self._select(lines, signals)
+        keep |= self._asked_for(text, query, len(lines))
         return render(lines, keep, after=after, covers=covers), len(lines)
+
+    def _asked_for(self, text: str, query: str, n: int) -> set[int]:
+        """Lines naming a rare term of the query (a request id, an order number, a host):
+        what the user asked about, even when the line itself looks ordinary."""
+        cfg = self.config
+        hits = rare_term_hits(text, query, max(3, n // 50))
+        if not hits:
+            return set()
+        starts = line_starts(text)
+        found: dict[int, None] = {}
+        for hit in hits:
+            found.setdefault(bisect_right(starts, hit.start) - 1, None)
+            if len(found) >= cfg.max_query_lines:
+                break
+        return set(found)
 
     def _select(
         self, lines: list[str], signals: dict[int, list[Importance]]

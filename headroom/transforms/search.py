@@ -32,15 +32,13 @@ from dataclasses import dataclass, field, replace
 
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import Tiered, default_detector
-from headroom.signals.keywords import lowered_chunks
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
     finish,
     note,
     passthrough,
-    query_terms,
-    term_detector,
+    rare_term_hits,
 )
 
 
@@ -224,17 +222,10 @@ class SearchCompressor:
             r = line_row[bisect_right(starts, pos) - 1]
             return r if r >= 0 and pos >= parsed.content[r] else None
 
-        # A term in most rows (the searched pattern itself) carries no information; counting
-        # first (C speed) keeps it out of the per-hit loop entirely.
-        counts = dict.fromkeys(query_terms(query), 0)
-        for _offset, lowered in lowered_chunks(text) if counts else ():
-            for term in counts:
-                counts[term] += lowered.count(term)
-        terms = [t for t, c in counts.items() if c <= total // 2]
-        det = term_detector(terms)
-        if det is not None:
+        hits = rare_term_hits(text, query, total // 2)
+        if hits:
             terms_of: dict[int, set[str]] = {}
-            for hit in det.hits(text):
+            for hit in hits:
                 row = row_at(hit.start)
                 if row is not None:
                     terms_of.setdefault(row, set()).add(hit.word)

@@ -281,3 +281,13 @@ def test_rustc_diagnostic_keeps_its_source_snippet() -> None:
     out = LogCompressor().compress(text, CompressContext()).output.split("\n")
     for line in diag:
         assert line in out, line
+
+
+def test_lines_naming_a_rare_query_term_are_kept() -> None:
+    lines = [f"INFO req-{i:05d} GET /api/orders 200 {i % 90}ms" for i in range(600)]
+    lines[321] = "INFO req-00321 GET /api/orders/A-7731 200 18ms"
+    text = "\n".join(lines)
+    ctx = CompressContext(query="what happened to order A-7731 in the orders api?")
+    out = LogCompressor().compress(text, ctx).output.split("\n")
+    assert lines[321] in out
+    assert len(out) < 30  # "orders" is in every line and keeps nothing by itself
