@@ -77,10 +77,12 @@ class MemoryStore:
         datas = [check_original(o) for o in originals]
         keys = [content_key(d) for d in datas]
         batch = dict(zip(keys, datas, strict=True))
-        new_bytes = sum(len(d) for k, d in batch.items() if k not in self._live)
-        if len(batch) > self.max_entries or new_bytes > self.max_bytes:
+        # The whole batch must fit at once: its members are never evicted for each other,
+        # so one already stored still counts against the cap.
+        batch_bytes = sum(len(d) for d in batch.values())
+        if len(batch) > self.max_entries or batch_bytes > self.max_bytes:
             raise StoreError(
-                f"ccr memory: batch of {len(batch)} entries / {new_bytes} bytes exceeds the "
+                f"ccr memory: batch of {len(batch)} entries / {batch_bytes} bytes exceeds the "
                 f"store's capacity ({self.max_entries} entries / {self.max_bytes} bytes)"
             )
         now = self._clock()

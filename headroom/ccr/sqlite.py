@@ -317,10 +317,14 @@ class SqliteStore:
     def _put_batch(self, datas: list[bytes]) -> list[str]:
         keys = [content_key(d) for d in datas]
         batch = dict(zip(keys, datas, strict=True))
+        batch_bytes = sum(len(d) for d in batch.values())
+        if batch_bytes > self.max_bytes:  # members are never evicted for each other
+            raise _Refused(
+                f"batch of {batch_bytes} bytes exceeds --ccr-max-bytes ({self.max_bytes})"
+            )
         now = self._clock()
         expires = now + self.ttl
         with self._write() as db:
-            fresh = 0
             for key, data in batch.items():
                 row = db.execute(
                     "SELECT gone, expires_at FROM ccr_meta WHERE key = ?", (key,)
@@ -328,7 +332,6 @@ class SqliteStore:
                 if row is not None and row[0] == 0 and row[1] > now:
                     db.execute("UPDATE ccr_meta SET expires_at = ? WHERE key = ?", (expires, key))
                     continue
-                fresh += len(data)
                 db.execute(
                     "INSERT OR REPLACE INTO ccr_blob (key, original) VALUES (?, ?)", (key, data)
                 )
@@ -338,10 +341,6 @@ class SqliteStore:
                     "size = excluded.size, created_at = excluded.created_at, "
                     "expires_at = excluded.expires_at, gone = 0",
                     (key, len(data), now, expires),
-                )
-            if fresh > self.max_bytes:
-                raise _Refused(
-                    f"batch of {fresh} new bytes exceeds --ccr-max-bytes ({self.max_bytes})"
                 )
             self._evict(db, set(batch), now)
         return keys
