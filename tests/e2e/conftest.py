@@ -2,8 +2,8 @@
 
 One upstream and one proxy per test session (per xdist worker): a process start costs more
 than most tests, and CCR keys are content addresses, so tests cannot see each other's
-entries wrongly. Each test gets the upstream cleared. ``start_proxy`` starts a proxy with other flags; every
-process is killed at teardown. CCR is in memory so nothing touches ~/.headroom.
+entries wrongly. Each test gets the upstream cleared. ``start_proxy`` starts a proxy with
+other flags; every process is killed at teardown. CCR is in memory so nothing touches ~/.headroom.
 """
 
 from __future__ import annotations
