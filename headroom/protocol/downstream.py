@@ -88,6 +88,13 @@ class DownstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's isn't a subclass
+        if self._closed or self.host.draining:
+            # Accepted just before the drain began (or closed by it before the transport
+            # existed): nothing was asked yet, so nothing is lost by closing now.
+            self._closed = True
+            transport.close()
+            self.host.connection_closed(self)
+            return
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
