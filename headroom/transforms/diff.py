@@ -37,6 +37,7 @@ from headroom.transforms.lines import (
     note,
     passthrough,
     query_terms,
+    rare_term_hits,
     split_lines,
     term_detector,
 )
@@ -172,7 +173,9 @@ class DiffCompressor:
                 if f.path and det.hits(f.path):
                     scores[i] += 1.0
             seen: set[tuple[int, str]] = set()
-            for hit in det.hits(text):
+            # In changed lines only rarer terms count (and bound the per-hit loop): a word
+            # on every twentieth line of the diff tells no file apart.
+            for hit in rare_term_hits(text, query, max(50, len(lines_start) // 20)):
                 line = _bisect(lines_start, hit.start)
                 fi = _bisect(file_starts, line)
                 if _is_change(text, lines_start[line]) and (fi, hit.word) not in seen:
