@@ -28,7 +28,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Missing:
-    """``get`` found nothing: ``status`` is ``"not_found"`` or ``"expired"``."""
+    """``get`` found nothing. ``"expired"``: the key was stored here and is gone for good
+    (its TTL ran out or it was evicted; a bounded tombstone remembers it), so asking again
+    is pointless. ``"not_found"``: this store never held it, or forgot even the tombstone."""
 
     key: str
     status: str
