@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
-from tests.proxy.conftest import StartProxy
+from tests.proxy.conftest import FAST_FLAGS, StartProxy
 from tests.proxy.helpers import assert_proxy_error
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request, request
@@ -15,10 +16,24 @@ from tests.support.upstream import FakeUpstream
 ROUTES = ["/v1/messages", "/v1/chat/completions", "/v1/responses"]
 
 
+@pytest.fixture(scope="module")
+def capped_proxy(
+    upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    args = ["--upstream", upstream_server.url, "--listen", "127.0.0.1:0", *FAST_FLAGS]
+    proc = ProxyProcess([*args, "--max-body-bytes", "1KiB"], home=tmp_path_factory.mktemp("h"))
+    try:
+        yield proc.start()
+    finally:
+        proc.kill()
+
+
 @pytest.fixture
-def capped(start_proxy: StartProxy, upstream_server: FakeUpstream) -> ProxyProcess:
+def capped(capped_proxy: ProxyProcess, upstream_server: FakeUpstream) -> ProxyProcess:
+    """The 1 KiB-capped proxy, with the upstream's records cleared for this test."""
+    assert capped_proxy.running, capped_proxy.output()
     upstream_server.clear()
-    return start_proxy(upstream_server.url, "--max-body-bytes", "1KiB")
+    return capped_proxy
 
 
 def _json_body(size: int) -> bytes:
