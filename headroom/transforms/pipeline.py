@@ -53,7 +53,7 @@ from headroom.transforms.detect import (
     split_numbering,
 )
 from headroom.transforms.json_table import is_table
-from headroom.transforms.sections import Section, split_sections
+from headroom.transforms.sections import Section, split_sections, starts_like_json
 from headroom.transforms.tokens import estimate_tokens
 
 PASSTHROUGH = "passthrough"
@@ -352,7 +352,10 @@ class Pipeline:
         unsure = detection.kind in (PROSE, SOURCE_CODE) and (
             detection.confidence < _MIXED_CONFIDENCE or detection.kind == PROSE
         )
-        if has_fence(body) or unsure:
+        # Text opening like JSON that did not parse whole: JSON plus a trailer, perhaps.
+        # (Not for logs: JSON-lines logs open with a bracket too.)
+        bracketed = detection.kind in (PROSE, SOURCE_CODE) and starts_like_json(body)
+        if has_fence(body) or unsure or bracketed:
             sections = split_sections(body)
             if len(sections) > 1:
                 return sections
@@ -369,6 +372,8 @@ class Pipeline:
         if route is None:
             return section.text, ""
         lead, core, trail = _split_whitespace(section.text)
+        if is_table(core):  # SmartCrusher's own output inside a larger text
+            return section.text, ""
         before = estimate_tokens(core, ctx.model)  # the compressor's own count may differ
         if before < route.min_tokens:
             return section.text, ""

@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from headroom.transforms.detect import (
 )
 
 _FENCED = re.compile(r"^(```|~~~)([^\n]*)\n(.*?)^\1[ \t]*(?:\n|\Z)", re.M | re.S)
+_DECODER = json.JSONDecoder()
+_FIRST_NON_BLANK = re.compile(r"\S")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
 # Paragraphs shorter than this are not worth a detection of their own: they stay prose.
 MIN_DETECT_CHARS = 200
@@ -146,13 +149,53 @@ def _split_plain(text: str) -> list[Section]:
         pieces.append(text[position:])
     runs: list[tuple[Detection, list[str]]] = []  # joined once at the end: no quadratic +=
     for piece in pieces:
-        structured = len(piece) >= MIN_DETECT_CHARS and (
-            ";\n" in piece or "{\n" in piece or _STRUCTURED.search(piece) is not None
-        )
-        found = detect(piece) if structured else Detection(PROSE, 0.5)
-        mergeable = found.kind not in (JSON_ARRAY, JSON_OBJECT)
-        if runs and mergeable and runs[-1][0].kind == found.kind:
-            runs[-1][1].append(piece)
-        else:
-            runs.append((found, [piece]))
+        for part, found in _classify(piece):
+            mergeable = found.kind not in (JSON_ARRAY, JSON_OBJECT)
+            if runs and mergeable and runs[-1][0].kind == found.kind:
+                runs[-1][1].append(part)
+            else:
+                runs.append((found, [part]))
     return [Section("".join(parts), found) for found, parts in runs]
+
+
+def _classify(piece: str) -> list[tuple[str, Detection]]:
+    structured = len(piece) >= MIN_DETECT_CHARS and (
+        ";\n" in piece or "{\n" in piece or _STRUCTURED.search(piece) is not None
+    )
+    if not structured:
+        return [(piece, Detection(PROSE, 0.5))]
+    found = detect(piece)
+    if found.kind in (PROSE, SOURCE_CODE):  # a log of JSON lines is a log, not JSON + rest
+        split = split_json_prefix(piece)
+        if split is not None:
+            head, rest = split
+            return [head, *_classify(rest)]
+    return [(piece, found)]
+
+
+def starts_like_json(text: str) -> bool:
+    start = _FIRST_NON_BLANK.search(text)
+    return start is not None and text[start.start()] in "[{"
+
+
+def split_json_prefix(text: str) -> tuple[tuple[str, Detection], str] | None:
+    """A JSON value at the start of ``text`` followed by something else (a trailer such as
+    ``(showing 100 of 512)``): the value's text with its kind, and the rest.
+
+    Only tried after the whole text failed to parse. The stdlib's C scanner finds where
+    the value ends; its parse is not handed on (the JSON compressor parses the slice with
+    its own number-exact codec).
+    """
+    start = _FIRST_NON_BLANK.search(text)
+    if start is None or text[start.start()] not in "[{":
+        return None
+    try:
+        value, end = _DECODER.raw_decode(text, start.start())
+    except (ValueError, RecursionError):
+        return None
+    if not text[end:].strip():
+        return None
+    kind = JSON_ARRAY if isinstance(value, list) else JSON_OBJECT
+    newline = text.find("\n", end)  # keep the rest of the value's last line with it
+    cut = end if newline < 0 or text[end:newline].strip() else newline + 1
+    return (text[:cut], Detection(kind, 0.9)), text[cut:]

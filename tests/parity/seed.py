@@ -95,6 +95,14 @@ def _hand_cases() -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     yield "text", "prose_no_store", text.text, {"ccr": False}
     yield "text", "short_declines", "Two short sentences. Nothing to drop here.", {}
 
+    trailer_rows = [{"id": i, "state": "error" if i == 7 else "ok"} for i in range(60)]
+    yield (
+        "pipeline",
+        "json_with_trailer",
+        (json.dumps(trailer_rows, indent=2) + "\n(showing 60 of 512 rows)\n"),
+        {},
+    )
+
     sentence = "The cache is warmed before the first request arrives."
     facts = [f"Fact {i}: shard {i} holds {i * 1000} keys in region r{i}." for i in range(8)]
     yield "text", "redundant", " ".join([sentence] * 10 + facts), {}

@@ -15,12 +15,13 @@ from headroom.transforms.detect import (
     PROSE,
     SEARCH,
     SOURCE_CODE,
+    Detection,
     detect,
     restore_numbering,
     sample_lines,
     split_numbering,
 )
-from headroom.transforms.sections import split_sections
+from headroom.transforms.sections import split_json_prefix, split_sections
 from tests.corpus import corpus
 
 CORPUS = corpus()
@@ -242,3 +243,14 @@ def test_fence_language_decides_for_code_but_not_for_json():
     text = f"Intro text.\n\n```json\n{rows}\n```\n\n```yaml\nkey: value\nother: 2\n```\n"
     kinds = [s.detection.kind for s in split_sections(text) if not s.protected]
     assert kinds == [PROSE, JSON_ARRAY, PROSE, SOURCE_CODE]
+
+
+def test_json_followed_by_a_trailer_is_split_off():
+    rows = json.dumps([{"id": i, "ok": True} for i in range(40)], indent=2)
+    text = f"{rows}\n(showing 40 of 512 rows)\n"
+    sections = split_sections(text)
+    assert [s.detection.kind for s in sections] == [JSON_ARRAY, PROSE]
+    assert sections[0].text == rows + "\n" and json.loads(sections[0].text)
+    assert split_json_prefix("[1, 2] tail") == (("[1, 2]", Detection(JSON_ARRAY, 0.9)), " tail")
+    assert split_json_prefix("[1, 2]\n") is None  # all JSON: the detector's case
+    assert split_json_prefix("[1, 2") is None and split_json_prefix("text [1]") is None

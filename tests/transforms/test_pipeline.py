@@ -204,3 +204,14 @@ def test_one_instance_serves_several_threads():
     with ThreadPoolExecutor(max_workers=4) as pool:
         outputs = list(pool.map(run, samples * 3))
     assert outputs == expected * 3
+
+
+def test_json_with_a_trailer_line_is_compressed_and_stays_compressed():
+    rows = [{"id": i, "state": "error" if i == 37 else "ok", "msg": f"m{i}"} for i in range(300)]
+    text = json.dumps(rows, indent=2) + "\n(showing 300 of 512 rows)\n"
+    store = PendingWrites()
+    result = Pipeline(STRICT).compress(text, _ctx(store))
+    assert result.strategy == "smart_crusher" and result.tokens_after < result.tokens_before / 3
+    assert result.output.endswith("\n(showing 300 of 512 rows)\n")
+    again = Pipeline(STRICT).compress(result.output, _ctx(PendingWrites()))
+    assert again.output == result.output
