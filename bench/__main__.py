@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SUITES = ("proxy", "ccr", "transforms")
+SUITES = ("proxy", "ccr", "transforms", "compression")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -19,6 +19,7 @@ from headroom.ccr.markers import has_marker
 from headroom.ccr.store import PendingWrites
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
+from headroom.providers.memo import MemoPipeline
 from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline
 
@@ -62,7 +63,7 @@ class Rewrite:
 def rewrite_request(
     body: bytes,
     provider: Provider,
-    pipeline: Pipeline,
+    pipeline: Pipeline | MemoPipeline,
     *,
     min_chars: int = DEFAULT_MIN_CHARS,
     cancel: threading.Event | None = None,

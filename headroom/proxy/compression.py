@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
 from headroom.providers.apis import provider_for
+from headroom.providers.memo import MemoPipeline
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
@@ -40,7 +41,7 @@ class Compression:
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
         self.config = app.config
-        self.pipeline = Pipeline(PipelineConfig())
+        self.pipeline = MemoPipeline(Pipeline(PipelineConfig()))
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
         sys.setswitchinterval(SWITCH_INTERVAL)
 

@@ -204,3 +204,22 @@ def test_retrieval_helpers_for_openai_shapes() -> None:
     nxt = json.loads(follow_up(OPENAI_RESPONSES, body, responses, [("f1", "ORIG")]))
     assert nxt["input"][0] == {"role": "user", "content": "hello"}
     assert nxt["input"][-1] == {"type": "function_call_output", "call_id": "f1", "output": "ORIG"}
+
+
+def test_memo_reuses_results_and_replays_originals_into_each_store() -> None:
+    from headroom.ccr.store import PendingWrites
+    from headroom.providers.memo import MemoPipeline
+    from headroom.transforms.base import CompressContext
+
+    memo = MemoPipeline(Pipeline())
+    first_store, second_store = PendingWrites(), PendingWrites()
+    a = memo.compress(LOG, CompressContext("q", first_store, "claude-x"))
+    b = memo.compress(LOG, CompressContext("q", second_store, "claude-x"))
+    assert a == b and (memo.hits, memo.misses) == (1, 1)
+    assert first_store.items == second_store.items and len(second_store) == 1
+    memo.compress(LOG, CompressContext("other query", PendingWrites(), "claude-x"))
+    assert memo.misses == 2  # the relevance context is part of the key
+    tiny = MemoPipeline(Pipeline(), max_bytes=10)
+    tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
+    tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
+    assert tiny.hits == 0  # too big to keep: recomputed, still correct

@@ -1,0 +1,167 @@
+"""Compression through the proxy on realistic agent requests: tokens saved and time added.
+
+Each case is one request as an agent sends it — a system prompt, tool definitions, a short
+history and one big tool output (an 85 KB JSON API result, a 250 KB service log, a 55 KB
+git diff, a 32 KB grep result) — in Anthropic Messages and OpenAI Chat shapes. Tokens
+before/after come from the same rewrite the proxy runs; latency is measured end to end,
+direct to the fake upstream and through the proxy, interleaved on one keep-alive
+connection each so both series see the same background load. The fake upstream reads the
+body and answers at once, so "added" is the proxy's whole cost: buffering, parsing,
+compressing, storing and forwarding.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Addr, Reader, _interleaved, percentile, request_head
+from bench.proxy import Proc, _proxy_argv, _python
+from headroom.providers.apis import ANTHROPIC, OPENAI_CHAT
+from headroom.providers.base import Provider
+from headroom.providers.rewrite import rewrite_request
+from headroom.transforms.pipeline import Pipeline
+from tests.corpus import scaled
+
+CASES = (
+    ("json_api_rows", 85_000, "added p50 <= 5 ms"),
+    ("log_service", 250_000, "added p50 <= 10 ms"),
+    ("git_diff", 55_000, ""),
+    ("grep_results", 32_000, ""),
+)
+SYSTEM = "You are a coding agent. Follow the repository's conventions. " * 60
+TOOLS = [
+    {
+        "name": name,
+        "description": f"{name} tool",
+        "input_schema": {
+            "type": "object",
+            "properties": {"arg": {"type": "string"}},
+            "required": ["arg"],
+        },
+    }
+    for name in ("Bash", "Read", "Grep", "Edit", "Write")
+]
+
+
+def _anthropic(output: str) -> bytes:
+    return json.dumps(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "system": SYSTEM,
+            "tools": TOOLS,
+            "messages": [
+                {"role": "user", "content": "Find out why the nightly job failed."},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": "Bash",
+                            "input": {"arg": "run"},
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": output}
+                    ],
+                },
+            ],
+        }
+    ).encode()
+
+
+def _openai(output: str) -> bytes:
+    return json.dumps(
+        {
+            "model": "gpt-5",
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": "Find out why the nightly job failed."},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "bash", "arguments": '{"arg":"run"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": output},
+            ],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": t["name"], "parameters": t["input_schema"]},
+                }
+                for t in TOOLS
+            ],
+        }
+    ).encode()
+
+
+SHAPES: tuple[tuple[str, str, Any, Provider], ...] = (
+    ("anthropic", "/v1/messages", _anthropic, ANTHROPIC),
+    ("openai", "/v1/chat/completions", _openai, OPENAI_CHAT),
+)
+
+
+def _post_latencies(addrs: list[Addr], path: str, body: bytes, count: int) -> list[list[int]]:
+    import time
+
+    def probe(reader: Reader, addr: Addr) -> int:
+        extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        t0 = time.perf_counter_ns()
+        reader.sock.sendall(request_head("POST", path, addr, extra) + body)
+        status, _ = reader.response()
+        t1 = time.perf_counter_ns()
+        if status != 200:
+            raise RuntimeError(f"POST {path} via {addr}: status {status}")
+        return t1 - t0
+
+    return _interleaved(addrs, count, max(2, count // 10), probe)
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    count = 8 if quick else 60
+    pipeline = Pipeline()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="headroom-bench-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        up = Proc("upstream", _python("-m", "bench.fake_upstream"), workdir)
+        stack.callback(up.stop)
+        proxy = Proc("proxy", _proxy_argv(up.addr, "warning"), workdir)
+        stack.callback(proxy.stop)
+        for name, size, target in CASES:
+            output = scaled(name, size // 4 if quick else size).text
+            for shape, path, build, provider in SHAPES:
+                body = build(output)
+                result = rewrite_request(body, provider, pipeline)
+                direct, proxied = _post_latencies([up.addr, proxy.addr], path, body, count)
+                d50, d99 = percentile(direct, 50) / 1e6, percentile(direct, 99) / 1e6
+                p50, p99 = percentile(proxied, 50) / 1e6, percentile(proxied, 99) / 1e6
+                before = result.tokens_before or 1
+                rows.append(
+                    {
+                        "case": name,
+                        "shape": shape,
+                        "body_kb": round(len(body) / 1000, 1),
+                        "tokens_before": result.tokens_before,
+                        "tokens_after": result.tokens_after,
+                        "reduction_pct": round(100 * (1 - result.tokens_after / before), 1),
+                        "direct_p50_ms": round(d50, 3),
+                        "added_p50_ms": round(p50 - d50, 3),
+                        "added_p99_ms": round(p99 - d99, 3),
+                        "target": target if shape == "anthropic" else "",
+                    }
+                )
+    return rows
