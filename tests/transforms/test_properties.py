@@ -192,3 +192,9 @@ def test_numbering_round_trip(lines, separator, first):
 def test_sections_cover_structured_text_exactly(text):
     sections = split_sections(text)
     assert "".join(s.text for s in sections) == text
+
+
+@SETTINGS
+@given(_rows, st.sampled_from(["\n(showing some rows)\n", " trailing", "\n\nINFO done\n"]))
+def test_json_followed_by_text(rows, trailer):
+    _check(json.dumps(rows, indent=2) + trailer)
