@@ -23,8 +23,10 @@ from tests.e2e.clients import Sent, anthropic_sync, openai_sync
 from tests.support.llm_upstream import (
     LLMUpstream,
     Text,
+    Thinking,
     ToolCall,
     Turn,
+    error_turn,
     output_tokens,
     retrieve_call,
     text_turn,
@@ -40,6 +42,7 @@ pytestmark = [
 LOG = traffic.service_log(lines=320, seed=31)
 KEY = content_key(LOG.text)
 FINAL = "Payments fail with card_declined on order 5521."
+TASK_CHAT = "why do payments fail?"
 PREFACE = "Let me look at the full log."
 GONE_WORDS = ("not found", "expired", "no longer", "gone", "missing", "no original", "not stored")
 
@@ -82,6 +85,15 @@ def _carries(content: Any, original: str) -> bool:
         content = "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
     text = str(content)
     return original in text or json.dumps(original)[1:-1] in text
+
+
+def _answer_text(raw: bytes, stream: bool) -> str:
+    """The text of an Anthropic answer, JSON or SSE."""
+    if not stream:
+        return "".join(b.get("text", "") for b in json.loads(raw)["content"])
+    return "".join(
+        d["delta"].get("text", "") for e, d in _sse_events(raw) if e == "content_block_delta"
+    )
 
 
 def _no_trace(*texts: str | bytes) -> None:
@@ -378,3 +390,115 @@ def test_openai_chat_mixed_calls(proxy: ProxyProcess, llm: LLMUpstream) -> None:
     assert names == ["headroom_retrieve", "run_shell"]
     replies = {m["tool_call_id"]: m for m in second if m["role"] == "tool"}
     assert _carries(replies["call_ret1"]["content"], LOG.text)
+
+
+# -------------------------------------------------------------------- thinking and failures
+
+THINK = Thinking("The log is cut; fetch all of it.\nThen answer.", traffic.signature(9))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_follow_up_keeps_the_signed_thinking_block(
+    proxy: ProxyProcess, llm: LLMUpstream, http: httpx.Client, stream: bool
+) -> None:
+    """With thinking on, Anthropic needs the assistant turn's thinking block, signature
+    exact, in front of its tool_use; from a stream the proxy must rebuild it from deltas."""
+    llm.script(Turn((THINK, retrieve_call(KEY, "toolu_ret1"))), text_turn(FINAL))
+    payload = {
+        "model": traffic.CLAUDE_MODEL,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": CLAUDE_MESSAGES,
+        "tools": CLAUDE_TOOLS,
+        "stream": stream,
+    }
+    got = http.post(
+        "/v1/messages",
+        content=traffic.encode(payload),
+        headers={"content-type": "application/json"},
+    )
+    assert got.status_code == 200
+    _no_trace(got.content)
+    assert _answer_text(got.content, stream) == FINAL
+    _, second = _upstream_bodies(llm, "/v1/messages")
+    turn = json.loads(second)["messages"][len(CLAUDE_MESSAGES)]
+    assert turn["content"][0] == {
+        "type": "thinking",
+        "thinking": THINK.thinking,
+        "signature": THINK.signature,
+    }
+    assert turn["content"][1]["name"] == "headroom_retrieve"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_failed_follow_up_is_an_error_not_a_leak(
+    proxy: ProxyProcess, llm: LLMUpstream, http: httpx.Client, stream: bool
+) -> None:
+    """The follow-up gets 529: the client must learn the turn failed (an error status, or
+    an SSE ``error`` event once the stream has begun) and must not get our tool call."""
+    llm.script(
+        Turn((Text(PREFACE), retrieve_call(KEY, "toolu_ret1"))),
+        error_turn(529, "Overloaded"),
+    )
+    payload = {
+        "model": traffic.CLAUDE_MODEL,
+        "max_tokens": 512,
+        "messages": CLAUDE_MESSAGES,
+        "tools": CLAUDE_TOOLS,
+        "stream": stream,
+    }
+    got = http.post(
+        "/v1/messages",
+        content=traffic.encode(payload),
+        headers={"content-type": "application/json"},
+    )
+    _no_trace(got.content)
+    assert len(llm.posts("/v1/messages")) == 2
+    if got.status_code == 200:
+        assert stream, "a failed non-streaming turn was answered 200"
+        kinds = [e for e, _ in _sse_events(got.content)]
+        assert "error" in kinds, "the stream ended as if the turn had succeeded"
+    else:
+        assert got.status_code >= 500
+
+
+def test_openai_chat_stream_mixed_calls(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """Our call comes first (index 0): the client's own call must arrive as index 0."""
+    shell = ToolCall("run_shell", {"command": "grep card_declined app.log"}, "call_shell")
+    llm.script(Turn((Text(PREFACE), retrieve_call(KEY, "call_ret1"), shell)))
+    payload = traffic.chat_body(TASK_CHAT, [traffic.chat_step(0, "logs", LOG)], stream=True)
+    chunks = list(openai_sync(proxy, Sent()).chat.completions.create(**payload))
+    _no_trace(*(c.model_dump_json() for c in chunks))
+    deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    assert {d.index for d in deltas} == {0}
+    assert [d.id for d in deltas if d.id] == ["call_shell"]
+    args = "".join(d.function.arguments or "" for d in deltas if d.function)
+    assert json.loads(args) == shell.arguments
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["tool_calls"]
+    assert len(llm.posts("/v1/chat/completions")) == 1
+
+
+def test_openai_responses_stream_mixed_calls(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    cmd = ToolCall("exec_command", {"cmd": "grep card_declined app.log"}, "call_cmd")
+    llm.script(Turn((Text(PREFACE), retrieve_call(RESPONSES_KEY, "call_ret1"), cmd)))
+    kinds: list[str] = []
+    indices: list[int] = []
+    with openai_sync(proxy, Sent()).responses.stream(
+        model=RESPONSES["model"], input=RESPONSES["input"], tools=RESPONSES["tools"]
+    ) as stream:
+        for event in stream:
+            kinds.append(event.type)
+            _no_trace(event.model_dump_json())
+            if event.type == "response.output_item.added":
+                indices.append(event.output_index)
+        final = stream.get_final_response()
+    assert [(o.type, getattr(o, "call_id", None)) for o in final.output] == [
+        ("message", None),
+        ("function_call", "call_cmd"),
+    ]
+    assert indices == [0, 1]
+    assert kinds.count("response.completed") == 1
+    assert len(llm.posts("/v1/responses")) == 1
