@@ -29,7 +29,9 @@ class SmartCrusherConfig:
       fill_min=5, fill_max=20     evenly spaced sample size K = sqrt(distinct items),
                                   clamped: grows with how many different rows there are.
       max_error_rows=100          items with an ERROR keyword in a value are all kept up to
-                                  this many (then sampled evenly; all stay retrievable).
+                                  this many (then sampled evenly; all stay retrievable),
+      error_max_df=0.5            except for a keyword found in more than half the items
+                                  ("0 failed" in every row): it marks nothing (1.0: off).
       outlier_z=3.5               robust z (median/MAD) beyond which a number is an outlier.
       max_outliers_per_field=5    the most extreme ones per field.
       max_categories=12           a field with 2..this many distinct values is categorical;
@@ -65,6 +67,7 @@ class SmartCrusherConfig:
     fill_min: int = 5
     fill_max: int = 20
     max_error_rows: int = 100
+    error_max_df: float = 0.5
     outlier_z: float = 3.5
     max_outliers_per_field: int = 5
     max_categories: int = 12
@@ -81,6 +84,7 @@ class SmartCrusherConfig:
 
     def __post_init__(self) -> None:
         for name in (
+            "error_max_df",
             "lossless_min_savings",
             "min_lossy_savings",
             "rare_fraction",

@@ -2,9 +2,10 @@
 
 Kept, in this order of reasons (each capped in ``SmartCrusherConfig``): the first and last
 items, every item with an ERROR keyword in a *value* (keys are ignored, so ``"error": null``
-is not an error), numeric outliers (robust z on median/MAD; in a string array also by
-length), items holding a rare value of a categorical field or a rare set of keys, both
-sides of each change point (level shift) in a numeric field, items matching the query
+is not an error; a keyword in most items marks none of them), numeric outliers (robust z
+on median/MAD; in a string array also by length), items holding a rare value of a
+categorical field or a rare set of keys, both sides of each change point (level shift) in
+a numeric field, items matching the query
 (anchors such as UUIDs, long numbers, hosts, quoted strings and identifiers; then words
 weighted by IDF with a threshold relative to the best item), and an evenly spaced sample
 whose size grows with the number of distinct items. Identical items are kept once.
@@ -114,12 +115,19 @@ def _mad(values: list[float], centre: float) -> float:
     return _median([abs(v - centre) for v in values])
 
 
-def error_items(rows: ItemTexts, detector: KeywordDetector) -> list[int]:
-    found: dict[int, None] = {}
+def error_items(
+    rows: ItemTexts, detector: KeywordDetector, n: int, cfg: SmartCrusherConfig
+) -> list[int]:
+    """Items with an ERROR keyword in a value, by keyword; a keyword found in more than
+    ``error_max_df`` of the items (``"0 failed"`` in every summary) describes the array, not
+    an item, and marks nothing."""
+    by_word: dict[str, dict[int, None]] = {}
     text = rows.joined
     for hit in detector.hits(text):
         if not _in_key(text, hit.start + len(hit.word)):
-            found.setdefault(rows.index(hit.start), None)
+            by_word.setdefault(hit.word, {})[rows.index(hit.start)] = None
+    limit = max(1.0, cfg.error_max_df * n)
+    found = {i for hits in by_word.values() if len(hits) <= limit for i in hits}
     return sorted(found)
 
 
@@ -352,7 +360,7 @@ def select(
     first_of = dict(zip(reversed(texts), range(n - 1, -1, -1), strict=True))  # first wins
     distinct = sorted(first_of.values())
     wanted = set(distinct[: cfg.keep_first]) | set(distinct[len(distinct) - cfg.keep_last :])
-    errors = error_items(rows, detector)
+    errors = error_items(rows, detector, n, cfg)
     wanted.update(_evenly(errors, cfg.max_error_rows))
     wanted.update(field_signals(items, cfg))
     if query.strip():

@@ -137,6 +137,18 @@ def test_error_keyword_in_a_key_is_not_an_error_but_in_a_value_is() -> None:
     assert len(out) < 40  # every row has "error": null; none of those count
 
 
+def test_an_error_word_in_most_rows_marks_none_but_a_rare_one_does() -> None:
+    rows = db_rows(300, 28)
+    for row in rows:
+        row["check"] = "0 failed, 12 passed"
+    rows[140]["check"] = "1 failed: timeout talking to ledger"
+    result, _ = crush(rows)
+    out = orjson.loads(result.output)[:-1]
+    assert rows[140] in out and len(out) < 40
+    everything, _ = crush(rows, config=SmartCrusherConfig(error_max_df=1.0))
+    assert len(orjson.loads(everything.output)) > 100
+
+
 def test_query_words_need_a_real_match_not_any_shared_token() -> None:
     rows = db_rows(300, seed=4)
     rows[222]["customer"] = "Zanzibar Spice Traders"
