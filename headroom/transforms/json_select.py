@@ -5,10 +5,10 @@ items, every item with an ERROR keyword in a *value* (keys are ignored, so ``"er
 is not an error; a keyword in most items marks none of them), numeric outliers (robust z
 on median/MAD; in a string array also by length), items holding a rare value of a
 categorical field or a rare set of keys, both sides of each change point (level shift) in
-a numeric field, items matching the query
-(anchors such as UUIDs, long numbers, hosts, quoted strings and identifiers; then words
-weighted by IDF with a threshold relative to the best item), and an evenly spaced sample
-whose size grows with the number of distinct items. Identical items are kept once.
+a numeric field, items matching the query (anchors such as UUIDs, long numbers, hosts,
+quoted strings and identifiers; then words weighted by IDF with a threshold relative to the
+best item), and an evenly spaced sample whose size grows with the number of distinct items.
+Identical items are kept once.
 
 Speed comes from doing per-byte work in C: one keyword/query automaton pass over the joined
 compact text of all items, column statistics with sorted()/Counter, no per-item regexes.
