@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -182,3 +184,53 @@ def test_5mib_json_under_default_limit_is_byte_identical(
     assert len(body) > 5 * 1024 * 1024
     assert _post(proxy.port, "/v1/messages", body).status == 200
     assert bytes(upstream.only().body) == body
+
+
+def test_unread_body_after_413_is_never_parsed_as_a_request(
+    capped: ProxyProcess, upstream_server: FakeUpstream
+) -> None:
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = smuggled + b" " * (2000 - len(smuggled))
+    with RawConn(capped.port) as conn:
+        conn.send(
+            build_request(
+                "POST",
+                "/v1/messages",
+                [("Host", "x"), ("Content-Type", "application/json"), ("Content-Length", "2000")],
+                body,
+            )
+        )
+        first = conn.read_response()
+        assert first.status == 413
+        try:
+            conn.send(build_request("GET", "/echo", [("Host", "x")]))
+            second = conn.read_response(timeout=2)
+        except (ConnectionError, OSError):
+            second = None  # closed after the 413: fine
+        if second is not None:
+            assert second.status == 200 and second.body == b"", (second.status, second.body)
+    time.sleep(0.1)
+    assert not [r for r in upstream_server.requests if "smuggled" in r.target]
+
+
+def test_gzip_encoded_json_is_forwarded_byte_identical(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    plain = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    body = gzip.compress(plain, mtime=0)
+    resp = request(
+        proxy.port,
+        "POST",
+        "/v1/messages",
+        [
+            ("Host", "x"),
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Length", str(len(body))),
+        ],
+        body,
+    )
+    assert resp.status == 200
+    rec = upstream.only()
+    assert bytes(rec.body) == body
+    assert rec.header("content-encoding") == "gzip"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+import threading
 import time
 
 import httpx
@@ -450,3 +451,75 @@ def test_pipelined_requests_answer_in_order(proxy: ProxyProcess) -> None:
         first, second = conn.read_response(), conn.read_response()
     assert (first.status, first.body) == (200, b"slow")
     assert (second.status, second.body) == (200, b"two")
+
+
+def test_concurrent_clients_never_get_each_others_responses(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    """Pooled upstream connections under concurrency: every answer belongs to its request."""
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=proxy.url, trust_env=False, timeout=10) as http:
+            for i in range(8):
+                body = f"worker-{n}-req-{i}-".encode() * (1 + (n * 7 + i) % 50)
+                target = "/echo" if i % 3 else "/slow?delay_ms=20"
+                resp = http.post(target, content=body)
+                expected = b"slow" if target.startswith("/slow") else body
+                if resp.content != expected:
+                    errors.append(f"{n}/{i}: got {resp.content[:40]!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors[:5]
+    assert len(upstream.requests) == 16 * 8
+
+
+def test_client_connection_close_is_honoured(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+    with RawConn(proxy.port) as conn:
+        conn.send(build_request("GET", "/echo", [("Host", "x"), ("Connection", "close")]))
+        assert conn.read_response().status == 200
+        assert conn.closed_within(2), "Connection: close from the client was ignored"
+    rec = upstream.only()
+    assert "close" not in ",".join(rec.header_all("connection")).lower()
+    assert not rec.conn.closed.wait(0.3), "the client's Connection: close reached the upstream"
+
+
+def test_http_1_0_client(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+    with RawConn(proxy.port) as conn:
+        conn.send(b"GET /echo HTTP/1.0\r\n\r\n")
+        resp = conn.read_response()
+        assert resp.status == 200
+        assert resp.header("transfer-encoding") is None  # 1.0 clients cannot read chunked
+        assert conn.closed_within(2)
+    assert upstream.only().path == "/echo"
+
+
+def test_absolute_form_target_is_not_an_open_proxy(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    elsewhere = FakeUpstream().start()
+    try:
+        resp = request(proxy.port, "GET", f"{elsewhere.url}/echo", [("Host", "x")])
+        time.sleep(0.1)
+        assert not elsewhere.requests, "the proxy connected to a host named in the request"
+    finally:
+        elsewhere.stop()
+    assert resp.status == 400 or upstream.only().path == "/echo", (resp.status, resp.body)
+
+
+def test_upstream_answering_before_reading_the_body_is_relayed(proxy: ProxyProcess) -> None:
+    with RawConn(proxy.port) as conn:
+        conn.send(
+            build_request(
+                "POST",
+                "/early?status=413",
+                [("Host", "x"), ("Content-Length", "1000000")],
+                b"a" * 100_000,
+            )
+        )
+        resp = conn.read_response(timeout=3)
+    assert (resp.status, resp.body) == (413, b"refused early")

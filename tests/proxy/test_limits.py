@@ -65,6 +65,11 @@ SMUGGLING = {
         [("Transfer-Encoding", "chunked")],
         b"5\r\nhello\r\nzz\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
     ),
+    "signed-cl": ([("Content-Length", "+5")], b"hello"),
+    "space-before-colon": (
+        [("Transfer-Encoding ", "chunked")],
+        b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
     "chunk-without-crlf": (
         [("Transfer-Encoding", "chunked")],
         b"5\r\nhelloXX3\r\nabc\r\n0\r\n\r\n",

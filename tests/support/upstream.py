@@ -305,6 +305,14 @@ async def _upload(x: Exchange) -> None:
     await x.respond(200, json.dumps(digest).encode(), [("Content-Type", "application/json")])
 
 
+async def _early(x: Exchange) -> None:
+    """Answer without reading the request body (as an API does for a body it refuses)."""
+    code = x.arg("status", 413)
+    await x.respond(
+        code, b"refused early", [("Content-Type", "text/plain"), ("Connection", "close")]
+    )
+
+
 async def _close(x: Exchange) -> None:
     await x.body()
     await x.respond(200, b"bye", [("Connection", "close")])
@@ -327,6 +335,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "headers": _headers,
     "upload": _upload,
     "close": _close,
+    "early": _early,
 }
 
 
