@@ -52,7 +52,7 @@ def _call(call_id: Any, arguments: Any) -> RetrieveCall:
 def find_calls(provider: Provider, response: dict[str, Any]) -> Calls:
     ours: list[RetrieveCall] = []
     others = 0
-    for name, call_id, arguments in _tool_calls(provider, response):
+    for name, call_id, arguments in tool_calls(provider, response):
         if is_retrieve_tool(name):
             ours.append(_call(call_id, arguments))
         else:
@@ -60,7 +60,7 @@ def find_calls(provider: Provider, response: dict[str, Any]) -> Calls:
     return Calls(ours, others)
 
 
-def _tool_calls(provider: Provider, response: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def tool_calls(provider: Provider, response: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     if provider.name == "anthropic":
         for block in response.get("content") or []:

@@ -20,6 +20,7 @@ from headroom.ccr.store import PendingWrites
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
 from headroom.providers.memo import MemoPipeline
+from headroom.providers.mixed import MixedLedger, restore
 from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline
 
@@ -48,12 +49,13 @@ class Rewrite:
     by_strategy: dict[str, StrategyTally] = field(default_factory=dict)
     writes: PendingWrites = field(default_factory=PendingWrites)
     tool_injected: bool = False
+    restored: bool = False  # earlier retrieval calls were put back into the history
     seconds: float = 0.0
     skipped_reason: str = ""
 
     @property
     def changed(self) -> bool:
-        return self.outputs_compressed > 0
+        return self.outputs_compressed > 0 or self.restored
 
     @property
     def tokens_saved(self) -> int:
@@ -67,6 +69,7 @@ def rewrite_request(
     *,
     min_chars: int = DEFAULT_MIN_CHARS,
     cancel: threading.Event | None = None,
+    ledger: MixedLedger | None = None,
 ) -> Rewrite:
     started = time.perf_counter()
     result = Rewrite(body, provider.name)
@@ -78,6 +81,12 @@ def rewrite_request(
     if not isinstance(payload, dict):
         result.skipped_reason = "not_an_object"
         return result
+    if ledger is not None:
+        restored = restore(provider, body, payload, ledger)
+        if restored is not body:
+            body = result.body = restored
+            payload = orjson.loads(body)
+            result.restored = True
     outputs = provider.find_outputs(payload)
     result.outputs_seen = len(outputs)
     model = str(payload.get("model", ""))

@@ -18,6 +18,7 @@ from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.pool import UpstreamPool, client_tls_context
+from headroom.providers.mixed import MixedLedger
 from headroom.proxy.compression import Compression
 from headroom.proxy.exchange import Exchange, send_local
 from headroom.proxy.local import error_response
@@ -48,6 +49,7 @@ class ProxyApp:
         self.store: CCRStore | None = None
         self.retrieve: RetrieveRoutes | None = None
         self.stats = Stats()
+        self.mixed = MixedLedger()
         self.transform_request: RequestTransform = Compression(self)
         self.header_timeout = config.header_timeout
         self.keepalive_timeout = config.keepalive_timeout

@@ -117,7 +117,12 @@ class Compression:
         future = loop.run_in_executor(
             self.executor,
             lambda: rewrite_request(
-                body, provider, pipeline, min_chars=self.config.compression_min_chars, cancel=cancel
+                body,
+                provider,
+                pipeline,
+                min_chars=self.config.compression_min_chars,
+                cancel=cancel,
+                ledger=self.app.mixed,
             ),
         )
         try:
@@ -170,6 +175,10 @@ class Compression:
 
     def _count(self, result: Rewrite) -> None:
         stats = self.app.stats
+        if result.restored:
+            self.app.mixed.restored += 1
+        if not result.outputs_compressed:
+            return
         stats.compressed_requests += 1
         stats.tokens_before += result.tokens_before
         stats.tokens_after += result.tokens_after

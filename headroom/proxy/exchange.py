@@ -240,6 +240,9 @@ class Exchange:
             if outcome == "ok":
                 if self.retrieval is not None and self.stream_retrieval is None and body:
                     await self._answer_held(body)
+                elif self.stream_retrieval is not None and self.retrieval is not None:
+                    answer = self.stream_retrieval.stream.follow_up_response()
+                    await retrieval_loop.remember_mixed(self, self.retrieval, answer)
                 return
             replayable = body is not None or (self.req_ended and self.bytes_in == 0)
             if (
@@ -324,6 +327,8 @@ class Exchange:
                 break
             outcome = await self._exchange_with(upstream, body)
             if outcome == "ok":
+                answer = stream.stream.follow_up_response()
+                await retrieval_loop.remember_mixed(self, self.retrieval, answer)
                 return
             if outcome != "follow_up":
                 message = stream.error or self.failure or f"follow-up {outcome}"

@@ -9,6 +9,7 @@ after the last round, reaches the client with our calls removed.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -17,6 +18,7 @@ from headroom.ccr.store import Entry, StoreError
 from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
+from headroom.providers.mixed import Removed, client_call_ids, removed_calls
 from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.responses_stream import ResponsesStream
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
@@ -56,6 +58,8 @@ async def complete(
                 others=calls.others,
                 round=round_no,
             )
+            if calls.others:
+                await remember_mixed(ex, provider, response)
             return _rewritten(head, strip_calls(provider, response))
         results = await lookup_all(ex, calls.ours)
         body = follow_up(provider, body, response, results)
@@ -163,6 +167,17 @@ class StreamRetrieval:
         self.round += 1
         self.parser = SSEParser()
         self.stream.start_round()
+
+
+async def remember_mixed(ex: Exchange, provider: Provider, response: dict) -> None:  # type: ignore[type-arg]
+    """A turn with our calls and the client's: answer ours now, keep them for the client's
+    next request (see ``providers.mixed``)."""
+    calls = find_calls(provider, response)
+    if not calls.ours or not calls.others:
+        return
+    results = await lookup_all(ex, calls.ours)
+    removed = Removed(tuple(removed_calls(provider, response)), tuple(results), time.time())
+    ex.app.mixed.remember(client_call_ids(provider, response), removed)
 
 
 async def lookup_all(ex: Exchange, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]

@@ -223,3 +223,79 @@ def test_memo_reuses_results_and_replays_originals_into_each_store() -> None:
     tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
     tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
     assert tiny.hits == 0  # too big to keep: recomputed, still correct
+
+
+def test_mixed_turn_is_put_back_on_the_next_request() -> None:
+    import time
+
+    from headroom.providers.mixed import MixedLedger, Removed, restore
+
+    ours = {
+        "type": "tool_use",
+        "id": "r1",
+        "name": "headroom_retrieve",
+        "input": {"hash": "a" * 24},
+    }
+    ledger = MixedLedger()
+    ledger.remember(["c1"], Removed((ours,), (("r1", "THE ORIGINAL"),), time.time()))
+    history = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "both"},
+                    {"type": "tool_use", "id": "c1", "name": "Bash", "input": {"cmd": "ls"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "x"}],
+            },
+        ],
+    }
+    body = json.dumps(history, indent=1).encode()
+    once = restore(ANTHROPIC, body, history, ledger)
+    twice = restore(ANTHROPIC, body, history, ledger)
+    assert once == twice != body  # the same bytes on every later turn: caches keep hitting
+    out = json.loads(once)
+    assert out["messages"][1]["content"][-1] == ours
+    assert out["messages"][2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "r1",
+        "content": "THE ORIGINAL",
+    }
+    assert out["messages"][2]["content"][1]["tool_use_id"] == "c1"
+    fresh = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    assert restore(ANTHROPIC, fresh, json.loads(fresh), ledger) is fresh
+
+
+def test_mixed_turn_restore_for_openai_chat() -> None:
+    import time
+
+    from headroom.providers.mixed import MixedLedger, Removed, restore
+
+    ours = {
+        "id": "r1",
+        "type": "function",
+        "function": {"name": "headroom_retrieve", "arguments": '{"hash":"x"}'},
+    }
+    ledger = MixedLedger()
+    ledger.remember(["c1"], Removed((ours,), (("r1", "ORIG"),), time.time()))
+    history = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "files"},
+        ]
+    }
+    out = json.loads(restore(OPENAI_CHAT, json.dumps(history).encode(), history, ledger))
+    assert [c["id"] for c in out["messages"][0]["tool_calls"]] == ["c1", "r1"]
+    assert out["messages"][1] == {"role": "tool", "tool_call_id": "r1", "content": "ORIG"}
+    assert out["messages"][2]["tool_call_id"] == "c1"

@@ -1,0 +1,205 @@
+"""Turns where the model called ``headroom_retrieve`` and the client's own tools together.
+
+The client must get its own calls (it has to run them) and never ours. So the proxy answers
+ours itself, sends the client the turn without them, and remembers the removed calls with
+their results, keyed by the client's call ids. When the client's next request carries that
+turn back (recognised by those ids), the removed calls and their results are put back into
+the history at the same place, so the provider sees the conversation the model actually
+had — its retrieval answered — and the bytes put back are the same on every later turn.
+
+The memory is per process, bounded and time-limited. A worker that did not see the turn
+(or a record that aged out) leaves the history as the client sent it: still a valid
+conversation, only without the retrieved text.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from headroom.providers.base import Provider, is_retrieve_tool
+from headroom.providers.jsondoc import JsonDoc, Span
+from headroom.providers.retrieval import tool_calls
+
+MAX_RECORDS = 4096
+TTL_SECONDS = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class Removed:
+    calls: tuple[dict[str, Any], ...]  # our call elements, in the provider's own shape
+    results: tuple[tuple[str, str], ...]  # (call id, tool result text)
+    created: float
+
+
+class MixedLedger:
+    def __init__(self, max_records: int = MAX_RECORDS, ttl: float = TTL_SECONDS) -> None:
+        self._by_call: OrderedDict[str, Removed] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_records = max_records
+        self.ttl = ttl
+        self.remembered = 0  # turns whose removed calls were kept
+        self.restored = 0  # requests that had them put back
+
+    def remember(self, client_call_ids: list[str], removed: Removed) -> None:
+        with self._lock:
+            self.remembered += 1
+            for call_id in client_call_ids:
+                self._by_call[call_id] = removed
+                self._by_call.move_to_end(call_id)
+            while len(self._by_call) > self.max_records:
+                self._by_call.popitem(last=False)
+
+    def find(self, call_id: str) -> Removed | None:
+        with self._lock:
+            removed = self._by_call.get(call_id)
+            if removed is not None and time.time() - removed.created > self.ttl:
+                del self._by_call[call_id]
+                return None
+            return removed
+
+    def __len__(self) -> int:
+        return len(self._by_call)
+
+
+def removed_calls(provider: Provider, response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our call elements as they stand in an answer (before they are stripped)."""
+    if provider.name == "anthropic":
+        return [
+            b
+            for b in response.get("content") or []
+            if isinstance(b, dict)
+            and b.get("type") == "tool_use"
+            and is_retrieve_tool(str(b.get("name", "")))
+        ]
+    if provider.name == "openai_chat":
+        choices = response.get("choices") or [{}]
+        message = choices[0].get("message") if isinstance(choices[0], dict) else None
+        calls = (message or {}).get("tool_calls") or []
+        return [
+            c
+            for c in calls
+            if isinstance(c, dict)
+            and isinstance(c.get("function"), dict)
+            and is_retrieve_tool(str(c["function"].get("name", "")))
+        ]
+    return [
+        i
+        for i in response.get("output") or []
+        if isinstance(i, dict)
+        and i.get("type") == "function_call"
+        and is_retrieve_tool(str(i.get("name", "")))
+    ]
+
+
+def client_call_ids(provider: Provider, response: dict[str, Any]) -> list[str]:
+    return [
+        str(cid) for name, cid, _ in tool_calls(provider, response) if not is_retrieve_tool(name)
+    ]
+
+
+def restore(provider: Provider, body: bytes, payload: dict[str, Any], ledger: MixedLedger) -> bytes:
+    """The body with every remembered removal put back; the same object if none applies."""
+    if not len(ledger):
+        return body
+    plan = _plan(provider, payload, ledger)
+    if not plan:
+        return body
+    doc = JsonDoc(body)
+    spans = doc.spans([path for path, _, _ in plan])
+    for path, where, text in plan:
+        span = spans.get(path)
+        if span is None:
+            return body
+        _insert(doc, span, where, text)
+    return doc.render()
+
+
+def _insert(doc: JsonDoc, span: Span, where: str, text: str) -> None:
+    if where == "after":
+        doc.insert(span.end, "," + text)
+    elif where == "before":
+        doc.insert(span.start, text + ",")
+    else:  # "append" into the array at span
+        doc.append_to_array(span, text)
+
+
+Plan = list[tuple[tuple[str | int, ...], str, str]]
+
+
+def _dumps(items: list[dict[str, Any]]) -> str:
+    return ",".join(orjson.dumps(i).decode() for i in items)
+
+
+def _plan(provider: Provider, payload: dict[str, Any], ledger: MixedLedger) -> Plan:
+    key = "input" if provider.name == "openai_responses" else "messages"
+    items = payload.get(key)
+    if not isinstance(items, list):
+        return []
+    plan: Plan = []
+    done: set[int] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for call_id in _ids_in(provider, item):
+            removed = ledger.find(call_id)
+            if removed is None or id(removed) in done or _already_back(items, removed):
+                continue
+            done.add(id(removed))
+            plan.extend(_steps(provider, key, items, i, removed))
+    return plan
+
+
+def _ids_in(provider: Provider, item: dict[str, Any]) -> list[str]:
+    if provider.name == "anthropic" and item.get("role") == "assistant":
+        return [
+            str(b.get("id"))
+            for b in item.get("content") or []
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
+    if provider.name == "openai_chat" and item.get("role") == "assistant":
+        return [str(c.get("id")) for c in item.get("tool_calls") or [] if isinstance(c, dict)]
+    if provider.name == "openai_responses" and item.get("type") == "function_call":
+        return [str(item.get("call_id"))]
+    return []
+
+
+def _already_back(items: list[Any], removed: Removed) -> bool:
+    """The client kept our calls itself (it echoes history verbatim): nothing to restore."""
+    wanted = {cid for cid, _ in removed.results}
+    blob = orjson.dumps(items)
+    return all(cid.encode() in blob for cid in wanted) and b"headroom_retrieve" in blob
+
+
+def _steps(provider: Provider, key: str, items: list[Any], i: int, removed: Removed) -> Plan:
+    calls = list(removed.calls)
+    if provider.name == "anthropic":
+        results = [
+            {"type": "tool_result", "tool_use_id": cid, "content": text}
+            for cid, text in removed.results
+        ]
+        steps: Plan = [((key, i, "content"), "append", _dumps(calls))]
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if isinstance(nxt, dict) and isinstance(nxt.get("content"), list) and nxt["content"]:
+            steps.append(((key, i + 1, "content", 0), "before", _dumps(results)))
+        else:
+            steps.append(((key, i), "after", _dumps([{"role": "user", "content": results}])))
+        return steps
+    if provider.name == "openai_chat":
+        tool_messages = [
+            {"role": "tool", "tool_call_id": cid, "content": text} for cid, text in removed.results
+        ]
+        return [
+            ((key, i, "tool_calls"), "append", _dumps(calls)),
+            ((key, i), "after", _dumps(tool_messages)),
+        ]
+    outputs = [
+        {"type": "function_call_output", "call_id": cid, "output": text}
+        for cid, text in removed.results
+    ]
+    return [((key, i), "after", _dumps(calls + outputs))]
