@@ -68,11 +68,12 @@ def proxy(shared_proxy: ProxyProcess, llm: LLMUpstream) -> ProxyProcess:
 
 @pytest.fixture
 def start_proxy(tmp_path: Path, llm: LLMUpstream) -> Iterator[Callable[..., ProxyProcess]]:
-    """``start_proxy(*flags)``: a proxy of its own in front of the same upstream."""
+    """``start_proxy(*flags, base_path="")``: a proxy of its own in front of the same
+    upstream (under ``base_path`` when given)."""
     started: list[ProxyProcess] = []
 
-    def start(*flags: str) -> ProxyProcess:
-        proc = _start(llm.url, tmp_path, flags)
+    def start(*flags: str, base_path: str = "") -> ProxyProcess:
+        proc = _start(llm.url + base_path, tmp_path, flags)
         started.append(proc)
         return proc
 

@@ -250,3 +250,62 @@ def test_numbered_read_of_a_log_keeps_its_line_numbers(
     body = traffic.encode(traffic.claude_code_body("why do payments fail?", [step]))
     forwarded = _forward(http, llm, "/v1/messages", body)
     _check(proxy, body, forwarded, [Output(text, numbered_errors)], "anthropic")
+
+
+@pytest.mark.parametrize("ascii_only", [False, True], ids=["utf8", "escaped"])
+def test_non_ascii_output_and_escapes_survive(
+    proxy: ProxyProcess, llm: LLMUpstream, http: httpx.Client, ascii_only: bool
+) -> None:
+    """Accents, CJK and emoji in the output; in the escaped variant every other string in
+    the body keeps its ``\\uXXXX`` escapes (and surrogate pairs) exactly as sent."""
+    log = traffic.unicode_log()
+    step = traffic.claude_step(0, "Bash", {"command": "tail -n 500 i18n.log"}, log)
+    body = traffic.encode(
+        traffic.claude_code_body("why does rendering fail for 李雷? 💥", [step]),
+        ascii_only=ascii_only,
+    )
+    assert ascii_only == body.isascii()
+    forwarded = _forward(http, llm, "/v1/messages", body)
+    _check(proxy, body, forwarded, [log], "anthropic")
+
+
+def test_chat_body_without_tools_gets_a_tools_member(
+    proxy: ProxyProcess, llm: LLMUpstream, http: httpx.Client
+) -> None:
+    log = traffic.service_log(seed=17)
+    payload = traffic.chat_body("why do payments fail?", [traffic.chat_step(0, "logs", log)])
+    del payload["tools"]
+    body = traffic.encode(payload)
+    forwarded = _forward(http, llm, "/v1/chat/completions", body)
+    _check(proxy, body, forwarded, [log], "chat")
+    assert list(json.loads(forwarded))[-1] == "tools"
+
+
+def test_upstream_base_path_still_compresses(start_proxy, llm: LLMUpstream) -> None:
+    """``--upstream http://host/base``: the API paths live under the base path."""
+    based = start_proxy(base_path="/api/anthropic")
+    log = traffic.service_log(seed=18)
+    body = traffic.encode(traffic.claude_code_body(TASK, [traffic.claude_step(0, "Bash", {}, log)]))
+    with httpx.Client(base_url=based.url, timeout=15, trust_env=False) as client:
+        got = client.post("/v1/messages?beta=true", content=body, headers=JSON)
+    assert got.status_code == 200
+    rec = llm.posts("/v1/messages")[0]
+    assert rec.target == "/api/anthropic/v1/messages?beta=true"
+    _check(based, body, bytes(rec.body), [log], "anthropic")
+
+
+def test_not_json_or_broken_json_is_forwarded_untouched(
+    proxy: ProxyProcess, llm: LLMUpstream, http: httpx.Client
+) -> None:
+    """A body the proxy cannot read as the API's JSON goes out exactly as it came, and the
+    upstream's own answer (here its 400) comes back."""
+    log = traffic.service_log(seed=19)
+    whole = traffic.encode(
+        traffic.claude_code_body(TASK, [traffic.claude_step(0, "Bash", {}, log)])
+    )
+    for body, ctype in ((whole[:-1], "application/json"), (whole, "text/plain")):
+        llm.clear()
+        got = http.post("/v1/messages", content=body, headers={"content-type": ctype})
+        assert bytes(llm.posts("/v1/messages")[0].body) == body, ctype
+        if ctype == "application/json":
+            assert got.status_code == 400 and got.content == bytes(llm.answers[0].sent)

@@ -186,3 +186,15 @@ def test_count_tokens_compresses_like_the_message(proxy: ProxyProcess, llm: LLMU
     assert in_count.inserted == in_msg.inserted != []
     # The count the agent sees is the count of what the model will see (fake: 4 bytes/token).
     assert counted.json()["input_tokens"] == len(fwd_count) // 4
+
+
+def test_compression_past_its_deadline_forwards_the_original(start_proxy, llm: LLMUpstream) -> None:
+    """``--compression-timeout``: a body that takes longer goes out as sent, counted."""
+    hasty = start_proxy("--compression-timeout", "1ms")
+    big = traffic.service_log(lines=12_000, seed=23)
+    steps = [traffic.claude_step(0, "Read", {"file_path": "/var/log/api.log"}, big)]
+    body = traffic.encode(traffic.claude_code_body("why do payments fail?", steps, stream=False))
+    _post(hasty.url, "/v1/messages", body, JSON)
+    assert bytes(_only(llm, "/v1/messages").body) == body
+    stats = httpx.get(hasty.url + "/stats", trust_env=False).json()
+    assert stats["compression"]["bypassed"].get("timeout") == 1, stats["compression"]

@@ -40,17 +40,18 @@ class Step:
     call_id: str
 
 
-def encode(body: dict[str, Any], *, pretty: bool = False) -> bytes:
+def encode(body: dict[str, Any], *, pretty: bool = False, ascii_only: bool = False) -> bytes:
     """Body bytes as an agent writes them: compact JS-style JSON, or indented when
-    ``pretty`` (to prove whitespace survives)."""
+    ``pretty`` (to prove whitespace survives); ``ascii_only`` escapes every non-ASCII
+    character (``\\u00e9``, surrogate pairs for emoji) the way Python's json does."""
     if pretty:
-        return json.dumps(body, ensure_ascii=False, indent=2).encode()
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(body, ensure_ascii=ascii_only, indent=2).encode()
+    return json.dumps(body, ensure_ascii=ascii_only, separators=(",", ":")).encode()
 
 
-def token(value: str) -> bytes:
-    """How ``encode`` spells one string value (both modes spell strings alike)."""
-    return json.dumps(value, ensure_ascii=False).encode()
+def tokens(value: str) -> tuple[bytes, bytes]:
+    """The two ways ``encode`` may spell one string value."""
+    return json.dumps(value, ensure_ascii=False).encode(), json.dumps(value).encode()
 
 
 # -------------------------------------------------------------------- tool outputs
@@ -135,6 +136,20 @@ def python_source(lines: int = 400, seed: int = 4) -> str:
 def numbered(text: str) -> str:
     """Claude Code's Read output: ``cat -n`` numbering (6-wide number, tab)."""
     return "\n".join(f"{i:>6}\t{line}" for i, line in enumerate(text.split("\n"), 1))
+
+
+def unicode_log(lines: int = 500, seed: int = 6) -> Output:
+    """A log full of non-ASCII text (accents, CJK, emoji outside the BMP) and one error."""
+    rng = random.Random(seed)
+    users = ("José", "Zoë", "李雷", "Ærøskøbing", "Łukasz", "🚀deploy")
+    out = [
+        f"{_ts(i)} INFO  [i18n] user={rng.choice(users)} locale=fr_FR msg=«café prêt» "
+        f"n={rng.randint(1, 999)} ✓"
+        for i in range(lines)
+    ]
+    error = f"{_ts(lines // 2)} ERROR [i18n] rendering failed for user=李雷: UnicodeError 💥"
+    out[lines // 2] = error
+    return Output("\n".join(out), (error,))
 
 
 def small(text: str) -> Output:

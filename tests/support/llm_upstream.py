@@ -210,26 +210,26 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
     body = await x.body()
     path = x.rec.path
     if x.rec.method != "POST":
-        await _json(x, 404, {"error": {"type": "not_found", "message": f"no {path}"}})
+        await _refuse(server, x, 404, {"error": {"type": "not_found", "message": f"no {path}"}})
         return
     try:
         body = _decoded(body, x.rec.header("content-encoding"))
         payload = orjson.loads(body)
     except (orjson.JSONDecodeError, OSError, ValueError, zlib.error, zstandard.ZstdError) as exc:
-        await _json(x, 400, _anthropic_error(f"unreadable body: {exc}"))
+        await _refuse(server, x, 400, _anthropic_error(f"unreadable body: {exc}"))
         return
     if path.endswith("/v1/messages/count_tokens"):
-        await _json(x, 200, {"input_tokens": _tokens(body)}, [("request-id", "req_count")])
+        count = {"input_tokens": _tokens(body)}
+        await _refuse(server, x, 200, count, [("request-id", "req_count")])
         return
     api = _APIS.get(_suffix(path))
     if api is None:
-        await _json(x, 404, {"error": {"type": "not_found", "message": f"no {path}"}})
+        await _refuse(server, x, 404, {"error": {"type": "not_found", "message": f"no {path}"}})
         return
     stream = payload.get("stream") is True
     problem = api.validate(payload) if server.validate else None
     if problem is not None:
-        server._answered(Answer(x.rec, None, 400, stream))
-        await _json(x, 400, api.error(problem), [(api.rid_header, "req_invalid")])
+        await _refuse(server, x, 400, api.error(problem), [(api.rid_header, "req_invalid")])
         return
     turn = server._next_turn()
     answer = Answer(x.rec, turn, turn.status, stream)
@@ -247,6 +247,19 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
         await x.end()
     else:
         await _json(x, 200, api.message(ctx), rid, answer.sent)
+
+
+async def _refuse(
+    server: LLMUpstream,
+    x: Exchange,
+    status: int,
+    value: Any,
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
+    """Answer without a scripted turn (errors, count_tokens), recorded like any answer."""
+    answer = Answer(x.rec, None, status, False)
+    server._answered(answer)
+    await _json(x, status, value, headers, answer.sent)
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:
