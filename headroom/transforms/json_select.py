@@ -20,7 +20,7 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain
 from typing import Any
 
@@ -70,6 +70,9 @@ def _in_key(text: str, end: int) -> bool:
     return False
 
 
+_SCAN_CHUNK = 1 << 16
+
+
 class ItemTexts:
     """The compact JSON of a whole array, built once from its items' compact texts.
 
@@ -85,6 +88,24 @@ class ItemTexts:
 
     def index(self, pos: int) -> int:
         return bisect_right(self.starts, pos) - 1
+
+    def spans(self, size: int = _SCAN_CHUNK) -> Iterator[tuple[int, int]]:
+        """``(lo, hi)`` pieces of ``joined`` of about ``size`` chars, cut between items.
+
+        Scanning a piece at a time bounds the automaton's copy of the text (pyahocorasick
+        widens a str to 4 bytes per character first); a word never spans two items."""
+        n = len(self.joined)
+        lo = 0
+        while lo < n:
+            if lo + size >= n:
+                yield lo, n
+                return
+            j = bisect_right(self.starts, lo + size) - 1
+            hi = self.starts[j]
+            if hi <= lo:  # one item longer than ``size``: it is a piece of its own
+                hi = self.starts[j + 1] if j + 1 < len(self.starts) else n
+            yield lo, hi
+            lo = hi
 
 
 def _evenly(indices: list[int], count: int) -> list[int]:
@@ -123,9 +144,11 @@ def error_items(
     an item, and marks nothing."""
     by_word: dict[str, dict[int, None]] = {}
     text = rows.joined
-    for hit in detector.hits(text):
-        if not _in_key(text, hit.start + len(hit.word)):
-            by_word.setdefault(hit.word, {})[rows.index(hit.start)] = None
+    for lo, hi in rows.spans():
+        for hit in detector.hits(text[lo:hi]):
+            start = lo + hit.start
+            if not _in_key(text, start + len(hit.word)):
+                by_word.setdefault(hit.word, {})[rows.index(start)] = None
     limit = max(1.0, cfg.error_max_df * n)
     found = {i for hits in by_word.values() if len(hits) <= limit for i in hits}
     return sorted(found)
@@ -286,20 +309,9 @@ def query_items(rows: ItemTexts, n: int, query: str, cfg: SmartCrusherConfig) ->
         if term not in anchors:
             automaton.add_word(term, (False, term))
     automaton.make_automaton()
-    text = rows.joined
-    lowered = text.lower()
-    if len(lowered) != len(text):
-        lowered = "".join(c.lower() if c.isascii() else c for c in text)
     anchor_hits: dict[str, dict[int, None]] = {}
     word_hits: dict[str, set[int]] = {}
-    for end, (is_anchor, term) in automaton.iter(lowered):
-        start = end - len(term) + 1
-        if (start > 0 and _is_word_char(lowered[start - 1]) and _is_word_char(term[0])) or (
-            end + 1 < len(lowered) and _is_word_char(lowered[end + 1]) and _is_word_char(term[-1])
-        ):
-            continue
-        if _in_key(text, end + 1):
-            continue
+    for start, is_anchor, term in _term_hits(rows, automaton):
         row = rows.index(start)
         if is_anchor:
             anchor_hits.setdefault(term, {})[row] = None
@@ -308,6 +320,27 @@ def query_items(rows: ItemTexts, n: int, query: str, cfg: SmartCrusherConfig) ->
     keep = _anchored(anchor_hits, n, cfg)
     keep.update(_relevant(word_hits, n, cfg))
     return keep
+
+
+def _term_hits(
+    rows: ItemTexts, automaton: ahocorasick.Automaton
+) -> Iterator[tuple[int, bool, str]]:
+    """(position, is_anchor, term) of whole-word, case-folded query hits outside keys."""
+    text = rows.joined
+    for lo, hi in rows.spans():
+        piece = text[lo:hi]
+        lowered = piece.lower()
+        if len(lowered) != len(piece):
+            lowered = "".join(c.lower() if c.isascii() else c for c in piece)
+        last = len(lowered) - 1
+        for end, (is_anchor, term) in automaton.iter(lowered):
+            start = end - len(term) + 1
+            if start > 0 and _is_word_char(lowered[start - 1]) and _is_word_char(term[0]):
+                continue
+            if end < last and _is_word_char(lowered[end + 1]) and _is_word_char(term[-1]):
+                continue
+            if not _in_key(text, lo + end + 1):
+                yield lo + start, is_anchor, term
 
 
 def _anchored(anchor_hits: dict[str, dict[int, None]], n: int, cfg: SmartCrusherConfig) -> set[int]:

@@ -51,6 +51,20 @@ def _is_base64_blob(text: str) -> bool:
     return _BASE64_BLOB.fullmatch(text) is not None and len(set(text[:4096])) >= 16
 
 
+_TOKEN_CHUNK = 1 << 16
+
+
+def _tokens(text: str, model: str) -> int:
+    """``estimate_tokens`` a slice at a time: the estimate is a sum over characters, and
+    slicing keeps its temporary copies small on megabyte inputs (peak memory)."""
+    if len(text) <= _TOKEN_CHUNK:
+        return estimate_tokens(text, model)
+    return sum(
+        estimate_tokens(text[i : i + _TOKEN_CHUNK], model)
+        for i in range(0, len(text), _TOKEN_CHUNK)
+    )
+
+
 class _Table(str):
     """Table text standing in for an array; top level prints it raw, nested embeds it."""
 
@@ -109,7 +123,7 @@ class _Walk:
         return out if len(out) < len(text) else text
 
     def tokens(self, text: str) -> int:
-        return estimate_tokens(text, self.ctx.model)
+        return _tokens(text, self.ctx.model)
 
     def array(self, items: list[Any], depth: int, top: bool) -> Any:
         last = items[-1]
@@ -226,8 +240,8 @@ class SmartCrusher:
             output = _Walk(self, codec, ctx, keys).document(value)
         except (TypeError, ValueError, RecursionError):
             return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
-        before = estimate_tokens(text, ctx.model)
-        after = estimate_tokens(output, ctx.model)
+        before = _tokens(text, ctx.model)
+        after = _tokens(output, ctx.model)
         if output == text or after >= before:
             return self._passthrough(text, ctx)
         # only keys the output still names: a row dropped by an outer cut may have held an
@@ -238,5 +252,5 @@ class SmartCrusher:
 
     @staticmethod
     def _passthrough(text: str, ctx: CompressContext) -> CompressResult:
-        tokens = estimate_tokens(text, ctx.model)
+        tokens = _tokens(text, ctx.model)
         return CompressResult(text, "passthrough", tokens, tokens)

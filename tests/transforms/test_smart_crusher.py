@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import pytest
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
+from headroom.transforms.json_select import ItemTexts
 from headroom.transforms.json_table import is_table, parse_table
 from headroom.transforms.smart_crusher import SENTINEL_KEY, SmartCrusher, SmartCrusherConfig
 from headroom.transforms.tokens import estimate_tokens
@@ -493,6 +495,17 @@ def test_base64_blobs_are_offloaded_whole_only_with_a_store() -> None:
     assert store.get(key) == doc["thumb"].encode()
     plain = SmartCrusher().compress(orjson.dumps(doc).decode(), CompressContext())
     assert plain.keys == () and orjson.loads(plain.output) == doc
+
+
+@pytest.mark.parametrize("size", [1, 7, 50, 10_000])
+def test_scan_pieces_cover_the_text_and_cut_only_between_items(size: int) -> None:
+    texts = [compact(x) for x in ["a" * 30, 1, {"k": "v" * 80}, [], "z", 22.5, "q" * 5]]
+    rows = ItemTexts(texts)
+    spans = list(rows.spans(size))
+    assert spans[0][0] == 0 and spans[-1][1] == len(rows.joined)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(hi in rows.starts for _, hi in spans[:-1])
+    assert all(lo < hi for lo, hi in spans)
 
 
 def test_config_rejects_nonsense() -> None:
