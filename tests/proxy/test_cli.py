@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -147,3 +148,17 @@ def test_plain_asyncio_loop(start_proxy: StartProxy, upstream_server: FakeUpstre
     resp = httpx.post(f"{proc.url}/echo", content=b"loop", trust_env=False)
     assert (resp.status_code, resp.content) == (200, b"loop")
     assert proc.events("ready")[0].get("loop") == "asyncio", proc.events("ready")
+
+
+def test_restart_on_the_same_port_right_away(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    """An operator's restart must not fail to bind because of the old process's sockets."""
+    first = start_proxy(upstream_server.url)
+    for _ in range(3):  # closed connections leave TIME_WAIT entries on the port
+        assert httpx.get(f"{first.url}/echo", trust_env=False).status_code == 200
+    addr = first.addrs[0]
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(5) == 0
+    second = start_proxy(upstream_server.url, listen=(addr,))
+    assert httpx.get(f"{second.url}/echo", trust_env=False).status_code == 200

@@ -523,3 +523,63 @@ def test_upstream_answering_before_reading_the_body_is_relayed(proxy: ProxyProce
         )
         resp = conn.read_response(timeout=3)
     assert (resp.status, resp.body) == (413, b"refused early")
+
+
+# Headers the proxy itself may put on a forwarded request or a relayed response.
+ADDED_UPSTREAM = {
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+}
+ADDED_CLIENT = {
+    "x-request-id",
+    "headroom-upstream-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+}
+
+
+def test_nothing_else_is_added_either_way(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+    sent = [("Host", "x"), ("X-Only", "1"), ("X-Empty", ""), ("Content-Length", "2")]
+    resp = request(proxy.port, "POST", "/echo", sent, b"hi")
+    assert resp.status == 200
+    rec = upstream.only()
+    extra = set(rec.names()) - {k.lower() for k, _ in sent} - ADDED_UPSTREAM
+    assert not extra, f"proxy added request headers {extra}"
+    assert rec.header_all("x-empty") == [""]
+    relayed = {"content-type", "x-method", "x-body-length", "content-length"}
+    extra = {k.lower() for k, _ in resp.headers} - relayed - ADDED_CLIENT
+    assert not extra, f"proxy added response headers {extra}"
+
+
+def test_two_host_headers_are_rejected(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+    """RFC 9112 3.2: more than one Host is a 400 (which Host would the rewrite replace?)."""
+    resp = request(proxy.port, "GET", "/echo", [("Host", "a.example"), ("Host", "b.example")])
+    assert resp.status == 400, resp.status
+    assert not upstream.requests
+
+
+def test_chunk_extensions_and_trailers_are_accepted(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    body = b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+    resp = request(
+        proxy.port, "POST", "/echo", [("Host", "x"), ("Transfer-Encoding", "chunked")], body
+    )
+    assert (resp.status, resp.body) == (200, b"hello world")
+    assert bytes(upstream.only().body) == b"hello world"
+
+
+def test_early_hints_then_the_real_answer(proxy: ProxyProcess) -> None:
+    with RawConn(proxy.port) as conn:
+        conn.send(build_request("GET", "/hints", [("Host", "x")]))
+        resp = conn.read_response()
+        assert (resp.status, resp.body) == (200, b"after hints")
+        conn.send(build_request("GET", "/echo", [("Host", "x")]))
+        assert conn.read_response().status == 200

@@ -313,6 +313,15 @@ async def _early(x: Exchange) -> None:
     )
 
 
+async def _hints(x: Exchange) -> None:
+    """A 103 Early Hints before the real answer."""
+    await x.body()
+    await x.conn.send(
+        h11.InformationalResponse(status_code=103, headers=[("Link", "</a.css>; rel=preload")])
+    )
+    await x.respond(200, b"after hints", [("Content-Type", "text/plain")])
+
+
 async def _close(x: Exchange) -> None:
     await x.body()
     await x.respond(200, b"bye", [("Connection", "close")])
@@ -336,6 +345,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "upload": _upload,
     "close": _close,
     "early": _early,
+    "hints": _hints,
 }
 
 
