@@ -203,6 +203,8 @@ def _change_points(idx: Sequence[int], values: list[float], cfg: SmartCrusherCon
 def _rare_positions(col: list[Any], n: int, cfg: SmartCrusherConfig) -> list[int]:
     """Positions in ``col`` of the first ``rare_keep`` holders of each rare categorical value."""
     try:
+        if len(set(col[:_CATEGORY_PROBE])) > cfg.max_categories:
+            return []  # already too many distinct values: not categorical, skip the count
         counts = Counter(col)
     except TypeError:  # lists/objects in the field: count the scalar values only
         counts = Counter(v for v in col if type(v) in _CATEGORY_TYPES)
@@ -236,6 +238,7 @@ def _index_of(col: list[Any], value: Any, start: int) -> int:
 
 
 _CATEGORY_TYPES = (str, bool, int, type(None))
+_CATEGORY_PROBE = 512
 _NUMBER_TYPES = (int, float, RawInt, RawFloat)
 
 
