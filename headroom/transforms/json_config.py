@@ -16,6 +16,10 @@ class SmartCrusherConfig:
       max_flatten_keys=6          nested objects with more keys stay a JSON cell.
       max_lossless_tokens=600     an array whose best lossless form fits this many tokens
                                   (estimate_tokens) is never cut: the model sees every row.
+      table_best_ratio=0.25       no table is expected below this share of the compact
+                                  JSON, so an array whose compact JSON is over
+                                  max_lossless_tokens / 0.25 goes straight to row selection
+                                  (saves rendering a table that could not fit anyway).
       json_in_string_min_chars=64 strings shorter than this are not tried as embedded JSON.
       max_depth=50                deeper values are copied compactly, never walked.
 
@@ -55,6 +59,7 @@ class SmartCrusherConfig:
     lossless_min_savings: float = 0.15
     max_flatten_keys: int = 6
     max_lossless_tokens: int = 600
+    table_best_ratio: float = 0.25
     json_in_string_min_chars: int = 64
     max_depth: int = 50
 
@@ -85,6 +90,7 @@ class SmartCrusherConfig:
     def __post_init__(self) -> None:
         for name in (
             "error_max_df",
+            "table_best_ratio",
             "lossless_min_savings",
             "min_lossy_savings",
             "rare_fraction",

@@ -42,7 +42,6 @@ from headroom.transforms.tokens import estimate_tokens
 __all__ = ["SENTINEL_KEY", "SmartCrusher", "SmartCrusherConfig"]
 
 SENTINEL_KEY = "_ccr_dropped"
-_BEST_TABLE_RATIO = 0.25  # no table is expected below a quarter of the compact JSON
 _BASE64_BLOB = re.compile(r"(?:data:[\w/+.\-]+;base64,)?[A-Za-z0-9+/_\-]+={0,2}")
 
 
@@ -136,7 +135,7 @@ class _Walk:
             texts = self.codec.dumps_each(walked)
             rows = ItemTexts(texts, compact if walked is items else None)
             baseline = self.tokens(compact)
-            if baseline * _BEST_TABLE_RATIO > self.cfg.max_lossless_tokens:
+            if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
                 cut = self.crush(walked, rows, baseline, original)
                 if cut is not None:
                     return cut
