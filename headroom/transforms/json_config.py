@@ -47,7 +47,8 @@ class SmartCrusherConfig:
                                   quoted string, identifier) kept up to this many in
                                   all, most selective anchor first; an anchor found in
                                   more than relevance_max_df of the items selects nothing.
-      relevance_ratio=0.5         BM25-like: keep items scoring ≥ 50 % of the best item,
+      relevance_ratio=0.5         IDF-weighted (BM25, binary tf): keep items scoring ≥ 50 %
+                                  of the best item,
       relevance_max_df=0.5        counting only query words in ≤ half the items,
       max_relevance_rows=20       at most this many.
       opaque_min_chars=1024       a base64 string (optionally a data: URI) at least this long
