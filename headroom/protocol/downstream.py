@@ -59,6 +59,7 @@ class DownstreamConnection(asyncio.Protocol):
         "_read_paused",
         "_reading_blocked",
         "_timer",
+        "_tunnel",
         "client_ip",
         "host",
         "loop",
@@ -83,6 +84,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._cork = 0  # >0: writes are gathered and sent as one at uncork
         self._out: list[bytes] = []
         self._held = b""  # pipelined bytes that arrived while an answer was pending
+        self._tunnel: Callable[[bytes], None] | None = None  # after an upgrade: raw bytes
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -102,6 +104,9 @@ class DownstreamConnection(asyncio.Protocol):
         self._arm(self.host.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
         if self._exchange is not None and self._h1.request_done:
             # Pipelined bytes while the answer is pending: hold them here instead of
             # pausing reads, so a client that leaves is still noticed at once.
@@ -209,6 +214,23 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self._dispatch(events)
 
+    def accept_upgrade(
+        self, headers: list[tuple[bytes, bytes]], sink: Callable[[bytes], None]
+    ) -> None:
+        """Send 101 and turn the connection into a byte tunnel feeding ``sink``. Bytes the
+        client sent after its handshake are handed over first, in order."""
+        self._write(self._h1.accept_upgrade(headers))
+        early = self._h1.trailing_data + self._held
+        self._held = b""
+        self._tunnel = sink
+        if early:
+            sink(early)
+        self._reading_blocked = 0
+        self._set_reading()
+
+    def write_raw(self, data: bytes) -> None:
+        self._write(data)
+
     def close(self) -> None:
         """Close after flushing what was written."""
         if self._closed:
@@ -223,6 +245,8 @@ class DownstreamConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection at once (RST): the response in flight must look incomplete."""
         if self._closed:
+            if self.transport is not None:
+                self.transport.abort()  # a close still flushing: cut it now
             return
         self._exchange = None
         self._lost()

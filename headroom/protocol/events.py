@@ -33,9 +33,12 @@ class ResponseHead:
 
 @dataclass(slots=True)
 class Informational:
-    """A 1xx from the upstream (e.g. 100 Continue); not relayed, the proxy answers those."""
+    """A 1xx from the upstream. 100 Continue is not relayed (the proxy answers it itself);
+    101 Switching Protocols carries the headers the client must see for a WebSocket."""
 
     status: int
+    headers: Headers = field(default_factory=list)
+    raw_names: list[bytes] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -114,7 +114,18 @@ class H1Server:
 
     @property
     def request_done(self) -> bool:
-        return self._conn.their_state is h11.DONE
+        """The request is complete (or is an upgrade waiting for our answer)."""
+        state = self._conn.their_state
+        return state is h11.DONE or state is h11.MIGHT_SWITCH_PROTOCOL
+
+    def accept_upgrade(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """Answer an Upgrade request with 101; the connection then carries raw bytes."""
+        return self._conn.send(h11.InformationalResponse(status_code=101, headers=headers)) or b""
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes that arrived after the message h11 stopped at (e.g. after an upgrade)."""
+        return bytes(self._conn.trailing_data[0])
 
     def send_informational(self, status: int) -> bytes:
         return self._conn.send(h11.InformationalResponse(status_code=status, headers=[])) or b""
@@ -185,7 +196,8 @@ class H1Client:
                 headers, raw_names = _split(event.headers)
                 out.append(ResponseHead(event.status_code, headers, event.reason, raw_names))
             elif kind is h11.InformationalResponse:
-                out.append(Informational(event.status_code))
+                headers, raw_names = _split(event.headers)
+                out.append(Informational(event.status_code, headers, raw_names))
             elif kind is h11.EndOfMessage:
                 out.append(EndBody(_split(event.headers)[0]))
             elif kind is h11.ConnectionClosed:
@@ -199,6 +211,10 @@ class H1Client:
     @property
     def response_started(self) -> bool:
         return self._conn.their_state is not h11.IDLE
+
+    @property
+    def trailing_data(self) -> bytes:
+        return bytes(self._conn.trailing_data[0])
 
     def reusable(self) -> bool:
         """True when both messages ended cleanly and keep-alive holds; readies the next cycle."""

@@ -8,6 +8,7 @@ that left mid-exchange) closes it. Events go to a ``ResponseHandler`` the exchan
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from headroom.protocol.events import (
@@ -36,6 +37,8 @@ class ResponseHandler(Protocol):
         """Bracket the events of one read, so the handler can gather its writes."""
         ...
 
+    def on_informational(self, event: Informational) -> None: ...
+
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
@@ -43,6 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_h1",
         "_out",
         "_read_paused",
+        "_tunnel",
         "closed",
         "handler",
         "idle_timer",
@@ -62,6 +66,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self._cork = 0
         self._out: list[bytes] = []
+        self._tunnel: Callable[[bytes], None] | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -70,6 +75,9 @@ class UpstreamConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
         try:
             events = self._h1.receive(data)
         except Reset as exc:
@@ -99,9 +107,12 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(event.message)
                 return
             elif kind is Informational:
-                continue
+                handler.on_informational(event)
 
     def eof_received(self) -> bool:
+        if self._tunnel is not None:
+            self._fail("upstream closed the tunnel")
+            return False
         try:
             events = self._h1.receive(b"")
         except Reset as exc:
@@ -146,6 +157,16 @@ class UpstreamConnection(asyncio.Protocol):
     def response_started(self) -> bool:
         return self._h1.response_started
 
+    def start_tunnel(self, sink: Callable[[bytes], None]) -> None:
+        """After a 101: raw bytes both ways; the upstream's early bytes go first."""
+        early = self._h1.trailing_data
+        self._tunnel = sink
+        if early:
+            sink(early)
+
+    def write_raw(self, data: bytes) -> None:
+        self._write(data)
+
     def release(self) -> bool:
         """Detach the exchange; True when the connection may serve another request."""
         self.handler = None
@@ -167,12 +188,20 @@ class UpstreamConnection(asyncio.Protocol):
             self._read_paused = True
             transport.pause_reading()
 
-    def abort(self) -> None:
+    def close(self) -> None:
+        """Close after flushing what was written (a tunnel's last frames)."""
         self.handler = None
         if not self.closed:
             self.closed = True
             if self.transport is not None:
-                self.transport.abort()
+                self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection now (also a close that is still flushing)."""
+        self.handler = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
     # ------------------------------------------------------------------ internals
 

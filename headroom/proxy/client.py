@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from headroom.protocol.events import ResponseHead
+from headroom.protocol.events import Informational, ResponseHead
 from headroom.protocol.pool import UpstreamPool
 
 
@@ -43,6 +43,9 @@ class _Collector:
         pass
 
     def on_response_batch(self, start: bool) -> None:
+        pass
+
+    def on_informational(self, event: Informational) -> None:
         pass
 
 

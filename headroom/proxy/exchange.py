@@ -36,6 +36,7 @@ from headroom.proxy.headers import (
     upstream_target,
 )
 from headroom.proxy.local import LocalRequest, LocalResponse
+from headroom.proxy.upgrade import Tunnel, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
@@ -89,6 +90,7 @@ class Exchange:
         "stream_retrieval",
         "streaming",
         "t_headers",
+        "tunnel",
         "upstream",
         "upstream_request_id",
         "upstream_status",
@@ -132,6 +134,7 @@ class Exchange:
         self.retrieval: Provider | None = None
         self.held: tuple[ResponseHead | None, list[bytes]] = (None, [])
         self.stream_retrieval: retrieval_loop.StreamRetrieval | None = None
+        self.tunnel: Tunnel | None = None  # a WebSocket session after an Upgrade
         app.in_flight += 1
         self._task = app.loop.create_task(self._run())
 
@@ -145,6 +148,9 @@ class Exchange:
             handler = self.app.routes.match(self.path)
             if handler is not None:
                 await self._serve_local(handler)
+            elif is_websocket_upgrade(self.head):
+                self.tunnel = Tunnel(self)
+                await self.tunnel.run()
             elif self._is_buffered_route():
                 await self._forward_buffered()
             else:
@@ -157,7 +163,7 @@ class Exchange:
                 request_id=self.request_id.decode(),
                 error=f"{type(exc).__name__}: {exc}",
             )
-            self._fail(500, "internal_error", "the proxy failed to handle this request")
+            self.fail(500, "internal_error", "the proxy failed to handle this request")
         finally:
             self._finish()
 
@@ -201,7 +207,7 @@ class Exchange:
 
     def _too_large(self, limit: int) -> None:
         self.conn.must_close = True  # the unread body must not be parsed as a request
-        self._fail(
+        self.fail(
             413, "request_too_large", f"request body exceeds --max-body-bytes ({limit} bytes)"
         )
 
@@ -225,10 +231,10 @@ class Exchange:
             try:
                 upstream, reused = await self.app.pool.acquire()
             except ConnectTimeout as exc:
-                self._fail(504, "upstream_connect_timeout", str(exc))
+                self.fail(504, "upstream_connect_timeout", str(exc))
                 return
             except ConnectError as exc:
-                self._fail(502, "upstream_connect_error", str(exc))
+                self.fail(502, "upstream_connect_error", str(exc))
                 return
             if self.client_gone:
                 self.app.pool.discard(upstream)
@@ -262,13 +268,13 @@ class Exchange:
         if self.response_started:
             self.conn.abort()  # never let a cut-short response look complete
         elif outcome == "timeout":
-            self._fail(
+            self.fail(
                 504,
                 "upstream_timeout",
                 f"no response from upstream within {self.app.config.upstream_timeout:g}s",
             )
         else:
-            self._fail(502, "upstream_error", self.failure or "upstream failed")
+            self.fail(502, "upstream_error", self.failure or "upstream failed")
 
     async def _exchange_with(self, upstream: UpstreamConnection, body: bytes | None) -> str:
         self.upstream = upstream
@@ -291,7 +297,9 @@ class Exchange:
         self._arm_timer()
         return await self._done
 
-    def upstream_headers(self, content_length: int | None) -> list[tuple[bytes, bytes]]:
+    def upstream_headers(
+        self, content_length: int | None, upgrade: bool = False
+    ) -> list[tuple[bytes, bytes]]:
         cfg = self.app.config
         return upstream_request_headers(
             self.head,
@@ -302,6 +310,7 @@ class Exchange:
             request_id=self.request_id,
             content_length=content_length,
             drop=self.drop_request_headers,
+            upgrade=upgrade,
         )
 
     @property
@@ -355,7 +364,7 @@ class Exchange:
                 self, self.retrieval, body, head, b"".join(chunks)
             )
         except (ConnectError, ConnectTimeout, ConnectionError, TimeoutError, ValueError) as exc:
-            self._fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
+            self.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
             return
         self.upstream_status = head.status
         self.conn.cork()
@@ -419,9 +428,13 @@ class Exchange:
 
     def on_client_gone(self) -> None:
         self.client_gone = True
+        if self.tunnel is not None:
+            self.tunnel.client_gone()
         self._stop()
 
     def on_client_writable(self, writable: bool) -> None:
+        if self.tunnel is not None:
+            self.tunnel.on_client_writable(writable)
         if self.upstream is not None:
             self.upstream.set_reading(writable)
 
@@ -496,6 +509,9 @@ class Exchange:
         if done is not None and not done.done():
             done.set_result(outcome)
 
+    def set_client_blocked(self, block: bool) -> None:
+        self._block_client(block)
+
     def _block_client(self, block: bool) -> None:
         if block and not self._blocked_client:
             self._blocked_client = True
@@ -525,7 +541,7 @@ class Exchange:
         self.failure = "upstream timeout"
         self._resolve("timeout")
 
-    def _fail(self, status: int, error_type: str, message: str) -> None:
+    def fail(self, status: int, error_type: str, message: str) -> None:
         if self.response_started or self.conn.closed:
             self.conn.abort()
             return
@@ -561,7 +577,7 @@ class Exchange:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
-        self._fail(status, error_type, message)
+        self.fail(status, error_type, message)
         self._stop()
 
     def _stop(self) -> None:

@@ -72,6 +72,7 @@ def upstream_request_headers(
     request_id: bytes,
     content_length: int | None,
     drop: frozenset[bytes] = frozenset(),
+    upgrade: bool = False,
 ) -> Pairs:
     """Headers for the upstream request.
 
@@ -80,6 +81,8 @@ def upstream_request_headers(
     Content-Length is kept, and a chunked request stays chunked.
     """
     dropped = HOP_BY_HOP | connection_named(head.headers) | drop
+    if upgrade:  # a WebSocket handshake: the upstream must see the Upgrade it is asked for
+        dropped = dropped - {b"upgrade"}
     out: Pairs = []
     client_host: bytes | None = None
     forwarded_for: list[bytes] = []
@@ -110,6 +113,8 @@ def upstream_request_headers(
     if client_host is not None:
         out.append((b"X-Forwarded-Host", client_host))
     out.append((b"X-Request-Id", request_id))
+    if upgrade:
+        out.append((b"Connection", b"Upgrade"))
     if content_length is not None:
         out.append((b"Content-Length", str(content_length).encode("ascii")))
     elif chunked:
