@@ -133,7 +133,7 @@ class _Walk:
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
             texts = self.codec.dumps_each(walked)
-            rows = ItemTexts(texts, compact if walked is items else None)
+            rows = ItemTexts(texts, compact)  # compact is exactly the items' texts joined
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
                 cut = self.crush(walked, rows, baseline, original)
