@@ -502,3 +502,107 @@ def test_openai_responses_stream_mixed_calls(proxy: ProxyProcess, llm: LLMUpstre
     assert indices == [0, 1]
     assert kinds.count("response.completed") == 1
     assert len(llm.posts("/v1/responses")) == 1
+
+
+def _mixed_thinking_round(proxy: ProxyProcess, llm: LLMUpstream, stream: bool) -> list[Any]:
+    """Thinking, our call, the client's call; then the client's next request. Returns the
+    assistant turn as the upstream received it in that next request."""
+    bash = ToolCall("Bash", {"command": "grep 5521 orders.log"}, "toolu_bash")
+    llm.script(Turn((THINK, retrieve_call(KEY, "toolu_ret1"), bash)), text_turn(FINAL))
+    client = anthropic_sync(proxy, Sent())
+    params: dict[str, Any] = {
+        "model": traffic.CLAUDE_MODEL,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": CLAUDE_MESSAGES,
+        "tools": CLAUDE_TOOLS,
+    }
+    if stream:
+        with client.messages.stream(**params) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**params)
+    _no_trace(message.model_dump_json())
+    assert [b.type for b in message.content] == ["thinking", "tool_use"]
+    assert message.content[0].signature == THINK.signature
+    history = [
+        *CLAUDE_MESSAGES,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": THINK.thinking, "signature": THINK.signature},
+                {"type": "tool_use", "id": "toolu_bash", "name": "Bash", "input": bash.arguments},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_bash", "content": "none"}],
+        },
+    ]
+    final = client.messages.create(**{**params, "messages": history})
+    assert final.content[0].text == FINAL
+    assert [a.status for a in llm.answers] == [200, 200], "the restored history was invalid"
+    sent = json.loads(llm.posts("/v1/messages")[1].body)["messages"]
+    results = [b["tool_use_id"] for b in sent[len(CLAUDE_MESSAGES) + 1]["content"]]
+    assert sorted(results) == ["toolu_bash", "toolu_ret1"]
+    return sent[len(CLAUDE_MESSAGES)]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_mixed_with_thinking_restored(proxy: ProxyProcess, llm: LLMUpstream, stream: bool) -> None:
+    """The client keeps thinking + its call; its next request reaches the model with our
+    call put back and the signed thinking block first, signature exact."""
+    turn = _mixed_thinking_round(proxy, llm, stream)
+    assert turn[0] == {"type": "thinking", "thinking": THINK.thinking, "signature": THINK.signature}
+    assert sorted(b.get("name") for b in turn[1:]) == ["Bash", "headroom_retrieve"]
+
+
+def test_restored_turn_keeps_the_models_block_order(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """The restored turn is the one the model wrote: our call where it stood, not moved to
+    the end."""
+    turn = _mixed_thinking_round(proxy, llm, False)
+    assert [(b["type"], b.get("name")) for b in turn] == [
+        ("thinking", None),
+        ("tool_use", "headroom_retrieve"),
+        ("tool_use", "Bash"),
+    ]
+
+
+def test_two_hashes_in_one_turn(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """Two outputs compressed; the model asks for both at once; both come back, one result
+    per call, in one user turn (Anthropic requires all results right after the calls)."""
+    other = traffic.service_log(lines=320, seed=32)
+    messages = [
+        *CLAUDE_MESSAGES[:2],
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_log", "content": LOG.text},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_log2", "name": "Bash", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_log2", "content": other.text},
+            ],
+        },
+    ]
+    key2 = content_key(other.text)
+    llm.script(
+        tool_turn(retrieve_call(KEY, "toolu_a"), retrieve_call(key2, "toolu_b")),
+        text_turn(FINAL),
+    )
+    message = anthropic_sync(proxy, Sent()).messages.create(
+        model=traffic.CLAUDE_MODEL, max_tokens=512, messages=messages, tools=CLAUDE_TOOLS
+    )
+    assert message.content[0].text == FINAL
+    first, second = _upstream_bodies(llm, "/v1/messages")
+    assert {KEY, key2} <= set(find_keys(first.decode()))
+    results = json.loads(second)["messages"][-1]["content"]
+    by_id = {b["tool_use_id"]: b["content"] for b in results}
+    assert set(by_id) == {"toolu_a", "toolu_b"}
+    assert _carries(by_id["toolu_a"], LOG.text) and _carries(by_id["toolu_b"], other.text)
