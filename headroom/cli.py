@@ -3,6 +3,11 @@
 Exit 2: a flag or environment value is unusable (one line naming it). Exit 1: a runtime
 failure at startup (a listener cannot bind, the CCR store cannot open). Exit 0: a clean
 drain after SIGTERM/SIGINT.
+
+Three ways to run, picked here: one process that does everything (no ``--workers``), a
+supervisor (``--workers N``: see ``headroom.supervisor``), or a worker under one (started by
+the supervisor with ``HEADROOM_WORKER`` set; see ``headroom.workers``). The proxy modules are
+imported only on the serving paths, so the supervisor stays small.
 """
 
 from __future__ import annotations
@@ -10,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from headroom import __version__
-from headroom.ccr.factory import from_config
-from headroom.ccr.store import StoreError
 from headroom.config import Config, UsageError, load
+from headroom.listeners import BindError
 from headroom.log import Logger
-from headroom.proxy.app import ProxyApp
-from headroom.proxy.retrieve import RetrieveRoutes
-from headroom.server import BindError, Server
+from headroom.systemd import Notifier
+from headroom.workers import WorkerLink, WorkerLogger, WorkerSpec
+
+if TYPE_CHECKING:
+    from headroom.proxy.app import ProxyApp
+
+STATUS_EVERY = 5.0
 
 
 class StartupError(Exception):
@@ -37,29 +46,82 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-async def serve(config: Config, log: Logger) -> None:
+async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> None:
+    """Serve until drained. The CCR store opens before the listeners, so "ready" (log line,
+    sd_notify READY=1, or a worker's ready message) means both are."""
+    from headroom.proxy.app import ProxyApp
+    from headroom.server import Server
+
     loop = asyncio.get_running_loop()
     app = ProxyApp(config, log, loop)
     await attach_extensions(app)
-    server = Server(config, app, log)
-    server.open()
-    server.install_signals()
-    log.info(
-        "ready",
-        version=__version__,
-        upstream=str(config.upstream),
-        loop=type(loop).__module__.split(".")[0],
-    )
+    # A worker never talks to systemd (its environment has no NOTIFY_SOCKET anyway).
+    notifier = Notifier() if spec is None else Notifier({})
+    server = Server(config, app, log, notifier)
+    link: WorkerLink | None = None
+    if spec is None:
+        server.open()
+        server.install_signals()
+    else:
+        server.open(spec.sockets(), announce=False)
+        server.install_signals(reload=lambda: log.info("reload_ignored", reason="worker"))
+        link = WorkerLink(spec, app, server, log)
+        link.start()
+    fields = {
+        "version": __version__,
+        "upstream": str(config.upstream),
+        "loop": type(loop).__module__.split(".")[0],
+    }
+    heartbeat = None
+    if link is None or spec is None:
+        log.info("ready", **fields)
+        notifier.ready(_status(app))
+        heartbeat = loop.create_task(_heartbeat(app, notifier))
+    else:
+        link.ready()
+        log.info("worker_ready", generation=spec.generation, **fields)
     try:
         await server.wait_stopped()
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
+        if link is not None:
+            link.close()
         if app.store is not None:
             await app.store.close()
+
+
+def _status(app: ProxyApp) -> str:
+    state = "draining" if app.draining else "serving"
+    return (
+        f"{state}: {len(app.connections)} connections, {app.in_flight} in flight, "
+        f"{app.requests_total} requests"
+    )
+
+
+async def _heartbeat(app: ProxyApp, notifier: Notifier) -> None:
+    """STATUS= with live counts, and WATCHDOG=1 at half the watchdog interval."""
+    if not notifier.enabled:
+        return
+    period = min(STATUS_EVERY, notifier.watchdog_interval or STATUS_EVERY)
+    since_status = 0.0
+    while True:
+        await asyncio.sleep(period)
+        if notifier.watchdog_interval is not None:
+            notifier.watchdog()
+        since_status += period
+        if since_status >= STATUS_EVERY:
+            since_status = 0.0
+            notifier.status(_status(app))
 
 
 async def attach_extensions(app: ProxyApp) -> None:
     """Open the CCR store (a failure stops startup: no silent fallback) and mount the
     retrieval routes on it."""
+    from headroom.ccr.factory import from_config
+    from headroom.ccr.store import StoreError
+    from headroom.proxy.retrieve import RetrieveRoutes
+
     try:
         store = await from_config(app.config)
     except StoreError as exc:
@@ -72,16 +134,26 @@ async def attach_extensions(app: ProxyApp) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec = WorkerSpec.take()
     try:
-        config = load(argv)
+        config = load(args)
         factory = _loop_factory(config.loop)
     except UsageError as exc:
         print(f"headroom-proxy: error: {exc}", file=sys.stderr)
         return 2
-    log = Logger(config.log_level)
+    log = Logger(config.log_level) if spec is None else WorkerLogger(config.log_level, spec.slot)
+    if spec is None and config.workers is not None:
+        from headroom.supervisor import run_supervisor
+
+        try:
+            return run_supervisor(config, args, log)
+        except BindError as exc:
+            print(f"headroom-proxy: error: {exc}", file=sys.stderr)
+            return 1
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(config, log))
+            runner.run(serve(config, log, spec))
     except (BindError, StartupError) as exc:
         print(f"headroom-proxy: error: {exc}", file=sys.stderr)
         return 1

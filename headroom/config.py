@@ -88,6 +88,9 @@ class Config:
     compression: str = "on"
     compression_timeout: float = 2.0
     compression_min_chars: int = 1000
+    # deployment
+    workers: int | None = None  # None: one process serves; N: a supervisor runs N workers
+    inherit_fd: tuple[int, ...] = ()
 
 
 # ---------------------------------------------------------------- value parsers
@@ -185,6 +188,28 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise ValueError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+MAX_WORKERS = 1024
+
+
+def parse_workers(text: str) -> int:
+    """``N`` or ``auto`` (the CPUs this process may run on, which honours cgroup/affinity
+    limits where ``os.cpu_count`` would report the whole host)."""
+    if text.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    value = _positive_int(text)
+    if value > MAX_WORKERS:
+        raise ValueError(f"at most {MAX_WORKERS} workers, got {text!r}")
+    return value
+
+
+def parse_fd(text: str) -> int:
+    """A file descriptor number; 0-2 are stdio and never a listening socket."""
+    value = int(text)
+    if value < 3:
+        raise ValueError(f"file descriptor must be 3 or more, got {text!r}")
     return value
 
 
@@ -359,6 +384,21 @@ _FLAGS: tuple[_Flag, ...] = (
         _text,
         "key prefix in Redis, for tenants sharing one server (default headroom:ccr:)",
         "PREFIX",
+    ),
+    _Flag(
+        "workers",
+        parse_workers,
+        "worker processes behind a supervisor, N or auto (= CPUs); without it one process "
+        "serves (see deploy/README.md)",
+        "N|auto",
+    ),
+    _Flag(
+        "inherit-fd",
+        parse_fd,
+        "serve on this already-listening socket instead of binding --listen (zero-downtime "
+        "rollouts outside systemd); repeatable",
+        "FD",
+        repeat=True,
     ),
 )
 

@@ -2,8 +2,13 @@
 
 Accepting is done here rather than by ``loop.create_server`` so that it can be paused: above
 ``--max-connections`` the listening sockets are simply not read (the kernel backlog holds
-new clients), and reading resumes as connections close. The same hand-off
-(``connect_accepted_socket``) takes inherited sockets for systemd later.
+new clients), and reading resumes as connections close.
+
+Listening sockets come from one of three places: systemd socket activation, ``--inherit-fd``
+(both "inherited": another process holds the same socket), or ``bind`` on ``--listen``. A
+draining process only stops reading its listeners and closes its own descriptors; it never
+calls ``shutdown`` on them, because with an inherited socket the connections still queued
+in the kernel belong to the next generation, which accepts them from the same socket.
 """
 
 from __future__ import annotations
@@ -14,56 +19,49 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from headroom.config import Config, ListenAddr
+from headroom.config import Config
+from headroom.listeners import BindError, open_listeners, shown_addr
 from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
-from headroom.proxy.app import ProxyApp
+from headroom.systemd import Notifier
+
+if TYPE_CHECKING:
+    from headroom.proxy.app import ProxyApp
+
+__all__ = ["BindError", "Server"]
 
 ACCEPTS_PER_WAKEUP = 64
-BACKLOG = 1024
-
-
-class BindError(Exception):
-    """A listener could not be opened; maps to exit code 1."""
-
-
-def bind(addr: ListenAddr) -> socket.socket:
-    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((addr.host, addr.port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise BindError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
-    return sock
 
 
 class Server:
-    def __init__(self, config: Config, app: ProxyApp, log: Logger) -> None:
+    def __init__(
+        self, config: Config, app: ProxyApp, log: Logger, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self.app = app
         self.log = log
         self.loop = app.loop
+        self.notifier = notifier or Notifier({})
         self.sockets: list[socket.socket] = []
         self._accepting = False
         self._stopped = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
+        self.on_drain: Callable[[], None] = lambda: None
         app.on_connections_changed = self._connections_changed
 
-    def open(self) -> None:
-        for addr in self.config.listen:
-            self.sockets.append(bind(addr))
+    def open(self, sockets: list[socket.socket] | None = None, announce: bool = True) -> None:
+        """Serve on ``sockets`` (a worker's, handed down) or on this process's own
+        listeners; ``announce`` logs one ``listening`` line per socket."""
+        if sockets is None:
+            sockets, _ = open_listeners(self.config)
+        self.sockets = sockets
         self._set_accepting(True)
-        for sock in self.sockets:
-            host, port = sock.getsockname()[:2]
-            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            self.log.info("listening", addr=shown)
+        if announce:
+            for sock in self.sockets:
+                self.log.info("listening", addr=shown_addr(sock))
 
     # ------------------------------------------------------------------ accepting
 
@@ -118,17 +116,29 @@ class Server:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def install_signals(self) -> None:
+    def install_signals(self, reload: Callable[[], None] | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
+        self.loop.add_signal_handler(signal.SIGHUP, reload or self._reload_unsupported)
+
+    def _reload_unsupported(self) -> None:
+        self.log.warning(
+            "reload_ignored",
+            reason="one process serves; run with --workers N (even 1) for SIGHUP rollouts, "
+            "or start a new process on the same socket (--inherit-fd / systemd socket)",
+        )
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._drain_task is None:
             self.log.info("signal", signal=sig.name)
-            self._drain_task = self.loop.create_task(self.drain())
+            self.start_drain()
             return
         self.log.warning("exit_now", signal=sig.name, connections=len(self.app.connections))
         os._exit(1)  # second signal: the operator wants out; nothing left is worth waiting for
+
+    def start_drain(self) -> None:
+        if self._drain_task is None:
+            self._drain_task = self.loop.create_task(self.drain())
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -142,7 +152,9 @@ class Server:
         app.draining = True
         self._set_accepting(False)
         for sock in self.sockets:
-            sock.close()
+            sock.close()  # our descriptor only: no shutdown(), see the module docstring
+        self.notifier.stopping()
+        self.on_drain()
         started = time.monotonic()
         in_flight = app.in_flight
         finished_before = app.requests_total

@@ -15,6 +15,7 @@ from headroom.proxy.local import (
     bearer_token,
     json_response,
 )
+from headroom.telemetry.cluster import ClusterView
 from headroom.telemetry.stats import prometheus
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class LocalRoutes:
             b"/metrics": self.metrics,
         }
         self._prefixed: list[tuple[bytes, LocalHandler]] = []
+        # Set in a worker under a supervisor: /stats and /metrics then cover all workers.
+        self.cluster: ClusterView | None = None
 
     def add_prefix(self, prefix: bytes, handler: LocalHandler) -> None:
         self._prefixed.append((prefix, handler))
@@ -67,7 +70,10 @@ class LocalRoutes:
             return denied
         if req.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
-        return json_response(200, self.app.stats.snapshot(self._extra()))
+        if self.cluster is None:
+            return json_response(200, self.app.stats.snapshot(self._extra()))
+        total, endpoints, workers = self.cluster.gather()
+        return json_response(200, total.snapshot({"ccr_endpoints": endpoints, "workers": workers}))
 
     async def metrics(self, req: LocalRequest) -> LocalResponse:
         denied = self._check_token(req)
@@ -75,8 +81,12 @@ class LocalRoutes:
             return denied
         if req.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
-        retrieve = self.app.retrieve
-        text = prometheus(self.app.stats, retrieve.counters if retrieve is not None else None)
+        if self.cluster is None:
+            retrieve = self.app.retrieve
+            text = prometheus(self.app.stats, retrieve.counters if retrieve is not None else None)
+        else:
+            total, endpoints, workers = self.cluster.gather()
+            text = prometheus(total, endpoints, workers["per_worker"])
         return LocalResponse(200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
     def _extra(self) -> dict[str, object]:

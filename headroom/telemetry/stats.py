@@ -39,6 +39,19 @@ class Histogram:
                 self.counts[i] += 1
                 break
 
+    def to_data(self) -> dict[str, Any]:
+        return {"counts": list(self.counts), "total": self.total, "n": self.n, "peak": self.peak}
+
+    def add_data(self, data: dict[str, Any]) -> None:
+        """Fold another process's histogram (same buckets) into this one."""
+        counts = data["counts"]
+        if len(counts) != len(self.counts):
+            raise ValueError("histogram buckets differ")
+        self.counts = [a + int(b) for a, b in zip(self.counts, counts, strict=True)]
+        self.total += float(data["total"])
+        self.n += int(data["n"])
+        self.peak = max(self.peak, float(data["peak"]))
+
     def summary(self) -> dict[str, float]:
         return {
             "count": self.n,
@@ -91,6 +104,43 @@ class Stats:
             hist = self.pipeline[name] = Histogram(LATENCY_BUCKETS_MS)
         hist.observe(ms)
 
+    # ------------------------------------------------------------ across processes
+
+    def to_data(self) -> dict[str, Any]:
+        """Everything as plain JSON-able data, buckets included, so that several workers'
+        numbers can be added up exactly (a rendered snapshot has lost the buckets)."""
+        return {
+            "started": self.started,
+            **{name: getattr(self, name) for name in _SCALARS},
+            **{name: dict(getattr(self, name)) for name in _COUNTERS},
+            "by_status": {str(k): v for k, v in self.by_status.items()},
+            **{name: getattr(self, name).to_data() for name in _HISTOGRAMS},
+            "pipeline": {k: v.to_data() for k, v in self.pipeline.items()},
+        }
+
+    def add_data(self, data: dict[str, Any]) -> None:
+        """Add another process's ``to_data()``: counters and histograms sum, connections
+        (a gauge of live workers) sum, the start time is the earliest."""
+        self.started = min(self.started, float(data["started"]))
+        for name in _SCALARS:
+            setattr(self, name, getattr(self, name) + int(data.get(name, 0)))
+        for name in _COUNTERS:
+            getattr(self, name).update(data.get(name, {}))
+        self.by_status.update({int(k): v for k, v in data.get("by_status", {}).items()})
+        for name in _HISTOGRAMS:
+            getattr(self, name).add_data(data[name])
+        for key, hist in data.get("pipeline", {}).items():
+            if key not in self.pipeline:
+                self.pipeline[key] = Histogram(LATENCY_BUCKETS_MS)
+            self.pipeline[key].add_data(hist)
+
+    @classmethod
+    def merged(cls, parts: list[dict[str, Any]]) -> Stats:
+        total = cls(started=time.time())
+        for part in parts:
+            total.add_data(part)
+        return total
+
     def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         saved = self.tokens_before - self.tokens_after
         out: dict[str, Any] = {
@@ -126,6 +176,21 @@ class Stats:
         if extra:
             out.update(extra)
         return out
+
+
+_SCALARS = (
+    "requests",
+    "compressed_requests",
+    "tokens_before",
+    "tokens_after",
+    "ccr_stores",
+    "ccr_store_failures",
+    "ccr_loop_retrievals",
+    "ccr_loop_misses",
+    "active_connections",
+)
+_COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
+_HISTOGRAMS = ("time_to_headers", "duration", "ratio")
 
 
 def _escape(value: str) -> str:
@@ -166,7 +231,13 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def prometheus(stats: Stats, ccr: dict[str, int] | None = None) -> str:
+def prometheus(
+    stats: Stats,
+    ccr: dict[str, int] | None = None,
+    workers: list[dict[str, Any]] | None = None,
+) -> str:
+    """Totals (summed over workers when there are several), plus per-worker rows labelled
+    by worker slot and pid when ``workers`` is given."""
     out = _Exposition()
     out.metric(
         "headroom_requests_total",
@@ -247,4 +318,25 @@ def prometheus(stats: Stats, ccr: dict[str, int] | None = None) -> str:
         "Client connections open now.",
         [({}, stats.active_connections)],
     )
+    if workers is not None:
+        _worker_metrics(out, workers)
     return "\n".join(out.lines) + "\n"
+
+
+def _worker_metrics(out: _Exposition, workers: list[dict[str, Any]]) -> None:
+    def labels(row: dict[str, Any]) -> dict[str, str]:
+        return {"worker": str(row["worker"]), "pid": str(row["pid"])}
+
+    out.metric("headroom_workers", "gauge", "Worker processes serving now.", [({}, len(workers))])
+    out.metric(
+        "headroom_worker_requests_total",
+        "counter",
+        "Requests answered, by live worker (totals above also count retired workers).",
+        [(labels(row), row["requests"]) for row in workers],
+    )
+    out.metric(
+        "headroom_worker_active_connections",
+        "gauge",
+        "Client connections open now, by worker.",
+        [(labels(row), row["active_connections"]) for row in workers],
+    )
