@@ -606,3 +606,41 @@ def test_two_hashes_in_one_turn(proxy: ProxyProcess, llm: LLMUpstream) -> None:
     by_id = {b["tool_use_id"]: b["content"] for b in results}
     assert set(by_id) == {"toolu_a", "toolu_b"}
     assert _carries(by_id["toolu_a"], LOG.text) and _carries(by_id["toolu_b"], other.text)
+
+
+def test_concurrent_stream_loops_stay_apart(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """Four streamed conversations at once, each with its own retrieval round: every client
+    gets exactly its own two texts in one message."""
+    n = 4
+    for i in range(n):
+        llm.script_for(
+            f"conversation {i}:",
+            Turn((Text(f"[{i}] looking. "), retrieve_call(KEY, f"toolu_c{i}"))),
+            text_turn(f"[{i}] answer."),
+        )
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            messages = [
+                {"role": "user", "content": f"conversation {i}: why do payments fail?"},
+                *CLAUDE_MESSAGES[1:],
+            ]
+            with anthropic_sync(proxy, Sent()).messages.stream(
+                model=traffic.CLAUDE_MODEL, max_tokens=512, messages=messages, tools=CLAUDE_TOOLS
+            ) as stream:
+                message = stream.get_final_message()
+            _no_trace(message.model_dump_json())
+            results[i] = "".join(b.text for b in message.content if b.type == "text")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert results == {i: f"[{i}] looking. [{i}] answer." for i in range(n)}
+    assert len(llm.posts("/v1/messages")) == 2 * n

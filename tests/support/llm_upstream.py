@@ -130,16 +130,23 @@ class LLMUpstream(FakeUpstream):
         self.answers: list[Answer] = []
         self.validate = True
         self._script: deque[Turn] = deque()
+        self._keyed: dict[bytes, deque[Turn]] = {}
         self._ids = itertools.count(1)
 
     def script(self, *turns: Turn) -> None:
         with self._lock:
             self._script.extend(turns)
 
+    def script_for(self, needle: str, *turns: Turn) -> None:
+        """Turns only for requests whose body contains ``needle`` (concurrent tests)."""
+        with self._lock:
+            self._keyed.setdefault(needle.encode(), deque()).extend(turns)
+
     def clear(self) -> None:
         super().clear()
         with self._lock:
             self._script.clear()
+            self._keyed.clear()
             self.answers.clear()
         self.validate = True
 
@@ -147,15 +154,18 @@ class LLMUpstream(FakeUpstream):
     def pending(self) -> int:
         """Scripted turns not yet used."""
         with self._lock:
-            return len(self._script)
+            return len(self._script) + sum(len(t) for t in self._keyed.values())
 
     def posts(self, suffix: str) -> list[Recorded]:
         """Completed requests whose path ends with ``suffix``, in arrival order."""
         with self._lock:
             return [r for r in self.requests if r.path.endswith(suffix) and r.complete]
 
-    def _next_turn(self) -> Turn:
+    def _next_turn(self, body: bytes) -> Turn:
         with self._lock:
+            for needle, turns in self._keyed.items():
+                if turns and needle in body:
+                    return turns.popleft()
             return self._script.popleft() if self._script else _DEFAULT_TURN
 
     def _answered(self, answer: Answer) -> None:
@@ -231,7 +241,7 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
     if problem is not None:
         await _refuse(server, x, 400, api.error(problem), [(api.rid_header, "req_invalid")])
         return
-    turn = server._next_turn()
+    turn = server._next_turn(body)
     answer = Answer(x.rec, turn, turn.status, stream)
     server._answered(answer)
     ctx = _Ctx(x, payload, turn, server._ids, _tokens(body), answer)
