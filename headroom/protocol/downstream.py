@@ -17,6 +17,7 @@ from typing import Protocol
 
 from headroom.protocol.events import Body, EndBody, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
+from headroom.protocol.h2_server import PREFACE, H2Session
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
 
 
@@ -54,10 +55,13 @@ class DownstreamConnection(asyncio.Protocol):
         "_cork",
         "_exchange",
         "_h1",
+        "_h2",
         "_held",
         "_out",
         "_read_paused",
         "_reading_blocked",
+        "_sniffing",
+        "_streams",
         "_timer",
         "_tunnel",
         "client_ip",
@@ -85,6 +89,9 @@ class DownstreamConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._held = b""  # pipelined bytes that arrived while an answer was pending
         self._tunnel: Callable[[bytes], None] | None = None  # after an upgrade: raw bytes
+        self._h2: H2Session | None = None
+        self._sniffing = True  # the first bytes decide between HTTP/1.1 and h2c
+        self._streams = 0  # open HTTP/2 streams
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -104,9 +111,16 @@ class DownstreamConnection(asyncio.Protocol):
         self._arm(self.host.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._h2 is not None:
+            self._h2.receive(data)
+            return
         if self._tunnel is not None:
             self._tunnel(data)
             return
+        if self._sniffing:
+            data = self._sniff(data)
+            if not data:
+                return
         if self._exchange is not None and self._h1.request_done:
             # Pipelined bytes while the answer is pending: hold them here instead of
             # pausing reads, so a client that leaves is still noticed at once.
@@ -121,6 +135,39 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self._dispatch(events)
 
+    def _sniff(self, data: bytes) -> bytes:
+        """First bytes of a connection: the HTTP/2 preface means prior-knowledge h2c on this
+        same port; anything else is HTTP/1.1. Returns what is left for HTTP/1.1."""
+        data = self._held + data
+        self._held = b""
+        if PREFACE.startswith(data[: len(PREFACE)]):
+            if len(data) < len(PREFACE):
+                self._held = data  # wait for the whole preface
+                return b""
+            self.start_h2()
+            assert self._h2 is not None
+            self._h2.receive(data)
+            return b""
+        self._sniffing = False
+        return data
+
+    def start_h2(self) -> None:
+        """Speak HTTP/2 on this connection (preface seen, or ALPN chose h2)."""
+        self._sniffing = False
+        self._h2 = H2Session(self)
+        self._h2.write()
+        self._arm(self.host.keepalive_timeout)
+
+    def stream_opened(self) -> None:
+        self._streams += 1
+        self._cancel_timer()
+
+    def stream_closed(self) -> None:
+        self._streams -= 1
+        if self._streams <= 0 and not self._closed:
+            self._streams = 0
+            self._arm(self.host.keepalive_timeout)
+
     def eof_received(self) -> bool:
         self._lost()
         return False
@@ -130,11 +177,15 @@ class DownstreamConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        if self._h2 is not None:
+            self._h2.transport_writable(False)
         if self._exchange is not None:
             self._exchange.on_client_writable(False)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self._h2 is not None:
+            self._h2.transport_writable(True)
         if self._exchange is not None:
             self._exchange.on_client_writable(True)
 
@@ -165,6 +216,8 @@ class DownstreamConnection(asyncio.Protocol):
         exchange, self._exchange = self._exchange, None
         if exchange is not None:
             exchange.on_client_gone()
+        if self._h2 is not None:
+            self._h2.lost()
         if self.transport is not None:
             self.transport.abort()
         self.host.connection_closed(self)
@@ -252,7 +305,11 @@ class DownstreamConnection(asyncio.Protocol):
         self._lost()
 
     def shutdown(self) -> None:
-        """Drain: close now if idle, else answer the current request with Connection: close."""
+        """Drain: close now if idle, else answer the current request with Connection: close.
+        HTTP/2: refuse new streams, let open ones finish, then GOAWAY."""
+        if self._h2 is not None:
+            self._h2.shutdown()
+            return
         if self._exchange is None:
             self.close()
         else:
@@ -319,6 +376,10 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _expire(self) -> None:
         self._timer = None
+        if self._h2 is not None:
+            if not self._streams:
+                self._h2.idle_expired()
+            return
         if self._exchange is None:
             # Header deadline or keep-alive expiry; nothing is lost either way.
             self.close()

@@ -84,6 +84,9 @@ class ProxyApp:
         send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
         conn.close()
 
+    def log_h2_error(self, conn: DownstreamConnection, reason: str) -> None:
+        self.log.warning("h2_connection_closed", client=conn.client_ip, reason=reason)
+
     def connection_closed(self, conn: DownstreamConnection) -> None:
         self.connections.discard(conn)
         self.stats.active_connections = len(self.connections)

@@ -1,0 +1,473 @@
+"""HTTP/2 on the client side: one session per connection, one ``H2Stream`` per request.
+
+``H2Stream`` speaks the same small surface as the HTTP/1.1 connection (send_head, send_body,
+send_end, block_reading, finish, abort), so the exchange layer serves both without knowing
+which one carried the request.
+
+Flow control is end to end. Request DATA is acknowledged (credit returned) only while the
+stream's exchange is not holding the client back, i.e. after the bytes were handed to the
+upstream and its write buffer is below high water; withheld credit is returned when the
+exchange unblocks. Response DATA goes out only within the client's windows; what does not
+fit waits in a per-stream queue, and a queue above high water pauses that stream's upstream
+reads, so one slow reader never stalls the others or grows memory.
+
+Defences (each ends the connection with GOAWAY ENHANCE_YOUR_CALM): rapid reset
+(CVE-2023-44487: streams the client resets before any response, counted per connection), and
+floods of SETTINGS, PING, empty DATA and WINDOW_UPDATE frames per time window. Stream count
+(100) and header list size (64 KiB) are local settings h2 enforces.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from headroom.protocol.events import RequestHead
+from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+
+if TYPE_CHECKING:
+    from headroom.protocol.downstream import DownstreamConnection
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+MAX_CONCURRENT_STREAMS = 100
+MAX_HEADER_LIST_SIZE = 64 * 1024
+# Rapid reset: after this many streams, more than half reset before any response is abuse;
+# far past it, so is this absolute number whatever the ratio.
+RESET_CHECK_AFTER = 100
+MAX_PREMATURE_RESETS = 1000
+FLOOD_WINDOW = 10.0  # seconds
+FLOOD_LIMITS = {"settings": 100, "ping": 100, "empty_data": 100, "window_update": 10_000}
+# Headers HTTP/2 forbids (RFC 9113 §8.2.2); ``te`` is allowed only as "trailers".
+CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+class H2Stream:
+    """One request/response on an HTTP/2 connection, as the exchange sees it."""
+
+    __slots__ = (
+        "_blocked",
+        "_end_pending",
+        "_exchange",
+        "_out",
+        "_out_bytes",
+        "_paused",
+        "_trailers",
+        "_unacked",
+        "closed",
+        "head_sent",
+        "must_close",
+        "session",
+        "stream_id",
+    )
+
+    def __init__(self, session: H2Session, stream_id: int) -> None:
+        self.session = session
+        self.stream_id = stream_id
+        self.must_close = False
+        self.closed = False
+        self.head_sent = False
+        self._exchange: Any = None
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._end_pending = False
+        self._trailers: list[tuple[bytes, bytes]] | None = None
+        self._blocked = 0
+        self._unacked = 0
+        self._paused = False
+
+    @property
+    def client_ip(self) -> str:
+        return self.session.conn.client_ip
+
+    @property
+    def waiting_for_100_continue(self) -> bool:
+        return False
+
+    @property
+    def exchange(self) -> Any:
+        return self._exchange
+
+    @property
+    def busy(self) -> bool:
+        return self._exchange is not None
+
+    def send_continue(self) -> None:
+        """HTTP/2 clients do not wait for 100-continue before sending DATA."""
+
+    def send_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], reason: bytes = b""
+    ) -> None:
+        if self.closed:
+            return
+        fields = [(b":status", str(status).encode("ascii"))]
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered in CONNECTION_SPECIFIC:
+                continue
+            fields.append((lowered, value))
+        self.head_sent = True
+        self.session.call(self.session.h2.send_headers, self.stream_id, fields)
+
+    def send_body(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        self._out.append(data)
+        self._out_bytes += len(data)
+        self.session.flush(self)
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        if self.closed:
+            return
+        self._end_pending = True
+        self._trailers = [(n.lower(), v) for n, v in trailers] if trailers else None
+        self.session.flush(self)
+
+    def write_raw(self, data: bytes) -> None:
+        raise RuntimeError("raw tunnels are HTTP/1.1 only")
+
+    def cork(self) -> None:
+        self.session.cork += 1
+
+    def uncork(self) -> None:
+        self.session.cork -= 1
+        if self.session.cork == 0:
+            self.session.write()
+
+    def block_reading(self) -> None:
+        self._blocked += 1
+
+    def unblock_reading(self) -> None:
+        if self._blocked:
+            self._blocked -= 1
+        if not self._blocked and self._unacked:
+            count, self._unacked = self._unacked, 0
+            self.session.acknowledge(self, count)
+
+    def finish(self, exchange: Any) -> None:
+        self._exchange = None
+        self.session.stream_done(self)
+
+    def abort(self) -> None:
+        """Reset this stream only; the connection and its other streams carry on."""
+        self._exchange = None
+        self.session.reset(self, h2.errors.ErrorCodes.CANCEL)
+
+    def close(self) -> None:
+        self.abort()
+
+    # ------------------------------------------------------------ session side
+
+    def take_data(self, budget: int) -> bytes:
+        """Up to ``budget`` queued bytes, for the session's window-limited send."""
+        out = bytearray()
+        while self._out and len(out) < budget:
+            chunk = self._out[0]
+            room = budget - len(out)
+            if len(chunk) <= room:
+                out += chunk
+                self._out.pop(0)
+            else:
+                out += chunk[:room]
+                self._out[0] = chunk[room:]
+        self._out_bytes -= len(out)
+        return bytes(out)
+
+    @property
+    def queued(self) -> int:
+        return self._out_bytes
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            if self._exchange is not None:
+                self._exchange.on_client_writable(not paused)
+
+
+class H2Session:
+    """The HTTP/2 state of one client connection (h2 does the framing)."""
+
+    def __init__(self, conn: DownstreamConnection) -> None:
+        self.conn = conn
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(config=config)
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            },
+        )
+        self.streams: dict[int, H2Stream] = {}
+        self.cork = 0
+        self.last_stream_id = 0
+        self.draining = False
+        self.streams_opened = 0
+        self.premature_resets = 0
+        self._flood: dict[str, int] = dict.fromkeys(FLOOD_LIMITS, 0)
+        self._flood_since = time.monotonic()
+        self._transport_paused = False
+        self.h2.initiate_connection()
+
+    # ------------------------------------------------------------ input
+
+    def receive(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._terminate(_error_code(exc), f"protocol error: {exc}")
+            return
+        self.cork += 1
+        try:
+            for event in events:
+                handler = _HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event)
+                if self.conn.closed:
+                    return
+        finally:
+            self.cork -= 1
+        self.write()
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        self.last_stream_id = max(self.last_stream_id, stream_id)
+        self.streams_opened += 1
+        if self.draining:
+            self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        head = _request_head(event.headers, event.stream_ended)
+        if head is None:
+            self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        stream = H2Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        self.conn.stream_opened()
+        stream._exchange = self.conn.host.new_exchange(stream, head)  # type: ignore[arg-type]
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if not event.data and not event.stream_ended:
+            self._count("empty_data")
+        if stream is None or stream._exchange is None:
+            self.call(
+                self.h2.acknowledge_received_data, event.flow_controlled_length, event.stream_id
+            )
+            return
+        stream._exchange.on_body(event.data)
+        if stream._blocked:
+            stream._unacked += event.flow_controlled_length
+        else:
+            self.acknowledge(stream, event.flow_controlled_length)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None and stream._exchange is not None:
+            stream._exchange.on_end([])
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None and stream._exchange is not None:
+            stream._exchange.on_end([(n, v) for n, v in event.headers])
+
+    def _on_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        if stream is None:
+            return
+        stream.closed = True
+        if not stream.head_sent:
+            self.premature_resets += 1
+        exchange, stream._exchange = stream._exchange, None
+        if exchange is not None:
+            exchange.on_client_gone()
+        self.conn.stream_closed()
+        if self.premature_resets > MAX_PREMATURE_RESETS or (
+            self.streams_opened >= RESET_CHECK_AFTER
+            and self.premature_resets * 2 > self.streams_opened
+        ):
+            self._terminate(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "rapid reset")
+
+    def _on_window(self, event: h2.events.WindowUpdated) -> None:
+        self._count("window_update")
+        if event.stream_id:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                self.flush(stream)
+        else:
+            for stream in list(self.streams.values()):
+                self.flush(stream)
+
+    def _on_settings(self, event: Any) -> None:
+        self._count("settings")
+        for stream in list(self.streams.values()):
+            self.flush(stream)
+
+    def _on_ping(self, event: h2.events.PingReceived) -> None:
+        self._count("ping")
+
+    def _on_terminated(self, event: h2.events.ConnectionTerminated) -> None:
+        self.conn.abort()
+
+    # ------------------------------------------------------------ output
+
+    def call(self, method: Any, *args: Any) -> None:
+        """Run an h2 send-side call; a stream already closed by the peer is not an error."""
+        try:
+            method(*args)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass
+        if not self.cork:
+            self.write()
+
+    def write(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.conn.write_raw(data)
+
+    def flush(self, stream: H2Stream) -> None:
+        """Send what the windows allow; end the stream once its queue is empty."""
+        sid = stream.stream_id
+        if stream.closed:
+            return
+        try:
+            while stream.queued:
+                window = min(
+                    self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size
+                )
+                if window <= 0 or self._transport_paused:
+                    break
+                self.h2.send_data(sid, stream.take_data(window))
+            if not stream.queued and stream._end_pending:
+                stream._end_pending = False
+                if stream._trailers:
+                    self.h2.send_headers(sid, stream._trailers, end_stream=True)
+                else:
+                    self.h2.end_stream(sid)
+                if stream._exchange is None:  # its exchange finished while data waited
+                    self.stream_done(stream)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            stream.closed = True
+        stream.set_paused(
+            stream.queued > HIGH_WATER or (stream._paused and stream.queued > LOW_WATER)
+        )
+        if not self.cork:
+            self.write()
+
+    def acknowledge(self, stream: H2Stream, count: int) -> None:
+        if count and not stream.closed:
+            self.call(self.h2.acknowledge_received_data, count, stream.stream_id)
+
+    def reset(self, stream: H2Stream, code: int) -> None:
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        if not stream.closed:
+            stream.closed = True
+            self.call(self.h2.reset_stream, stream.stream_id, code)
+        self.conn.stream_closed()
+        self._maybe_finish_drain()
+
+    def stream_done(self, stream: H2Stream) -> None:
+        if stream._end_pending or stream.queued:
+            return  # finishing after the queue drains; the stream stays registered
+        if self.streams.pop(stream.stream_id, None) is not None:
+            stream.closed = True
+            self.conn.stream_closed()
+        self._maybe_finish_drain()
+
+    def transport_writable(self, writable: bool) -> None:
+        self._transport_paused = not writable
+        for stream in list(self.streams.values()):
+            if writable:
+                self.flush(stream)
+            else:
+                stream.set_paused(True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def shutdown(self) -> None:
+        """Drain: refuse new streams; once the open ones finish, GOAWAY and close."""
+        self.draining = True
+        self.call(self.h2.update_settings, {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        self._maybe_finish_drain()
+
+    def idle_expired(self) -> None:
+        self._terminate(h2.errors.ErrorCodes.NO_ERROR, "idle")
+
+    def lost(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.closed = True
+            exchange, stream._exchange = stream._exchange, None
+            if exchange is not None:
+                exchange.on_client_gone()
+        self.streams.clear()
+
+    def _maybe_finish_drain(self) -> None:
+        if self.draining and not self.streams:
+            self._terminate(h2.errors.ErrorCodes.NO_ERROR, "drained")
+
+    def _terminate(self, code: int, reason: str) -> None:
+        try:
+            self.h2.close_connection(code, last_stream_id=self.last_stream_id)
+        except h2.exceptions.ProtocolError:
+            pass
+        self.write()
+        if code != h2.errors.ErrorCodes.NO_ERROR:
+            self.conn.host.log_h2_error(self.conn, reason)  # type: ignore[attr-defined]
+        self.lost()
+        self.conn.close()
+
+    def _count(self, kind: str) -> None:
+        now = time.monotonic()
+        if now - self._flood_since > FLOOD_WINDOW:
+            self._flood = dict.fromkeys(FLOOD_LIMITS, 0)
+            self._flood_since = now
+        self._flood[kind] += 1
+        if self._flood[kind] > FLOOD_LIMITS[kind]:
+            self._terminate(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, f"{kind} flood")
+
+
+def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHead | None:
+    """Pseudo-headers to an HTTP/1.1-shaped head: :authority becomes Host, and a body with no
+    Content-Length is marked chunked so the HTTP/1.1 upstream leg frames it."""
+    pseudo: dict[bytes, bytes] = {}
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name.startswith(b":"):
+            pseudo[name] = value
+        elif name != b"host" or b":authority" not in pseudo:
+            fields.append((name, value))
+    method, path = pseudo.get(b":method"), pseudo.get(b":path")
+    if method is None or path is None or method == b"CONNECT":
+        return None
+    authority = pseudo.get(b":authority")
+    if authority is not None and not any(n == b"host" for n, _ in fields):
+        fields.insert(0, (b"host", authority))
+    if not ended and not any(n == b"content-length" for n, _ in fields):
+        fields.append((b"transfer-encoding", b"chunked"))
+    return RequestHead(method, path, fields, b"2", [n for n, _ in fields])
+
+
+def _error_code(exc: Exception) -> int:
+    code = getattr(exc, "error_code", None)
+    return int(code) if code is not None else h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+_HANDLERS: dict[type, Any] = {
+    h2.events.RequestReceived: H2Session._on_request,
+    h2.events.DataReceived: H2Session._on_data,
+    h2.events.StreamEnded: H2Session._on_stream_ended,
+    h2.events.TrailersReceived: H2Session._on_trailers,
+    h2.events.StreamReset: H2Session._on_reset,
+    h2.events.WindowUpdated: H2Session._on_window,
+    h2.events.RemoteSettingsChanged: H2Session._on_settings,
+    h2.events.PingReceived: H2Session._on_ping,
+    h2.events.ConnectionTerminated: H2Session._on_terminated,
+}
