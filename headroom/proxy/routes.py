@@ -60,9 +60,15 @@ class LocalRoutes:
         return None
 
     def known(self, path: str) -> bool:
-        """Paths worth their own /stats row (others are counted together as "other")."""
+        """Paths worth their own /stats row (others are counted together as "other"). Below a
+        prefix route only the prefix itself is: ``/v1/retrieve/<hash>`` as a label would give
+        /metrics one series per CCR key."""
         encoded = path.encode("latin-1")
-        return self.match(encoded) is not None or encoded.endswith(_API_SUFFIXES)
+        return (
+            encoded in self._exact
+            or encoded.endswith(_API_SUFFIXES)
+            or any(encoded == prefix for prefix, _ in self._prefixed)
+        )
 
     async def stats(self, req: LocalRequest) -> LocalResponse:
         denied = self._check_token(req)
