@@ -198,3 +198,19 @@ def test_compression_past_its_deadline_forwards_the_original(start_proxy, llm: L
     assert bytes(_only(llm, "/v1/messages").body) == body
     stats = httpx.get(hasty.url + "/stats", trust_env=False).json()
     assert stats["compression"]["bypassed"].get("timeout") == 1, stats["compression"]
+
+
+def test_chunked_request_body_is_compressed_and_sent_with_a_length(
+    proxy: ProxyProcess, llm: LLMUpstream
+) -> None:
+    body, outputs = _claude_body(stream=False)
+
+    def pieces():
+        for at in range(0, len(body), 7000):
+            yield body[at : at + 7000]
+
+    _post(proxy.url, "/v1/messages", pieces(), JSON)  # type: ignore[arg-type]
+    rec = _only(llm, "/v1/messages")
+    assert rec.framing == "content-length" and rec.header("content-length") == str(len(rec.body))
+    spliced = splice(body, bytes(rec.body), [o.text for o in outputs])
+    assert_compressed(spliced.values[0], outputs[0])
