@@ -1,0 +1,231 @@
+"""HTTP/2 (prior-knowledge h2c) through the proxy: real clients (httpx, curl, h2load), an
+HTTP/1.1 fake upstream, and raw frames (h2 as a client, hyperframe) for the defences."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import httpx
+import pytest
+from hyperframe.frame import PingFrame, SettingsFrame
+
+from tests.support.proxy_process import ProxyProcess
+from tests.support.upstream import FakeUpstream, pattern
+
+FLAGS = (
+    "--ccr-backend",
+    "memory",
+    "--upstream-timeout",
+    "10s",
+    "--graceful-shutdown-timeout",
+    "5s",
+)
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+ENHANCE_YOUR_CALM = 11
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    proc = ProxyProcess(
+        ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FLAGS],
+        tmp_path_factory.mktemp("h2"),
+    ).start()
+    yield proc
+    proc.kill()
+
+
+def _client(proxy: ProxyProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        http1=False, http2=True, base_url=proxy.url, trust_env=False, timeout=20
+    )
+
+
+def test_curl_prior_knowledge(proxy: ProxyProcess) -> None:
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            f"{proxy.url}/echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    assert out.stdout == "2 200"
+
+
+def test_hundred_streams_on_one_connection_each_byte_exact(proxy: ProxyProcess) -> None:
+    bodies = [random.Random(i).randbytes(256 * 1024) for i in range(100)]
+
+    async def main() -> list[dict]:
+        async with _client(proxy) as client:
+            responses = await asyncio.gather(*(client.post("/upload", content=b) for b in bodies))
+        assert {r.http_version for r in responses} == {"HTTP/2"}
+        return [r.json() for r in responses]
+
+    digests = asyncio.run(main())
+    for body, got in zip(bodies, digests, strict=True):
+        assert got == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_download_byte_exact_and_response_headers_legal(proxy: ProxyProcess) -> None:
+    async def main() -> None:
+        async with _client(proxy) as client:
+            response = await client.get("/bytes", params={"n": 3_000_000, "cl": 1})
+            assert response.content == pattern(3_000_000)
+            assert "connection" not in response.headers
+            assert response.headers["x-request-id"]
+
+    asyncio.run(main())
+
+
+def test_sse_over_h2_arrives_event_by_event(proxy: ProxyProcess) -> None:
+    async def main() -> list[float]:
+        arrivals: list[float] = []
+        async with (
+            _client(proxy) as client,
+            client.stream("GET", "/sse", params={"n": 5, "gap_ms": 150}) as response,
+        ):
+            async for chunk in response.aiter_raw():
+                arrivals.extend(time.monotonic() for _ in range(chunk.count(b"\n\n")))
+        return arrivals
+
+    arrivals = asyncio.run(main())
+    assert len(arrivals) == 5
+    gaps = [b - a for a, b in pairwise(arrivals)]
+    assert min(gaps) > 0.08, f"events batched: {gaps}"
+
+
+def _raw(proxy: ProxyProcess) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    sock.sendall(PREFACE + SettingsFrame(0).serialize())
+    return sock
+
+
+def _goaway_code(sock: socket.socket, timeout: float = 5.0) -> int | None:
+    """Read until the proxy's GOAWAY (its error code) or EOF (None)."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.data_to_send()
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return None
+        if not data:
+            return None
+        try:
+            events = client.receive_data(data)
+        except Exception:  # our fake client may itself object; the GOAWAY was seen first
+            return None
+        for event in events:
+            if isinstance(event, h2.events.ConnectionTerminated):
+                return int(event.error_code)
+    raise AssertionError("no GOAWAY and no close within the timeout")
+
+
+def test_rapid_reset_ends_the_connection_with_enhance_your_calm(proxy: ProxyProcess) -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    sock.sendall(client.data_to_send())
+    headers = [(":method", "GET"), (":path", "/hang"), (":scheme", "http"), (":authority", "x")]
+    for i in range(150):
+        stream_id = 1 + 2 * i
+        client.send_headers(stream_id, headers, end_stream=True)
+        client.reset_stream(stream_id)
+    sock.sendall(client.data_to_send())
+    assert _goaway_code(sock) == ENHANCE_YOUR_CALM
+    sock.close()
+    assert httpx.get(f"{proxy.url}/healthz", trust_env=False).status_code == 200
+
+
+def test_ping_flood_is_stopped(proxy: ProxyProcess) -> None:
+    sock = _raw(proxy)
+    sock.sendall(
+        b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize() for i in range(200))
+    )
+    assert _goaway_code(sock) == ENHANCE_YOUR_CALM
+    sock.close()
+
+
+def test_malformed_frame_closes_only_that_connection(proxy: ProxyProcess) -> None:
+    sock = _raw(proxy)
+    # DATA on stream 0 (hyperframe refuses to build it, so by hand): length, type, flags, id
+    sock.sendall((5).to_bytes(3, "big") + b"\x00\x00" + (0).to_bytes(4, "big") + b"hello")
+    code = _goaway_code(sock)
+    assert code not in (0, ENHANCE_YOUR_CALM)
+    sock.close()
+
+    async def other() -> int:
+        async with _client(proxy) as client:
+            return (await client.get("/echo")).status_code
+
+    assert asyncio.run(other()) == 200
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load (nghttp2-client) missing")
+def test_h2load_multiplexed_requests_all_succeed(proxy: ProxyProcess) -> None:
+    out = subprocess.run(
+        ["h2load", "-n", "2000", "-c", "4", "-m", "16", f"{proxy.url}/echo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "2000 succeeded" in out, out
+
+
+def test_drain_finishes_open_streams_then_goaway(upstream: FakeUpstream, tmp_path: Path) -> None:
+    proc = ProxyProcess(
+        ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FLAGS], tmp_path
+    ).start()
+
+    async def main() -> int:
+        async with _client(proc) as client:
+            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 600}))
+            await asyncio.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            response = await slow
+            return response.status_code
+
+    try:
+        assert asyncio.run(main()) == 200
+        assert proc.wait(8) == 0
+        drain = proc.events("drain_end")
+        assert drain and drain[0]["cut"] == 0, json.dumps(drain)
+    finally:
+        proc.kill()
