@@ -115,3 +115,19 @@ def test_https_upstream_untrusted_certificate_is_502(
     resp = _get(proc)
     assert_proxy_error(resp.status_code, 502, resp.headers.multi_items(), resp.content)
     assert not server.requests, "a request went to an upstream whose certificate failed"
+
+
+def test_https_upstream_by_ip_reuses_its_connection(
+    start_proxy: StartProxy, tls_upstream: tuple[FakeUpstream, Path]
+) -> None:
+    """An IP-literal upstream is verified against the certificate's IP entry (no SNI may
+    be sent for an IP), and kept-alive TLS connections are pooled like plain ones."""
+    server, ca_file = tls_upstream
+    server.clear()
+    proc = start_proxy(f"https://127.0.0.1:{server.port}", "--upstream-ca", str(ca_file))
+    with httpx.Client(base_url=proc.url, trust_env=False) as http:
+        for i in range(3):
+            resp = http.post("/echo", content=f"tls-{i}".encode())
+            assert (resp.status_code, resp.content) == (200, f"tls-{i}".encode())
+    assert server.sni_names == [None]
+    assert len(server.connections) == 1, "TLS upstream connection not reused"
