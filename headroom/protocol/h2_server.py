@@ -28,6 +28,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from headroom.protocol.events import RequestHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
@@ -393,9 +394,18 @@ class H2Session:
     # ------------------------------------------------------------ lifecycle
 
     def shutdown(self) -> None:
-        """Drain: refuse new streams; once the open ones finish, GOAWAY and close."""
+        """Drain: GOAWAY now, naming the last stream we took, so the client opens no more;
+        the open ones finish; then the final GOAWAY and close.
+
+        The first GOAWAY is written as a raw frame: h2's state machine treats a sent GOAWAY
+        as the end of the connection and would refuse DATA on the streams still running.
+        """
+        if self.draining:
+            return
         self.draining = True
-        self.call(self.h2.update_settings, {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        self.write()
+        notice = GoAwayFrame(0, last_stream_id=self.last_stream_id, error_code=0)
+        self.conn.write_raw(notice.serialize())
         self._maybe_finish_drain()
 
     def idle_expired(self) -> None:
