@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["BindError", "Server"]
 
 ACCEPTS_PER_WAKEUP = 64
+# Drain: how long an idle connection may still send the request it is about to send (a
+# client that just connected, or a keep-alive client between two requests) before it is
+# closed. Answered with Connection: close instead, that request is not lost in a rollout.
+IDLE_GRACE = 0.5
+ATTACH_WAIT = 1.0
 
 
 class Server:
@@ -49,6 +54,7 @@ class Server:
         self._accepting = False
         self._stopped = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
+        self._attaching: set[asyncio.Task[None]] = set()
         self.on_drain: Callable[[], None] = lambda: None
         app.on_connections_changed = self._connections_changed
 
@@ -95,7 +101,9 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = DownstreamConnection(app, self.loop)
             app.connections.add(conn)  # counted before the transport exists
-            self.loop.create_task(self._attach(sock, conn))
+            task = self.loop.create_task(self._attach(sock, conn))
+            self._attaching.add(task)
+            task.add_done_callback(self._attaching.discard)
 
     async def _attach(self, sock: socket.socket, conn: DownstreamConnection) -> None:
         try:
@@ -146,13 +154,19 @@ class Server:
             await self._drain_task
 
     async def drain(self) -> None:
-        """Stop accepting, close idle connections, let in-flight exchanges finish (they are
-        answered with Connection: close) until the graceful timeout, then cut the rest."""
+        """Stop accepting, let in-flight exchanges finish (answered with Connection: close)
+        until the graceful timeout, then cut the rest.
+
+        Idle connections get ``IDLE_GRACE`` first: one accepted a moment ago has its request
+        on the way, and with a shared listening socket (rollouts) the client has no reason
+        to expect a refusal, so that request is answered rather than reset."""
         app = self.app
-        app.draining = True
         self._set_accepting(False)
         for sock in self.sockets:
             sock.close()  # our descriptor only: no shutdown(), see the module docstring
+        if self._attaching:  # every socket accepted so far becomes a served connection
+            await asyncio.wait(list(self._attaching), timeout=ATTACH_WAIT)
+        app.draining = True
         self.notifier.stopping()
         self.on_drain()
         started = time.monotonic()
@@ -164,11 +178,15 @@ class Server:
             in_flight=in_flight,
             timeout_s=self.config.graceful_shutdown_timeout,
         )
+        timeout = self.config.graceful_shutdown_timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(IDLE_GRACE, timeout)):
+                await self._wait_idle_gone()
         for conn in list(app.connections):
             conn.shutdown()
         if app.connections:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.graceful_shutdown_timeout):
+                async with asyncio.timeout(max(0.0, timeout - (time.monotonic() - started))):
                     await self._wait_empty()
         cut = len(app.connections)
         for conn in list(app.connections):
@@ -182,6 +200,15 @@ class Server:
             seconds=round(time.monotonic() - started, 3),
         )
         self._stopped.set()
+
+    async def _wait_idle_gone(self) -> None:
+        """Until no connection is idle (each closed, or busy with a request that will be
+        answered with Connection: close)."""
+        while any(not conn.busy for conn in self.app.connections):
+            self._stopped.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await self._stopped.wait()
 
     async def _wait_empty(self) -> None:
         while self.app.connections:
