@@ -28,7 +28,6 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-from hyperframe.frame import GoAwayFrame
 
 from headroom.protocol.events import RequestHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
@@ -394,18 +393,18 @@ class H2Session:
     # ------------------------------------------------------------ lifecycle
 
     def shutdown(self) -> None:
-        """Drain: GOAWAY now, naming the last stream we took, so the client opens no more;
-        the open ones finish; then the final GOAWAY and close.
+        """Drain: advertise MAX_CONCURRENT_STREAMS 0 and refuse new streams; once the open
+        ones finish, GOAWAY with the last stream id, and close.
 
-        The first GOAWAY is written as a raw frame: h2's state machine treats a sent GOAWAY
-        as the end of the connection and would refuse DATA on the streams still running.
+        GOAWAY is not sent first because clients built on the python-hyper h2 state machine
+        (httpx among them) treat a received GOAWAY as the end of the connection and fail the
+        streams still running, although RFC 9113 lets them finish; the settings change
+        stops new streams on every client without that casualty (hypercorn does the same).
         """
         if self.draining:
             return
         self.draining = True
-        self.write()
-        notice = GoAwayFrame(0, last_stream_id=self.last_stream_id, error_code=0)
-        self.conn.write_raw(notice.serialize())
+        self.call(self.h2.update_settings, {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
         self._maybe_finish_drain()
 
     def idle_expired(self) -> None:
