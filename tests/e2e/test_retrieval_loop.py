@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -644,3 +645,31 @@ def test_concurrent_stream_loops_stay_apart(proxy: ProxyProcess, llm: LLMUpstrea
     assert not errors, errors
     assert results == {i: f"[{i}] looking. [{i}] answer." for i in range(n)}
     assert len(llm.posts("/v1/messages")) == 2 * n
+
+
+def test_client_gone_mid_stream_stops_the_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """The client reads the first delta and leaves; the model then asks for a hash. No
+    follow-up may be sent for a client that is gone (it would be paid for and thrown away)."""
+    gate = threading.Event()
+    llm.script(Turn((Text(PREFACE), retrieve_call(KEY, "toolu_ret1")), gate=gate), text_turn(FINAL))
+    body = traffic.encode(
+        {
+            "model": traffic.CLAUDE_MODEL,
+            "max_tokens": 512,
+            "messages": CLAUDE_MESSAGES,
+            "tools": CLAUDE_TOOLS,
+            "stream": True,
+        }
+    )
+    with httpx.Client(base_url=proxy.url, timeout=15, trust_env=False) as client:  # noqa: SIM117
+        with client.stream(
+            "POST", "/v1/messages", content=body, headers={"content-type": "application/json"}
+        ) as got:
+            for chunk in got.iter_raw():
+                if b"text_delta" in chunk:
+                    break
+    gate.set()  # the client is gone; now the model finishes and asks for the hash
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline and len(llm.posts("/v1/messages")) < 2:
+        time.sleep(0.05)
+    assert len(llm.posts("/v1/messages")) == 1, "a follow-up was sent for a departed client"
