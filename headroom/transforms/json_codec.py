@@ -190,3 +190,33 @@ class Codec:
         if type(value) is float:
             return orjson.dumps(value).decode()
         return str(int(value))
+
+
+def _key_ends(text: str) -> int:
+    """Unescaped ``":`` in JSON text: each one ends an object key."""
+    return text.count('":') - text.count('\\":')
+
+
+def has_duplicate_keys(text: str, value: Any, compact: str) -> bool:
+    """True if an object in ``text`` repeats a key (the parse kept only the last value).
+
+    A quote inside a JSON string is always escaped, so every unescaped ``":`` ends a key.
+    ``compact`` (the parsed value written back) holds one per key the parse kept; when the
+    input holds as many, nothing was merged: four C-speed counts. Anything else (``"k" : v``
+    spacing, a real duplicate) is settled by a slower parse that sees every pair.
+    """
+    if type(value) not in (dict, list) or _key_ends(text) == _key_ends(compact):
+        return False
+    duplicate = False
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicate
+        if len({k for k, _ in pairs}) != len(pairs):
+            duplicate = True
+        return {}
+
+    try:
+        json.loads(text, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        return True
+    return duplicate

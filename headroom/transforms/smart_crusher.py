@@ -22,8 +22,8 @@ Per array, innermost first:
 Everything else is written compactly (``,``/``:``, non-ASCII kept, key order kept; numbers
 keep their meaning, see ``json_codec``). The result is returned only if it has fewer tokens
 than the input (``estimate_tokens``); otherwise the input comes back unchanged with strategy
-``passthrough``. Same input, config and query → same bytes. Known gap: a duplicate key in
-an object keeps only its last value (both parsers do that), as JSON readers generally do.
+``passthrough``, and so does a document with a duplicate key in an object (a rewrite would
+keep only the last value). Same input, config and query → same bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.transforms.base import CompressContext, CompressResult
-from headroom.transforms.json_codec import Codec, NotJSON
+from headroom.transforms.json_codec import Codec, NotJSON, has_duplicate_keys
 from headroom.transforms.json_config import SmartCrusherConfig
 from headroom.transforms.json_select import ItemTexts, error_detector, select
 from headroom.transforms.json_table import render_table
@@ -82,8 +82,12 @@ class _Walk:
         self.lossy = (
             ctx.store is not None and self.cfg.enable_ccr_marker and not self.cfg.lossless_only
         )
+        self.top_compact: str | None = None
 
-    def document(self, value: Any, depth: int = 0) -> str:
+    def document(self, value: Any, depth: int = 0, compact: str | None = None) -> str:
+        """The compressed text of a whole document; ``compact`` is its compact JSON if the
+        caller already wrote it (reused as a top-level array's stored original)."""
+        self.top_compact = compact
         out = self.value(value, depth, top=True)
         return str(out) if isinstance(out, _Table) else self.codec.dumps(out)
 
@@ -116,7 +120,11 @@ class _Walk:
             inner = codec.loads(text)
             if type(inner) not in (list, dict):
                 return text
-            out = _Walk(self.crusher, codec, self.ctx, self.keys).document(inner, depth + 1)
+            compact = codec.dumps(inner)
+            if has_duplicate_keys(text, inner, compact):
+                return text
+            walk = _Walk(self.crusher, codec, self.ctx, self.keys)
+            out = walk.document(inner, depth + 1, compact)
         except (NotJSON, TypeError, ValueError, RecursionError):
             return text
         return out if len(out) < len(text) else text
@@ -128,7 +136,8 @@ class _Walk:
         last = items[-1]
         if type(last) is dict and SENTINEL_KEY in last:
             return items
-        original = self.codec.dumps(items)  # what the store keeps if items are dropped
+        # what the store keeps if items are dropped
+        original = self.top_compact if top and self.top_compact else self.codec.dumps(items)
         walked, compact = self.walk_items(items, original, depth)
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
@@ -234,9 +243,15 @@ class SmartCrusher:
         return self.compress_value(value, text, ctx)
 
     def _run(self, value: Any, text: str, ctx: CompressContext, codec: Codec) -> CompressResult:
+        try:
+            compact = codec.dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
+        if has_duplicate_keys(text, value, compact):  # a rewrite would drop earlier values
+            return self._passthrough(text, ctx)
         keys: list[str] = []
         try:
-            output = _Walk(self, codec, ctx, keys).document(value)
+            output = _Walk(self, codec, ctx, keys).document(value, compact=compact)
         except (TypeError, ValueError, RecursionError):
             return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
         before = _tokens(text, ctx.model)

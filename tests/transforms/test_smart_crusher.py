@@ -425,6 +425,23 @@ def test_not_json_and_scalars_pass_through() -> None:
         assert result.strategy == "passthrough" and result.output == text
 
 
+def test_duplicate_keys_are_never_merged() -> None:
+    rows = db_rows(300, 29)
+    text = (
+        orjson.dumps(rows)
+        .decode()
+        .replace('"currency":"EUR"', '"currency":"EUR","currency":"USD"', 1)
+    )
+    crusher = SmartCrusher()
+    result = crusher.compress(text, CompressContext(store=PendingWrites()))
+    assert result.strategy == "passthrough" and result.output == text
+    inner = json.dumps({"body": text, "pad": " " * 200})
+    result = crusher.compress(inner, CompressContext(store=PendingWrites()))
+    assert json.loads(result.output)["body"] == text
+    spaced = orjson.dumps(rows).decode().replace('":', '" :')  # legal spacing, no duplicate
+    assert crusher.compress(spaced, CompressContext(store=PendingWrites())).keys
+
+
 def test_compress_value_matches_compress() -> None:
     rows = request_rows(300, 20)
     text = orjson.dumps(rows).decode()
