@@ -309,3 +309,18 @@ def test_not_json_or_broken_json_is_forwarded_untouched(
         assert bytes(llm.posts("/v1/messages")[0].body) == body, ctype
         if ctype == "application/json":
             assert got.status_code == 400 and got.content == bytes(llm.answers[0].sent)
+
+
+def test_over_http2_cleartext(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    """h2c (prior knowledge) on the same port: compressed alike, the SSE answer unchanged."""
+    steps = _claude_steps()
+    body = traffic.encode(traffic.claude_code_body(TASK, steps))
+    with (
+        httpx.Client(http1=False, http2=True, trust_env=False, timeout=15) as h2,
+        h2.stream("POST", proxy.url + "/v1/messages?beta=true", content=body, headers=JSON) as got,
+    ):
+        received = got.read()
+        assert (got.http_version, got.status_code) == ("HTTP/2", 200)
+    forwarded = bytes(llm.posts("/v1/messages")[0].body)
+    _check(proxy, body, forwarded, [s.output for s in steps], "anthropic")
+    assert received == bytes(llm.answers[0].sent)

@@ -673,3 +673,25 @@ def test_client_gone_mid_stream_stops_the_loop(proxy: ProxyProcess, llm: LLMUpst
     while time.monotonic() < deadline and len(llm.posts("/v1/messages")) < 2:
         time.sleep(0.05)
     assert len(llm.posts("/v1/messages")) == 1, "a follow-up was sent for a departed client"
+
+
+def test_stream_loop_over_http2(proxy: ProxyProcess, llm: LLMUpstream) -> None:
+    llm.script(Turn((Text(PREFACE), retrieve_call(KEY, "toolu_ret1"))), text_turn(FINAL))
+    body = traffic.encode(
+        {
+            "model": traffic.CLAUDE_MODEL,
+            "max_tokens": 512,
+            "messages": CLAUDE_MESSAGES,
+            "tools": CLAUDE_TOOLS,
+            "stream": True,
+        }
+    )
+    with httpx.Client(http1=False, http2=True, trust_env=False, timeout=15) as h2:
+        got = h2.post(
+            proxy.url + "/v1/messages", content=body, headers={"content-type": "application/json"}
+        )
+    assert (got.http_version, got.status_code) == ("HTTP/2", 200)
+    _no_trace(got.content)
+    kinds = [e for e, _ in _sse_events(got.content)]
+    assert kinds.count("message_start") == 1 and kinds[-1] == "message_stop"
+    assert _answer_text(got.content, True) == PREFACE + FINAL
