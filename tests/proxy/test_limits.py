@@ -210,3 +210,26 @@ def test_request_line_without_host_is_rejected(proxy: ProxyProcess, upstream: Fa
         data = sock.recv(4096)
     assert data.startswith(b"HTTP/1.1 400"), data[:80]
     assert not upstream.requests
+
+
+def test_timeouts_only_cover_their_own_phase(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    """Header and keep-alive timeouts must not cut a slow body upload, a slow upstream
+    answer, or a second request's headers (which get their own header timeout)."""
+    upstream_server.clear()
+    proc = start_proxy(
+        upstream_server.url, "--header-timeout", "500ms", "--keepalive-timeout", "500ms"
+    )
+    with RawConn(proc.port) as conn:
+        conn.send(build_request("POST", "/upload", [("Host", "x"), ("Content-Length", "8000")]))
+        for _ in range(8):  # the body takes 1.2 s, past both timeouts
+            time.sleep(0.15)
+            conn.send(b"b" * 1000)
+        assert conn.read_response().json()["length"] == 8000
+        conn.send(build_request("GET", "/slow?delay_ms=1200", [("Host", "x")]))
+        assert conn.read_response(timeout=5).body == b"slow"
+        conn.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")  # then never finish the head
+        started = time.monotonic()
+        assert conn.closed_within(3), "second request's unfinished head kept open"
+        assert time.monotonic() - started < 1.6

@@ -9,7 +9,7 @@ import httpx
 
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_process import ProxyProcess
-from tests.support.rawhttp import request
+from tests.support.rawhttp import RawConn, build_request, request
 from tests.support.upstream import FakeUpstream, free_port
 
 FIELDS = (
@@ -99,3 +99,27 @@ def test_secrets_never_logged_even_at_debug(
         leaked = [s for s in SECRETS if s in text]
         assert not leaked, f"secrets in the log: {leaked}"
         assert each.events("request"), "no request lines to check"
+
+
+def test_requests_that_end_badly_are_logged_too(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    """A client that leaves mid-stream and an upstream that dies mid-body still get their
+    one line each (with the status that was sent)."""
+    with RawConn(proxy.port) as conn:
+        conn.send(
+            build_request(
+                "GET", "/sse?n=100&gap_ms=50", [("Host", "x"), ("X-Request-Id", "left-mid-stream")]
+            )
+        )
+        assert conn.read_until(b"event-1") is not None
+    with RawConn(proxy.port) as conn:
+        conn.send(
+            build_request(
+                "GET", "/reset-mid-body", [("Host", "x"), ("X-Request-Id", "upstream-died")]
+            )
+        )
+        assert not conn.read_response().complete
+    for rid in ("left-mid-stream", "upstream-died"):
+        line = proxy.request_log(rid, timeout=3)
+        assert line["status"] == 200 and line["bytes_out"] > 0, line
