@@ -583,3 +583,19 @@ def test_early_hints_then_the_real_answer(proxy: ProxyProcess) -> None:
         assert (resp.status, resp.body) == (200, b"after hints")
         conn.send(build_request("GET", "/echo", [("Host", "x")]))
         assert conn.read_response().status == 200
+
+
+@pytest.mark.parametrize("late_ms", [0, 300], ids=["same-packet", "while-idle"])
+def test_response_longer_than_its_length_does_not_poison_the_pool(
+    late_ms: int, client: httpx.Client, upstream: FakeUpstream
+) -> None:
+    """Bytes after a complete response (a desync) must never become the next client's
+    response: the connection they came on is not reused."""
+    first = client.get(f"/overlong?n=100&late_ms={late_ms}")
+    assert (first.status_code, first.content) == (200, pattern(100))
+    time.sleep(late_ms / 1000 + 0.1)
+    started = time.monotonic()
+    second = client.post("/echo", content=b"mine")
+    assert (second.status_code, second.content) == (200, b"mine")
+    assert time.monotonic() - started < 1.0
+    assert upstream.requests[-1].conn.id != upstream.requests[0].conn.id

@@ -246,6 +246,21 @@ async def _close_delimited(x: Exchange) -> None:
     x.conn.writer.close()
 
 
+async def _overlong(x: Exchange) -> None:
+    """A body longer than its Content-Length, the connection then left open: the extra
+    bytes would be read as the next response if the connection were reused."""
+    await x.body()
+    n = x.arg("n", 100)
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n".encode()
+    junk = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforgd"
+    late = x.arg("late_ms", 0) / 1000
+    x.conn.writer.write(head + pattern(n) + (b"" if late else junk))
+    if late and await x.pause(late):
+        x.conn.writer.write(junk)  # arrives while the connection sits idle in a pool
+    await x.conn.writer.drain()
+    await x.pause(3)
+
+
 async def _encoded(x: Exchange) -> None:
     """A gzip body with Content-Encoding: the proxy must relay the compressed bytes."""
     await x.body()
@@ -339,6 +354,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "reset-mid-body": _reset_mid_body,
     "close-delimited": _close_delimited,
     "encoded": _encoded,
+    "overlong": _overlong,
     "redirect": _redirect,
     "healthz": _healthz,
     "headers": _headers,
