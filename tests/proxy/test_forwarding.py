@@ -16,18 +16,6 @@ from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request, request
 from tests.support.upstream import FakeUpstream, pattern
 
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailers",
-}
-
-
 # ---------------------------------------------------------------- methods and bodies
 
 
