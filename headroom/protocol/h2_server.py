@@ -204,6 +204,7 @@ class H2Session:
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },
         )
         self.streams: dict[int, H2Stream] = {}
@@ -454,8 +455,13 @@ def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHea
         elif name != b"host" or b":authority" not in pseudo:
             fields.append((name, value))
     method, path = pseudo.get(b":method"), pseudo.get(b":path")
-    if method is None or path is None or method == b"CONNECT":
+    if method is None or path is None:
         return None
+    if method == b"CONNECT":  # only RFC 8441 WebSocket; plain CONNECT tunnels are refused
+        if pseudo.get(b":protocol") != b"websocket":
+            return None
+        fields.append((b":protocol", b"websocket"))
+        ended = True  # the stream carries WebSocket frames, not a body to re-frame
     authority = pseudo.get(b":authority")
     if authority is not None and not any(n == b"host" for n, _ in fields):
         fields.insert(0, (b"host", authority))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from headroom.proxy.headers import (
 )
 from headroom.proxy.local import LocalRequest, LocalResponse
 from headroom.proxy.upgrade import Tunnel, is_websocket_upgrade
+from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 
 if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
@@ -58,6 +60,7 @@ class BodyTooLarge(Exception):
 class Exchange:
     __slots__ = (
         "_blocked_client",
+        "_body_sink",
         "_body_waiter",
         "_done",
         "_limit",
@@ -109,6 +112,7 @@ class Exchange:
         self._pending_bytes = 0
         self._limit: int | None = None  # cap while buffering, None while streaming
         self._blocked_client = False
+        self._body_sink: Callable[[bytes], None] | None = None
         self._body_waiter: asyncio.Future[None] | None = None
         self._done: asyncio.Future[str] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -150,6 +154,9 @@ class Exchange:
                 await self._serve_local(handler)
             elif is_websocket_upgrade(self.head):
                 self.tunnel = Tunnel(self)
+                await self.tunnel.run()
+            elif is_h2_websocket(self.head):
+                self.tunnel = WebSocketBridge(self)
                 await self.tunnel.run()
             elif self._is_buffered_route():
                 await self._forward_buffered()
@@ -396,7 +403,14 @@ class Exchange:
 
     # ================================================================ client callbacks
 
+    def set_body_sink(self, sink: Callable[[bytes], None]) -> None:
+        """From now on the client's body bytes go to ``sink`` (a WebSocket bridge)."""
+        self._body_sink = sink
+
     def on_body(self, data: bytes) -> None:
+        if self._body_sink is not None:
+            self._body_sink(data)
+            return
         self.bytes_in += len(data)
         self.last_progress = time.perf_counter()
         if self.streaming:
@@ -416,6 +430,9 @@ class Exchange:
             self._block_client(True)  # upstream not attached yet: hold the client back
 
     def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        if self._body_sink is not None and self.tunnel is not None:
+            self.tunnel.client_gone()  # the client ended its stream: the session is over
+            return
         self.req_ended = True
         self.req_trailers = trailers
         if self.streaming:

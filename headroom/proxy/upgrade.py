@@ -61,7 +61,7 @@ class Tunnel:
         self.upstream = upstream
         upstream.handler = self
         upstream.cork()
-        upstream.send_head(b"GET", ex.upstream_target, ex.upstream_headers(None, upgrade=True))
+        upstream.send_head(b"GET", ex.upstream_target, self.handshake_headers())
         upstream.send_end()
         upstream.uncork()
         timeout = ex.app.config.upstream_timeout
@@ -73,13 +73,17 @@ class Tunnel:
             ex.fail(504, "upstream_timeout", f"no WebSocket handshake answer within {timeout:g}s")
             return
         if outcome == "switched":
-            await self._splice(upstream)
+            await self.after_switch(upstream)
         elif outcome != "answered":
             ex.fail(502, "upstream_error", outcome)
         else:
             upstream.abort()  # a refusal was relayed; this socket served its one purpose
 
-    async def _splice(self, upstream: UpstreamConnection) -> None:
+    def handshake_headers(self) -> list[tuple[bytes, bytes]]:
+        return self.ex.upstream_headers(None, upgrade=True)
+
+    async def after_switch(self, upstream: UpstreamConnection) -> None:
+        """HTTP/1.1 client: relay the 101 and splice bytes both ways."""
         ex = self.ex
         assert self.switch is not None
         head = ResponseHead(101, self.switch.headers, b"", self.switch.raw_names)
