@@ -35,6 +35,9 @@ class Removed:
     calls: tuple[dict[str, Any], ...]  # our call elements, in the provider's own shape
     results: tuple[tuple[str, str], ...]  # (call id, tool result text)
     created: float
+    # Where each call stood among the turn's blocks (Anthropic content, OpenAI tool_calls),
+    # so it goes back exactly where the model wrote it.
+    positions: tuple[int, ...] = ()
 
 
 class MixedLedger:
@@ -69,32 +72,45 @@ class MixedLedger:
 
 def removed_calls(provider: Provider, response: dict[str, Any]) -> list[dict[str, Any]]:
     """Our call elements as they stand in an answer (before they are stripped)."""
+    return [call for _, call in _ours_with_positions(provider, response)]
+
+
+def removed_positions(provider: Provider, response: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(index for index, _ in _ours_with_positions(provider, response))
+
+
+def _ours_with_positions(
+    provider: Provider, response: dict[str, Any]
+) -> list[tuple[int, dict[str, Any]]]:
     if provider.name == "anthropic":
-        return [
-            b
-            for b in response.get("content") or []
-            if isinstance(b, dict)
-            and b.get("type") == "tool_use"
-            and is_retrieve_tool(str(b.get("name", "")))
-        ]
-    if provider.name == "openai_chat":
+        items = response.get("content") or []
+        name_of = _block_name
+    elif provider.name == "openai_chat":
         choices = response.get("choices") or [{}]
         message = choices[0].get("message") if isinstance(choices[0], dict) else None
-        calls = (message or {}).get("tool_calls") or []
-        return [
-            c
-            for c in calls
-            if isinstance(c, dict)
-            and isinstance(c.get("function"), dict)
-            and is_retrieve_tool(str(c["function"].get("name", "")))
-        ]
+        items = (message or {}).get("tool_calls") or []
+        name_of = _function_name
+    else:
+        items = response.get("output") or []
+        name_of = _item_name
     return [
-        i
-        for i in response.get("output") or []
-        if isinstance(i, dict)
-        and i.get("type") == "function_call"
-        and is_retrieve_tool(str(i.get("name", "")))
+        (i, item)
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and is_retrieve_tool(name_of(item))
     ]
+
+
+def _block_name(block: dict[str, Any]) -> str:
+    return str(block.get("name", "")) if block.get("type") == "tool_use" else ""
+
+
+def _function_name(call: dict[str, Any]) -> str:
+    fn = call.get("function")
+    return str(fn.get("name", "")) if isinstance(fn, dict) else ""
+
+
+def _item_name(item: dict[str, Any]) -> str:
+    return str(item.get("name", "")) if item.get("type") == "function_call" else ""
 
 
 def client_call_ids(provider: Provider, response: dict[str, Any]) -> list[str]:
@@ -176,6 +192,29 @@ def _already_back(items: list[Any], removed: Removed) -> bool:
     return all(cid.encode() in blob for cid in wanted) and b"headroom_retrieve" in blob
 
 
+def _in_place(
+    path: tuple[str | int, ...],
+    current: Any,
+    calls: list[dict[str, Any]],
+    positions: tuple[int, ...],
+) -> Plan:
+    """Steps that put ``calls`` back at their original indices in the array at ``path``
+    (which now holds the turn without them); without positions, at the end."""
+    size = len(current) if isinstance(current, list) else 0
+    if len(positions) != len(calls):
+        return [(path, "append", _dumps(calls))]
+    steps: Plan = []
+    for before, (position, call) in enumerate(
+        sorted(zip(positions, calls, strict=True), key=lambda pc: pc[0])
+    ):
+        slot = position - before  # index in the stripped array it must precede
+        if slot < size:
+            steps.append(((*path, slot), "before", _dumps([call])))
+        else:
+            steps.append((path, "append", _dumps([call])))
+    return steps
+
+
 def _steps(provider: Provider, key: str, items: list[Any], i: int, removed: Removed) -> Plan:
     calls = list(removed.calls)
     if provider.name == "anthropic":
@@ -183,7 +222,7 @@ def _steps(provider: Provider, key: str, items: list[Any], i: int, removed: Remo
             {"type": "tool_result", "tool_use_id": cid, "content": text}
             for cid, text in removed.results
         ]
-        steps: Plan = [((key, i, "content"), "append", _dumps(calls))]
+        steps = _in_place((key, i, "content"), items[i].get("content"), calls, removed.positions)
         nxt = items[i + 1] if i + 1 < len(items) else None
         if isinstance(nxt, dict) and isinstance(nxt.get("content"), list) and nxt["content"]:
             steps.append(((key, i + 1, "content", 0), "before", _dumps(results)))
@@ -194,10 +233,10 @@ def _steps(provider: Provider, key: str, items: list[Any], i: int, removed: Remo
         tool_messages = [
             {"role": "tool", "tool_call_id": cid, "content": text} for cid, text in removed.results
         ]
-        return [
-            ((key, i, "tool_calls"), "append", _dumps(calls)),
-            ((key, i), "after", _dumps(tool_messages)),
-        ]
+        steps = _in_place(
+            (key, i, "tool_calls"), items[i].get("tool_calls"), calls, removed.positions
+        )
+        return [*steps, ((key, i), "after", _dumps(tool_messages))]
     outputs = [
         {"type": "function_call_output", "call_id": cid, "output": text}
         for cid, text in removed.results

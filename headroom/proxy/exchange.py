@@ -500,6 +500,9 @@ class Exchange:
         if stream is not None and stream.wants_follow_up():
             self._resolve("follow_up")
             return
+        if stream is not None and stream.round and stream.error is not None:
+            self._resolve("failed")  # a follow-up went wrong: the stream ends with an error
+            return
         if stream is not None or self.retrieval is None:
             self.conn.send_end(trailers if self._relay_trailers else None)
             self.response_done = True

@@ -18,7 +18,7 @@ from headroom.ccr.store import Entry, StoreError
 from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
-from headroom.providers.mixed import Removed, client_call_ids, removed_calls
+from headroom.providers.mixed import Removed, client_call_ids, removed_calls, removed_positions
 from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.responses_stream import ResponsesStream
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
@@ -176,7 +176,12 @@ async def remember_mixed(ex: Exchange, provider: Provider, response: dict) -> No
     if not calls.ours or not calls.others:
         return
     results = await lookup_all(ex, calls.ours)
-    removed = Removed(tuple(removed_calls(provider, response)), tuple(results), time.time())
+    removed = Removed(
+        tuple(removed_calls(provider, response)),
+        tuple(results),
+        time.time(),
+        removed_positions(provider, response),
+    )
     ex.app.mixed.remember(client_call_ids(provider, response), removed)
 
 

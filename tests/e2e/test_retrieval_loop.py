@@ -35,10 +35,7 @@ from tests.support.llm_upstream import (
 )
 from tests.support.proxy_process import ProxyProcess
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.xfail(reason="retrieval loop not landed", strict=False),
-]
+pytestmark = [pytest.mark.timeout(60)]
 
 LOG = traffic.service_log(lines=320, seed=31)
 KEY = content_key(LOG.text)
