@@ -188,6 +188,19 @@ def test_x_forwarded_headers(proxy: ProxyProcess, upstream: FakeUpstream) -> Non
     assert second.header_all("x-forwarded-proto") == ["http"]
 
 
+def test_x_forwarded_for_keeps_every_earlier_hop(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    request(
+        proxy.port,
+        "GET",
+        "/echo",
+        [("Host", "x"), ("X-Forwarded-For", "1.1.1.1, 2.2.2.2"), ("X-Forwarded-For", "3.3.3.3")],
+    )
+    hops = [h.strip() for v in upstream.only().header_all("x-forwarded-for") for h in v.split(",")]
+    assert hops == ["1.1.1.1", "2.2.2.2", "3.3.3.3", "127.0.0.1"]
+
+
 def test_x_forwarded_for_ipv6_client(
     start_proxy: StartProxy, upstream_server: FakeUpstream
 ) -> None:
