@@ -186,3 +186,22 @@ def test_connections_closing_as_the_drain_starts_do_not_hold_it(
     exited_after = time.monotonic() - signalled
     drain_lines = [e for e in proc.logs if str(e.get("event", "")).startswith("drain")]
     assert exited_after < 2.0, f"exit {exited_after:.1f}s after SIGTERM: {drain_lines}"
+
+
+def test_upload_in_progress_at_sigterm_completes(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    upstream_server.clear()
+    proc = start_proxy(upstream_server.url, "--graceful-shutdown-timeout", "5s")
+    with RawConn(proc.port) as conn:
+        conn.send(build_request("POST", "/upload", [("Host", "x"), ("Content-Length", "6000")]))
+        conn.send(b"u" * 1000)
+        upstream_server.wait_path("/upload")
+        proc.send_signal(signal.SIGTERM)
+        for _ in range(5):  # the rest of the body arrives while the proxy drains
+            time.sleep(0.1)
+            conn.send(b"u" * 1000)
+        resp = conn.read_response()
+    assert resp.status == 200 and resp.json()["length"] == 6000
+    assert "close" in (resp.header("connection") or "").lower()
+    assert proc.wait(3) == 0
