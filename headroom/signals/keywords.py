@@ -8,6 +8,7 @@ per byte. ahocorasick-rs is as fast but pulls a Rust build on platforms without 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -67,6 +68,10 @@ class Hit(NamedTuple):
 _CHUNK = 1 << 16
 
 
+# Keywords are words and spaces ("timed out"), so a chunk may end after any other character.
+_CUT = re.compile(r"[^\w ]")
+
+
 def lowered_chunks(text: str, size: int = _CHUNK) -> Iterator[tuple[int, str]]:
     """``(offset, lowercased chunk)`` over newline-aligned chunks of about ``size`` chars.
 
@@ -76,7 +81,10 @@ def lowered_chunks(text: str, size: int = _CHUNK) -> Iterator[tuple[int, str]]:
     n = len(text)
     lo = 0
     while lo < n:
-        hi = text.find("\n", min(lo + size, n - 1))
+        hi = text.find("\n", min(lo + size, n - 1), lo + 2 * size)
+        if hi == -1:  # no newline near: cut after a character no keyword contains
+            cut = _CUT.search(text, min(lo + size, n - 1), lo + 2 * size)
+            hi = n if cut is None else cut.start()
         hi = n if hi == -1 else hi + 1
         chunk = text[lo:hi]
         lowered = chunk.lower()
