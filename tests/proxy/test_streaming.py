@@ -175,3 +175,18 @@ def test_sse_on_the_buffered_routes_arrives_spaced_and_verbatim(
         sent = upstream_server.only().sent_times
         lags = [arrived - sent_at for (arrived, _), sent_at in zip(events, sent, strict=True)]
         _assert_prompt(lags, path)
+
+
+def test_response_head_is_relayed_before_the_first_body_byte(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    """Status and headers go out once known; clients waiting on headers must not wait for
+    the model's first token."""
+    with RawConn(proxy.port) as conn:
+        conn.send(build_request("GET", "/sse?n=1&first_ms=1000", [("Host", "x")]))
+        rec = upstream.wait_path("/sse")
+        head = conn.read_until(b"\r\n\r\n", timeout=3)
+        head_after = time.monotonic() - rec.received_at
+        assert head is not None and head.startswith(b"HTTP/1.1 200")
+        assert head_after < 0.5, f"response head held {head_after:.2f}s until the body began"
+        assert conn.read_until(b"event-0", timeout=3) is not None

@@ -183,6 +183,9 @@ async def _sse(x: Exchange) -> None:
     await x.body()
     n, gap = x.arg("n", 10), x.arg("gap_ms", 100) / 1000
     await x.start(200, [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+    first = x.arg("first_ms", 0) / 1000
+    if first and not await x.pause(first):
+        return
     for i in range(n):
         if i and not await x.pause(gap):
             return
