@@ -84,6 +84,8 @@ class Config:
     ccr_redis_prefix: str = "headroom:ccr:"
     ccr_allow_remote: bool = False
     proxy_token: str | None = field(default=None, repr=False)
+    upstream_http2: str = "auto"
+    h2_max_streams: int = 100
     # compression
     compression: str = "on"
     compression_timeout: float = 2.0
@@ -384,6 +386,19 @@ _FLAGS: tuple[_Flag, ...] = (
         _text,
         "key prefix in Redis, for tenants sharing one server (default headroom:ccr:)",
         "PREFIX",
+    ),
+    _Flag(
+        "upstream-http2",
+        _choice("auto", "off", "prior-knowledge"),
+        "HTTP/2 to the upstream: auto (offer h2 over TLS, use it when chosen), off, or "
+        "prior-knowledge (h2c to an http upstream) (default auto)",
+        "MODE",
+    ),
+    _Flag(
+        "h2-max-streams",
+        _positive_int,
+        "concurrent HTTP/2 streams a client may open per connection (default 100)",
+        "N",
     ),
     _Flag(
         "workers",
