@@ -113,9 +113,10 @@ def wait_for(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> 
 
 
 def served_by(proc: ProxyProcess, prefix: str) -> dict[str, int]:
-    """request id → pid of the worker that logged it, for ids starting with ``prefix``."""
+    """request id → pid of the worker that logged it (0 without workers), for ids starting
+    with ``prefix``."""
     return {
-        e["request_id"]: int(e["pid"])
+        e["request_id"]: int(e.get("pid", 0))
         for e in proc.events("request")
         if str(e.get("request_id", "")).startswith(prefix)
     }
