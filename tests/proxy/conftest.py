@@ -7,6 +7,8 @@ start their own proxy with ``start_proxy``; every process is killed at teardown.
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tests.support.proxy_process import ProxyProcess
 from tests.support.upstream import FakeUpstream
 
 # Short timeouts so failure paths finish fast; memory CCR so nothing touches ~/.headroom.
+# HEADROOM_TEST_PROXY_FLAGS adds flags to every proxy started (e.g. "--loop asyncio").
 FAST_FLAGS = (
     "--ccr-backend",
     "memory",
@@ -26,6 +29,7 @@ FAST_FLAGS = (
     "2s",
     "--graceful-shutdown-timeout",
     "3s",
+    *shlex.split(os.environ.get("HEADROOM_TEST_PROXY_FLAGS", "")),
 )
 
 StartProxy = Callable[..., ProxyProcess]

@@ -49,7 +49,9 @@ def test_sse_events_arrive_spaced_not_batched(client: httpx.Client, upstream: Fa
     lags = [arrived - sent_at for (arrived, _), sent_at in zip(events, sent, strict=True)]
     _assert_prompt(lags, "GET /sse")
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(events)]
-    assert min(gaps) > 0.05, f"events batched: gaps {gaps}"
+    # batching shows as most gaps near zero; one late event on a busy machine does not
+    assert sorted(gaps)[len(gaps) // 2] > 0.06, f"events batched: gaps {gaps}"
+    assert events[-1][0] - events[0][0] > 0.6, f"events batched: gaps {gaps}"
 
 
 def test_stream_that_keeps_talking_outlives_the_upstream_timeout(
