@@ -50,7 +50,7 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
     """Serve until drained. The CCR store opens before the listeners, so "ready" (log line,
     sd_notify READY=1, or a worker's ready message) means both are."""
     from headroom.proxy.app import ProxyApp
-    from headroom.server import Server
+    from headroom.server import ACCEPTS_PER_WAKEUP_SHARED, Server
 
     loop = asyncio.get_running_loop()
     app = ProxyApp(config, log, loop)
@@ -63,6 +63,7 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
         server.open()
         server.install_signals()
     else:
+        server.accepts_per_wakeup = ACCEPTS_PER_WAKEUP_SHARED
         server.open(spec.sockets(), announce=False)
         server.install_signals(reload=lambda: log.info("reload_ignored", reason="worker"))
         link = WorkerLink(spec, app, server, log)

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["BindError", "Server"]
 
 ACCEPTS_PER_WAKEUP = 64
+# With several workers on one listening socket, every worker is woken for a new connection
+# and the first to call accept() gets it. Taking one per wakeup leaves the rest of a burst
+# (wrk's or a pool's 32 connections opened at once) to whichever worker is free next;
+# taking 64 would pin the whole burst, and its keep-alive traffic, to one worker.
+ACCEPTS_PER_WAKEUP_SHARED = 1
 # Drain: how long an idle connection may still send the request it is about to send (a
 # client that just connected, or a keep-alive client between two requests) before it is
 # closed. Answered with Connection: close instead, that request is not lost in a rollout.
@@ -56,6 +61,7 @@ class Server:
         self._drain_task: asyncio.Task[None] | None = None
         self._attaching: set[asyncio.Task[None]] = set()
         self.on_drain: Callable[[], None] = lambda: None
+        self.accepts_per_wakeup = ACCEPTS_PER_WAKEUP
         app.on_connections_changed = self._connections_changed
 
     def open(self, sockets: list[socket.socket] | None = None, announce: bool = True) -> None:
@@ -83,7 +89,7 @@ class Server:
 
     def _accept(self, listener: socket.socket) -> None:
         app = self.app
-        for _ in range(ACCEPTS_PER_WAKEUP):
+        for _ in range(self.accepts_per_wakeup):
             if len(app.connections) >= self.config.max_connections:
                 self._set_accepting(False)
                 return
