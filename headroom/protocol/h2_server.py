@@ -202,7 +202,9 @@ class H2Session:
         self.h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: getattr(
+                    conn.host, "h2_max_streams", MAX_CONCURRENT_STREAMS
+                ),
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
                 h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },

@@ -44,6 +44,9 @@ class ProxyApp:
             connect_timeout=config.upstream_connect_timeout,
             max_idle=config.upstream_pool_size,
             idle_timeout=config.upstream_idle_timeout,
+            http2=config.upstream_http2 if up.tls or config.upstream_http2 != "auto" else "off",
+            authority=self.upstream_authority,
+            extra_ca=config.upstream_ca,
         )
         self.routes = LocalRoutes(self)
         self.store: CCRStore | None = None
@@ -51,6 +54,7 @@ class ProxyApp:
         self.stats = Stats()
         self.mixed = MixedLedger()
         self.transform_request: RequestTransform = Compression(self)
+        self.h2_max_streams = config.h2_max_streams
         self.header_timeout = config.header_timeout
         self.keepalive_timeout = config.keepalive_timeout
         self.draining = False

@@ -35,7 +35,7 @@ class _Collector:
                 Fetched(self.head.status, self.head.headers, b"".join(self.chunks))
             )
 
-    def on_upstream_error(self, message: str) -> None:
+    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         if not self.done.done():
             self.done.set_exception(ConnectionError(message))
 

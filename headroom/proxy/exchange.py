@@ -47,6 +47,13 @@ if TYPE_CHECKING:
 
 # Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
 LOCAL_BODY_LIMIT = 1 << 20
+# A streamed request body up to this size is kept until the answer starts, so a request the
+# origin provably never processed (refused stream, GOAWAY, stale pooled socket) can be
+# retried once; larger bodies are not replayable.
+REPLAY_LIMIT = 64 * 1024
+# Tries per request when the origin provably did not process it (bounded: a peer that
+# refuses everything still gets an answer quickly).
+MAX_TRIES = 3
 
 
 class ClientGone(Exception):
@@ -67,6 +74,8 @@ class Exchange:
         "_pending",
         "_pending_bytes",
         "_relay_trailers",
+        "_replay",
+        "_replay_bytes",
         "_started",
         "_task",
         "_timer",
@@ -77,6 +86,7 @@ class Exchange:
         "conn",
         "drop_request_headers",
         "failure",
+        "failure_retryable",
         "head",
         "held",
         "last_progress",
@@ -113,6 +123,8 @@ class Exchange:
         self._limit: int | None = None  # cap while buffering, None while streaming
         self._blocked_client = False
         self._body_sink: Callable[[bytes], None] | None = None
+        self._replay: list[bytes] | None = []  # streamed body kept for one safe retry
+        self._replay_bytes = 0
         self._body_waiter: asyncio.Future[None] | None = None
         self._done: asyncio.Future[str] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -123,6 +135,7 @@ class Exchange:
         self.response_started = False
         self.response_done = False
         self.failure = ""
+        self.failure_retryable = False
         self.status = 0
         self.upstream_status: int | None = None
         self.upstream_request_id: bytes | None = None
@@ -234,7 +247,7 @@ class Exchange:
 
     async def _forward(self, body: bytes | None) -> None:
         """Send the request upstream and relay the answer. ``body`` None means stream it."""
-        for attempt in range(2):
+        for attempt in range(MAX_TRIES):
             try:
                 upstream, reused = await self.app.pool.acquire()
             except ConnectTimeout as exc:
@@ -257,16 +270,12 @@ class Exchange:
                     answer = self.stream_retrieval.stream.follow_up_response()
                     await retrieval_loop.remember_mixed(self, self.retrieval, answer)
                 return
-            replayable = body is not None or (self.req_ended and self.bytes_in == 0)
-            if (
-                outcome == "failed"
-                and reused
-                and attempt == 0
-                and replayable
-                and not self.response_started
-            ):
-                # A pooled socket the origin closed while idle: nothing was answered, the
-                # request is still in hand, so one fresh connection is safe.
+            replayable = body is not None or self._replay is not None
+            retry_ok = self.failure_retryable or (reused and attempt == 0)
+            if outcome == "failed" and retry_ok and replayable and not self.response_started:
+                # A pooled socket the origin closed while idle, or an HTTP/2 stream it
+                # refused or never processed (GOAWAY): nothing was answered and the request
+                # is still in hand, so one more try is safe.
                 self.upstream = None
                 continue
             break
@@ -388,6 +397,10 @@ class Exchange:
     def _start_streaming(self, upstream: UpstreamConnection) -> None:
         self.streaming = True
         self._limit = None
+        if self._replay is not None and not self._pending:
+            self._pending = list(self._replay)  # a retry: what the first try already sent
+        elif self._replay is not None:
+            self._remember(self._pending)
         for chunk in self._pending:
             upstream.send_body(chunk)
         self._pending.clear()
@@ -400,6 +413,15 @@ class Exchange:
                 self._block_client(True)
             else:
                 self._block_client(False)
+
+    def _remember(self, chunks: list[bytes]) -> None:
+        """Keep the start of a streamed body, so a request the origin never processed can
+        be sent again; past ``REPLAY_LIMIT`` the body is no longer replayable."""
+        assert self._replay is not None
+        self._replay.extend(chunks)
+        self._replay_bytes += sum(len(c) for c in chunks)
+        if self._replay_bytes > REPLAY_LIMIT:
+            self._replay = None
 
     # ================================================================ client callbacks
 
@@ -417,6 +439,8 @@ class Exchange:
             upstream = self.upstream
             if upstream is not None:
                 upstream.send_body(data)
+            if self._replay is not None:
+                self._remember([data])
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
@@ -508,8 +532,9 @@ class Exchange:
             self.response_done = True
         self._resolve("ok")
 
-    def on_upstream_error(self, message: str) -> None:
+    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         self.failure = message
+        self.failure_retryable = retryable
         self._resolve("failed")
 
     def on_response_batch(self, start: bool) -> None:

@@ -51,7 +51,7 @@ class Tunnel:
     async def run(self) -> None:
         ex = self.ex
         try:
-            upstream = await ex.app.pool.connect()
+            upstream = await ex.app.pool.connect(http1=True)
         except ConnectTimeout as exc:
             ex.fail(504, "upstream_connect_timeout", str(exc))
             return
@@ -148,7 +148,7 @@ class Tunnel:
         if not self.outcome.done():
             self.outcome.set_result("answered")
 
-    def on_upstream_error(self, message: str) -> None:
+    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         if not self.outcome.done():
             self.outcome.set_result(message if not self.open else "upstream closed")
 

@@ -223,7 +223,7 @@ class WebSocketBridge(Tunnel):
         if not self.outcome.done():
             self.outcome.set_result(reason)
 
-    def on_upstream_error(self, message: str) -> None:
+    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         if self.open:
             if not self.client_leg.closed:
                 self._send(
@@ -232,4 +232,4 @@ class WebSocketBridge(Tunnel):
                 self.client_leg.closed = True
             self._finish("upstream closed")
         else:
-            super().on_upstream_error(message)
+            super().on_upstream_error(message, retryable)
