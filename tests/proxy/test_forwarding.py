@@ -405,9 +405,16 @@ def test_upstream_closing_idle_connection_is_not_an_error(
     assert client.get("/echo").status_code == 200
 
 
-def test_upstream_connection_close_then_next_request(client: httpx.Client) -> None:
-    assert client.get("/close").content == b"bye"
-    assert client.get("/echo").status_code == 200
+def test_upstream_connection_close_then_next_request(proxy: ProxyProcess) -> None:
+    """The upstream's Connection: close is about the upstream hop: the client's connection
+    stays open and serves the next request (on a fresh upstream connection)."""
+    with RawConn(proxy.port) as conn:
+        conn.send(build_request("GET", "/close", [("Host", "x")]))
+        first = conn.read_response()
+        assert first.body == b"bye"
+        assert "close" not in (first.header("connection") or "").lower()
+        conn.send(build_request("GET", "/echo", [("Host", "x")]))
+        assert conn.read_response().status == 200
 
 
 def test_idle_upstream_connections_expire(
