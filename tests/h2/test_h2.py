@@ -229,3 +229,44 @@ def test_drain_finishes_open_streams_then_goaway(upstream: FakeUpstream, tmp_pat
         assert drain and drain[0]["cut"] == 0, json.dumps(drain)
     finally:
         proc.kill()
+
+
+def test_slow_reader_on_one_stream_does_not_stall_another(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    """Stream 1 never reads its 20 MB download (no stream credit); stream 3 must still be
+    answered, and the upstream must have been held back rather than buffered."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    sock.sendall(client.data_to_send())
+
+    def get(stream_id: int, path: str) -> None:
+        client.send_headers(
+            stream_id,
+            [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "x")],
+            end_stream=True,
+        )
+        sock.sendall(client.data_to_send())
+
+    get(1, f"/bytes?n={20_000_000}")
+    rec = upstream.wait_path("/bytes")
+    get(3, "/echo")
+    done = False
+    deadline = time.monotonic() + 10
+    sock.settimeout(0.5)
+    while not done and time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        for event in client.receive_data(data):
+            if isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:
+                # connection credit only: stream 1 stays stuck at its window
+                client.increment_flow_control_window(event.flow_controlled_length)
+            if isinstance(event, h2.events.StreamEnded) and event.stream_id == 3:
+                done = True
+        sock.sendall(client.data_to_send())
+    sock.close()
+    assert done, "stream 3 starved behind a stalled stream"
+    assert rec.bytes_sent < 8_000_000, f"upstream pushed {rec.bytes_sent} bytes unread"
