@@ -516,7 +516,7 @@ def test_absolute_form_target_is_not_an_open_proxy(
         assert not elsewhere.requests, "the proxy connected to a host named in the request"
     finally:
         elsewhere.stop()
-    assert resp.status == 400 or upstream.only().path == "/echo", (resp.status, resp.body)
+    assert resp.status == 400 or upstream.only().target == "/echo", (resp.status, resp.body)
 
 
 def test_upstream_answering_before_reading_the_body_is_relayed(proxy: ProxyProcess) -> None:
