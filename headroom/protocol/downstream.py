@@ -19,6 +19,7 @@ from headroom.protocol.events import Body, EndBody, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
 from headroom.protocol.h2_server import PREFACE, H2Session
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
+from headroom.protocol.writes import CorkedWriter
 
 
 class ExchangeHandler(Protocol):
@@ -49,7 +50,7 @@ class ConnectionHost(Protocol):
     def connection_closed(self, conn: DownstreamConnection) -> None: ...
 
 
-class DownstreamConnection(asyncio.Protocol):
+class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
         "_closed",
         "_cork",
@@ -345,25 +346,8 @@ class DownstreamConnection(asyncio.Protocol):
             self._read_paused = False
             transport.resume_reading()
 
-    def cork(self) -> None:
-        """Gather writes until ``uncork``: a head, a body chunk and the end that arrive
-        together leave in one send() instead of three."""
-        self._cork += 1
-
-    def uncork(self) -> None:
-        self._cork -= 1
-        if self._cork == 0 and self._out:
-            out = self._out
-            self._out = []
-            if not self._closed and self.transport is not None:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _write(self, data: bytes) -> None:
-        if data and not self._closed and self.transport is not None:
-            if self._cork:
-                self._out.append(data)
-            else:
-                self.transport.write(data)
+    def _writable(self) -> bool:
+        return not self._closed and self.transport is not None
 
     def _arm(self, delay: float) -> None:
         self._cancel_timer()

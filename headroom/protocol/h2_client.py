@@ -28,6 +28,7 @@ import h2.exceptions
 
 from headroom.protocol.events import Informational, ResponseHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+from headroom.protocol.writes import SendQueue
 
 # h2 forbids these on requests; ``te`` is allowed only as "trailers".
 _FORBIDDEN = frozenset(
@@ -40,16 +41,14 @@ class UpstreamStream:
     """One exchange's stream on an ``H2Upstream``."""
 
     __slots__ = (
-        "_end",
         "_ended",
-        "_out",
-        "_out_bytes",
         "_reading",
         "_trailers",
         "_unacked",
         "closed",
         "conn",
         "handler",
+        "queue",
         "response_started",
         "stream_id",
         "write_paused",
@@ -62,11 +61,9 @@ class UpstreamStream:
         self.closed = False
         self.write_paused = False
         self.response_started = False
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._end = False  # end the request once the queue drains
-        self._ended = False
-        self._trailers: list[tuple[bytes, bytes]] | None = None
+        self.queue = SendQueue()  # request DATA waiting for the upstream's windows
+        self._ended = False  # the response ended
+        self._trailers: list[tuple[bytes, bytes]] | None = None  # response trailers
         self._reading = True
         self._unacked = 0
 
@@ -92,14 +89,12 @@ class UpstreamStream:
 
     def send_body(self, data: bytes) -> None:
         if data and not self.closed:
-            self._out.append(data)
-            self._out_bytes += len(data)
+            self.queue.push(data)
             self.conn.flush(self)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         if not self.closed:
-            self._end = True
-            self._trailers = [(n.lower(), v) for n, v in trailers] if trailers else None
+            self.queue.finish(trailers)
             self.conn.flush(self)
 
     def write_raw(self, data: bytes) -> None:
@@ -138,20 +133,6 @@ class UpstreamStream:
         self.abort()
 
     # ------------------------------------------------------------ connection side
-
-    def take(self, budget: int) -> bytes:
-        out = bytearray()
-        while self._out and len(out) < budget:
-            chunk = self._out[0]
-            room = budget - len(out)
-            if len(chunk) <= room:
-                out += chunk
-                self._out.pop(0)
-            else:
-                out += chunk[:room]
-                self._out[0] = chunk[room:]
-        self._out_bytes -= len(out)
-        return bytes(out)
 
     def fail(self, message: str, retryable: bool = False) -> None:
         handler, self.handler = self.handler, None
@@ -331,26 +312,12 @@ class H2Upstream(asyncio.Protocol):
             self.write()
 
     def flush(self, stream: UpstreamStream) -> None:
-        sid = stream.stream_id
         try:
-            while stream._out_bytes and not self._paused:
-                window = min(
-                    self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size
-                )
-                if window <= 0:
-                    break
-                self.h2.send_data(sid, stream.take(window))
-            if stream._end and not stream._out_bytes:
-                stream._end = False
-                if stream._trailers:
-                    self.h2.send_headers(sid, stream._trailers, end_stream=True)
-                else:
-                    self.h2.end_stream(sid)
+            stream.queue.pump(self.h2, stream.stream_id, self._paused)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             pass
-        paused = stream._out_bytes > HIGH_WATER or (
-            stream.write_paused and stream._out_bytes > LOW_WATER
-        )
+        queued = stream.queue.size
+        paused = queued > HIGH_WATER or (stream.write_paused and queued > LOW_WATER)
         if paused != stream.write_paused:
             stream.write_paused = paused
             if stream.handler is not None:

@@ -31,6 +31,7 @@ import h2.settings
 
 from headroom.protocol.events import RequestHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+from headroom.protocol.writes import SendQueue
 
 if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
@@ -55,16 +56,13 @@ class H2Stream:
 
     __slots__ = (
         "_blocked",
-        "_end_pending",
         "_exchange",
-        "_out",
-        "_out_bytes",
         "_paused",
-        "_trailers",
         "_unacked",
         "closed",
         "head_sent",
         "must_close",
+        "queue",
         "session",
         "stream_id",
     )
@@ -76,10 +74,7 @@ class H2Stream:
         self.closed = False
         self.head_sent = False
         self._exchange: Any = None
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._end_pending = False
-        self._trailers: list[tuple[bytes, bytes]] | None = None
+        self.queue = SendQueue()
         self._blocked = 0
         self._unacked = 0
         self._paused = False
@@ -120,15 +115,13 @@ class H2Stream:
     def send_body(self, data: bytes) -> None:
         if self.closed or not data:
             return
-        self._out.append(data)
-        self._out_bytes += len(data)
+        self.queue.push(data)
         self.session.flush(self)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         if self.closed:
             return
-        self._end_pending = True
-        self._trailers = [(n.lower(), v) for n, v in trailers] if trailers else None
+        self.queue.finish(trailers)
         self.session.flush(self)
 
     def write_raw(self, data: bytes) -> None:
@@ -166,24 +159,9 @@ class H2Stream:
 
     # ------------------------------------------------------------ session side
 
-    def take_data(self, budget: int) -> bytes:
-        """Up to ``budget`` queued bytes, for the session's window-limited send."""
-        out = bytearray()
-        while self._out and len(out) < budget:
-            chunk = self._out[0]
-            room = budget - len(out)
-            if len(chunk) <= room:
-                out += chunk
-                self._out.pop(0)
-            else:
-                out += chunk[:room]
-                self._out[0] = chunk[room:]
-        self._out_bytes -= len(out)
-        return bytes(out)
-
     @property
     def queued(self) -> int:
-        return self._out_bytes
+        return self.queue.size
 
     def set_paused(self, paused: bool) -> None:
         if paused != self._paused:
@@ -337,27 +315,15 @@ class H2Session:
 
     def flush(self, stream: H2Stream) -> None:
         """Send what the windows allow; end the stream once its queue is empty."""
-        sid = stream.stream_id
         if stream.closed:
             return
         try:
-            while stream.queued:
-                window = min(
-                    self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size
-                )
-                if window <= 0 or self._transport_paused:
-                    break
-                self.h2.send_data(sid, stream.take_data(window))
-            if not stream.queued and stream._end_pending:
-                stream._end_pending = False
-                if stream._trailers:
-                    self.h2.send_headers(sid, stream._trailers, end_stream=True)
-                else:
-                    self.h2.end_stream(sid)
-                if stream._exchange is None:  # its exchange finished while data waited
-                    self.stream_done(stream)
+            ended = stream.queue.pump(self.h2, stream.stream_id, self._transport_paused)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             stream.closed = True
+            ended = False
+        if ended and stream._exchange is None:  # its exchange finished while data waited
+            self.stream_done(stream)
         stream.set_paused(
             stream.queued > HIGH_WATER or (stream._paused and stream.queued > LOW_WATER)
         )
@@ -378,7 +344,7 @@ class H2Session:
         self._maybe_finish_drain()
 
     def stream_done(self, stream: H2Stream) -> None:
-        if stream._end_pending or stream.queued:
+        if stream.queue.end or stream.queued:
             return  # finishing after the queue drains; the stream stays registered
         if self.streams.pop(stream.stream_id, None) is not None:
             stream.closed = True

@@ -20,6 +20,7 @@ from headroom.protocol.events import (
 )
 from headroom.protocol.h1 import H1Client, Reset
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+from headroom.protocol.writes import CorkedWriter
 
 
 class ResponseHandler(Protocol):
@@ -42,7 +43,7 @@ class ResponseHandler(Protocol):
     def on_informational(self, event: Informational) -> None: ...
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
         "_cork",
         "_h1",
@@ -207,24 +208,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ internals
 
-    def cork(self) -> None:
-        """Gather writes until ``uncork`` (a request head and its body leave as one)."""
-        self._cork += 1
-
-    def uncork(self) -> None:
-        self._cork -= 1
-        if self._cork == 0 and self._out:
-            out = self._out
-            self._out = []
-            if not self.closed and self.transport is not None:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _write(self, data: bytes) -> None:
-        if data and not self.closed and self.transport is not None:
-            if self._cork:
-                self._out.append(data)
-            else:
-                self.transport.write(data)
+    def _writable(self) -> bool:
+        return not self.closed and self.transport is not None
 
     def _fail(self, message: str) -> None:
         handler, self.handler = self.handler, None

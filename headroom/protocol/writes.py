@@ -1,0 +1,94 @@
+"""Write paths shared by the protocol classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h2.connection
+
+
+class CorkedWriter:
+    """Writes made between ``cork()`` and ``uncork()`` leave in one send(): a head, a body
+    chunk and the end that are produced together cost one syscall, not three."""
+
+    __slots__ = ()
+    transport: Any
+    _cork: int
+    _out: list[bytes]
+
+    def _writable(self) -> bool:
+        raise NotImplementedError
+
+    def cork(self) -> None:
+        self._cork += 1
+
+    def uncork(self) -> None:
+        self._cork -= 1
+        if self._cork == 0 and self._out:
+            out = self._out
+            self._out = []
+            if self._writable():
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        if data and self._writable():
+            if self._cork:
+                self._out.append(data)
+            else:
+                self.transport.write(data)
+
+
+class SendQueue:
+    """One HTTP/2 stream's outgoing DATA, waiting for flow-control window, then its end.
+
+    Both directions use it: the client-side session for response bodies, the upstream
+    connection for request bodies. Bytes leave only within the stream's and connection's
+    windows and the peer's frame size; the end (or trailers) follows the last byte.
+    """
+
+    __slots__ = ("chunks", "end", "size", "trailers")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.end = False
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+
+    def push(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def finish(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        self.end = True
+        self.trailers = [(n.lower(), v) for n, v in trailers] if trailers else None
+
+    def take(self, budget: int) -> bytes:
+        out = bytearray()
+        while self.chunks and len(out) < budget:
+            chunk = self.chunks[0]
+            room = budget - len(out)
+            if len(chunk) <= room:
+                out += chunk
+                self.chunks.pop(0)
+            else:
+                out += chunk[:room]
+                self.chunks[0] = chunk[room:]
+        self.size -= len(out)
+        return bytes(out)
+
+    def pump(self, conn: h2.connection.H2Connection, stream_id: int, stalled: bool) -> bool:
+        """Send what the windows allow; True when the stream's end went out just now.
+        h2's StreamClosedError/ProtocolError propagate to the caller."""
+        while self.size and not stalled:
+            window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+            if window <= 0:
+                break
+            conn.send_data(stream_id, self.take(window))
+        if self.end and not self.size:
+            self.end = False
+            if self.trailers:
+                conn.send_headers(stream_id, self.trailers, end_stream=True)
+            else:
+                conn.end_stream(stream_id)
+            return True
+        return False
