@@ -217,9 +217,13 @@ class H1Client:
         return bytes(self._conn.trailing_data[0])
 
     def reusable(self) -> bool:
-        """True when both messages ended cleanly and keep-alive holds; readies the next cycle."""
+        """True when both messages ended cleanly and keep-alive holds, and nothing arrived
+        past the end of the response (those bytes would be read as the next response);
+        readies the next cycle."""
         conn = self._conn
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            if conn.trailing_data[0]:
+                return False
             conn.start_next_cycle()
             return True
         return False

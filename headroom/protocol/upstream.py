@@ -81,15 +81,16 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel(data)
             return
+        handler = self.handler
+        if handler is None:
+            # Bytes from an idle pooled connection belong to no request: keeping them would
+            # hand them to the next exchange as its response (a desync). Drop the socket.
+            self._fail("upstream sent bytes with no request outstanding")
+            return
         try:
             events = self._h1.receive(data)
         except Reset as exc:
             self._fail(str(exc))
-            return
-        handler = self.handler
-        if handler is None:
-            if events:
-                self._fail("upstream sent data with no request outstanding")
             return
         handler.on_response_batch(True)
         try:

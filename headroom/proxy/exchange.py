@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from headroom.protocol.events import RequestHead, ResponseHead
+from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.providers.apis import provider_for
@@ -536,6 +536,10 @@ class Exchange:
         self.failure = message
         self.failure_retryable = retryable
         self._resolve("failed")
+
+    def on_informational(self, event: Informational) -> None:
+        """1xx from the upstream (100, 102, 103): the client gets the final answer only;
+        the proxy answers 100-continue itself."""
 
     def on_response_batch(self, start: bool) -> None:
         if start:
