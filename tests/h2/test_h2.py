@@ -270,3 +270,37 @@ def test_slow_reader_on_one_stream_does_not_stall_another(
     sock.close()
     assert done, "stream 3 starved behind a stalled stream"
     assert rec.bytes_sent < 8_000_000, f"upstream pushed {rec.bytes_sent} bytes unread"
+
+
+def test_hpack_garbage_ends_only_that_connection(proxy: ProxyProcess) -> None:
+    sock = _raw(proxy)
+    # HEADERS on stream 1, END_HEADERS, with a header block that is not valid HPACK
+    block = b"\xff\xff\xff\xff\xff\xff"
+    sock.sendall(len(block).to_bytes(3, "big") + b"\x01\x04" + (1).to_bytes(4, "big") + block)
+    code = _goaway_code(sock)
+    assert code not in (0, ENHANCE_YOUR_CALM)  # COMPRESSION_ERROR (or PROTOCOL_ERROR)
+    sock.close()
+    response = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "--http2-prior-knowledge",
+            f"{proxy.url}/echo",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert response.stdout == "200"
+
+
+@pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp (nghttp2-client) missing")
+def test_nghttp_concurrent_requests(proxy: ProxyProcess) -> None:
+    urls = [f"{proxy.url}/echo?i={i}" for i in range(10)]
+    out = subprocess.run(["nghttp", "-n", "-s", *urls], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("/echo?i=") >= 10
