@@ -46,6 +46,12 @@ class MemoPipeline:
         self.misses = 0
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
+        return self.compress_timed(text, ctx, {})
+
+    def compress_timed(
+        self, text: str, ctx: CompressContext, stages: dict[str, float]
+    ) -> CompressResult:
+        """``compress``, adding each pipeline stage's milliseconds into ``stages``."""
         key = _key(text, ctx)
         with self._lock:
             memo = self._entries.get(key)
@@ -56,9 +62,15 @@ class MemoPipeline:
             _replay(memo, ctx.store)
             return memo.result
         staged = PendingWrites()
-        result = self.pipeline.compress(
+        result, stats = self.pipeline.compress_with_stats(
             text, CompressContext(ctx.query, staged, ctx.model) if ctx.store is not None else ctx
         )
+        for name, ms in (
+            ("detect", stats.detect_ms),
+            ("compress", stats.compress_ms),
+            ("ccr", stats.ccr_ms),
+        ):
+            stages[name] = stages.get(name, 0.0) + ms
         originals = tuple(staged.items.values())
         memo = _Memo(
             result, originals, len(result.output) + sum(len(o) for o in originals) + len(key)

@@ -49,6 +49,7 @@ class Rewrite:
     by_strategy: dict[str, StrategyTally] = field(default_factory=dict)
     writes: PendingWrites = field(default_factory=PendingWrites)
     tool_injected: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # pipeline stage → total ms
     restored: bool = False  # earlier retrieval calls were put back into the history
     seconds: float = 0.0
     skipped_reason: str = ""
@@ -97,7 +98,10 @@ def rewrite_request(
         if len(output.text) < min_chars or has_marker(output.text):
             continue
         ctx = CompressContext(query=output.query, store=result.writes, model=model)
-        compressed = pipeline.compress(output.text, ctx)
+        if isinstance(pipeline, MemoPipeline):
+            compressed = pipeline.compress_timed(output.text, ctx, result.stages)
+        else:
+            compressed = pipeline.compress(output.text, ctx)
         if compressed.output == output.text or compressed.tokens_after >= compressed.tokens_before:
             continue
         edits.append((output, compressed.output))

@@ -151,6 +151,8 @@ class Compression:
         finally:
             cancel.set()  # client gone (task cancelled) or done: either way, stop
         self.app.stats.stage("rewrite", result.seconds * 1000)
+        for stage, ms in result.stages.items():
+            self.app.stats.stage(stage, ms)
         return result
 
     async def _store(self, ex: Exchange, result: Rewrite) -> bool:
