@@ -80,7 +80,9 @@ class StatsDir:
         if isinstance(record, dict):
             old = self.retired()
             total = Stats.merged([old["stats"]] if old["stats"] else [])
-            total.add_data(record["stats"])
+            # A gauge, not a count: a gone worker holds no connections (a killed one's last
+            # snapshot may still show some).
+            total.add_data({**record["stats"], "active_connections": 0})
             endpoints: Counter[str] = Counter(old.get("ccr_endpoints", {}))
             endpoints.update(record.get("ccr_endpoints", {}))
             write_json_atomic(
