@@ -14,7 +14,16 @@ import pytest
 
 from headroom.ccr.markers import find_keys
 from headroom.config import UsageError, load
-from tests.deploy.conftest import Start, get, served_by, stats, stop, wait_for, worker_pids
+from tests.deploy.conftest import (
+    Start,
+    alive,
+    get,
+    served_by,
+    stats,
+    stop,
+    wait_for,
+    worker_pids,
+)
 from tests.e2e.traffic import claude_code_body, claude_step, encode, service_log
 from tests.support.proxy_process import REPO, ProxyProcess, proxy_env, run_cli
 from tests.support.rawhttp import request
@@ -299,3 +308,13 @@ def subprocess_with_fd(tmp_path: Path, fd: int) -> subprocess.CompletedProcess[s
         timeout=20,
         check=False,
     )
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(start: Start) -> None:
+    proc = start("--workers", "2", "--graceful-shutdown-timeout", "2s")
+    pids = worker_pids(proc)
+    assert proc.proc is not None
+    proc.proc.kill()  # SIGKILL: no chance to signal anyone
+    proc.wait(5)
+    wait_for(lambda: not any(alive(p) for p in pids), 8, "orphaned workers to drain and exit")
+    assert len(proc.events("supervisor_gone")) == 2
