@@ -155,13 +155,11 @@ class Supervisor:
 
     # ------------------------------------------------------------ workers
 
-    def _spawn(self, slot: int, generation: int | None = None) -> Worker:
+    def _spawn(self, slot: int) -> Worker:
         self._pending.pop(slot, None)
         parent, child = socket.socketpair()
         fds = tuple(s.fileno() for s in self.sockets)
-        spec = WorkerSpec(
-            slot, generation or self.generation, fds, child.fileno(), str(self.stats.path)
-        )
+        spec = WorkerSpec(slot, self.generation, fds, child.fileno(), str(self.stats.path))
         env = child_environ(os.environ)
         env[SPEC_ENV] = spec.encode()
         try:
@@ -301,6 +299,7 @@ class Supervisor:
         for slot in range(len(self.slots)):
             old = self.slots[slot]
             if slot < count and not await self._replace(slot):
+                self.slots[slot] = old  # the old worker never stopped serving
                 self.notifier.ready(self._status())
                 return
             if old is not None:
