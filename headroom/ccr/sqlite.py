@@ -275,7 +275,7 @@ class SqliteStore:
             # The checkpoint thread keeps the WAL short; this is only the safety net for
             # when it falls behind, so commits on the request path rarely pay for one.
             db.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(db, self._busy_timeout)
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode={mode})")
             db.execute("PRAGMA synchronous = NORMAL")
@@ -492,3 +492,17 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
     return text
+
+
+def _switch_to_wal(db: sqlite3.Connection, busy_timeout: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the lock: SQLite
+    does not always call the busy handler for a journal-mode change, so two processes
+    opening one new file at the same moment would otherwise see "database is locked"."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -43,6 +43,7 @@ MAX_HEADER_LIST_SIZE = 64 * 1024
 # far past it, so is this absolute number whatever the ratio.
 RESET_CHECK_AFTER = 100
 MAX_PREMATURE_RESETS = 1000
+CONNECTION_WINDOW = 16 * 1024 * 1024
 FLOOD_WINDOW = 10.0  # seconds
 FLOOD_LIMITS = {"settings": 100, "ping": 100, "empty_data": 100, "window_update": 10_000}
 # Headers HTTP/2 forbids (RFC 9113 §8.2.2); ``te`` is allowed only as "trailers".
@@ -197,6 +198,10 @@ class H2Session:
         self._flood_since = time.monotonic()
         self._transport_paused = False
         self.h2.initiate_connection()
+        # A roomy connection window: per-stream windows (64 KiB) still bound what each
+        # stream may have in flight, and a 64 KiB connection window shared by 100 streams
+        # would serialise them behind whichever stream's credit is withheld.
+        self.h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
 
     # ------------------------------------------------------------ input
 
