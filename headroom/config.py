@@ -84,6 +84,9 @@ class Config:
     ccr_redis_prefix: str = "headroom:ccr:"
     ccr_allow_remote: bool = False
     proxy_token: str | None = field(default=None, repr=False)
+    tls_listen: tuple[ListenAddr, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     upstream_http2: str = "auto"
     h2_max_streams: int = 100
     # compression
@@ -388,6 +391,16 @@ _FLAGS: tuple[_Flag, ...] = (
         "PREFIX",
     ),
     _Flag(
+        "tls-listen",
+        parse_listen,
+        "address for a TLS listener offering ALPN h2 and http/1.1 (needs --tls-cert and "
+        "--tls-key); repeatable",
+        "ADDR",
+        repeat=True,
+    ),
+    _Flag("tls-cert", _existing_file, "PEM certificate chain for --tls-listen", "FILE"),
+    _Flag("tls-key", _existing_file, "PEM private key for --tls-listen", "FILE"),
+    _Flag(
         "upstream-http2",
         _choice("auto", "off", "prior-knowledge"),
         "HTTP/2 to the upstream: auto (offer h2 over TLS, use it when chosen), off, or "
@@ -510,6 +523,11 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
         raise UsageError("--ccr-redis-url is set but --ccr-backend is not redis")
     if values.get("ccr_allow_remote") and not token:
         raise UsageError(f"--ccr-allow-remote needs {ENV_PREFIX}TOKEN to be set")
+    has_pair = bool(values.get("tls_cert")) and bool(values.get("tls_key"))
+    if values.get("tls_listen") and not has_pair:
+        raise UsageError("--tls-listen needs both --tls-cert and --tls-key")
+    if (values.get("tls_cert") or values.get("tls_key")) and not values.get("tls_listen"):
+        raise UsageError("--tls-cert/--tls-key are set but no --tls-listen address is")
     for name in (
         "upstream_timeout",
         "upstream_connect_timeout",

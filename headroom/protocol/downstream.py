@@ -69,6 +69,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         "host",
         "loop",
         "must_close",
+        "scheme",
         "transport",
         "write_paused",
     )
@@ -78,6 +79,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
+        self.scheme = "http"  # what X-Forwarded-Proto says: "https" on a TLS listener
         self._h1 = H1Server()
         self._exchange: ExchangeHandler | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -109,6 +111,13 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         self.host.connection_made(self)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.scheme = "https"
+            self._sniffing = False  # over TLS, ALPN alone decides the protocol
+            if ssl_object.selected_alpn_protocol() == "h2":
+                self.start_h2()
+                return
         self._arm(self.host.header_timeout)
 
     def data_received(self, data: bytes) -> None:

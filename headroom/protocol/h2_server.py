@@ -85,6 +85,10 @@ class H2Stream:
         return self.session.conn.client_ip
 
     @property
+    def scheme(self) -> str:
+        return self.session.conn.scheme
+
+    @property
     def waiting_for_100_continue(self) -> bool:
         return False
 

@@ -320,7 +320,7 @@ class Exchange:
         return upstream_request_headers(
             self.head,
             client_ip=self.conn.client_ip,
-            scheme="http",
+            scheme=self.conn.scheme,
             upstream_authority=self.app.upstream_authority,
             rewrite_host=cfg.rewrite_host,
             request_id=self.request_id,
