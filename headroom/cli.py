@@ -136,8 +136,8 @@ async def attach_extensions(app: ProxyApp) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    spec = WorkerSpec.take()
     try:
+        spec = WorkerSpec.take()
         config = load(args)
         factory = _loop_factory(config.loop)
     except UsageError as exc:

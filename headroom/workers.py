@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headroom.config import UsageError
 from headroom.log import Logger
 from headroom.telemetry.cluster import PUBLISH_INTERVAL, ClusterView, StatsDir
 
@@ -60,14 +61,17 @@ class WorkerSpec:
         raw = env.pop(SPEC_ENV, None)
         if raw is None:
             return None
-        data = json.loads(raw)
-        return cls(
-            int(data["slot"]),
-            int(data["generation"]),
-            tuple(int(fd) for fd in data["fds"]),
-            int(data["channel"]),
-            str(data["stats_dir"]),
-        )
+        try:
+            data = json.loads(raw)
+            return cls(
+                int(data["slot"]),
+                int(data["generation"]),
+                tuple(int(fd) for fd in data["fds"]),
+                int(data["channel"]),
+                str(data["stats_dir"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            raise UsageError(f"{SPEC_ENV} is unusable (only the supervisor sets it)") from None
 
     def sockets(self) -> list[socket.socket]:
         out = []
