@@ -96,6 +96,7 @@ class Config:
     # deployment
     workers: int | None = None  # None: one process serves; N: a supervisor runs N workers
     inherit_fd: tuple[int, ...] = ()
+    worker_hang_timeout: float = 30.0
 
 
 # ---------------------------------------------------------------- value parsers
@@ -428,6 +429,13 @@ _FLAGS: tuple[_Flag, ...] = (
         "FD",
         repeat=True,
     ),
+    _Flag(
+        "worker-hang-timeout",
+        parse_duration,
+        "with --workers: a worker whose event loop has not answered the supervisor for this "
+        "long is killed and replaced (default 30s)",
+        "DURATION",
+    ),
 )
 
 _BOOL_FLAGS: tuple[tuple[str, str], ...] = (
@@ -535,6 +543,7 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
         "keepalive_timeout",
         "ccr_ttl",
         "compression_timeout",
+        "worker_hang_timeout",
     ):
         if name in values and values[name] <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")

@@ -14,12 +14,13 @@ environment), not forks: a SIGHUP replacement then loads the code installed now 
 re-parses the configuration, and no event loop or thread state is copied across ``fork``.
 
 The supervisor does no request work. It restarts a crashed worker with exponential backoff
-(a worker that ran ``STABLE_AFTER`` resets it), gives up at startup if a first-generation
-worker dies before ever becoming ready (the worker printed why), drains every worker at
-once on SIGTERM/SIGINT and exits 0 after the last, and on SIGHUP replaces workers one slot
-at a time: the new worker is accepting before the old one is told to drain, so no
-connection is refused. It speaks sd_notify for the service (READY=1 once every worker is
-ready, STATUS=, STOPPING=1, WATCHDOG=1, MAINPID=).
+(a worker that ran ``STABLE_AFTER`` resets it), kills a hung one (no heartbeat from its
+event loop for ``--worker-hang-timeout``) so that it is replaced the same way, gives up at
+startup if a first-generation worker dies before ever becoming ready (the worker printed
+why), drains every worker at once on SIGTERM/SIGINT and exits 0 after the last, and on
+SIGHUP replaces workers one slot at a time: the new worker is accepting before the old one
+is told to drain, so no connection is refused. It speaks sd_notify for the service
+(READY=1 once every worker is ready, STATUS=, STOPPING=1, WATCHDOG=1, MAINPID=).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Worker:
     proc: subprocess.Popen[bytes]
     channel: socket.socket
     started: float = field(default_factory=time.monotonic)
+    last_beat: float = field(default_factory=time.monotonic)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     retiring: bool = False  # replaced or drained on purpose: its exit is no crash
@@ -187,6 +189,7 @@ class Supervisor:
             return
         except OSError:
             data = b""
+        worker.last_beat = time.monotonic()
         if b"ready" in data:
             worker.ready.set()
         if not data:
@@ -342,11 +345,25 @@ class Supervisor:
         while True:
             await asyncio.sleep(period)
             self._reap()
+            self._kill_hung()
             if self.notifier.watchdog_interval is not None:
                 self.notifier.watchdog()
             if time.monotonic() - last_status >= STATUS_EVERY:
                 last_status = time.monotonic()
                 self.notifier.status(self._status())
+
+    def _kill_hung(self) -> None:
+        """A ready worker that stopped beating has a stuck event loop (its clients hang with
+        it): kill it, and the crash path starts a replacement."""
+        limit = self.config.worker_hang_timeout
+        now = time.monotonic()
+        for worker in self.workers.values():
+            silent = now - worker.last_beat
+            if worker.ready.is_set() and not worker.retiring and silent > limit:
+                self.log.error("worker_hung", worker=worker.slot, pid=worker.pid, silent_s=silent)
+                worker.last_beat = now  # one kill per silence
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.kill()
 
     def _status(self) -> str:
         _, records = self.stats.consistent_read(own_pid=0)

@@ -137,9 +137,13 @@ class WorkerLink:
             self.log.warning("stats_publish_failed", error=str(exc))
 
     async def _publish_loop(self) -> None:
+        """Counters to the stats dir, and a heartbeat byte to the supervisor: a worker whose
+        event loop is stuck stops beating and is replaced (``--worker-hang-timeout``)."""
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL)
             self.publish()
+            with contextlib.suppress(OSError):  # full (supervisor stuck) or gone: EOF says so
+                self.channel.send(b".")
 
     def _on_channel(self) -> None:
         try:

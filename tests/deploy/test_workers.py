@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -318,3 +319,25 @@ def test_workers_do_not_outlive_a_killed_supervisor(start: Start) -> None:
     proc.wait(5)
     wait_for(lambda: not any(alive(p) for p in pids), 8, "orphaned workers to drain and exit")
     assert len(proc.events("supervisor_gone")) == 2
+
+
+def test_hung_worker_is_killed_and_replaced(start: Start) -> None:
+    proc = start("--workers", "2", "--worker-hang-timeout", "1500ms")
+    victim = worker_pids(proc)[1]
+    os.kill(victim, signal.SIGSTOP)  # its event loop stops: no heartbeat, no accepts
+    try:
+        hung = proc.wait_for_log(lambda e: e.get("event") == "worker_hung", 6)
+        assert hung["pid"] == victim
+        proc.wait_for_log(
+            lambda e: (
+                e.get("event") == "worker_ready"
+                and e.get("pid") not in (victim, None)
+                and e.get("worker") == 1
+            ),
+            10,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    for i in range(20):
+        assert get(proc.port, "/echo", f"after-{i}", timeout=3).status == 200
