@@ -17,6 +17,7 @@ release, abort), so the exchange does not care which protocol the pool chose.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ _FORBIDDEN = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"}
 )
 DEFAULT_PEER_STREAMS = 100  # until the peer's SETTINGS say otherwise
+_UNSAFE = re.compile(rb"[\r\n\x00]")
 
 
 class UpstreamStream:
@@ -237,12 +239,17 @@ class H2Upstream(asyncio.Protocol):
             if handler is not None:
                 handler.on_response_body(event.data)
         elif kind is h2.events.ResponseReceived:
+            head = _response_head(event.headers)
+            if head is None:
+                stream.abort()
+                stream.fail("upstream sent a header with CR, LF or NUL")
+                return
             stream.response_started = True
             if handler is not None:
-                handler.on_response_head(_response_head(event.headers))
+                handler.on_response_head(head)
         elif kind is h2.events.InformationalResponseReceived:
-            if handler is not None:
-                head = _response_head(event.headers)
+            head = _response_head(event.headers)
+            if handler is not None and head is not None:
                 handler.on_informational(Informational(head.status, head.headers, head.raw_names))
         elif kind is h2.events.TrailersReceived:
             stream._trailers = [(n, v) for n, v in event.headers]
@@ -368,13 +375,17 @@ class H2Upstream(asyncio.Protocol):
             self.transport.abort()
 
 
-def _response_head(headers: list[tuple[bytes, bytes]]) -> ResponseHead:
+def _response_head(headers: list[tuple[bytes, bytes]]) -> ResponseHead | None:
+    """The HTTP/1.1-shaped head, or None when a value could split an HTTP/1.1 header line
+    on the client's side (CR, LF, NUL)."""
     status = 0
     fields: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if name == b":status":
             status = int(value)
         elif not name.startswith(b":"):
+            if _UNSAFE.search(value):
+                return None
             fields.append((name, value))
     return ResponseHead(status, fields, b"", [n for n, _ in fields])
 

@@ -19,6 +19,7 @@ floods of SETTINGS, PING, empty DATA and WINDOW_UPDATE frames per time window. S
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_UNSAFE = re.compile(rb"[\r\n\x00]")
 MAX_CONCURRENT_STREAMS = 100
 MAX_HEADER_LIST_SIZE = 64 * 1024
 # Rapid reset: after this many streams, more than half reset before any response is abuse;
@@ -434,6 +436,8 @@ def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHea
     method, path = pseudo.get(b":method"), pseudo.get(b":path")
     if method is None or path is None:
         return None
+    if any(_UNSAFE.search(v) for _, v in fields) or _UNSAFE.search(path):
+        return None  # CR, LF or NUL would split or end an HTTP/1.1 header line upstream
     if method == b"CONNECT":  # only RFC 8441 WebSocket; plain CONNECT tunnels are refused
         if pseudo.get(b":protocol") != b"websocket":
             return None

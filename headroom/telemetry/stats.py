@@ -9,6 +9,7 @@ plain data. The exposition format is small and written out here with correct ``#
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +35,9 @@ class Histogram:
         self.n += 1
         self.total += value
         self.peak = max(self.peak, value)
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
+        i = bisect_left(self.buckets, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
 
     def to_data(self) -> dict[str, Any]:
         return {"counts": list(self.counts), "total": self.total, "n": self.n, "peak": self.peak}
