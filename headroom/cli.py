@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from headroom import __version__
 from headroom.config import Config, UsageError, load
@@ -26,6 +26,8 @@ from headroom.workers import WorkerLink, WorkerLogger, WorkerSpec
 
 if TYPE_CHECKING:
     from headroom.proxy.app import ProxyApp
+    from headroom.telemetry.fleet import FleetStats
+    from headroom.telemetry.stats import Stats
 
 STATUS_EVERY = 5.0
 
@@ -55,6 +57,7 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
     loop = asyncio.get_running_loop()
     app = ProxyApp(config, log, loop)
     await attach_extensions(app)
+    fleet = await _open_fleet(app, supervised=spec is not None)
     # A worker never talks to systemd (its environment has no NOTIFY_SOCKET anyway).
     notifier = Notifier() if spec is None else Notifier({})
     server = Server(config, app, log, notifier)
@@ -81,6 +84,8 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
     else:
         link.ready()
         log.info("worker_ready", generation=spec.generation, **fields)
+    if fleet is not None:
+        fleet.start()
     try:
         await server.wait_stopped()
     finally:
@@ -88,8 +93,35 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
             heartbeat.cancel()
         if link is not None:
             link.close()
+        if fleet is not None:
+            await fleet.close()
         if app.store is not None:
             await app.store.close()
+
+
+async def _open_fleet(app: ProxyApp, supervised: bool) -> FleetStats | None:
+    """With --stats-redis: connect (failure stops startup) and publish this host's totals,
+    all workers' when supervised (``app.routes.cluster`` is set by then)."""
+    url = app.config.stats_redis
+    if url is None:
+        return None
+    from headroom.telemetry.fleet import FleetError, FleetStats, instance_name
+
+    def gather() -> tuple[Stats, dict[str, int], dict[str, Any]]:
+        cluster = app.routes.cluster
+        if cluster is not None:
+            return cluster.gather()
+        retrieve = app.retrieve
+        return app.stats, dict(retrieve.counters) if retrieve else {}, {"count": 1}
+
+    try:
+        fleet = await FleetStats.open(
+            url, instance_name(supervised), gather, app.log, owner=not supervised
+        )
+    except FleetError as exc:
+        raise StartupError(str(exc)) from None
+    app.routes.fleet = fleet
+    return fleet
 
 
 def _status(app: ProxyApp) -> str:

@@ -97,6 +97,7 @@ class Config:
     workers: int | None = None  # None: one process serves; N: a supervisor runs N workers
     inherit_fd: tuple[int, ...] = ()
     worker_hang_timeout: float = 30.0
+    stats_redis: str | None = None
 
 
 # ---------------------------------------------------------------- value parsers
@@ -217,6 +218,12 @@ def parse_fd(text: str) -> int:
     if value < 3:
         raise ValueError(f"file descriptor must be 3 or more, got {text!r}")
     return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"not a redis:// or rediss:// URL: {text!r}")
+    return text
 
 
 def _existing_file(text: str) -> Path:
@@ -435,6 +442,13 @@ _FLAGS: tuple[_Flag, ...] = (
         "with --workers: a worker whose event loop has not answered the supervisor for this "
         "long is killed and replaced (default 30s)",
         "DURATION",
+    ),
+    _Flag(
+        "stats-redis",
+        _redis_url,
+        "redis:// or rediss:// URL where this host publishes its totals, so that "
+        "/stats?scope=fleet on any host adds up every host using the same Redis",
+        "URL",
     ),
 )
 

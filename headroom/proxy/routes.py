@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from headroom import __version__
 from headroom.protocol.pool import ConnectError, ConnectTimeout
@@ -16,6 +17,7 @@ from headroom.proxy.local import (
     json_response,
 )
 from headroom.telemetry.cluster import ClusterView
+from headroom.telemetry.fleet import FleetStats
 from headroom.telemetry.stats import prometheus
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class LocalRoutes:
         self._prefixed: list[tuple[bytes, LocalHandler]] = []
         # Set in a worker under a supervisor: /stats and /metrics then cover all workers.
         self.cluster: ClusterView | None = None
+        # Set with --stats-redis: /stats?scope=fleet adds up every host publishing there.
+        self.fleet: FleetStats | None = None
 
     def add_prefix(self, prefix: bytes, handler: LocalHandler) -> None:
         self._prefixed.append((prefix, handler))
@@ -76,10 +80,25 @@ class LocalRoutes:
             return denied
         if req.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
+        if "fleet" in parse_qs(req.query).get("scope", ()):
+            return await self._fleet_stats()
         if self.cluster is None:
             return json_response(200, self.app.stats.snapshot(self._extra()))
         total, endpoints, workers = self.cluster.gather()
         return json_response(200, total.snapshot({"ccr_endpoints": endpoints, "workers": workers}))
+
+    async def _fleet_stats(self) -> LocalResponse:
+        if self.fleet is None:
+            return json_response(
+                400, {"error": {"type": "bad_request", "message": "fleet stats need --stats-redis"}}
+            )
+        try:
+            total, endpoints, hosts = await self.fleet.read()
+        except Exception as exc:  # redis raises many types; all mean "fleet view unavailable"
+            message = f"stats redis: {type(exc).__name__}"
+            return json_response(503, {"error": {"type": "unavailable", "message": message}})
+        extra = {"scope": "fleet", "ccr_endpoints": endpoints, "hosts": hosts}
+        return json_response(200, total.snapshot(extra))
 
     async def metrics(self, req: LocalRequest) -> LocalResponse:
         denied = self._check_token(req)
