@@ -95,7 +95,8 @@ class H1Server:
                     RequestHead(event.method, event.target, headers, event.http_version, raw_names)
                 )
             elif kind is h11.EndOfMessage:
-                out.append(EndBody(_split(event.headers)[0]))
+                out.append(EndBody(_split(event.headers)[0] if event.headers else []))
+                return out  # h11 pauses after a message: asking again would only say so
             elif kind is h11.ConnectionClosed:
                 # EOF from a client means it is gone: HTTP clients do not half-close and
                 # then wait, and treating it as an abort propagates disconnects at once.
@@ -203,7 +204,8 @@ class H1Client:
                 headers, raw_names = _split(event.headers)
                 out.append(Informational(event.status_code, headers, raw_names))
             elif kind is h11.EndOfMessage:
-                out.append(EndBody(_split(event.headers)[0]))
+                out.append(EndBody(_split(event.headers)[0] if event.headers else []))
+                return out  # h11 pauses after a message: asking again would only say so
             elif kind is h11.ConnectionClosed:
                 ended = bool(out) and isinstance(out[-1], EndBody)
                 if not ended and conn.their_state not in (h11.DONE, h11.CLOSED):
