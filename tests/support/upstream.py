@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import itertools
 import json
 import random
 import socket
@@ -510,6 +511,7 @@ class FakeUpstream:
         )
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conn_ids = itertools.count(1)  # never reset: ids stay unique across clear()
         self._conns: set[_Conn] = set()
         if tls is not None:
             tls.sni_callback = self._on_sni
@@ -590,7 +592,7 @@ class FakeUpstream:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with self._lock:
-            record = ConnRecord(id=len(self.connections) + 1, opened_at=time.monotonic())
+            record = ConnRecord(id=next(self._conn_ids), opened_at=time.monotonic())
             self.connections.append(record)
         task = asyncio.current_task()
         assert task is not None
