@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SUITES = ("proxy", "ccr", "transforms", "compression", "protocols")
+SUITES = ("proxy", "ccr", "transforms", "compression", "protocols", "workers")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -21,6 +21,9 @@ from headroom.protocol.h2_server import PREFACE, H2Session
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
 from headroom.protocol.writes import CorkedWriter
 
+# How long a keep-alive connection may stay idle once the drain began (see ``finish``).
+DRAIN_IDLE_GRACE = 0.5
+
 
 class ExchangeHandler(Protocol):
     def on_body(self, data: bytes) -> None: ...
@@ -262,12 +265,15 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         if self._exchange is not exchange or self._closed:
             return
         self._exchange = None
-        if self.must_close or self.host.draining or not self._h1.next_cycle():
+        if self.must_close or not self._h1.next_cycle():
             self.close()
             return
         self._reading_blocked = 0
         self._set_reading()
-        self._arm(self.host.keepalive_timeout)
+        # Draining, a response that went out before the drain began did not say
+        # Connection: close, so the client may already be sending its next request: give it
+        # a moment (it is answered with Connection: close) instead of resetting it.
+        self._arm(DRAIN_IDLE_GRACE if self.host.draining else self.host.keepalive_timeout)
         held, self._held = self._held, b""
         try:
             # A pipelined request may already be buffered in h11 or held here.
@@ -322,8 +328,8 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
             return
         if self._exchange is None:
             self.close()
-        else:
-            self.must_close = True
+        elif not getattr(self._exchange, "response_started", False):
+            self.must_close = True  # its head has not gone out: it can still say close
 
     @property
     def busy(self) -> bool:
