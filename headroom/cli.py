@@ -21,6 +21,7 @@ from headroom import __version__
 from headroom.config import Config, UsageError, load
 from headroom.listeners import BindError
 from headroom.log import Logger
+from headroom.protocol.tls import TLSSetupError
 from headroom.systemd import Notifier
 from headroom.workers import WorkerLink, WorkerLogger, WorkerSpec
 
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(config, log, spec))
-    except (BindError, StartupError) as exc:
+    except (BindError, StartupError, TLSSetupError) as exc:
         print(f"headroom-proxy: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

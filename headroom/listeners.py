@@ -13,6 +13,8 @@ from headroom.config import Config, ListenAddr
 from headroom.systemd import ActivationError, listen_fds
 
 BACKLOG = 1024
+# Listening descriptors whose connections are TLS (see ``is_tls``).
+TLS_FDS: set[int] = set()
 
 
 class BindError(Exception):
@@ -64,17 +66,31 @@ def open_listeners(config: Config) -> tuple[list[socket.socket], bool]:
         raise BindError(f"socket activation: {exc}") from None
     fds = [(p.fd, f"systemd socket {p.name}") for p in passed]
     fds += [(fd, f"--inherit-fd {fd}") for fd in config.inherit_fd]
+    TLS_FDS.update(p.fd for p in passed if p.name.lower().startswith(("tls", "https")))
     if fds:
         return [adopt(fd, source) for fd, source in fds], True
     sockets: list[socket.socket] = []
     try:
         for addr in config.listen:
             sockets.append(bind(addr))
+        for addr in config.tls_listen:
+            sock = bind(addr)
+            TLS_FDS.add(sock.fileno())
+            sockets.append(sock)
     except BindError:
         for sock in sockets:
             sock.close()
         raise
     return sockets, False
+
+
+def is_tls(sock: socket.socket, config: Config) -> bool:
+    """Whether connections on this listener speak TLS: bound here from --tls-listen, a
+    systemd socket named tls*/https*, or an inherited socket on a --tls-listen address."""
+    if sock.fileno() in TLS_FDS:
+        return True
+    host, port = sock.getsockname()[:2]
+    return any(a.port and a.port == port and a.host == host for a in config.tls_listen)
 
 
 def shown_addr(sock: socket.socket) -> str:

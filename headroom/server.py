@@ -18,14 +18,16 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from headroom.config import Config
-from headroom.listeners import BindError, open_listeners, shown_addr
+from headroom.listeners import BindError, is_tls, open_listeners, shown_addr
 from headroom.log import Logger
 from headroom.protocol.downstream import DownstreamConnection
+from headroom.protocol.tls import server_tls_context
 from headroom.systemd import Notifier
 
 if TYPE_CHECKING:
@@ -63,6 +65,14 @@ class Server:
         self.on_drain: Callable[[], None] = lambda: None
         self.accepts_per_wakeup = ACCEPTS_PER_WAKEUP
         app.on_connections_changed = self._connections_changed
+        # TLS listeners (--tls-listen): the context is built once, at startup, so a bad
+        # certificate stops the process before it serves anything.
+        self.tls = (
+            server_tls_context(config.tls_cert, config.tls_key)
+            if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
+        self._tls_fds: set[int] = set()
 
     def open(self, sockets: list[socket.socket] | None = None, announce: bool = True) -> None:
         """Serve on ``sockets`` (a worker's, handed down) or on this process's own
@@ -70,6 +80,8 @@ class Server:
         if sockets is None:
             sockets, _ = open_listeners(self.config)
         self.sockets = sockets
+        if self.tls is not None:
+            self._tls_fds = {s.fileno() for s in sockets if is_tls(s, self.config)}
         self._set_accepting(True)
         if announce:
             for sock in self.sockets:
@@ -107,14 +119,17 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = DownstreamConnection(app, self.loop)
             app.connections.add(conn)  # counted before the transport exists
-            task = self.loop.create_task(self._attach(sock, conn))
+            tls = self.tls if listener.fileno() in self._tls_fds else None
+            task = self.loop.create_task(self._attach(sock, conn, tls))
             self._attaching.add(task)
             task.add_done_callback(self._attaching.discard)
 
-    async def _attach(self, sock: socket.socket, conn: DownstreamConnection) -> None:
+    async def _attach(
+        self, sock: socket.socket, conn: DownstreamConnection, tls: ssl.SSLContext | None
+    ) -> None:
         try:
-            await self.loop.connect_accepted_socket(lambda: conn, sock)
-        except OSError:
+            await self.loop.connect_accepted_socket(lambda: conn, sock, ssl=tls)
+        except (OSError, ssl.SSLError):  # a failed TLS handshake ends only this connection
             self.app.connections.discard(conn)
             sock.close()
 
