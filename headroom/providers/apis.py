@@ -227,6 +227,8 @@ OPENAI_RESPONSES = Provider(
     _name_field,
 )
 
+PROVIDERS = {p.name: p for p in (ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES)}
+
 _BY_SUFFIX = (
     ("/v1/messages", ANTHROPIC),
     ("/v1/messages/count_tokens", ANTHROPIC),

@@ -15,13 +15,14 @@ is compressed; the bench measures it.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
-from headroom.providers.apis import provider_for
+from headroom.providers.apis import PROVIDERS, provider_for
 from headroom.providers.memo import MemoPipeline
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
@@ -43,6 +44,8 @@ class Compression:
         self.config = app.config
         self.pipeline = MemoPipeline(Pipeline(PipelineConfig()))
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
+        self.processes: ProcessPoolExecutor | None = None
+        self._process_ready = False
         sys.setswitchinterval(SWITCH_INTERVAL)
 
     async def __call__(self, ex: Exchange, body: bytes) -> bytes:
@@ -114,17 +117,23 @@ class Compression:
     async def _rewrite(self, ex: Exchange, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
         cancel = threading.Event()
         loop = self.app.loop
-        future = loop.run_in_executor(
-            self.executor,
-            lambda: rewrite_request(
-                body,
-                provider,
-                pipeline,
-                min_chars=self.config.compression_min_chars,
-                cancel=cancel,
-                ledger=self.app.mixed,
-            ),
-        )
+        min_chars = self.config.compression_min_chars
+        if self._use_process(body):
+            future = loop.run_in_executor(
+                self.processes, _rewrite_in_worker, body, provider.name, min_chars
+            )
+        else:
+            future = loop.run_in_executor(
+                self.executor,
+                lambda: rewrite_request(
+                    body,
+                    provider,
+                    pipeline,
+                    min_chars=min_chars,
+                    cancel=cancel,
+                    ledger=self.app.mixed,
+                ),
+            )
         try:
             async with asyncio.timeout(self.config.compression_timeout):
                 result = await future
@@ -154,6 +163,29 @@ class Compression:
         for stage, ms in result.stages.items():
             self.app.stats.stage(stage, ms)
         return result
+
+    def _use_process(self, body: bytes) -> bool:
+        """Large bodies compress in a separate process once it is up.
+
+        A worker thread holds the GIL through each long C call (a 1 MB orjson parse, a
+        regex or automaton pass), and the event loop waits that long to move any byte: with
+        threads, small requests' p99 grew by ~8 ms while 1 MB bodies compressed. A process
+        costs a copy of the body each way and cannot be interrupted, so small bodies stay
+        on threads. The process starts at the first large body (which still uses a thread),
+        so a proxy that never sees one never pays for it. Restoring mixed turns needs this
+        process's memory of them, so while it holds any, bodies stay on threads too.
+        """
+        if len(body) < PROCESS_MIN_BYTES or len(self.app.mixed):
+            return False
+        if self.processes is None:
+            context = multiprocessing.get_context("spawn")
+            self.processes = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_worker_init
+            )
+            warm = self.processes.submit(_worker_ready)
+            warm.add_done_callback(lambda f: setattr(self, "_process_ready", f.exception() is None))
+            return False
+        return self._process_ready
 
     async def _store(self, ex: Exchange, result: Rewrite) -> bool:
         """Durable before visible: the originals are stored before any marker leaves."""
@@ -198,3 +230,21 @@ def _streams(body: bytes) -> bool:
         return False
     tail = body[marker + 8 : marker + 40].lstrip()
     return tail.startswith(b":") and tail[1:].lstrip().startswith(b"true")
+
+
+# ---------------------------------------------------------------- compression process
+
+PROCESS_MIN_BYTES = 256 * 1024
+_WORKER: dict[str, MemoPipeline] = {}
+
+
+def _worker_init() -> None:
+    _WORKER["pipeline"] = MemoPipeline(Pipeline(PipelineConfig()))
+
+
+def _worker_ready() -> bool:
+    return "pipeline" in _WORKER
+
+
+def _rewrite_in_worker(body: bytes, provider_name: str, min_chars: int) -> Rewrite:
+    return rewrite_request(body, PROVIDERS[provider_name], _WORKER["pipeline"], min_chars=min_chars)
