@@ -110,7 +110,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
             transport.close()
             self.host.connection_closed(self)
             return
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)  # type: ignore[attr-defined]
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         self.host.connection_made(self)

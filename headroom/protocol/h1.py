@@ -82,10 +82,9 @@ class H1Server:
                     raise Reset(str(exc)) from None
                 out.append(ProtocolError(exc.error_status_hint or 400, str(exc)))
                 return out
-            kind = type(event)
-            if kind is h11.Data:
+            if isinstance(event, h11.Data):
                 out.append(Body(bytes(event.data)))
-            elif kind is h11.Request:
+            elif isinstance(event, h11.Request):
                 headers, raw_names = _split(event.headers)
                 problem = _check_head(event.target, headers)
                 if problem is not None:
@@ -94,10 +93,10 @@ class H1Server:
                 out.append(
                     RequestHead(event.method, event.target, headers, event.http_version, raw_names)
                 )
-            elif kind is h11.EndOfMessage:
+            elif isinstance(event, h11.EndOfMessage):
                 out.append(EndBody(_split(event.headers)[0] if event.headers else []))
                 return out  # h11 pauses after a message: asking again would only say so
-            elif kind is h11.ConnectionClosed:
+            elif isinstance(event, h11.ConnectionClosed):
                 # EOF from a client means it is gone: HTTP clients do not half-close and
                 # then wait, and treating it as an abort propagates disconnects at once.
                 raise Reset("client closed the connection")
@@ -194,19 +193,18 @@ class H1Client:
                     raise Reset(str(exc)) from None
                 out.append(ProtocolError(502, f"upstream broke HTTP/1.1: {exc}"))
                 return out
-            kind = type(event)
-            if kind is h11.Data:
+            if isinstance(event, h11.Data):
                 out.append(Body(bytes(event.data)))
-            elif kind is h11.Response:
+            elif isinstance(event, h11.Response):
                 headers, raw_names = _split(event.headers)
                 out.append(ResponseHead(event.status_code, headers, event.reason, raw_names))
-            elif kind is h11.InformationalResponse:
+            elif isinstance(event, h11.InformationalResponse):
                 headers, raw_names = _split(event.headers)
                 out.append(Informational(event.status_code, headers, raw_names))
-            elif kind is h11.EndOfMessage:
+            elif isinstance(event, h11.EndOfMessage):
                 out.append(EndBody(_split(event.headers)[0] if event.headers else []))
                 return out  # h11 pauses after a message: asking again would only say so
-            elif kind is h11.ConnectionClosed:
+            elif isinstance(event, h11.ConnectionClosed):
                 ended = bool(out) and isinstance(out[-1], EndBody)
                 if not ended and conn.their_state not in (h11.DONE, h11.CLOSED):
                     raise Reset("upstream closed the connection")

@@ -223,13 +223,14 @@ class H2Upstream(asyncio.Protocol):
             for stream in list(self.streams.values()):
                 self.flush(stream)
             return
-        stream = self.streams.get(getattr(event, "stream_id", 0))
-        if stream is None:
+        found = self.streams.get(getattr(event, "stream_id", 0))
+        if found is None:
             if kind is h2.events.DataReceived:
                 self.call(
                     self.h2.acknowledge_received_data, event.flow_controlled_length, event.stream_id
                 )
             return
+        stream = found
         handler = stream.handler
         if kind is h2.events.DataReceived:
             if stream._reading:
@@ -266,7 +267,7 @@ class H2Upstream(asyncio.Protocol):
             self.forget(stream)
 
     def _goaway(self, event: h2.events.ConnectionTerminated) -> None:
-        self._graceful_goaway(event.last_stream_id or 0, int(event.error_code))
+        self._graceful_goaway(event.last_stream_id or 0, int(event.error_code or 0))
 
     def _graceful_goaway(self, last: int, code: int) -> None:
         self._retire()

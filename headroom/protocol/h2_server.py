@@ -236,7 +236,7 @@ class H2Session:
         if self.draining:
             self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        head = _request_head(event.headers, event.stream_ended)
+        head = _request_head(event.headers, event.stream_ended is not None)
         if head is None:
             self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return

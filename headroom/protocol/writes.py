@@ -19,14 +19,15 @@ class CorkedWriter:
     def _writable(self) -> bool:
         raise NotImplementedError
 
+    # The subclasses declare ``_cork`` and ``_out`` in their own __slots__.
     def cork(self) -> None:
-        self._cork += 1
+        self._cork += 1  # type: ignore[misc]
 
     def uncork(self) -> None:
-        self._cork -= 1
+        self._cork -= 1  # type: ignore[misc]
         if self._cork == 0 and self._out:
             out = self._out
-            self._out = []
+            self._out = []  # type: ignore[misc]
             if self._writable():
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 

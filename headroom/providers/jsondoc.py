@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _WS = re.compile(r"[ \t\n\r]*")
-_scan_once = json.JSONDecoder().scan_once
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # C scanner
 
 Path = tuple[str | int, ...]
 _END = object()  # trie marker: a wanted path ends at this node

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ def removed_positions(provider: Provider, response: dict[str, Any]) -> tuple[int
 def _ours_with_positions(
     provider: Provider, response: dict[str, Any]
 ) -> list[tuple[int, dict[str, Any]]]:
+    name_of: Callable[[dict[str, Any]], str]
     if provider.name == "anthropic":
         items = response.get("content") or []
         name_of = _block_name

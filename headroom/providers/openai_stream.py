@@ -59,8 +59,9 @@ class OpenAIChatStream:
         choices = chunk.get("choices")
         if not choices:
             return self._usage_chunk(event, chunk)
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        choice: dict[str, Any] = choices[0] if isinstance(choices[0], dict) else {}
+        raw_delta = choice.get("delta")
+        delta: dict[str, Any] = raw_delta if isinstance(raw_delta, dict) else {}
         changed = False
         if isinstance(delta.get("content"), str):
             self._text.append(delta["content"])
@@ -91,7 +92,8 @@ class OpenAIChatStream:
                 kept.append(tc)
                 continue
             index = tc["index"]
-            fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+            raw_fn = tc.get("function")
+            fn: dict[str, Any] = raw_fn if isinstance(raw_fn, dict) else {}
             call = self._tools.get(index)
             if call is None:
                 ours = is_retrieve_tool(str(fn.get("name", "")))

@@ -91,6 +91,7 @@ def follow_up(
     provider: Provider, body: bytes, response: dict[str, Any], results: list[tuple[str, str]]
 ) -> bytes:
     """The forwarded body plus the model's turn and one tool result per ``(call_id, text)``."""
+    turns: list[dict[str, Any]]
     if provider.name == "anthropic":
         turns = [
             {"role": "assistant", "content": response.get("content") or []},

@@ -60,9 +60,10 @@ class Compression:
         encoding = (header_value(ex.head.headers, b"content-encoding") or b"").strip().lower()
         plain = body
         if encoding and encoding != b"identity":
-            plain = self._decode(ex, encoding.decode("latin-1"), body)
-            if plain is None:
+            decoded = self._decode(ex, encoding.decode("latin-1"), body)
+            if decoded is None:
                 return body
+            plain = decoded
         streams = _streams(plain)
         result = await self._rewrite(ex, plain, provider, self.pipeline)
         if result is None or not result.changed:

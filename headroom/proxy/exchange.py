@@ -42,7 +42,7 @@ from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 
 if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
-    from headroom.protocol.upstream import UpstreamConnection
+    from headroom.protocol.pool import Upstream
     from headroom.proxy.app import ProxyApp
 
 # Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
@@ -116,7 +116,7 @@ class Exchange:
         self.start = time.perf_counter()
         self.request_id = request_id_for(head)
         self.path = head.target.partition(b"?")[0]
-        self.upstream: UpstreamConnection | None = None
+        self.upstream: Upstream | None = None
         self.streaming = False  # body chunks go straight upstream
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -292,7 +292,7 @@ class Exchange:
         else:
             self.fail(502, "upstream_error", self.failure or "upstream failed")
 
-    async def _exchange_with(self, upstream: UpstreamConnection, body: bytes | None) -> str:
+    async def _exchange_with(self, upstream: Upstream, body: bytes | None) -> str:
         self.upstream = upstream
         upstream.handler = self
         self._done = self.app.loop.create_future()
@@ -394,7 +394,7 @@ class Exchange:
             self.conn.uncork()
         self.response_done = True
 
-    def _start_streaming(self, upstream: UpstreamConnection) -> None:
+    def _start_streaming(self, upstream: Upstream) -> None:
         self.streaming = True
         self._limit = None
         if self._replay is not None and not self._pending:
