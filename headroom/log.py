@@ -54,6 +54,15 @@ class Logger:
         except (BrokenPipeError, ValueError):
             pass  # stdout gone (closed pipe); logging must never take the proxy down
 
+    def announce(self, event: str, **fields: Any) -> None:
+        """Startup lines (``listening``, ``ready``) that process managers, tests and benches
+        wait for: written at every log level, labelled info."""
+        threshold, self.threshold = self.threshold, 0
+        try:
+            self.log("info", event, **fields)
+        finally:
+            self.threshold = threshold
+
     def debug(self, event: str, **fields: Any) -> None:
         self.log("debug", event, **fields)
 

@@ -85,7 +85,7 @@ class Server:
         self._set_accepting(True)
         if announce:
             for sock in self.sockets:
-                self.log.info("listening", addr=shown_addr(sock))
+                self.log.announce("listening", addr=shown_addr(sock))
 
     # ------------------------------------------------------------------ accepting
 

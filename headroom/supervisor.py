@@ -152,7 +152,7 @@ class Supervisor:
         for worker in [w for w in self.slots if w is not None]:
             await worker.ready.wait()
         self.ever_ready = True
-        self.log.info("ready", workers=self.count, pid=os.getpid())
+        self.log.announce("ready", workers=self.count, pid=os.getpid())
         self.notifier.ready(self._status())
 
     # ------------------------------------------------------------ workers
@@ -384,7 +384,7 @@ def run_supervisor(config: Config, argv: list[str], log: Logger) -> int:
     notifier = Notifier()  # read before open_listeners strips the activation variables
     sockets, inherited = open_listeners(config)
     for sock in sockets:
-        log.info("listening", addr=shown_addr(sock), inherited=inherited)
+        log.announce("listening", addr=shown_addr(sock), inherited=inherited)
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
     stats_dir = Path(tempfile.mkdtemp(prefix="headroom-stats-", dir=runtime))
     try:
