@@ -29,7 +29,7 @@ import h2.exceptions
 
 from headroom.protocol.events import Informational, ResponseHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import SendQueue
+from headroom.protocol.writes import QueuedStream
 
 # h2 forbids these on requests; ``te`` is allowed only as "trailers".
 _FORBIDDEN = frozenset(
@@ -39,7 +39,7 @@ DEFAULT_PEER_STREAMS = 100  # until the peer's SETTINGS say otherwise
 _UNSAFE = re.compile(rb"[\r\n\x00]")
 
 
-class UpstreamStream:
+class UpstreamStream(QueuedStream):
     """One exchange's stream on an ``H2Upstream``."""
 
     __slots__ = (
@@ -47,27 +47,24 @@ class UpstreamStream:
         "_reading",
         "_trailers",
         "_unacked",
-        "closed",
-        "conn",
         "handler",
-        "queue",
         "response_started",
-        "stream_id",
         "write_paused",
     )
 
     def __init__(self, conn: H2Upstream, stream_id: int) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
+        super().__init__(conn, stream_id)  # its queue holds request DATA for the windows
         self.handler: Any = None
-        self.closed = False
         self.write_paused = False
         self.response_started = False
-        self.queue = SendQueue()  # request DATA waiting for the upstream's windows
         self._ended = False  # the response ended
         self._trailers: list[tuple[bytes, bytes]] | None = None  # response trailers
         self._reading = True
         self._unacked = 0
+
+    @property
+    def conn(self) -> H2Upstream:
+        return self.owner  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ exchange side
 
@@ -88,27 +85,6 @@ class UpstreamStream:
             (b":path", target),
         ]
         self.conn.call(self.conn.h2.send_headers, self.stream_id, pseudo + fields)
-
-    def send_body(self, data: bytes) -> None:
-        if data and not self.closed:
-            self.queue.push(data)
-            self.conn.flush(self)
-
-    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
-        if not self.closed:
-            self.queue.finish(trailers)
-            self.conn.flush(self)
-
-    def write_raw(self, data: bytes) -> None:
-        raise RuntimeError("raw tunnels need an HTTP/1.1 upstream connection")
-
-    def cork(self) -> None:
-        self.conn.cork += 1
-
-    def uncork(self) -> None:
-        self.conn.cork -= 1
-        if not self.conn.cork:
-            self.conn.write()
 
     def set_reading(self, on: bool) -> None:
         self._reading = on

@@ -32,7 +32,7 @@ import h2.settings
 
 from headroom.protocol.events import RequestHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import SendQueue
+from headroom.protocol.writes import QueuedStream
 
 if TYPE_CHECKING:
     from headroom.protocol.downstream import DownstreamConnection
@@ -54,33 +54,23 @@ CONNECTION_SPECIFIC = frozenset(
 )
 
 
-class H2Stream:
+class H2Stream(QueuedStream):
     """One request/response on an HTTP/2 connection, as the exchange sees it."""
 
-    __slots__ = (
-        "_blocked",
-        "_exchange",
-        "_paused",
-        "_unacked",
-        "closed",
-        "head_sent",
-        "must_close",
-        "queue",
-        "session",
-        "stream_id",
-    )
+    __slots__ = ("_blocked", "_exchange", "_paused", "_unacked", "head_sent", "must_close")
 
     def __init__(self, session: H2Session, stream_id: int) -> None:
-        self.session = session
-        self.stream_id = stream_id
+        super().__init__(session, stream_id)
         self.must_close = False
-        self.closed = False
         self.head_sent = False
         self._exchange: Any = None
-        self.queue = SendQueue()
         self._blocked = 0
         self._unacked = 0
         self._paused = False
+
+    @property
+    def session(self) -> H2Session:
+        return self.owner  # type: ignore[no-any-return]
 
     @property
     def client_ip(self) -> str:
@@ -118,29 +108,6 @@ class H2Stream:
             fields.append((lowered, value))
         self.head_sent = True
         self.session.call(self.session.h2.send_headers, self.stream_id, fields)
-
-    def send_body(self, data: bytes) -> None:
-        if self.closed or not data:
-            return
-        self.queue.push(data)
-        self.session.flush(self)
-
-    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
-        if self.closed:
-            return
-        self.queue.finish(trailers)
-        self.session.flush(self)
-
-    def write_raw(self, data: bytes) -> None:
-        raise RuntimeError("raw tunnels are HTTP/1.1 only")
-
-    def cork(self) -> None:
-        self.session.cork += 1
-
-    def uncork(self) -> None:
-        self.session.cork -= 1
-        if self.session.cork == 0:
-            self.session.write()
 
     def block_reading(self) -> None:
         self._blocked += 1

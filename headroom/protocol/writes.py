@@ -93,3 +93,39 @@ class SendQueue:
                 conn.end_stream(stream_id)
             return True
         return False
+
+
+class QueuedStream:
+    """What an HTTP/2 stream handle does the same way in both directions: queue DATA and
+    the end for the owner (the client-side session or the upstream connection) to send
+    within the windows, and batch the owner's writes. Subclasses add their direction's
+    head and flow-control credit."""
+
+    __slots__ = ("closed", "owner", "queue", "stream_id")
+
+    def __init__(self, owner: Any, stream_id: int) -> None:
+        self.owner = owner
+        self.stream_id = stream_id
+        self.closed = False
+        self.queue = SendQueue()
+
+    def send_body(self, data: bytes) -> None:
+        if data and not self.closed:
+            self.queue.push(data)
+            self.owner.flush(self)
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        if not self.closed:
+            self.queue.finish(trailers)
+            self.owner.flush(self)
+
+    def write_raw(self, data: bytes) -> None:
+        raise RuntimeError("raw byte tunnels need an HTTP/1.1 connection")
+
+    def cork(self) -> None:
+        self.owner.cork += 1
+
+    def uncork(self) -> None:
+        self.owner.cork -= 1
+        if not self.owner.cork:
+            self.owner.write()
