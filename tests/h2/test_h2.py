@@ -84,7 +84,7 @@ def test_curl_prior_knowledge(proxy: ProxyProcess) -> None:
 
 
 def test_hundred_streams_on_one_connection_each_byte_exact(proxy: ProxyProcess) -> None:
-    bodies = [random.Random(i).randbytes(256 * 1024) for i in range(100)]
+    bodies = [random.Random(i).randbytes(1024 * 1024) for i in range(100)]
 
     async def main() -> list[dict]:
         async with _client(proxy) as client:
@@ -304,3 +304,25 @@ def test_nghttp_concurrent_requests(proxy: ProxyProcess) -> None:
     out = subprocess.run(["nghttp", "-n", "-s", *urls], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("/echo?i=") >= 10
+
+
+@pytest.mark.parametrize("flood", ["settings", "empty_data", "window_update"])
+def test_other_frame_floods_are_stopped(proxy: ProxyProcess, flood: str) -> None:
+    from hyperframe.frame import DataFrame, HeadersFrame, WindowUpdateFrame
+
+    sock = _raw(proxy)
+    if flood == "settings":
+        frames = [SettingsFrame(0, settings={0x4: 65535}).serialize() for _ in range(150)]
+    elif flood == "window_update":
+        frames = [WindowUpdateFrame(0, window_increment=1).serialize() for _ in range(11_000)]
+    else:
+        import hpack
+
+        block = hpack.Encoder().encode(
+            [(":method", "POST"), (":path", "/hang"), (":scheme", "http"), (":authority", "x")]
+        )
+        frames = [HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize()]
+        frames += [DataFrame(1, data=b"").serialize() for _ in range(150)]
+    sock.sendall(b"".join(frames))
+    assert _goaway_code(sock) == ENHANCE_YOUR_CALM
+    sock.close()
