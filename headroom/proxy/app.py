@@ -71,7 +71,9 @@ class ProxyApp:
         self.stats.active_connections = len(self.connections)
 
     def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> Exchange:
-        return Exchange(self, conn, head)
+        exchange = Exchange(self, conn, head)
+        self.stats.active_exchanges = self.in_flight
+        return exchange
 
     def protocol_error(self, conn: DownstreamConnection, error: ProtocolError) -> None:
         """Malformed input: answer with its status and close, since the framing that would
@@ -100,6 +102,7 @@ class ProxyApp:
 
     def exchange_finished(self, ex: Exchange) -> None:
         self.in_flight -= 1
+        self.stats.active_exchanges = self.in_flight
         self.requests_total += 1
         total_ms = round((time.perf_counter() - ex.start) * 1000, 3)
         headers_ms = round((ex.t_headers - ex.start) * 1000, 3) if ex.t_headers else None

@@ -82,6 +82,7 @@ class Stats:
     duration: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
     ratio: Histogram = field(default_factory=lambda: Histogram(RATIO_BUCKETS))
     active_connections: int = 0
+    active_exchanges: int = 0  # requests, HTTP/2 streams and WebSocket sessions in flight
 
     def request_done(
         self,
@@ -171,7 +172,7 @@ class Stats:
             },
             "upstream": {"time_to_headers": self.time_to_headers.summary()},
             "latency": self.duration.summary(),
-            "connections": {"active": self.active_connections},
+            "connections": {"active": self.active_connections, "exchanges": self.active_exchanges},
         }
         if extra:
             out.update(extra)
@@ -188,6 +189,7 @@ _SCALARS = (
     "ccr_loop_retrievals",
     "ccr_loop_misses",
     "active_connections",
+    "active_exchanges",
 )
 _COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
@@ -317,6 +319,12 @@ def prometheus(
         "gauge",
         "Client connections open now.",
         [({}, stats.active_connections)],
+    )
+    out.metric(
+        "headroom_active_exchanges",
+        "gauge",
+        "Requests, HTTP/2 streams and WebSocket sessions in flight now.",
+        [({}, stats.active_exchanges)],
     )
     if workers is not None:
         _worker_metrics(out, workers)
