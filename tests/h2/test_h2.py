@@ -326,3 +326,21 @@ def test_other_frame_floods_are_stopped(proxy: ProxyProcess, flood: str) -> None
     sock.sendall(b"".join(frames))
     assert _goaway_code(sock) == ENHANCE_YOUR_CALM
     sock.close()
+
+
+def test_stats_count_exchanges_in_flight(proxy: ProxyProcess) -> None:
+    """/stats itself is one exchange; a slow HTTP/2 stream in flight makes two."""
+
+    async def main() -> tuple[int, int]:
+        async with _client(proxy) as client:
+            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 800}))
+            await asyncio.sleep(0.3)
+            during = (await client.get("/stats")).json()["connections"]["exchanges"]
+            await slow
+            after = (await client.get("/stats")).json()["connections"]["exchanges"]
+            return during, after
+
+    during, after = asyncio.run(main())
+    assert (during, after) == (2, 1)
+    metrics = httpx.get(f"{proxy.url}/metrics", trust_env=False).text
+    assert "# TYPE headroom_active_exchanges gauge" in metrics
