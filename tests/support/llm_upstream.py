@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import brotli
-import h11
 import orjson
 import zstandard
 
-from tests.support.upstream import ConnRecord, Exchange, FakeUpstream, Recorded, _Conn, _Gone
+from tests.support.upstream import Exchange, FakeUpstream, Recorded, _Conn, _Gone
 
 # -------------------------------------------------------------------- scripted turns
 
@@ -122,8 +121,19 @@ class _Ctx:
         return f"{prefix}{next(self.ids):06d}"
 
 
+class _LLMConn(_Conn):
+    """The base connection with the behaviour table swapped for the LLM routes."""
+
+    server: LLMUpstream
+
+    async def handle(self, x: Exchange) -> None:
+        await _route(self.server, x)
+
+
 class LLMUpstream(FakeUpstream):
     """``start()``; ``url``; ``script(*turns)``; ``requests`` / ``answers`` what happened."""
+
+    conn_class = _LLMConn
 
     def __init__(self) -> None:
         super().__init__()
@@ -172,45 +182,6 @@ class LLMUpstream(FakeUpstream):
         with self._changed:
             self.answers.append(answer)
             self._changed.notify_all()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with self._lock:
-            record = ConnRecord(id=len(self.connections) + 1, opened_at=time.monotonic())
-            self.connections.append(record)
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
-        conn = _LLMConn(self, reader, writer, record)
-        self._conns.add(conn)
-        try:
-            await conn.serve()
-        finally:
-            self._conns.discard(conn)
-            self._tasks.discard(task)  # type: ignore[arg-type]
-
-
-class _LLMConn(_Conn):
-    """The base connection with the behaviour table swapped for the LLM routes."""
-
-    server: LLMUpstream
-
-    async def _one_exchange(self) -> bool:
-        event = await self._next_request()
-        if event is None:
-            return False
-        rec = Recorded(
-            conn=self.record,
-            method=event.method.decode(),
-            target=event.target.decode("latin-1"),
-            headers=[
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
-            ],
-            http_version=event.http_version.decode(),
-            received_at=time.monotonic(),
-        )
-        self.server.add(rec)
-        await _route(self.server, Exchange(self, rec))
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
 
 # -------------------------------------------------------------------- routing

@@ -477,10 +477,14 @@ class _Conn:
             received_at=time.monotonic(),
         )
         self.server.add(rec)
-        await _behaviour_for(rec.path)(Exchange(self, rec))
+        await self.handle(Exchange(self, rec))
         if self.eof.is_set() and rec.client_gone_at is None:
             rec.client_gone_at = time.monotonic()
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    async def handle(self, x: Exchange) -> None:
+        """Answer one recorded request; subclasses swap the behaviour table."""
+        await _behaviour_for(x.rec.path)(x)
 
     async def _next_request(self) -> h11.Request | None:
         idle = self.server.keepalive_timeout
@@ -493,6 +497,8 @@ class _Conn:
 
 class FakeUpstream:
     """Start with ``start()``; ``url`` is its origin; ``requests`` what it received."""
+
+    conn_class: type[_Conn] = _Conn  # a subclass may serve other routes (llm_upstream)
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls
@@ -597,7 +603,7 @@ class FakeUpstream:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
-        conn = _Conn(self, reader, writer, record)
+        conn = self.conn_class(self, reader, writer, record)
         self._conns.add(conn)
         try:
             await conn.serve()
