@@ -12,6 +12,7 @@ blocks, tool definitions, and outputs of ``headroom_retrieve`` itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -56,19 +57,23 @@ def _outputs(
     return [ToolOutput(path, text, name, query) for path, text in pieces]
 
 
+def _entries(payload: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(index, entry)`` of the objects in ``payload[key]``; nothing if it is not a list."""
+    entries = payload.get(key)
+    if isinstance(entries, list):
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                yield i, entry
+
+
 # ---------------------------------------------------------------- Anthropic Messages
 
 
 def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
-    messages = payload.get("messages")
-    if not isinstance(messages, list):
-        return []
     calls: dict[str, _Call] = {}
     user_turn = ""
     found: list[ToolOutput] = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            continue
+    for i, msg in _entries(payload, "messages"):
         content = msg.get("content")
         role = msg.get("role")
         if role == "assistant" and isinstance(content, list):
@@ -101,15 +106,10 @@ def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
 
 
 def openai_chat_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
-    messages = payload.get("messages")
-    if not isinstance(messages, list):
-        return []
     calls: dict[str, _Call] = {}
     user_turn = ""
     found: list[ToolOutput] = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            continue
+    for i, msg in _entries(payload, "messages"):
         role = msg.get("role")
         if role == "assistant":
             for call in msg.get("tool_calls") or []:
@@ -144,15 +144,10 @@ _RESPONSES_CALLS = (
 
 
 def openai_responses_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
-    items = payload.get("input")
-    if not isinstance(items, list):
-        return []
     calls: dict[str, _Call] = {}
     user_turn = ""
     found: list[ToolOutput] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
+    for i, item in _entries(payload, "input"):
         kind = item.get("type")
         if kind in _RESPONSES_CALLS:
             args = item.get("arguments", item.get("input", item.get("action")))
