@@ -29,7 +29,8 @@ from headroom.providers.base import (
 )
 from headroom.providers.jsondoc import Path
 
-_Call = tuple[str, Any, str]  # tool name, arguments, user turn that led to the call
+# tool name, arguments, what the assistant said in the calling message, the user turn before
+_Call = tuple[str, Any, str, str]
 Piece = tuple[Path, str]  # where a compressible string lives, and the string
 
 
@@ -48,12 +49,13 @@ def _parts(base: Path, content: Any, text_key: str, types: tuple[str, ...]) -> l
 
 
 def _outputs(
-    pieces: list[tuple[Path, str]], call: _Call | None, fallback_turn: str
+    pieces: list[tuple[Path, str]], call: _Call | None, fallback_turn: str, beside: str = ""
 ) -> list[ToolOutput]:
-    name, args, turn = call if call is not None else ("", None, fallback_turn)
+    """``beside``: the user's own text in the message that carries the result."""
+    name, args, said, turn = call if call is not None else ("", None, "", fallback_turn)
     if is_retrieve_tool(name):
         return []
-    query = make_query(args, turn)
+    query = make_query(args, said, turn, beside)
     return [ToolOutput(path, text, name, query) for path, text in pieces]
 
 
@@ -77,14 +79,17 @@ def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
         content = msg.get("content")
         role = msg.get("role")
         if role == "assistant" and isinstance(content, list):
+            said = text_of(content)
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
                     calls[str(block.get("id"))] = (
                         str(block.get("name", "")),
                         block.get("input"),
+                        said,
                         user_turn,
                     )
         elif role == "user":
+            typed = text_of(content)
             if isinstance(content, list):
                 for j, block in enumerate(content):
                     if isinstance(block, dict) and block.get("type") == "tool_result":
@@ -95,8 +100,7 @@ def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
                             ("text",),
                         )
                         call = calls.get(str(block.get("tool_use_id")))
-                        found.extend(_outputs(pieces, call, user_turn))
-            typed = text_of(content)
+                        found.extend(_outputs(pieces, call, user_turn, typed))
             if typed:
                 user_turn = typed
     return found
@@ -112,12 +116,14 @@ def openai_chat_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
     for i, msg in _entries(payload, "messages"):
         role = msg.get("role")
         if role == "assistant":
+            said = text_of(msg.get("content"))
             for call in msg.get("tool_calls") or []:
                 if isinstance(call, dict) and isinstance(call.get("function"), dict):
                     fn = call["function"]
                     calls[str(call.get("id"))] = (
                         str(fn.get("name", "")),
                         fn.get("arguments"),
+                        said,
                         user_turn,
                     )
         elif role == "user":
@@ -146,12 +152,14 @@ _RESPONSES_CALLS = (
 def openai_responses_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
     calls: dict[str, _Call] = {}
     user_turn = ""
+    said = ""  # the assistant's text since the last user turn: calls follow it as items
     found: list[ToolOutput] = []
     for i, item in _entries(payload, "input"):
         kind = item.get("type")
         if kind in _RESPONSES_CALLS:
             args = item.get("arguments", item.get("input", item.get("action")))
-            calls[str(item.get("call_id"))] = (str(item.get("name", kind)), args, user_turn)
+            name = str(item.get("name", kind))
+            calls[str(item.get("call_id"))] = (name, args, said, user_turn)
         elif isinstance(kind, str) and kind.endswith("_call_output"):
             pieces = _parts(
                 ("input", i, "output"),
@@ -163,7 +171,11 @@ def openai_responses_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
         elif (kind in (None, "message")) and item.get("role") == "user":
             typed = text_of(item.get("content"), ("input_text", "text"))
             if typed:
-                user_turn = typed
+                user_turn, said = typed, ""
+        elif (kind in (None, "message")) and item.get("role") == "assistant":
+            said = "\n".join(
+                x for x in (said, text_of(item.get("content"), ("output_text", "text"))) if x
+            )
     return found
 
 

@@ -18,8 +18,10 @@ from headroom.providers.jsondoc import Path
 
 RETRIEVE_TOOL = "headroom_retrieve"
 # Cap on the relevance context: a Write call's arguments can be a whole file, and the
-# compressors only need the words that say what was looked for.
+# compressors only need the words that say what was looked for. Each of the four parts is
+# capped on its own first, so a long argument cannot crowd out what the user asked.
 MAX_QUERY_CHARS = 4000
+MAX_PART_CHARS = 1500
 
 RETRIEVE_DESCRIPTION = (
     "Fetch the full original of content that headroom shortened to save tokens. Shortened "
@@ -57,15 +59,23 @@ def is_retrieve_tool(name: str) -> bool:
     return name == RETRIEVE_TOOL or name.endswith("__" + RETRIEVE_TOOL)
 
 
-def make_query(arguments: Any, user_turn: str) -> str:
-    """The tool call's own arguments plus the user turn that led to it, bounded."""
+def make_query(arguments: Any, said_before: str, user_turn: str, beside: str = "") -> str:
+    """The relevance context of one tool output, bounded.
+
+    Four parts, all fixed once the output exists (so the same output compresses the same
+    way in every later request and prompt caches keep hitting): the tool call's arguments
+    (the command, the pattern, the path); what the assistant said in the message that made
+    the call (agents say what they look for); the user turn that led to it; and the user's
+    text in the same message as the result. Never a later turn.
+    """
     if isinstance(arguments, str):
         args = arguments
     elif arguments is None:
         args = ""
     else:
         args = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
-    query = f"{args}\n{user_turn}".strip()
+    parts = (args, said_before, user_turn, beside)
+    query = "\n".join(p[:MAX_PART_CHARS] for p in parts if p).strip()
     return query[:MAX_QUERY_CHARS]
 
 
