@@ -289,17 +289,44 @@ _STOP = frozenset(
 )
 
 
-def query_terms(query: str, limit: int = 32) -> list[str]:
+_ACRONYM_RE = re.compile(r"\b[A-Z]{2}\b")
+_CAMEL_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def identifier_parts(word: str) -> list[str]:
+    """The pieces of an identifier a line may spell differently: ``HttpClient`` → ``http``,
+    ``client``; ``retry_after`` → ``retry``, ``after``; ``pool.py`` → ``pool``, ``py``;
+    ``src/net/pool.py`` → ``src``, ``net``, ``pool``, ``py``."""
+    parts: list[str] = []
+    for chunk in re.split(r"[./\\_:-]+", word):
+        parts.extend(m.group(0) for m in _CAMEL_RE.finditer(chunk))
+    return parts
+
+
+def query_terms(query: str, limit: int = 48) -> list[str]:
     """Lowercase identifier-like words of the relevance context, stop words removed, in first
-    appearance order (deterministic), at most ``limit``."""
+    appearance order (deterministic), at most ``limit``. A compound identifier is followed
+    by its parts (``HttpClient``: ``httpclient``, ``http``, ``client``), so the query
+    matches a line that spells the name another way. Two-letter words count only in
+    capitals (an acronym such as ``PB``) and come first."""
     seen: dict[str, None] = {}
-    for m in _TERM_RE.finditer(query):
-        term = m.group(0).lower().strip(".-")
+
+    def add(term: str) -> None:
         if len(term) >= 3 and term not in _STOP and not term.isdigit():
             seen.setdefault(term, None)
-            if len(seen) >= limit:
-                break
-    return list(seen)
+
+    for m in _ACRONYM_RE.finditer(query):  # "PB", "IO", "DB": short, but named on purpose
+        seen.setdefault(m.group(0).lower(), None)
+    for m in _TERM_RE.finditer(query):
+        word = m.group(0).strip(".-")
+        add(word.lower())
+        parts = identifier_parts(word)
+        if len(parts) > 1:
+            for part in parts:
+                add(part.lower())
+        if len(seen) >= limit:
+            break
+    return list(seen)[:limit]
 
 
 QUERY = "query"

@@ -1,14 +1,24 @@
 """Build and test logs: keep what went wrong and what the run amounted to, drop the chatter.
 
-Kept verbatim: every error line (an error keyword, or an error shape such as ``KeyError: x``,
-``npm ERR!``, ``make: *** Error 2``, a non-zero exit code) with ``error_context`` lines on
-each side; stack traces (Python, JS/Java ``at`` frames, Rust panics and ``-->`` locations,
-Go goroutine dumps) up to ``max_trace_lines`` each; test and build summaries; the first and
-last lines of the log. Warnings are deduplicated by template (numbers, ids, paths and
-timestamps normalised) and the first ``max_warning_kinds`` kinds kept with a count.
+Kept verbatim, whatever the size of the log (must-keep units):
 
-Unlike the reference, no error line is ever dropped for a cap: identical error lines are
-folded into the first with a count, distinct ones all stay.
+* every error line (an error keyword, or an error shape such as ``KeyError: x``, ``npm
+  ERR!``, ``make: *** Error 2``, a non-zero exit code) with ``error_context`` lines on each
+  side, and beyond that window the nearby lines that name what the error is about (a URL,
+  a host:port, a path, an exit code);
+* stack traces (Python, JS/Java ``at`` frames, Rust panics and ``-->`` locations, Go
+  goroutine dumps) up to ``max_trace_lines`` each;
+* every line of a rare template (``templates.py``): among three hundred ``status installed``
+  lines, the one ``remove`` is the news;
+* one line of every warning template, with a count of its repeats;
+* test and build summaries, and the first and last lines of the log.
+
+An error block (a traceback, a compiler error's location, source, caret and message) is
+one unit: repeats are folded only when the whole block repeats exactly, so eight syntax
+errors at eight locations stay eight, even though their message lines are identical. No
+error line is ever dropped for a cap. Of each frequent template one example line stays, and
+every gap note says which templates it held (``[... 206 lines omitted: 198x "status
+installed <*> <*>", 8x "configure <*>"]``).
 
 Without a store (``ctx.store is None``) the same lines are kept and every gap says how many
 lines it stood for; the dropped lines are then gone for good, which is the documented price
@@ -34,9 +44,11 @@ from headroom.signals.importance import (
 from headroom.signals.keywords import ERROR, WARNING
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
+    GapNote,
     already_compressed,
     finish,
     fold_runs,
+    lines_note,
     normalise_many,
     note,
     passthrough,
@@ -45,6 +57,7 @@ from headroom.transforms.lines import (
     split_lines,
     window,
 )
+from headroom.transforms.templates import Templates, describe, mine
 
 
 @dataclass(frozen=True)
@@ -55,8 +68,12 @@ class LogConfig:
     tail_lines: int = 3  # the end of a log usually says how it ended
     max_traces: int = 5  # distinct stack traces kept whole
     max_trace_lines: int = 40  # a longer trace keeps its head and tail
-    max_warning_kinds: int = 10  # distinct warning templates kept
     max_query_lines: int = 20  # lines naming a rare query term (an id, a host) kept
+    rare_count: int = 3  # a template seen at most this many times is rare: its lines stay
+    # ... unless rare lines are more than this share of the log (free text, not a template
+    # log: rarity then tells nothing apart)
+    rare_share: float = 0.25
+    identifier_radius: int = 4  # lines this close to an error are kept if they name a target
     lossless_only: bool = False  # only fold runs of identical lines (with their count)
 
 
@@ -89,9 +106,11 @@ class LogCompressor:
         if self.config.lossless_only:
             return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
-        keep, after, covers = self._select(lines, signals)
+        templates = mine(lines)
+        keep, after, covers = self._select(lines, signals, templates)
         keep |= self._asked_for(text, query, len(lines))
-        return render(lines, keep, after=after, covers=covers), len(lines)
+        gap = _template_note(lines, templates)
+        return render(lines, keep, gap, after=after, covers=covers), len(lines)
 
     def _asked_for(self, text: str, query: str, n: int) -> set[int]:
         """Lines naming a rare term of the query (a request id, an order number, a host):
@@ -109,7 +128,7 @@ class LogCompressor:
         return set(found)
 
     def _select(
-        self, lines: list[str], signals: dict[int, list[Importance]]
+        self, lines: list[str], signals: dict[int, list[Importance]], templates: Templates
     ) -> tuple[set[int], dict[int, str], dict[int, int]]:
         cfg = self.config
         n = len(lines)
@@ -128,41 +147,51 @@ class LogCompressor:
             elif top.category == WARNING:
                 warnings.append(i)
         after: dict[int, str] = {}
-        firsts = _fold_identical(lines, sorted(errors), after, "identical lines")
+        firsts = _fold_identical_blocks(lines, sorted(errors), after)
         keep: set[int] = set(summaries)
         keep.update(firsts)
         keep.update(window(firsts, cfg.error_context, n))
+        rare = templates.rare(cfg.rare_count)
+        if len(rare) <= cfg.rare_share * n:
+            keep.update(rare)
+        keep.update(_examples(templates))
         keep.update(range(min(cfg.head_lines, n)))
         keep.update(range(max(0, n - cfg.tail_lines), n))
-        keep.update(self._traces(lines, trace_lines, set(errors), after))
+        traces, trace_starts = self._traces(lines, trace_lines, set(errors), after)
+        keep.update(traces)
+        keep.update(_targets_near(lines, [*firsts, *trace_starts], cfg.identifier_radius))
         keep.update(self._warnings(lines, sorted(warnings), after))
         keep.difference_update(set(errors).difference(firsts))  # folded copies
         covers: dict[int, int] = {}
-        fold_runs(lines, keep, set(errors) | set(summaries), after, covers, exact=False)
+        protected = set(errors) | set(summaries) | set(rare)
+        fold_runs(lines, keep, protected, after, covers, exact=False)
         return keep, after, covers
 
     def _traces(
         self, lines: list[str], frames: set[int], errors: set[int], after: dict[int, str]
-    ) -> set[int]:
+    ) -> tuple[set[int], list[int]]:
         """Whole traces: each maximal run of frame lines, with the indented source lines
         and blank lines inside it, the line before it (the message of Java/JS traces) and
-        the line after it (Python's exception line). Identical traces are kept once."""
+        the line after it (Python's exception line). Identical traces are kept once.
+        Returns the kept lines and where each distinct trace starts."""
         keep: set[int] = set()
+        starts: list[int] = []
         seen: dict[tuple[str, ...], int] = {}
         kinds = 0
         for start, end in _trace_blocks(lines, frames):
-            block = tuple(normalise_many(lines[start:end]))
+            block = tuple(lines[start:end])  # the same trace, not one of the same shape
             if block in seen:
                 first = seen[block]
                 after[first] = _bump(after.get(first), "identical traces")
                 continue
             seen[block] = end - 1
+            starts.append(start)
             kinds += 1
             if kinds > self.config.max_traces:
                 keep.update((start, end - 1))
                 continue
             keep.update(_head_tail(start, end, self.config.max_trace_lines))
-        return keep | {i for i in errors if i in frames}
+        return keep | {i for i in errors if i in frames}, starts
 
     def _warnings(self, lines: list[str], warnings: list[int], after: dict[int, str]) -> set[int]:
         templates = normalise_many([lines[i] for i in warnings])
@@ -171,7 +200,7 @@ class LogCompressor:
         for i, tpl in zip(warnings, templates, strict=True):
             j = first.setdefault(tpl, i)
             counts[j] = counts.get(j, 0) + (j != i)
-        kept = list(first.values())[: self.config.max_warning_kinds]
+        kept = list(first.values())
         for j in kept:
             if counts[j]:
                 after[j] = note(counts[j], "similar warnings omitted")
@@ -231,19 +260,86 @@ def _head_tail(start: int, end: int, cap: int) -> range | set[int]:
     return set(range(start, start + head)) | set(range(end - (cap - head), end))
 
 
-def _fold_identical(
-    lines: list[str], indices: list[int], after: dict[int, str], what: str
+def _fold_identical_blocks(
+    lines: list[str], indices: list[int], after: dict[int, str]
 ) -> list[int]:
-    """First occurrence of each distinct line; later exact copies become a count note."""
-    first: dict[str, int] = {}
+    """First occurrence of each distinct error block; later exact copies become a count note.
+
+    An error's block is the line with the indented lines right above it (at most
+    ``_BLOCK_LINES``) and the line heading those: a compiler's location, source and caret
+    above the message. Two
+    ``SyntaxError: invalid syntax`` lines under different ``File ..., line N`` locations
+    are different errors and both stay; two ``ERROR timeout`` lines after ordinary log
+    lines are the same error."""
+    first: dict[tuple[str, ...], int] = {}
     counts: dict[int, int] = {}
     for i in indices:
-        j = first.setdefault(lines[i], i)
+        j = first.setdefault(_block_above(lines, i), i)
         if j != i:
             counts[j] = counts.get(j, 0) + 1
     for j, c in counts.items():
-        after[j] = note(c, f"{what} omitted")
+        after[j] = note(c, "identical error blocks omitted")
     return list(first.values())
+
+
+_BLOCK_LINES = 4
+
+
+def _block_above(lines: list[str], i: int) -> tuple[str, ...]:
+    """The indented lines right above line ``i`` and, when there are any, the line that
+    heads them (the ``File "x.py", line 9`` location of a source line and caret)."""
+    start = i
+    while start > 0 and i - start < _BLOCK_LINES and _INDENTED.match(lines[start - 1]):
+        start -= 1
+    if start < i and start > 0 and lines[start - 1].strip():
+        start -= 1
+    return tuple(lines[start : i + 1])
+
+
+# What an error is about: a URL, a host:port, a path with a directory, an exit code.
+_TARGET_RE = re.compile(
+    r"\w+://\S+|\b[\w.-]+:\d{2,5}\b|(?:^|[\s'\"(=])(?:[A-Za-z]:)?[\w.~-]*[/\\][\w.~/\\-]+"
+    r"|exit(?:ed)?(?: with)? (?:code|status)",
+    re.I,
+)
+
+
+def _targets_near(lines: list[str], anchors: list[int], radius: int) -> set[int]:
+    """Lines within ``radius`` of an error or trace that name what it is about."""
+    n = len(lines)
+    out: set[int] = set()
+    for i in window(anchors, radius, n):
+        if _TARGET_RE.search(lines[i]):
+            out.add(i)
+    return out
+
+
+def _examples(templates: Templates) -> set[int]:
+    """The first line of every template: what the chatter looked like, once each."""
+    seen: dict[int, int] = {}
+    for i, t in enumerate(templates.of):
+        if t >= 0:
+            seen.setdefault(t, i)
+    return set(seen.values())
+
+
+def _template_note(lines: list[str], templates: Templates) -> GapNote:
+    """Gap notes that say which templates a long gap held, where that costs at most a
+    tenth of the gap; a short gap gets the bare count."""
+
+    def gap(start: int, end: int) -> str:
+        plain = lines_note(start, end)
+        if end - start < _DESCRIBED_GAP:
+            return plain
+        held = describe(templates, range(start, end))
+        described = note(end - start, f"lines omitted: {held}") if held else plain
+        budget = sum(len(x) + 1 for x in lines[start:end]) // 10
+        return described if len(described) - len(plain) <= budget else plain
+
+    return gap
+
+
+_DESCRIBED_GAP = 8
 
 
 def _bump(existing: str | None, what: str) -> str:

@@ -137,7 +137,7 @@ def test_many_errors_are_all_kept_and_identical_ones_folded() -> None:
     for err in distinct:
         assert err in out_lines
     assert out_lines.count("ERROR upstream timeout") == 1
-    assert "[... 49 identical lines omitted]" in out_lines
+    assert "[... 49 identical error blocks omitted]" in out_lines
 
 
 def test_no_store_keeps_the_same_lines_and_says_what_was_dropped() -> None:

@@ -1,0 +1,163 @@
+"""Line templates: which lines are chatter (a template seen hundreds of times) and which are
+information (a template seen once or twice).
+
+A line's template is the line with its variable parts masked, Drain-style but without its
+similarity threshold:
+
+1. **Shapes**: a whitespace-separated token holding a digit or a path separator (a number,
+   a version, a timestamp, an id, a hash, a path, ``python3-six:all``) is variable as a
+   whole: ``<*>``, except a rule code (``E501``, ``PLW1641``), which names a kind of
+   finding. One C-level regex pass over the joined text.
+2. **Positions**: lines with the same number of tokens and the same first frequent word
+   (one found in 1 % of the lines; Drain's parse-tree level, which takes the first word
+   even when it is a name) form a group; within a group, a position with few distinct
+   values (at most four, or the cube root of the group's size) is part of the template,
+   and a position with many is ``<*>``. So ``status installed libfoo:amd64 <*>`` and
+   ``status installed libbar:amd64 <*>`` share a template while ``status config-files
+   libfoo`` keeps its own: the verb takes a few values in hundreds of lines, the package
+   name hundreds. Drain's similarity threshold would merge the verbs, which is the loss
+   this module exists to prevent.
+
+Everything is deterministic (no dict-order or hash dependence beyond insertion order).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+WILDCARD = "<*>"
+
+
+@dataclass(frozen=True)
+class Templates:
+    """``of[i]``: template id of line ``i``; ``text[t]``: template ``t`` rendered (masked
+    tokens as ``<*>``, shape masks as written); ``count[t]``: lines that have it. Blank
+    lines have template ``-1``."""
+
+    of: list[int]
+    text: list[str]
+    count: list[int]
+
+    def rare(self, max_count: int) -> list[int]:
+        """Indices of lines whose template occurs at most ``max_count`` times."""
+        return [i for i, t in enumerate(self.of) if t >= 0 and self.count[t] <= max_count]
+
+
+def mine(lines: Sequence[str]) -> Templates:
+    # Every token holding a digit or a path separator is variable: one C-level pass.
+    masked = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines)).split("\n")
+    # Work on distinct masked lines with their multiplicity: logs repeat themselves.
+    distinct: dict[str, int] = {}
+    for m in masked:
+        distinct[m] = distinct.get(m, 0) + 1
+    split = [(m.split(), times) for m, times in distinct.items()]
+    frequent = _frequent_words(split, len(lines))
+    groups: dict[tuple[int, str], list[tuple[list[str], int]]] = {}
+    for toks, times in split:
+        if toks:
+            word = next((t for t in toks[:_KEY_SCAN] if t in frequent), "")
+            groups.setdefault((len(toks), word), []).append((toks, times))
+    ids: dict[tuple[str, ...], int] = {}
+    template_of: dict[str, int] = {}
+    text: list[str] = []
+    for (width, word), members in groups.items():
+        # Lines with no frequent word share no family: each keeps its own shape.
+        constant = _constant_values(members, width) if word else _everything(members, width)
+        for toks, _times in members:
+            key = tuple(t if t in constant[p] else WILDCARD for p, t in enumerate(toks))
+            t = ids.get(key)
+            if t is None:
+                t = ids[key] = len(text)
+                text.append(" ".join(key))
+            template_of[" ".join(toks)] = t
+    count = [0] * len(text)
+    of = [-1] * len(lines)
+    for i, m in enumerate(masked):
+        t = template_of.get(" ".join(m.split()), -1)
+        of[i] = t
+        if t >= 0:
+            count[t] += 1
+    return Templates(of, text, count)
+
+
+# A whitespace-separated token with a digit, ``/`` or ``\`` in it (numbers, versions,
+# timestamps, ids, hashes, paths). The look-behind makes the engine try token starts only.
+# A rule or error code (``E501``, ``PLW1641``, ``TS2322``, ``SC2086:``, ``[E1101]``) names a
+# kind of finding, not an instance: it stays.
+_VARIABLE_TOKEN = re.compile(
+    r"(?<!\S)(?!\[?[A-Z]{1,6}\d{2,5}\]?[:,)]?(?:\s|$))[^\s0-9/\\]*+[0-9/\\]\S*+"
+)
+_KEY_SCAN = 4  # the group key is the first frequent word among the first four tokens
+
+
+def _frequent_words(split: list[tuple[list[str], int]], n: int) -> set[str]:
+    """Words found in at least 1 % of the lines (and three): template words, not names. A
+    test runner's ``test_x (pkg.Tests.test_x) ... ok`` leads with a name; ``...`` is the
+    word its lines share."""
+    df: dict[str, int] = {}
+    for toks, times in split:
+        for t in set(toks[:_KEY_SCAN]):
+            df[t] = df.get(t, 0) + times
+    support = max(3, n // 100)
+    return {t for t, c in df.items() if c >= support and t != WILDCARD}
+
+
+def _constant_values(members: list[tuple[list[str], int]], width: int) -> list[set[str]]:
+    """Per position, the values that belong to the template: all of them where they are
+    few (at most ``max(4, cube root of the group's lines)``: a verb, a level, a status),
+    none where they are many (names, messages). The bound grows slowly on purpose: two
+    positions of a few dozen values each would otherwise make every line its own
+    template."""
+    n = sum(times for _toks, times in members)
+    few = max(_FEW_VALUES, round(n ** (1 / 3)))
+    out: list[set[str]] = [set() for _ in range(width)]
+    for p in range(width):
+        values = {toks[p] for toks, _times in members}
+        if len(values) <= few:
+            out[p] = values
+    return out
+
+
+_FEW_VALUES = 4
+
+
+def _everything(members: list[tuple[list[str], int]], width: int) -> list[set[str]]:
+    return [{toks[p] for toks, _times in members} for p in range(width)]
+
+
+def repetitive(lines: Sequence[str], share: float = 0.5) -> bool:
+    """Most non-blank lines share their template with at least two others: line-oriented
+    program output (a test runner's, a listing, a checker's report) rather than prose."""
+    templates = mine(lines)
+    used = [templates.count[t] for t in templates.of if t >= 0]
+    return bool(used) and sum(1 for c in used if c >= 3) >= share * len(used)
+
+
+def describe(templates: Templates, indices: Sequence[int], examples: int = 2) -> str:
+    """``198x "status installed <*> <*>", 8x "configure <*>"``: what a gap held, its most
+    frequent templates first (at most ``examples``, each seen at least twice there), then
+    how many lines of other templates."""
+    counts = Counter(templates.of[i] for i in indices if templates.of[i] >= 0)
+    top = [
+        (t, c)
+        for t, c in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0]))[:examples]
+        if c >= 2
+    ]
+    parts = [f'{c}x "{_short(templates.text[t])}"' for t, c in top]
+    rest = sum(counts.values()) - sum(c for _t, c in top)
+    if parts and rest > 0:
+        parts.append(f"{rest} other")
+    return ", ".join(parts)
+
+
+def _short(template: str, limit: int = 48) -> str:
+    """Bounded, and safe inside a note: no brackets (a note ends at ``]``), no quotes, and no
+    ``hash=`` (only our markers may say that)."""
+    text = template.translate(_UNSAFE).replace("hash=", "hash:")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_UNSAFE = str.maketrans({"[": "(", "]": ")", '"': "'"})
