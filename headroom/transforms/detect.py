@@ -172,6 +172,7 @@ class _LineStats:
     separators: int = 0
     log: int = 0
     code: int = 0
+    diagnostics: int = 0  # ``path:line: error: ...`` rows (counted as log lines too)
     hit_paths: set[str] = field(default_factory=set)
 
 
@@ -192,6 +193,8 @@ def _line_stats(lines: list[str]) -> _LineStats:
             stats.hits += 1
             stats.hit_paths.add(hit.group(1))
             continue
+        if hit:
+            stats.diagnostics += 1
         if heading is not None and _HEADLESS_HIT.match(line):
             stats.hits += 1
             stats.hit_paths.add(heading)
@@ -270,6 +273,10 @@ def _detect_html(head: str) -> Detection | None:
     return Detection(HTML, min(1.0, score)) if score >= 0.7 else None
 
 
+_FINDINGS_SHARE = 0.6
+_FINDINGS_MIN = 10  # fewer diagnostics are a build's errors, read as a log with context
+
+
 def _detect_lines(lines: list[str]) -> Detection:
     stats = _line_stats(lines)
     n = stats.lines
@@ -277,6 +284,11 @@ def _detect_lines(lines: list[str]) -> Detection:
         return Detection(PROSE, 0.0)
     search_ratio = (stats.hits + stats.context + stats.separators) / n
     if stats.hits >= 2 and search_ratio >= 0.6:
+        return Detection(SEARCH, round(min(1.0, 0.4 + 0.6 * search_ratio), 3))
+    # A checker's report (mypy, pyflakes, a compiler run with nothing but diagnostics) is a
+    # list of findings by file and line: a search result, not a log with its error blocks.
+    search_ratio = (stats.hits + stats.diagnostics + stats.separators) / n
+    if stats.diagnostics >= _FINDINGS_MIN and stats.diagnostics >= _FINDINGS_SHARE * n:
         return Detection(SEARCH, round(min(1.0, 0.4 + 0.6 * search_ratio), 3))
     log_ratio = stats.log / n
     code_ratio = stats.code / n
@@ -311,6 +323,25 @@ def detect(text: str) -> Detection:
 
 def has_fence(text: str) -> bool:
     return _FENCE.search(text) is not None
+
+
+# --- agent wrappers ------------------------------------------------------------------------
+
+# Codex CLI's ``exec_command`` result: facts about the run, then ``Output:`` and the payload.
+_CODEX_HEADER = re.compile(
+    r"(?:Chunk ID: [^\n]*\n)?Wall time: [^\n]*\n(?:Process (?:exited with code|running with "
+    r"session ID) [^\n]*\n)?(?:Original token count: [^\n]*\n)?Output:\n"
+)
+
+
+def split_wrapper(text: str) -> tuple[str, str]:
+    """``(header, payload)`` of an agent tool's wrapped output, or ``("", text)``.
+
+    The header (Codex's chunk id, wall time, exit code, token count and ``Output:``) is kept
+    verbatim in front of the compressed payload: the exit code is the first thing an agent
+    reads, and the payload compresses by its own kind."""
+    m = _CODEX_HEADER.match(text)
+    return (m.group(0), text[m.end() :]) if m else ("", text)
 
 
 # --- numbered Read output -------------------------------------------------------------------

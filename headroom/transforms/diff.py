@@ -67,6 +67,10 @@ class DiffConfig:
     max_files: int = 20  # with a store, beyond this many files the least relevant are summarised
     max_changed_lines: int = 1500  # ... and beyond this many +/- lines
     generated: tuple[str, ...] = GENERATED  # with a store, summarised unless the query names them
+    # With a store: once the trimmed diff is over this share of the input (and over
+    # ``min_budget_chars``), hunks the query does not name are stubbed, least relevant first.
+    budget_share: float = 0.5
+    min_budget_chars: int = 6000
 
 
 _HUNK_RE = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)", re.S)
@@ -121,13 +125,17 @@ class DiffCompressor:
         if not any(f.hunks for f in files):
             return None
         summarised = self._to_summarise(text, files, ctx) if ctx.store is not None else set()
+        stubbed: set[int] = set()  # ids of hunks
+        if ctx.store is not None:
+            budget = max(self.config.min_budget_chars, int(self.config.budget_share * len(text)))
+            stubbed = self._hunks_to_stub(files, summarised, ctx.query, budget)
         body: list[str] = []
         stats = _Stats()
         for idx, f in enumerate(files):
-            if idx in summarised:
+            if idx in summarised or (f.hunks and all(id(h) in stubbed for h in _hunks(f))):
                 _summarise(f, body, stats)
             else:
-                _trim_file(f, body, self.config.context_lines, stats)
+                _trim_file(f, body, self.config.context_lines, stats, stubbed)
         if stats.context or stats.index:
             body.append(stats.footer(self.config.context_lines))
         return body, len(lines)
@@ -159,6 +167,57 @@ class DiffCompressor:
             kept += 1
             budget -= size
         return out
+
+    def _hunks_to_stub(
+        self, files: list[FileDiff], summarised: set[int], query: str, budget: int
+    ) -> set[int]:
+        """Hunks (by ``id``) to replace with a one-line stub so the diff fits ``budget``
+        characters. A hunk whose changed lines, ``@@`` section or file path name a query term
+        that is rare in the diff is never stubbed; the others go least relevant first (no
+        keyword, then largest), so what stays is what the task is about."""
+        ctx_lines = self.config.context_lines
+        hunks: list[tuple[int, Hunk]] = [
+            (fi, h) for fi, f in enumerate(files) if fi not in summarised for h in _hunks(f)
+        ]
+        sizes = {id(h): _trimmed_chars(h, ctx_lines) for _fi, h in hunks}
+        total = sum(sizes.values())
+        if total <= budget:
+            return set()
+        scores = self._hunk_scores(files, hunks, query)
+        ranked = sorted(hunks, key=lambda fh: (scores[id(fh[1])], -sizes[id(fh[1])]))
+        out: set[int] = set()
+        for _fi, h in ranked:
+            if total <= budget or scores[id(h)] >= _MUST_KEEP:
+                break
+            out.add(id(h))
+            total -= sizes[id(h)] - _STUB_CHARS
+        return out
+
+    def _hunk_scores(
+        self, files: list[FileDiff], hunks: list[tuple[int, Hunk]], query: str
+    ) -> dict[int, float]:
+        """Per hunk: ``_MUST_KEEP`` per query term it names that few hunks name (the path
+        counts for every hunk of its file), plus the priority of its strongest error,
+        security or importance keyword on a changed line."""
+        terms = query_terms(query)
+        det = term_detector(terms)
+        named: dict[int, set[str]] = {}
+        if det is not None:
+            paths = {fi: {h.word for h in det.hits(files[fi].path or "")} for fi, _h in hunks}
+            for fi, h in hunks:
+                words = {hit.word for hit in det.hits(_changed_text(h))} | paths[fi]
+                named[id(h)] = words
+        df: dict[str, int] = {}
+        for words in named.values():
+            for w in words:
+                df[w] = df.get(w, 0) + 1
+        rare_limit = max(2, len(hunks) // 4)
+        scores: dict[int, float] = {}
+        for _fi, h in hunks:
+            score = sum(_MUST_KEEP for w in named.get(id(h), ()) if df[w] <= rare_limit)
+            found = self._keywords.scan(_changed_text(h), "diff")
+            scores[id(h)] = score + max((imp.priority for imp in found.values()), default=0.0)
+        return scores
 
     def _relevance(self, text: str, files: list[FileDiff], query: str) -> list[float]:
         """Per file: 1.0 per query term in its path or changed lines, plus keyword priority
@@ -287,9 +346,13 @@ class _Stats:
         return note(self.context, what)
 
 
-def _trim_file(f: FileDiff, out: list[str], ctx_lines: int, stats: _Stats) -> None:
+def _trim_file(
+    f: FileDiff, out: list[str], ctx_lines: int, stats: _Stats, stubbed: set[int]
+) -> None:
     for item in f.items:
-        if isinstance(item, Hunk):
+        if isinstance(item, Hunk) and id(item) in stubbed:
+            out.append(_stub(item))
+        elif isinstance(item, Hunk):
             stats.context += _trim_hunk(item, out, ctx_lines)
         elif f.path is not None and item.startswith("index "):
             stats.index += 1
@@ -306,7 +369,58 @@ def _summarise(f: FileDiff, out: list[str], stats: _Stats) -> None:
         elif not item.startswith(("--- ", "+++ ")):
             out.append(item)
     what = f"changed lines omitted in {f.path} (+{f.added} -{f.removed}, {f.hunks} hunks)"
-    out.append(note(f.added + f.removed, what))
+    symbols = _symbols(_hunks(f))
+    out.append(note(f.added + f.removed, f"{what}; changed: {symbols}" if symbols else what))
+
+
+# A stub stands for a hunk the budget left out; its rough cost, for the budget's sums.
+_STUB_CHARS = 60
+_MUST_KEEP = 10.0
+
+
+def _hunks(f: FileDiff) -> list[Hunk]:
+    return [item for item in f.items if isinstance(item, Hunk)]
+
+
+def _changed_text(h: Hunk) -> str:
+    lines = [b for b in h.body if b[:1] in ("+", "-")]
+    return "\n".join([h.section, *lines])
+
+
+def _trimmed_chars(h: Hunk, ctx_lines: int) -> int:
+    out: list[str] = []
+    _trim_hunk(h, out, ctx_lines)
+    return sum(len(x) + 1 for x in out)
+
+
+def _symbols(hunks: Sequence[Hunk], limit: int = 6) -> str:
+    """The distinct ``@@ … def name`` section names of hunks: what changed, by name."""
+    seen: dict[str, None] = {}
+    for h in hunks:
+        m = _SYMBOL_RE.search(h.section)
+        name = " ".join(m.groups()) if m else h.section.strip()[:40]
+        if name:
+            seen.setdefault(name.translate(_NOTE_SAFE), None)
+    names = list(seen)
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+_NOTE_SAFE = str.maketrans({"[": "(", "]": ")"})
+# ``def name(`` / ``class Name:`` / ``fn name<`` / ``func (r) Name(`` in a hunk's section.
+_SYMBOL_RE = re.compile(
+    r"\b(def|class|fn|func|function|struct|enum|trait|impl|interface|module|sub)\s+"
+    r"(?:\([^)]*\)\s*)?([A-Za-z_$][\w$.:]*)"
+)
+
+
+def _stub(h: Hunk) -> str:
+    added = sum(1 for b in h.body if b.startswith("+"))
+    removed = sum(1 for b in h.body if b.startswith("-"))
+    where = h.header.split("@@")[1].strip() if h.header.count("@@") >= 2 else ""
+    symbol = _symbols([h])
+    what = f"changed lines omitted at {where} (+{added} -{removed})"
+    return note(added + removed, f"{what}: {symbol}" if symbol else what)
 
 
 def _trim_hunk(h: Hunk, out: list[str], ctx_lines: int) -> int:

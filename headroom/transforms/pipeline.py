@@ -11,6 +11,9 @@ the compressors do:
 * **Source code is never lossy-compressed**, nor is a numbered Read of a file unless the file
   is a log, search result or diff (a line compressor keeps whole lines, and the original line
   numbers are put back on every kept line).
+* **Agent wrappers stay verbatim**: Codex's ``exec_command`` header (chunk id, wall time,
+  exit code, ``Output:``) is put back in front of the compressed payload, and a retrieval
+  gives back the whole original, header and numbering included.
 * **Markers are backed.** Compressors write originals to a staging writer; only the originals
   whose keys the accepted output names are handed to ``ctx.store``, and an output naming a
   key nobody stored is rejected (input returned). So nothing orphaned reaches the store and
@@ -51,9 +54,12 @@ from headroom.transforms.detect import (
     has_fence,
     restore_numbering,
     split_numbering,
+    split_wrapper,
 )
 from headroom.transforms.json_table import is_table
+from headroom.transforms.lines import split_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
+from headroom.transforms.templates import repetitive
 from headroom.transforms.tokens import estimate_tokens
 
 PASSTHROUGH = "passthrough"
@@ -61,6 +67,8 @@ PASSTHROUGH = "passthrough"
 _MIXED_CONFIDENCE = 0.6
 # Numbered Read output of these kinds may be compressed (kept lines are verbatim copies).
 _NUMBERED_OK = frozenset({LOG, SEARCH, DIFF})
+# Prose of at least this many lines is checked for a line-output shape (see _line_output).
+_LINE_OUTPUT_MIN_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -213,10 +221,10 @@ def config_class(cls: type) -> type:
 
 
 def _point_keys_at(staged: _StagedWriter, body: str, original: str, output: str) -> str:
-    """Re-point markers that name the un-numbered body at the numbered original.
+    """Re-point markers that name the body the compressors saw at the caller's original.
 
-    A compressor saw the body without line numbers and stored that; the caller's original
-    is the numbered text, and a retrieval must give back exactly what the tool returned.
+    A compressor saw the body without line numbers or wrapper header and stored that; the
+    original is what the tool returned, and a retrieval must give back exactly that.
     """
     body_bytes = body.encode("utf-8", "surrogatepass")
     for key, stored in list(staged.items.items()):
@@ -293,8 +301,9 @@ class Pipeline:
             stats.reason = "already_compressed"
             return None
         t0 = time.perf_counter()
-        numbered = split_numbering(text)
-        body = numbered.body if numbered is not None else text
+        header, payload = split_wrapper(text)
+        numbered = split_numbering(payload)
+        body = numbered.body if numbered is not None else payload
         detection = detect(body)
         stats.kind = detection.kind
         stats.numbered = numbered is not None
@@ -319,8 +328,9 @@ class Pipeline:
         output = "".join(pieces)
         if numbered is not None:
             output = restore_numbering(numbered, output)
-            if staged is not None:
-                output = _point_keys_at(staged, body, text, output)
+        output = header + output
+        if staged is not None and body != text:
+            output = _point_keys_at(staged, body, text, output)
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 
         if not strategies:
@@ -368,10 +378,12 @@ class Pipeline:
         kind = section.detection.kind
         if section.protected or kind in (SOURCE_CODE, HTML):
             return section.text, ""
+        lead, core, trail = _split_whitespace(section.text)
         route = self._routes.get(_KIND_ROUTE.get(kind, ""))
+        if kind == PROSE and self._line_output(core):
+            route = self._routes.get("log", route)
         if route is None:
             return section.text, ""
-        lead, core, trail = _split_whitespace(section.text)
         if is_table(core):  # SmartCrusher's own output inside a larger text
             return section.text, ""
         before = estimate_tokens(core, ctx.model)  # the compressor's own count may differ
@@ -389,6 +401,15 @@ class Pipeline:
         if result.output == core or result.tokens_after >= before:
             return section.text, ""
         return lead + result.output + trail, result.strategy or route.strategy
+
+    @staticmethod
+    def _line_output(text: str) -> bool:
+        """Prose by its words but program output by its shape (a test runner's verbose
+        lines, a checker's report, a listing, ``git log --stat``): the log compressor's
+        templates fit it, and the prose compressor would only fold exact repeats."""
+        if text.count("\n") < _LINE_OUTPUT_MIN_LINES:
+            return False
+        return repetitive(split_lines(text))
 
     @staticmethod
     def _call(compressor: Any, core: str, detection: Detection, ctx: CompressContext) -> Any:

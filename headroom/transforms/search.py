@@ -38,8 +38,11 @@ from headroom.transforms.lines import (
     finish,
     note,
     passthrough,
+    query_terms,
     rare_term_hits,
+    term_detector,
 )
+from headroom.transforms.templates import mine
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class SearchConfig:
     context_radius: int = 1  # context rows kept within this many lines of a kept match
     max_unparsed: int = 40  # non-row lines kept verbatim
     lossless_only: bool = False  # regroup by file only; every row and line stays
+    rare_count: int = 3  # a row whose content template is seen at most this often stays
+    rare_share: float = 0.2  # ... unless more rows than this share are rare
+    max_named_rows: int = 40  # rows kept of the files whose path the query names
 
 
 _HEADLESS_RE = re.compile(r"(\d+)([:-])")
@@ -201,7 +207,11 @@ class SearchCompressor:
             body, _ = _Renderer(everything, text, parsed, {}, False, keep_all=True).run()
             return finish(text, body, ctx, self.name, None)
         scores = self._score(text, parsed, total, ctx.query)
-        body, kept = _Renderer(self.config, text, parsed, scores, ctx.store is not None).run()
+        must = _rare_rows(text, parsed, self.config) | _named_rows(
+            parsed, ctx.query, scores, self.config
+        )
+        renderer = _Renderer(self.config, text, parsed, scores, ctx.store is not None, must=must)
+        body, kept = renderer.run()
         return finish(text, body, ctx, self.name, lambda k: lines_marker(k, total, kept, "matches"))
 
     def _has_signal(self, text: str) -> bool:
@@ -273,6 +283,7 @@ class _Renderer:
         scores: dict[int, float],
         listed_cap: bool,
         keep_all: bool = False,
+        must: frozenset[int] = frozenset(),
     ) -> None:
         self.cfg = cfg
         self.text = text
@@ -287,7 +298,8 @@ class _Renderer:
             (r for r, sc in scores.items() if sc >= cfg.strong_score),
             key=lambda r: (-scores[r], r),
         )
-        self.strong = set(strong[: cfg.max_strong])
+        self.must = must
+        self.strong = set(strong[: cfg.max_strong]) | must
 
     def row_text(self, r: int) -> str:
         return self.text[self.p.start[r] : self.p.end(r, self.text)]
@@ -331,7 +343,8 @@ class _Renderer:
             best = max((self.scores.get(r, 0.0) for r in rows), default=0.0)
             return (-int(has_strong), -best, pid)
 
-        return set(sorted(range(len(self.p.paths)), key=rank)[: self.cfg.max_files])
+        shown = set(sorted(range(len(self.p.paths)), key=rank)[: self.cfg.max_files])
+        return shown | {self.p.path[r] for r in self.must}  # a must-keep row is never hidden
 
     def _emit_file(self, pid: int, body: list[str]) -> int:
         cfg = self.cfg
@@ -386,6 +399,46 @@ class _Renderer:
         more = f", and {len(hidden) - cap} more files" if len(hidden) > cap else ""
         total = sum(counts.values())
         return note(total, f"matches omitted in {len(hidden)} more files: {names}{more}")
+
+
+def _rare_rows(text: str, parsed: Parsed, cfg: SearchConfig) -> frozenset[int]:
+    """Match rows whose content is of a rare template (``templates.py``): among a hundred
+    ``D205 1 blank line required`` findings, the three ``PLW1641 Object does not implement
+    __hash__`` are what sets the output apart. Kept beyond every cap, unless rare rows are
+    so many (free-text hits) that rarity tells nothing apart."""
+    rows = [r for r in range(len(parsed)) if parsed.is_match[r]]
+    contents = [text[parsed.content[r] : parsed.end(r, text)] for r in rows]
+    out: set[int] = set()
+    # The whole hit, then its head: a checker's findings differ in their free text, and
+    # their first words (``12:5: E1111: Assigning``) say which kind of finding a row is.
+    for units in (contents, [" ".join(c.split()[:_HEAD_TOKENS]) for c in contents]):
+        rare = mine(units).rare(cfg.rare_count)
+        if len(rare) <= cfg.rare_share * len(rows):
+            out.update(rows[i] for i in rare)
+    return frozenset(out)
+
+
+_HEAD_TOKENS = 3
+
+
+def _named_rows(
+    parsed: Parsed, query: str, scores: dict[int, float], cfg: SearchConfig
+) -> frozenset[int]:
+    """The match rows of files whose path the query names by a term few paths have (the
+    user asked about ``frontend.py``, or the ``pb`` listings): the file the question is
+    about is shown whole, up to ``max_named_rows``."""
+    det = term_detector(query_terms(query))
+    if det is None or not parsed.paths:
+        return frozenset()
+    named: dict[str, list[int]] = {}
+    for pid, path in enumerate(parsed.paths):
+        for hit in det.hits(path):
+            named.setdefault(hit.word, []).append(pid)
+    limit = max(3, len(parsed.paths) // 5)
+    pids = {pid for pids in named.values() if len(pids) <= limit for pid in pids}
+    rows = [r for r in range(len(parsed)) if parsed.is_match[r] and parsed.path[r] in pids]
+    rows.sort(key=lambda r: (-scores.get(r, 0.0), r))  # the best rows when there are many
+    return frozenset(rows[: cfg.max_named_rows])
 
 
 def _within(sorted_numbers: list[int], number: int, radius: int) -> bool:

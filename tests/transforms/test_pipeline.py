@@ -215,3 +215,24 @@ def test_json_with_a_trailer_line_is_compressed_and_stays_compressed():
     assert result.output.endswith("\n(showing 300 of 512 rows)\n")
     again = Pipeline(STRICT).compress(result.output, _ctx(PendingWrites()))
     assert again.output == result.output
+
+
+def test_codex_header_stays_verbatim_and_retrieval_gives_the_whole_output() -> None:
+    log = "\n".join(
+        [
+            f"2026-12-02 03:50:{i % 60:02d} INFO worker handled job {i} in {i % 7}ms"
+            for i in range(300)
+        ]
+        + ["2026-12-02 03:55:00 ERROR worker lost db-7.internal:5432 (exit code 3)"]
+    )
+    header = (
+        "Chunk ID: 3f9a1c\nWall time: 2.4170 seconds\nProcess exited with code 1\n"
+        "Original token count: 9000\nOutput:\n"
+    )
+    store = PendingWrites()
+    res = Pipeline().compress(header + log, _ctx(store))
+    assert res.output.startswith(header)
+    assert "ERROR worker lost db-7.internal:5432 (exit code 3)" in res.output
+    assert res.tokens_after < res.tokens_before
+    (key,) = res.keys
+    assert store.get(key) == (header + log).encode()
