@@ -299,3 +299,60 @@ def test_mixed_turn_restore_for_openai_chat() -> None:
     assert [c["id"] for c in out["messages"][0]["tool_calls"]] == ["c1", "r1"]
     assert out["messages"][1] == {"role": "tool", "tool_call_id": "r1", "content": "ORIG"}
     assert out["messages"][2]["tool_call_id"] == "c1"
+
+
+def test_query_holds_what_the_assistant_said_and_the_text_beside_the_result() -> None:
+    anthropic = {
+        "messages": [
+            {"role": "user", "content": "The retry loop in HttpClient never stops."},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Let me find where RetryError is raised."},
+                    {"type": "tool_use", "id": "t1", "name": "Grep", "input": {"pattern": "Retry"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "a.py:1:x"},
+                    {"type": "text", "text": "focus on pool.py"},
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": "later words"}]},
+            {"role": "user", "content": "a later turn"},
+        ]
+    }
+    (out,) = ANTHROPIC.find_outputs(anthropic)
+    for part in ("Retry", "RetryError is raised", "HttpClient never stops", "focus on pool.py"):
+        assert part in out.query
+    assert "later" not in out.query
+    chat = {
+        "messages": [
+            {"role": "user", "content": "why does the build fail?"},
+            {
+                "role": "assistant",
+                "content": "Running make to see the first error.",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "sh", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "make: *** Error 1"},
+        ]
+    }
+    (out,) = OPENAI_CHAT.find_outputs(chat)
+    assert "Running make" in out.query and "build fail" in out.query
+    responses = {
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "go"}]},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Checking the lockfile."}],
+            },
+            {"type": "function_call", "call_id": "f", "name": "exec_command", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "f", "output": "out"},
+        ]
+    }
+    (out,) = OPENAI_RESPONSES.find_outputs(responses)
+    assert "Checking the lockfile." in out.query and "go" in out.query
