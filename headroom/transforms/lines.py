@@ -303,6 +303,23 @@ def identifier_parts(word: str) -> list[str]:
     return parts
 
 
+def _stems(word: str) -> tuple[str, ...]:
+    """Other spellings a line may use for a query word: "removed" → "remove", "upgrading"
+    → "upgrade", "failures" → "failure". Matched as whole words, so a wrong guess finds
+    nothing."""
+    if len(word) < 5 or not word.isalpha():
+        return ()
+    if word.endswith("ed"):
+        return (word[:-1], word[:-2])
+    if word.endswith("ing"):
+        return (word[:-3] + "e", word[:-3])
+    if word.endswith("es"):
+        return (word[:-1], word[:-2])
+    if word.endswith("s") and not word.endswith("ss"):
+        return (word[:-1],)
+    return ()
+
+
 def query_terms(query: str, limit: int = 48) -> list[str]:
     """Lowercase identifier-like words of the relevance context, stop words removed, in first
     appearance order (deterministic), at most ``limit``. A compound identifier is followed
@@ -320,6 +337,8 @@ def query_terms(query: str, limit: int = 48) -> list[str]:
     for m in _TERM_RE.finditer(query):
         word = m.group(0).strip(".-")
         add(word.lower())
+        for stem in _stems(word.lower()):
+            add(stem)
         parts = identifier_parts(word)
         if len(parts) > 1:
             for part in parts:

@@ -11,7 +11,10 @@ Kept verbatim, whatever the size of the log (must-keep units):
 * every line of a rare template (``templates.py``): among three hundred ``status installed``
   lines, the one ``remove`` is the news;
 * one line of every warning template, with a count of its repeats;
-* test and build summaries, and the first and last lines of the log.
+* test and build summaries, and the first and last lines of the log;
+* the header of the section every kept line stands in (the ``pkg/sub:`` of a recursive
+  listing, the ``____ test_x ____`` of a failure), so a line is never shown without
+  the directory or test it belongs to.
 
 An error block (a traceback, a compiler error's location, source, caret and message) is
 one unit: repeats are folded only when the whole block repeats exactly, so eight syntax
@@ -68,7 +71,9 @@ class LogConfig:
     tail_lines: int = 3  # the end of a log usually says how it ended
     max_traces: int = 5  # distinct stack traces kept whole
     max_trace_lines: int = 40  # a longer trace keeps its head and tail
-    max_query_lines: int = 20  # lines naming a rare query term (an id, a host) kept
+    max_query_lines: int = 40  # lines naming a rare query term (an id, a host) kept
+    max_named_section: int = 40  # a section (directory, commit, test) that long or shorter
+    # is kept whole when a line of it names a rare query term; a longer one keeps ±2 lines
     rare_count: int = 3  # a template seen at most this many times is rare: its lines stay
     # ... unless rare lines are more than this share of the log (free text, not a template
     # log: rarity then tells nothing apart)
@@ -107,28 +112,37 @@ class LogCompressor:
             return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
         templates = mine(lines)
-        keep, after, covers = self._select(lines, signals, templates)
-        keep |= self._asked_for(text, query, len(lines))
+        asked = self._asked_for(text, query, len(lines))
+        keep, after, covers = self._select(lines, signals, templates, asked)
         gap = _template_note(lines, templates)
         return render(lines, keep, gap, after=after, covers=covers), len(lines)
 
     def _asked_for(self, text: str, query: str, n: int) -> set[int]:
-        """Lines naming a rare term of the query (a request id, an order number, a host):
-        what the user asked about, even when the line itself looks ordinary."""
+        """Lines naming a rare term of the query (a request id, an order number, a host),
+        rarest terms first: what the user asked about, even when the line itself looks
+        ordinary."""
         cfg = self.config
         hits = rare_term_hits(text, query, max(3, n // 50))
         if not hits:
             return set()
         starts = line_starts(text)
-        found: dict[int, None] = {}
+        by_word: dict[str, dict[int, None]] = {}
         for hit in hits:
-            found.setdefault(bisect_right(starts, hit.start) - 1, None)
-            if len(found) >= cfg.max_query_lines:
-                break
+            by_word.setdefault(hit.word, {}).setdefault(bisect_right(starts, hit.start) - 1)
+        found: dict[int, None] = {}
+        for word in sorted(by_word, key=lambda w: (len(by_word[w]), w)):
+            for i in by_word[word]:
+                found.setdefault(i)
+                if len(found) >= cfg.max_query_lines:
+                    return set(found)
         return set(found)
 
     def _select(
-        self, lines: list[str], signals: dict[int, list[Importance]], templates: Templates
+        self,
+        lines: list[str],
+        signals: dict[int, list[Importance]],
+        templates: Templates,
+        asked: set[int],
     ) -> tuple[set[int], dict[int, str], dict[int, int]]:
         cfg = self.config
         n = len(lines)
@@ -151,7 +165,7 @@ class LogCompressor:
         keep: set[int] = set(summaries)
         keep.update(firsts)
         keep.update(window(firsts, cfg.error_context, n))
-        rare = templates.rare(cfg.rare_count)
+        rare = templates.rare(max(cfg.rare_count, n // 200))
         if len(rare) <= cfg.rare_share * n:
             keep.update(rare)
         keep.update(_examples(templates))
@@ -162,8 +176,11 @@ class LogCompressor:
         keep.update(_targets_near(lines, [*firsts, *trace_starts], cfg.identifier_radius))
         keep.update(self._warnings(lines, sorted(warnings), after))
         keep.difference_update(set(errors).difference(firsts))  # folded copies
+        sections = _section_starts(lines)
+        keep |= _around_asked(asked, sections, n, cfg.max_named_section)
+        keep |= _headers_of(sections, keep)
         covers: dict[int, int] = {}
-        protected = set(errors) | set(summaries) | set(rare)
+        protected = set(errors) | set(summaries) | set(rare) | asked
         fold_runs(lines, keep, protected, after, covers, exact=False)
         return keep, after, covers
 
@@ -311,6 +328,50 @@ def _targets_near(lines: list[str], anchors: list[int], radius: int) -> set[int]
     for i in window(anchors, radius, n):
         if _TARGET_RE.search(lines[i]):
             out.add(i)
+    return out
+
+
+# A section header: ``pkg/sub:`` after a blank line (``ls -R``, ``make`` directories), a
+# ruled title (``____ test_x ____``, ``=== FAILURES ===``, ``--- Captured stdout ---``), a
+# ``git log`` commit, a Markdown heading.
+_RULED_RE = re.compile(r"(?:_{3,}|={3,}|-{3,}) \S.{0,200} (?:_{3,}|={3,}|-{3,})\r?$")
+_HEADER_RE = re.compile(r"commit [0-9a-f]{7,64}\b|#{1,6} \S")
+
+
+def _section_starts(lines: list[str]) -> list[int]:
+    return [
+        i
+        for i, line in enumerate(lines)
+        if _HEADER_RE.match(line)
+        or _RULED_RE.match(line)
+        or (
+            line.rstrip().endswith(":")
+            and len(line) <= 200
+            and (i == 0 or not lines[i - 1].strip())
+        )
+    ]
+
+
+def _around_asked(asked: set[int], sections: list[int], n: int, whole: int) -> set[int]:
+    """What a line the query names brings along: its whole section when that is short (the
+    directory listing, the commit, the test), else two lines on each side."""
+    out = set(asked)
+    for i in asked:
+        s = bisect_right(sections, i) - 1
+        start = sections[s] if s >= 0 else 0
+        end = sections[s + 1] if s + 1 < len(sections) else n
+        out.update(range(start, end) if end - start <= whole else window([i], 2, n))
+    return out
+
+
+def _headers_of(sections: list[int], keep: set[int]) -> set[int]:
+    """The header of the section each kept line stands in: a line of a listing or a test
+    section means little without the directory or the test it belongs to."""
+    out: set[int] = set()
+    for i in keep:
+        h = bisect_right(sections, i) - 1
+        if h >= 0:
+            out.add(sections[h])
     return out
 
 

@@ -9,7 +9,7 @@ the compressors do:
   carries one of our markers (``markers.has_marker``) is returned untouched, and so is a
   table SmartCrusher wrote, so compressing an output again changes nothing.
 * **Source code is never lossy-compressed**, nor is a numbered Read of a file unless the file
-  is a log, search result or diff (a line compressor keeps whole lines, and the original line
+  is a log, search result, diff or table (a line compressor keeps whole lines, and the original line
   numbers are put back on every kept line).
 * **Agent wrappers stay verbatim**: Codex's ``exec_command`` header (chunk id, wall time,
   exit code, ``Output:``) is put back in front of the compressed payload, and a retrieval
@@ -59,6 +59,7 @@ from headroom.transforms.detect import (
 from headroom.transforms.json_table import is_table
 from headroom.transforms.lines import split_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
+from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
 from headroom.transforms.tokens import estimate_tokens
 
@@ -94,17 +95,20 @@ class PipelineConfig:
     enable_diff: bool = True
     enable_search: bool = True
     enable_text: bool = True
+    enable_table: bool = True
     min_tokens_json: int = 60
     min_tokens_log: int = 120
     min_tokens_diff: int = 120
     min_tokens_search: int = 80
     min_tokens_text: int = 300
+    min_tokens_table: int = 120
     # Each compressor's own config dataclass; None → its defaults.
     smart_crusher: Any = None
     log: Any = None
     diff: Any = None
     search: Any = None
     text: Any = None
+    table: Any = None
 
 
 @dataclass
@@ -152,6 +156,13 @@ _ROUTES: dict[str, tuple[str, str, str, str, str]] = {
         "enable_search",
         "min_tokens_search",
         "search",
+    ),
+    "table": (
+        "headroom.transforms.table",
+        "TableCompressor",
+        "enable_table",
+        "min_tokens_table",
+        "table",
     ),
     "text": (
         "headroom.transforms.text",
@@ -310,7 +321,7 @@ class Pipeline:
         sections = self._sections(body, detection, numbered is not None)
         stats.sections = len(sections)
         stats.detect_ms = (time.perf_counter() - t0) * 1000
-        if numbered is not None and detection.kind not in _NUMBERED_OK:
+        if numbered is not None and detection.kind not in _NUMBERED_OK and not is_text_table(body):
             stats.reason = "numbered_read"
             return None
 
@@ -380,7 +391,9 @@ class Pipeline:
             return section.text, ""
         lead, core, trail = _split_whitespace(section.text)
         route = self._routes.get(_KIND_ROUTE.get(kind, ""))
-        if kind == PROSE and self._line_output(core):
+        if kind in (PROSE, LOG) and is_text_table(core):
+            route = self._routes.get("table", route)
+        elif kind == PROSE and self._line_output(core):
             route = self._routes.get("log", route)
         if route is None:
             return section.text, ""

@@ -1,0 +1,57 @@
+"""Tables as text: extremes, rare categories and the asked-for rows stay; the rest fold."""
+
+from __future__ import annotations
+
+from headroom.ccr.store import PendingWrites
+from headroom.transforms.base import CompressContext
+from headroom.transforms.table import TableCompressor, is_table, parse
+
+
+def _csv() -> str:
+    rows = ["date,precipitation,temp_max,weather"]
+    for i in range(300):
+        rows.append(
+            f"2015/{i // 28 + 1:02d}/{i % 28 + 1:02d},{(i * 7) % 13}.{i % 10},{10 + i % 9}.5,rain"
+        )
+    rows[150] = "2015/06/11,55.9,12.0,fog"  # wettest day, only fog
+    rows[200] = "2015/08/04,0.1,35.6,rain"  # hottest day
+    return "\n".join(rows)
+
+
+def test_extremes_and_the_rare_category_stay() -> None:
+    text = _csv()
+    res = TableCompressor().compress(text, CompressContext("", PendingWrites()))
+    out = res.output.split("\n")
+    for row in (
+        "date,precipitation,temp_max,weather",
+        "2015/06/11,55.9,12.0,fog",
+        "2015/08/04,0.1,35.6,rain",
+    ):
+        assert row in out
+    assert res.tokens_after < res.tokens_before / 5
+    assert any(line.startswith("[... ") and "rows omitted" in line for line in out)
+    assert "Retrieve more: hash=" in out[-1]
+
+
+def test_sql_column_output_and_the_row_the_query_names() -> None:
+    head = "name     id      mass_g\n-------  ------  ------"
+    rows = [
+        f"bird{i:<4} N{i}A1{' ' * (4 - len(str(i)))}  {3000 + (i * 37) % 900}" for i in range(100)
+    ]
+    rows[40] = "bird40   N77Q2   3100"
+    text = head + "\n" + "\n".join(rows)
+    table = parse(text.split("\n"))
+    assert table is not None and len(table.cells) == 100
+    res = TableCompressor().compress(text, CompressContext("which bird is N77Q2?", PendingWrites()))
+    assert "bird40   N77Q2   3100" in res.output.split("\n")
+
+
+def test_prose_with_commas_is_not_a_table() -> None:
+    prose = "\n".join(["Well, this is a sentence, with commas, as prose has, of course."] * 10)
+    assert not is_table(prose)
+
+
+def test_without_a_store_the_notes_say_what_went() -> None:
+    res = TableCompressor().compress(_csv(), CompressContext())
+    assert "hash=" not in res.output
+    assert "rows omitted]" in res.output
