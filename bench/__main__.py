@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SUITES = ("proxy", "ccr", "transforms", "compression", "protocols", "workers")
+SUITES = ("proxy", "ccr", "transforms", "compression", "protocols", "workers", "fidelity")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
