@@ -9,8 +9,8 @@ the compressors do:
   carries one of our markers (``markers.has_marker``) is returned untouched, and so is a
   table SmartCrusher wrote, so compressing an output again changes nothing.
 * **Source code is never lossy-compressed**, nor is a numbered Read of a file unless the file
-  is a log, search result, diff or table (a line compressor keeps whole lines, and the original line
-  numbers are put back on every kept line).
+  is a log, search result, diff, table or sectioned document (a line compressor keeps whole
+  lines, and the original line numbers are put back on every kept line).
 * **Agent wrappers stay verbatim**: Codex's ``exec_command`` header (chunk id, wall time,
   exit code, ``Output:``) is put back in front of the compressed payload, and a retrieval
   gives back the whole original, header and numbering included.
@@ -56,6 +56,7 @@ from headroom.transforms.detect import (
     split_numbering,
     split_wrapper,
 )
+from headroom.transforms.docs import has_sections
 from headroom.transforms.json_table import is_table
 from headroom.transforms.lines import split_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
@@ -96,12 +97,14 @@ class PipelineConfig:
     enable_search: bool = True
     enable_text: bool = True
     enable_table: bool = True
+    enable_docs: bool = True
     min_tokens_json: int = 60
     min_tokens_log: int = 120
     min_tokens_diff: int = 120
     min_tokens_search: int = 80
     min_tokens_text: int = 300
     min_tokens_table: int = 120
+    min_tokens_docs: int = 600
     # Each compressor's own config dataclass; None → its defaults.
     smart_crusher: Any = None
     log: Any = None
@@ -109,6 +112,7 @@ class PipelineConfig:
     search: Any = None
     text: Any = None
     table: Any = None
+    docs: Any = None
 
 
 @dataclass
@@ -157,6 +161,13 @@ _ROUTES: dict[str, tuple[str, str, str, str, str]] = {
         "min_tokens_search",
         "search",
     ),
+    "docs": (
+        "headroom.transforms.docs",
+        "DocsCompressor",
+        "enable_docs",
+        "min_tokens_docs",
+        "docs",
+    ),
     "table": (
         "headroom.transforms.table",
         "TableCompressor",
@@ -179,8 +190,8 @@ _KIND_ROUTE = {
     DIFF: "diff",
     SEARCH: "search",
     PROSE: "text",
-    # SOURCE_CODE and HTML have no route: code is never lossy-compressed; HTML has no
-    # extractor yet and passes through.
+    # SOURCE_CODE has no route: code is never lossy-compressed. HTML goes to the docs
+    # compressor when it has headings (see _routes_for) and passes through otherwise.
 }
 
 
@@ -189,6 +200,12 @@ class _Route:
     strategy: str
     compressor: Any
     min_tokens: int
+
+
+def _numbered_ok(kind: str, body: str) -> bool:
+    """A numbered Read may be compressed where its compressor keeps whole lines (so the
+    numbers go back on every kept line): logs, search results, diffs, tables, documents."""
+    return kind in _NUMBERED_OK or is_text_table(body) or has_sections(body)
 
 
 class _StagedWriter:
@@ -321,7 +338,7 @@ class Pipeline:
         sections = self._sections(body, detection, numbered is not None)
         stats.sections = len(sections)
         stats.detect_ms = (time.perf_counter() - t0) * 1000
-        if numbered is not None and detection.kind not in _NUMBERED_OK and not is_text_table(body):
+        if numbered is not None and not _numbered_ok(detection.kind, body):
             stats.reason = "numbered_read"
             return None
 
@@ -385,35 +402,43 @@ class Pipeline:
     def _compress_section(
         self, section: Section, ctx: CompressContext, stats: PipelineStats
     ) -> tuple[str, str]:
-        """The section's new text and the strategy that wrote it ("" if left as it was)."""
+        """The section's new text and the strategy that wrote it ("" if left as it was).
+        Routes are tried in order until one gains."""
         kind = section.detection.kind
-        if section.protected or kind in (SOURCE_CODE, HTML):
+        if section.protected or kind == SOURCE_CODE:
             return section.text, ""
         lead, core, trail = _split_whitespace(section.text)
-        route = self._routes.get(_KIND_ROUTE.get(kind, ""))
-        if kind in (PROSE, LOG) and is_text_table(core):
-            route = self._routes.get("table", route)
-        elif kind == PROSE and self._line_output(core):
-            route = self._routes.get("log", route)
-        if route is None:
-            return section.text, ""
         if is_table(core):  # SmartCrusher's own output inside a larger text
             return section.text, ""
         before = estimate_tokens(core, ctx.model)  # the compressor's own count may differ
-        if before < route.min_tokens:
-            return section.text, ""
-        try:
-            result = self._call(route.compressor, core, section.detection, ctx)
-        except Exception as exc:  # a compressor bug must cost the saving, never the request
-            if self.config.raise_errors:
-                raise
-            stats.errors.append(f"{route.strategy}: {type(exc).__name__}: {exc}")
-            return section.text, ""
-        # The compressor's count decides per section; the whole output is re-counted at the
-        # end, which is the gate that guarantees "never larger".
-        if result.output == core or result.tokens_after >= before:
-            return section.text, ""
-        return lead + result.output + trail, result.strategy or route.strategy
+        for route in self._routes_for(kind, core):
+            if before < route.min_tokens:
+                continue
+            try:
+                result = self._call(route.compressor, core, section.detection, ctx)
+            except Exception as exc:  # a compressor bug must cost the saving, not the request
+                if self.config.raise_errors:
+                    raise
+                stats.errors.append(f"{route.strategy}: {type(exc).__name__}: {exc}")
+                continue
+            # The compressor's count decides per section; the whole output is re-counted at
+            # the end, which is the gate that guarantees "never larger".
+            if result.output != core and result.tokens_after < before:
+                return lead + result.output + trail, result.strategy or route.strategy
+        return section.text, ""
+
+    def _routes_for(self, kind: str, core: str) -> list[_Route]:
+        """Which compressors may take a section, in order: its kind's own, unless the text
+        is a table (rows), a sectioned document (docs first, prose after) or line-shaped
+        program output detected as prose (log)."""
+        names = [_KIND_ROUTE.get(kind, "")]
+        if kind in (PROSE, LOG) and is_text_table(core):
+            names = ["table"]
+        elif kind in (PROSE, HTML) and has_sections(core):
+            names = ["docs", *names]
+        elif kind == PROSE and self._line_output(core):
+            names = ["log"]
+        return [self._routes[n] for n in names if n in self._routes]
 
     @staticmethod
     def _line_output(text: str) -> bool:
