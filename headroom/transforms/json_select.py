@@ -3,7 +3,8 @@
 Kept, in this order of reasons (each capped in ``SmartCrusherConfig``): the first and last
 items, every item with an ERROR keyword in a *value* (keys are ignored, so ``"error": null``
 is not an error; a keyword in most items marks none of them), numeric outliers (robust z
-on median/MAD; in a string array also by length), items holding a rare value of a
+on median/MAD; in a string array also by length) and each numeric field's largest and
+smallest value, items holding a rare value of a
 categorical field or a rare set of keys, both sides of each change point (level shift) in
 a numeric field, items matching the query (anchors such as UUIDs, long numbers, hosts,
 quoted strings and identifiers; then words weighted by IDF with a threshold relative to the
@@ -263,7 +264,8 @@ def _columns(items: list[Any]) -> list[tuple[Sequence[int], list[Any]]]:
 
 
 def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
-    """Outliers, change points and rare values, field by field (scalars form one field)."""
+    """Outliers, change points, extremes and rare values, field by field (scalars form one
+    field)."""
     n = len(items)
     keep: set[int] = set()
     for idx, col in _columns(items):
@@ -277,9 +279,13 @@ def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
             pos = [j for j, v in enumerate(col) if type(v) in _NUMBER_TYPES]
             idx, col = [idx[j] for j in pos], [col[j] for j in pos]
         try:
-            keep.update(_numeric_signals(idx, list(map(float, col)), cfg))
+            values = list(map(float, col))
         except (OverflowError, ValueError):
-            pass  # a number beyond float range: no statistics for this field
+            continue  # a number beyond float range: no statistics for this field
+        keep.update(_numeric_signals(idx, values, cfg))
+        # The field's extremes (the first item holding each): the largest, the smallest.
+        keep.add(idx[values.index(max(values))])
+        keep.add(idx[values.index(min(values))])
     return keep
 
 

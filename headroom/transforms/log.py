@@ -111,9 +111,10 @@ class LogCompressor:
         if self.config.lossless_only:
             return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
-        templates = mine(lines)
+        templates = mine(lines, text)
         asked = self._asked_for(text, query, len(lines))
-        keep, after, covers = self._select(lines, signals, templates, asked)
+        sections = _section_starts(text)
+        keep, after, covers = self._select(lines, signals, templates, asked, sections)
         gap = _template_note(lines, templates)
         return render(lines, keep, gap, after=after, covers=covers), len(lines)
 
@@ -143,6 +144,7 @@ class LogCompressor:
         signals: dict[int, list[Importance]],
         templates: Templates,
         asked: set[int],
+        sections: list[int],
     ) -> tuple[set[int], dict[int, str], dict[int, int]]:
         cfg = self.config
         n = len(lines)
@@ -176,7 +178,6 @@ class LogCompressor:
         keep.update(_targets_near(lines, [*firsts, *trace_starts], cfg.identifier_radius))
         keep.update(self._warnings(lines, sorted(warnings), after))
         keep.difference_update(set(errors).difference(firsts))  # folded copies
-        sections = _section_starts(lines)
         keep |= _around_asked(asked, sections, n, cfg.max_named_section)
         keep |= _headers_of(sections, keep)
         covers: dict[int, int] = {}
@@ -334,22 +335,24 @@ def _targets_near(lines: list[str], anchors: list[int], radius: int) -> set[int]
 # A section header: ``pkg/sub:`` after a blank line (``ls -R``, ``make`` directories), a
 # ruled title (``____ test_x ____``, ``=== FAILURES ===``, ``--- Captured stdout ---``), a
 # ``git log`` commit, a Markdown heading.
-_RULED_RE = re.compile(r"(?:_{3,}|={3,}|-{3,}) \S.{0,200} (?:_{3,}|={3,}|-{3,})\r?$")
-_HEADER_RE = re.compile(r"commit [0-9a-f]{7,64}\b|#{1,6} \S")
+# Each alternative starts at the newline before its line, so the engine jumps from line
+# start to line start instead of testing an anchor at every character; line 0 is matched
+# on its own.
+_SECTION_ALT = (
+    r"(?:commit [0-9a-f]{7,64}\b|#{1,6} \S"
+    r"|(?:_{3,}|={3,}|-{3,}) \S[^\n]{0,200} (?:_{3,}|={3,}|-{3,})\r?(?=\n|\Z)"
+    r"|(?<=\n\n)[^\n]{0,199}:[ \t\r]*(?=\n|\Z))"
+)
+_SECTION_RE = re.compile("\n" + _SECTION_ALT)
+_FIRST_SECTION_RE = re.compile(_SECTION_ALT.replace("(?<=\\n\\n)", ""))
 
 
-def _section_starts(lines: list[str]) -> list[int]:
-    return [
-        i
-        for i, line in enumerate(lines)
-        if _HEADER_RE.match(line)
-        or _RULED_RE.match(line)
-        or (
-            line.rstrip().endswith(":")
-            and len(line) <= 200
-            and (i == 0 or not lines[i - 1].strip())
-        )
-    ]
+def _section_starts(text: str) -> list[int]:
+    """Line indices of section headers: one regex pass over the text, not one per line."""
+    starts = line_starts(text)
+    found = [0] if _FIRST_SECTION_RE.match(text) else []
+    found.extend(bisect_right(starts, m.start() + 1) - 1 for m in _SECTION_RE.finditer(text))
+    return found
 
 
 def _around_asked(asked: set[int], sections: list[int], n: int, whole: int) -> set[int]:

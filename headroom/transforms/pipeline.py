@@ -71,6 +71,7 @@ _MIXED_CONFIDENCE = 0.6
 _NUMBERED_OK = frozenset({LOG, SEARCH, DIFF})
 # Prose of at least this many lines is checked for a line-output shape (see _line_output).
 _LINE_OUTPUT_MIN_LINES = 40
+_LINE_OUTPUT_SAMPLE = 400
 
 
 @dataclass(frozen=True)
@@ -447,7 +448,7 @@ class Pipeline:
         templates fit it, and the prose compressor would only fold exact repeats."""
         if text.count("\n") < _LINE_OUTPUT_MIN_LINES:
             return False
-        return repetitive(split_lines(text))
+        return repetitive(split_lines(text)[:_LINE_OUTPUT_SAMPLE])  # the head tells the shape
 
     @staticmethod
     def _call(compressor: Any, core: str, detection: Detection, ctx: CompressContext) -> Any:

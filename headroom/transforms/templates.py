@@ -46,41 +46,49 @@ class Templates:
         return [i for i, t in enumerate(self.of) if t >= 0 and self.count[t] <= max_count]
 
 
-def mine(lines: Sequence[str]) -> Templates:
+def mine(lines: Sequence[str], text: str | None = None) -> Templates:
+    """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy).
+
+    Memory stays near one masked copy of the input: token lists exist for one line at a
+    time (each distinct line is split again where it is needed), never for all at once."""
     # Every token holding a digit or a path separator is variable: one C-level pass.
-    masked = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines)).split("\n")
+    masked_text = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines) if text is None else text)
+    masked = masked_text.split("\n")
+    del masked_text
     # Work on distinct masked lines with their multiplicity: logs repeat themselves.
     distinct: dict[str, int] = {}
     for m in masked:
         distinct[m] = distinct.get(m, 0) + 1
-    split = [(m.split(), times) for m, times in distinct.items()]
-    frequent = _frequent_words(split, len(lines))
-    groups: dict[tuple[int, str], list[tuple[list[str], int]]] = {}
-    for toks, times in split:
+    frequent = _frequent_words(distinct, len(masked))
+    groups: dict[tuple[int, str], list[str]] = {}
+    for m in distinct:
+        toks = m.split()
         if toks:
             word = next((t for t in toks[:_KEY_SCAN] if t in frequent), "")
-            groups.setdefault((len(toks), word), []).append((toks, times))
+            groups.setdefault((len(toks), word), []).append(m)
     ids: dict[tuple[str, ...], int] = {}
     template_of: dict[str, int] = {}
-    text: list[str] = []
+    texts: list[str] = []
+    count: list[int] = []
     for (width, word), members in groups.items():
         # Lines with no frequent word share no family: each keeps its own shape.
-        constant = _constant_values(members, width) if word else _everything(members, width)
-        for toks, _times in members:
-            key = tuple(t if t in constant[p] else WILDCARD for p, t in enumerate(toks))
+        constant = _constant_values(members, distinct, width) if word else None
+        for m in members:
+            toks = m.split()
+            key = (
+                tuple(t if t in constant[p] else WILDCARD for p, t in enumerate(toks))
+                if constant is not None
+                else tuple(toks)
+            )
             t = ids.get(key)
             if t is None:
-                t = ids[key] = len(text)
-                text.append(" ".join(key))
-            template_of[" ".join(toks)] = t
-    count = [0] * len(text)
-    of = [-1] * len(lines)
-    for i, m in enumerate(masked):
-        t = template_of.get(" ".join(m.split()), -1)
-        of[i] = t
-        if t >= 0:
-            count[t] += 1
-    return Templates(of, text, count)
+                t = ids[key] = len(texts)
+                texts.append(" ".join(key))
+                count.append(0)
+            template_of[m] = t
+            count[t] += distinct[m]
+    get = template_of.get
+    return Templates([get(m, -1) for m in masked], texts, count)
 
 
 # A whitespace-separated token with a digit, ``/`` or ``\`` in it (numbers, versions,
@@ -93,39 +101,41 @@ _VARIABLE_TOKEN = re.compile(
 _KEY_SCAN = 4  # the group key is the first frequent word among the first four tokens
 
 
-def _frequent_words(split: list[tuple[list[str], int]], n: int) -> set[str]:
+def _frequent_words(distinct: dict[str, int], n: int) -> set[str]:
     """Words found in at least 1 % of the lines (and three): template words, not names. A
     test runner's ``test_x (pkg.Tests.test_x) ... ok`` leads with a name; ``...`` is the
     word its lines share."""
     df: dict[str, int] = {}
-    for toks, times in split:
-        for t in set(toks[:_KEY_SCAN]):
+    for m, times in distinct.items():
+        for t in set(m.split(None, _KEY_SCAN)[:_KEY_SCAN]):
             df[t] = df.get(t, 0) + times
     support = max(3, n // 100)
     return {t for t, c in df.items() if c >= support and t != WILDCARD}
 
 
-def _constant_values(members: list[tuple[list[str], int]], width: int) -> list[set[str]]:
+def _constant_values(members: list[str], times: dict[str, int], width: int) -> list[set[str]]:
     """Per position, the values that belong to the template: all of them where they are
     few (at most ``max(4, cube root of the group's lines)``: a verb, a level, a status),
     none where they are many (names, messages). The bound grows slowly on purpose: two
     positions of a few dozen values each would otherwise make every line its own
-    template."""
-    n = sum(times for _toks, times in members)
+    template. A position's set stops growing once it has too many values."""
+    n = sum(times[m] for m in members)
     few = max(_FEW_VALUES, round(n ** (1 / 3)))
-    out: list[set[str]] = [set() for _ in range(width)]
-    for p in range(width):
-        values = {toks[p] for toks, _times in members}
-        if len(values) <= few:
-            out[p] = values
-    return out
+    values: list[set[str]] = [set() for _ in range(width)]
+    open_positions = set(range(width))
+    for m in members:
+        toks = m.split()
+        for p in list(open_positions):
+            values[p].add(toks[p])
+            if len(values[p]) > few:
+                open_positions.discard(p)
+                values[p] = set()
+        if not open_positions:
+            break
+    return [values[p] if p in open_positions else set() for p in range(width)]
 
 
 _FEW_VALUES = 4
-
-
-def _everything(members: list[tuple[list[str], int]], width: int) -> list[set[str]]:
-    return [{toks[p] for toks, _times in members} for p in range(width)]
 
 
 def repetitive(lines: Sequence[str], share: float = 0.5) -> bool:
