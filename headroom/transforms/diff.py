@@ -189,6 +189,8 @@ class DiffCompressor:
         for _fi, h in ranked:
             if total <= budget or scores[id(h)] >= _MUST_KEEP:
                 break
+            if sizes[id(h)] <= 2 * _STUB_CHARS:
+                continue  # a stub would cost about what the hunk does
             out.add(id(h))
             total -= sizes[id(h)] - _STUB_CHARS
         return out
