@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -181,7 +183,10 @@ class Compression:
         if self.processes is None:
             context = multiprocessing.get_context("spawn")
             self.processes = ProcessPoolExecutor(
-                max_workers=1, mp_context=context, initializer=_worker_init
+                max_workers=1,
+                mp_context=context,
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
             warm = self.processes.submit(_worker_ready)
             warm.add_done_callback(lambda f: setattr(self, "_process_ready", f.exception() is None))
@@ -239,8 +244,28 @@ PROCESS_MIN_BYTES = 256 * 1024
 _WORKER: dict[str, MemoPipeline] = {}
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    _exit_with_parent(parent)
     _WORKER["pipeline"] = MemoPipeline(Pipeline(PipelineConfig()))
+
+
+_PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process once the proxy that started it is gone, even by ``kill -9``.
+
+    The pool's queues hand this process a copy of their write ends, so it never reads EOF
+    when the proxy dies and would wait forever; instead a daemon thread watches the parent
+    pid (a dead parent's children are handed to another process). ``parent`` comes from
+    the proxy itself: it may already be gone while this process is still importing."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="headroom-parent-watch", daemon=True).start()
 
 
 def _worker_ready() -> bool:

@@ -1,0 +1,59 @@
+"""The compression process (bodies of 256 KB and more) dies with its proxy, kill -9 too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.e2e import traffic
+from tests.support.llm_upstream import LLMUpstream, text_turn
+from tests.support.proxy_process import ProxyProcess
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(") ", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_compression_process_exits_when_the_proxy_is_killed(
+    start_proxy: Callable[..., ProxyProcess], llm: LLMUpstream
+) -> None:
+    proxy = start_proxy()
+    assert proxy.proc is not None
+    big = traffic.service_log(seed=3).text * 8  # well over the 256 KB process threshold
+    body = traffic.encode(traffic.claude_code_body(big, [], stream=False))
+    llm.script(text_turn("ok"))
+    with httpx.Client(base_url=proxy.url, timeout=30, trust_env=False) as client:
+        client.post("/v1/messages", content=body, headers={"content-type": "application/json"})
+    deadline = time.monotonic() + 10
+    helpers: list[int] = []
+    while time.monotonic() < deadline and not helpers:
+        helpers = [c for c in _children(proxy.proc.pid) if _alive(c)]
+        time.sleep(0.1)
+    assert helpers, "the first large body should start the compression process"
+    os.kill(proxy.proc.pid, signal.SIGKILL)
+    proxy.proc.wait(5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(h) for h in helpers):
+        time.sleep(0.1)
+    assert not any(_alive(h) for h in helpers), "compression process outlived its proxy"
