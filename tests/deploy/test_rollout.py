@@ -149,7 +149,7 @@ def test_generation_switch_on_a_shared_socket_loses_nothing(
     assert load.sent >= 1000
     by_old = set(served_by(old, "ro-"))
     answered = load.sent - len(load.errors)
-    wait_for(lambda: len(by_old) + len(served_by(new, "ro-")) == answered, 5, "logs")
+    wait_for(lambda: len(by_old) + len(served_by(new, "ro-")) == answered, 15, "logs")
     by_new = served_by(new, "ro-")
     assert by_old and by_new and not by_old & set(by_new)
     assert len(set(by_new.values())) == 2, "both new workers took part"
