@@ -40,6 +40,7 @@ from headroom.transforms.lines import (
     passthrough,
     query_terms,
     rare_term_hits,
+    split_lines,
     term_detector,
 )
 from headroom.transforms.templates import mine
@@ -402,20 +403,26 @@ class _Renderer:
 
 
 def _rare_rows(text: str, parsed: Parsed, cfg: SearchConfig) -> frozenset[int]:
-    """Match rows whose content is of a rare template (``templates.py``): among a hundred
+    """Match rows whose line is of a rare template (``templates.py``): among a hundred
     ``D205 1 blank line required`` findings, the three ``PLW1641 Object does not implement
     __hash__`` are what sets the output apart. Kept beyond every cap, unless rare rows are
-    so many (free-text hits) that rarity tells nothing apart."""
-    rows = [r for r in range(len(parsed)) if parsed.is_match[r]]
-    contents = [text[parsed.content[r] : parsed.end(r, text)] for r in rows]
-    out: set[int] = set()
-    # The whole hit, then its head: a checker's findings differ in their free text, and
-    # their first words (``12:5: E1111: Assigning``) say which kind of finding a row is.
-    for units in (contents, [" ".join(c.split()[:_HEAD_TOKENS]) for c in contents]):
-        rare = mine(units).rare(cfg.rare_count)
-        if len(rare) <= cfg.rare_share * len(rows):
-            out.update(rows[i] for i in rare)
-    return frozenset(out)
+    so many (free-text hits) that rarity tells nothing apart.
+
+    The whole line is mined (its ``path:line:`` prefix holds digits, so it is a wildcard):
+    no copy of each row's content is made."""
+    line_row = {parsed.line[r]: r for r in range(len(parsed)) if parsed.is_match[r]}
+    lines = split_lines(text)
+    # The whole hit; where too many hits are rare for that to tell anything apart, its
+    # head: a checker's findings differ in their free text, and their first words
+    # (``12:5: E1111: Assigning``) say which kind of finding a row is.
+    for units in (lines, None):
+        if units is None:
+            heads = (x.split(None, _HEAD_TOKENS + 1)[: _HEAD_TOKENS + 1] for x in lines)
+            units = [" ".join(h) for h in heads]
+        rare = [line_row[i] for i in mine(units).rare(cfg.rare_count) if i in line_row]
+        if len(rare) <= cfg.rare_share * len(line_row):
+            return frozenset(rare)
+    return frozenset()
 
 
 _HEAD_TOKENS = 3
