@@ -2,9 +2,7 @@
 
 What it does, in order:
 
-1. Parses files (``diff --git``/``diff -u`` headers, ``---``/``+++``, rename, mode and binary
-   lines) and hunks, consuming each hunk by the line counts of its ``@@`` header, so a
-   removed line that looks like ``--- x`` is never mistaken for a header.
+1. Parses files and hunks (``diff_parse.py``).
 2. Trims unchanged context to ``context_lines`` around each change. A hunk that loses
    lines in its middle is split, and every piece gets a recomputed ``@@ -a,b +c,d @@``
    header, so the output is still a valid patch (appliable with reduced context).
@@ -13,8 +11,14 @@ What it does, in order:
    (more than ``max_files`` files or ``max_changed_lines`` changed lines), the least
    relevant files are summarised per file (``[... 40 changed lines omitted in x (+30 -10,
    2 hunks)]``); relevance is the query's terms in the path or changed lines, then error,
-   security and importance keywords. The marker names the full original. Without a store
-   no changed line is ever dropped.
+   security and importance keywords. Then, while the trimmed diff is over ``budget_share``
+   of the input, the hunks the query does not name are stubbed, least relevant first:
+   ``[... 12 changed lines omitted at -40,7 +40,9 (+7 -5): def retry]``. A hunk whose
+   changed lines, ``@@`` section or path holds a query term few hunks hold is never
+   stubbed, and ``-`` lines count as much as ``+`` lines. Every stub and file summary
+   names the changed symbols from the ``@@`` sections, so the model knows what it could
+   retrieve. The marker names the full original. Without a store no changed line is ever
+   dropped.
 
 Text before the first file header (a commit message, ``git show`` preamble) and anything
 not understood is kept verbatim in place.
@@ -26,11 +30,12 @@ import fnmatch
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from headroom.ccr.markers import diff_marker
 from headroom.signals.importance import KeywordTier, line_starts
 from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.diff_parse import FileDiff, Hunk, parse
 from headroom.transforms.lines import (
     already_compressed,
     finish,
@@ -73,31 +78,8 @@ class DiffConfig:
     min_budget_chars: int = 6000
 
 
-_HUNK_RE = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)", re.S)
-_GIT_PATH_RE = re.compile(r"diff --git (?:\"?a/)?(.+?)\"? (?:\"?b/)?(.+?)\"?\r?$")
 # Joining two kept pieces costs a new @@ header; dropped runs shorter than this stay.
 _SPLIT_MIN_CHARS = 28
-
-
-@dataclass
-class Hunk:
-    old_start: int
-    new_start: int
-    section: str
-    header: str
-    body: list[str]
-    first: int  # index of the header line in the input
-
-
-@dataclass
-class FileDiff:
-    path: str | None  # None for the preamble before the first file
-    items: list[str | Hunk] = field(default_factory=list)
-    added: int = 0
-    removed: int = 0
-    hunks: int = 0
-    start: int = 0  # first input line
-    end: int = 0  # one past the last input line
 
 
 class DiffCompressor:
@@ -258,77 +240,6 @@ def _is_change(text: str, pos: int) -> bool:
 
 def _bisect(starts: Sequence[int], pos: int) -> int:
     return max(0, bisect_right(starts, pos) - 1)
-
-
-# --- parsing --------------------------------------------------------------------------------
-
-
-def parse(lines: list[str]) -> list[FileDiff]:
-    """Files with their header lines and hunks; the first entry is the preamble."""
-    files = [FileDiff(None)]
-    cur = files[0]
-    i, n = 0, len(lines)
-    while i < n:
-        line = lines[i]
-        if line.startswith("diff ") or (
-            line.startswith("--- ")
-            and i + 1 < n
-            and lines[i + 1].startswith("+++ ")
-            and (cur.path is None or cur.hunks)
-        ):
-            cur.end = i
-            cur = FileDiff(_path_of(lines, i), start=i)
-            files.append(cur)
-            cur.items.append(line)
-            i += 1
-            continue
-        m = _HUNK_RE.match(line) if line.startswith("@@ ") else None
-        if m is None or cur.path is None:
-            cur.items.append(line)
-            i += 1
-            continue
-        j = _hunk_end(lines, i + 1, int(m.group(2) or 1), int(m.group(4) or 1))
-        hunk = Hunk(int(m.group(1)), int(m.group(3)), m.group(5), line, lines[i + 1 : j], i)
-        for b in hunk.body:
-            if b.startswith("+"):
-                cur.added += 1
-            elif b.startswith("-"):
-                cur.removed += 1
-        cur.hunks += 1
-        cur.items.append(hunk)
-        i = j
-    cur.end = n
-    return files
-
-
-def _hunk_end(lines: list[str], i: int, old: int, new: int) -> int:
-    n = len(lines)
-    while i < n and (old > 0 or new > 0):
-        c = lines[i][:1]
-        if c == " " or c == "" or c == "\r":
-            old -= 1
-            new -= 1
-        elif c == "-":
-            old -= 1
-        elif c == "+":
-            new -= 1
-        elif c != "\\":
-            break
-        i += 1
-    while i < n and lines[i].startswith("\\"):
-        i += 1
-    return i
-
-
-def _path_of(lines: list[str], i: int) -> str:
-    m = _GIT_PATH_RE.match(lines[i])
-    if m:
-        return m.group(2)
-    for line in lines[i : i + 6]:
-        if line.startswith("+++ "):
-            path = line[4:].split("\t", 1)[0].strip()
-            return path[2:] if path.startswith("b/") else path
-    return lines[i]
 
 
 # --- output ---------------------------------------------------------------------------------
