@@ -270,3 +270,41 @@ def test_arbitrary_diffs_never_grow(parts: list[str], with_store: bool) -> None:
     ctx = CompressContext(store=PendingWrites()) if with_store else CompressContext()
     res = DiffCompressor(DiffConfig(min_lines=3)).compress(text, ctx)
     assert estimate_tokens(res.output) <= estimate_tokens(text)
+
+
+def _release_diff() -> str:
+    """Twelve files, each one changed function with six lines of body changed."""
+    out = []
+    for f in range(12):
+        name = f"handler_{f}" if f != 7 else "RetryPolicy.backoff"
+        out += [
+            f"diff --git a/pkg/mod{f}.py b/pkg/mod{f}.py",
+            f"--- a/pkg/mod{f}.py",
+            f"+++ b/pkg/mod{f}.py",
+            f"@@ -10,12 +10,12 @@ def {name}(self):",
+            *[f"     context line {k} of module {f}" for k in range(3)],
+            *[f"-    value_{k} = compute_{f}({k}, timeout=30)" for k in range(6)],
+            *[f"+    value_{k} = compute_{f}({k}, timeout=60, retries=3)" for k in range(6)],
+            *[f"     trailing context {k} of module {f}" for k in range(3)],
+        ]
+    return "\n".join(out)
+
+
+def test_big_diff_keeps_the_hunk_the_task_names_and_stubs_the_rest_with_symbols() -> None:
+    text = _release_diff()
+    cfg = DiffConfig(min_budget_chars=1000, budget_share=0.3)
+    ctx = CompressContext("why did RetryPolicy.backoff change?", PendingWrites())
+    out = DiffCompressor(cfg).compress(text, ctx).output.split("\n")
+    assert "-    value_2 = compute_7(2, timeout=30)" in out  # removed lines count too
+    assert "+    value_2 = compute_7(2, timeout=60, retries=3)" in out
+    stubs = [line for line in out if "changed lines omitted" in line]
+    assert stubs and all("def handler_" in s for s in stubs)
+    assert not any("compute_0(" in line for line in out)
+
+
+def test_without_a_store_no_hunk_is_stubbed() -> None:
+    text = _release_diff()
+    cfg = DiffConfig(min_budget_chars=1000, budget_share=0.3)
+    out = DiffCompressor(cfg).compress(text, CompressContext("RetryPolicy")).output
+    assert "changed lines omitted" not in out
+    assert out.count("timeout=60, retries=3") == 72
