@@ -51,6 +51,8 @@ def mine(lines: Sequence[str], text: str | None = None) -> Templates:
 
     Memory stays near one masked copy of the input: token lists exist for one line at a
     time (each distinct line is split again where it is needed), never for all at once."""
+    if not lines:
+        return Templates([], [], [])
     # Every token holding a digit or a path separator is variable: one C-level pass.
     masked_text = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines) if text is None else text)
     masked = masked_text.split("\n")

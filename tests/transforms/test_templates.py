@@ -58,6 +58,10 @@ def test_describe_names_the_frequent_templates_safely() -> None:
     assert describe(t, [0]) == ""  # a template seen once in the gap is not worth naming
 
 
+def test_nothing_to_mine() -> None:
+    assert mine([]).of == []
+
+
 def test_blank_lines_have_no_template() -> None:
     t = mine(["", "  ", "x"])
     assert t.of[:2] == [-1, -1]
