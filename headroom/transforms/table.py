@@ -7,7 +7,8 @@ that holds something a question may be about:
 * a numeric column's maximum and minimum (the hottest day, the longest flipper);
 * a value seen at most once or twice in a column of few values (the one ``fog`` among
   ``rain`` and ``sun``, the one ``BSD`` licence among ``MIT``);
-* a term of the query that few rows have (the id or name the user asked for).
+* a term of the query that few rows have (the id or name the user asked for);
+* an error keyword (a CSV-shaped log's ``ERROR`` rows, a ``failed`` status).
 
 The rest are folded into notes that say how many rows went. A line that does not split
 into as many cells as the header (a blank line, a footer such as ``(344 rows)``) is kept.
@@ -22,7 +23,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from headroom.ccr.markers import lines_marker
-from headroom.signals.importance import line_starts
+from headroom.signals.importance import KeywordTier, line_starts
+from headroom.signals.keywords import ERROR
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
@@ -159,6 +161,7 @@ class TableCompressor:
 
     def __init__(self, config: TableConfig | None = None) -> None:
         self.config = config or TableConfig()
+        self._keywords = KeywordTier()
 
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
         cfg = self.config
@@ -173,6 +176,7 @@ class TableCompressor:
         keep.update(rows[-cfg.tail_rows :])
         keep |= signal_rows(table, cfg)
         keep |= _asked(text, ctx.query, len(rows))
+        keep |= {i for i, imp in self._keywords.scan(text, "log").items() if imp.category == ERROR}
         body = render(
             lines, keep, lambda a, b: note(b - a, "rows omitted" if b - a != 1 else "row omitted")
         )

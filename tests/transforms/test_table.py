@@ -55,3 +55,14 @@ def test_without_a_store_the_notes_say_what_went() -> None:
     res = TableCompressor().compress(_csv(), CompressContext())
     assert "hash=" not in res.output
     assert "rows omitted]" in res.output
+
+
+def test_rows_with_an_error_keyword_stay_even_when_many() -> None:
+    rows = ["ts,level,msg"] + [
+        f"2026-12-02T03:{i // 60:02d}:{i % 60:02d},INFO,tick {i}" for i in range(200)
+    ]
+    for k in range(10):
+        rows[20 + k * 15] = f"2026-12-02T03:00:{k:02d},ERROR,disk full on node-{k}"
+    res = TableCompressor().compress("\n".join(rows), CompressContext("", PendingWrites()))
+    out = res.output.split("\n")
+    assert all(f"2026-12-02T03:00:{k:02d},ERROR,disk full on node-{k}" in out for k in range(10))
