@@ -70,7 +70,26 @@ def section_starts(lines: list[str]) -> list[int]:
 
 
 def has_sections(text: str, minimum: int = DocsConfig.min_sections) -> bool:
-    return len(section_starts(split_lines(text))) >= minimum
+    """Enough headings, and a document rather than a script or config file whose ``#``
+    comments look like Markdown headings: most of its other lines read as prose."""
+    lines = split_lines(text)
+    starts = section_starts(lines)
+    if len(starts) < minimum:
+        return False
+    if any(
+        _HTML_HEADING.match(lines[i]) or (i + 1 < len(lines) and _RST_RULE.match(lines[i + 1]))
+        for i in starts[:3]
+    ):
+        return True
+    body = [x for x in lines if x.strip() and not _MD_HEADING.match(x)]
+    code = sum(1 for x in body if _CODE_LIKE.search(x))
+    return code <= _MAX_CODE_SHARE * len(body)
+
+
+# A line that reads as code or configuration: an assignment, a call, braces, a statement
+# end, a shell variable or pipe, a ``key: value`` mapping, or leading indentation.
+_CODE_LIKE = re.compile(r"^\s|[=;{}$|]|\w\(|^[\w.-]+:\s")
+_MAX_CODE_SHARE = 0.4
 
 
 class DocsCompressor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.docs import DocsCompressor, section_starts
+from headroom.transforms.docs import DocsCompressor, has_sections, section_starts
 from headroom.transforms.lines import split_lines
 
 
@@ -43,3 +43,12 @@ def test_no_named_section_means_no_change() -> None:
     text = _changelog()
     res = DocsCompressor().compress(text, CompressContext("summarise this", PendingWrites()))
     assert res.output == text
+
+
+def test_a_script_whose_comments_look_like_headings_is_not_a_document() -> None:
+    script = "\n".join(
+        f"# step {i}: install\napt-get install -y pkg{i}\nexport X{i}=1\n" for i in range(8)
+    )
+    assert section_starts(script.split("\n"))  # the comments do look like headings
+    assert not has_sections(script)
+    assert has_sections(_changelog())
