@@ -24,9 +24,12 @@ Everything is deterministic (no dict-order or hash dependence beyond insertion o
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from headroom.signals.importance import line_starts
 
 WILDCARD = "<*>"
 
@@ -49,19 +52,58 @@ class Templates:
 def mine(lines: Sequence[str], text: str | None = None) -> Templates:
     """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy).
 
-    Memory stays near one masked copy of the input: token lists exist for one line at a
-    time (each distinct line is split again where it is needed), never for all at once."""
+    Lines that differ only in their digits have the same template (every token holding a
+    digit is masked), so they are mined once: a C-level translate folds the digits and
+    only one line per folded shape goes through the masking regex and the Python work —
+    in a log, a few hundred lines out of ten thousand. A line holding a rule code
+    (``E501``, which stays in its template) keeps its own key."""
     if not lines:
         return Templates([], [], [])
+    joined = "\n".join(lines) if text is None else text
+    keys = _shape_keys(joined, lines)
+    first: dict[str, int] = {}
+    times: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key not in first:
+            first[key] = i
+            times[key] = 0
+        times[key] += 1
+    reps = [lines[i] for i in first.values()]
+    found = _mine_distinct(reps, [times[k] for k in first], len(lines))
+    template_of = dict(zip(first, found.of, strict=True))
+    return Templates([template_of[k] for k in keys], found.text, found.count)
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+# A whole-token rule code, as ``_VARIABLE_TOKEN`` spares it.
+# It opens with a character class, so the engine skips ahead to capitals.
+_CODE_TOKEN = re.compile(r"[A-Z](?<![^\s\[][A-Z])[A-Z]{0,5}\d{2,5}\]?[:,)]?(?=\s|$)")
+
+
+def _shape_keys(joined: str, lines: Sequence[str]) -> list[str]:
+    folded = joined.encode("utf-8", "surrogatepass").translate(_DIGITS)
+    keys = folded.decode("utf-8", "surrogatepass").split("\n")
+    if len(keys) != len(lines):  # a line held a separator of its own: no folding
+        return list(lines)
+    if _CODE_TOKEN.search(joined):
+        starts = line_starts(joined)
+        for m in _CODE_TOKEN.finditer(joined):
+            i = bisect_right(starts, m.start()) - 1
+            keys[i] = lines[i]
+    return keys
+
+
+def _mine_distinct(lines: list[str], weights: list[int], total: int) -> Templates:
+    """``mine`` over lines that each stand for ``weights[i]`` lines of ``total``."""
     # Every token holding a digit or a path separator is variable: one C-level pass.
-    masked_text = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines) if text is None else text)
+    masked_text = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines))
     masked = masked_text.split("\n")
     del masked_text
     # Work on distinct masked lines with their multiplicity: logs repeat themselves.
     distinct: dict[str, int] = {}
-    for m in masked:
-        distinct[m] = distinct.get(m, 0) + 1
-    frequent = _frequent_words(distinct, len(masked))
+    for m, w in zip(masked, weights, strict=True):
+        distinct[m] = distinct.get(m, 0) + w
+    frequent = _frequent_words(distinct, total)
     groups: dict[tuple[int, str], list[str]] = {}
     for m in distinct:
         toks = m.split()
