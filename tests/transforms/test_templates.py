@@ -66,3 +66,12 @@ def test_blank_lines_have_no_template() -> None:
     t = mine(["", "  ", "x"])
     assert t.of[:2] == [-1, -1]
     assert t.rare(1) == [2]
+
+
+def test_lines_that_differ_in_digits_share_a_template_but_rule_codes_do_not() -> None:
+    lines = [f"src/m{i}.py:{i}:1: E501 Line too long ({80 + i} > 79)" for i in range(50)]
+    lines += [f"src/m{i}.py:{i}:1: E302 expected 2 blank lines, found {i % 2}" for i in range(3)]
+    t = mine(lines)
+    assert len({t.of[i] for i in range(50)}) == 1
+    assert t.of[50] == t.of[51] != t.of[0]
+    assert set(t.rare(3)) == {50, 51, 52}
