@@ -123,8 +123,17 @@ def _prose(sample: list[str]) -> bool:
 
 
 def is_table(text: str) -> bool:
-    lines = split_lines(text)
-    return len(lines) >= 4 and parse(lines[:60]) is not None
+    """Whether ``text`` opens as a table (its first 60 lines decide; no copy of the rest)."""
+    end = -1
+    for _ in range(_SNIFF_LINES):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            break
+    lines = split_lines(text if end < 0 else text[:end])
+    return len(lines) >= 4 and parse(lines) is not None
+
+
+_SNIFF_LINES = 60
 
 
 def _number(cell: str) -> float | None:
