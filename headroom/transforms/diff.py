@@ -40,6 +40,7 @@ from headroom.transforms.lines import (
     already_compressed,
     finish,
     note,
+    note_safe,
     passthrough,
     query_terms,
     rare_term_hits,
@@ -313,13 +314,12 @@ def _symbols(hunks: Sequence[Hunk], limit: int = 6) -> str:
         m = _SYMBOL_RE.search(h.section)
         name = " ".join(m.groups()) if m else h.section.strip()[:40]
         if name:
-            seen.setdefault(name.translate(_NOTE_SAFE), None)
+            seen.setdefault(note_safe(name), None)
     names = list(seen)
     more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
 
-_NOTE_SAFE = str.maketrans({"[": "(", "]": ")"})
 # ``def name(`` / ``class Name:`` / ``fn name<`` / ``func (r) Name(`` in a hunk's section.
 _SYMBOL_RE = re.compile(
     r"\b(def|class|fn|func|function|struct|enum|trait|impl|interface|module|sub)\s+"

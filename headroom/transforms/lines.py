@@ -33,6 +33,15 @@ def note(count: int, what: str) -> str:
     return f"{NOTE_OPEN}{count} {what}]"
 
 
+def note_safe(text: str) -> str:
+    """Text that may stand inside a note: no brackets (a note ends at ``]``), no double
+    quotes (a note quotes with them) and no ``hash=`` (only our markers may say that)."""
+    return text.translate(_NOTE_UNSAFE).replace("hash=", "hash:")
+
+
+_NOTE_UNSAFE = str.maketrans({"[": "(", "]": ")", '"': "'"})
+
+
 def has_note(text: str) -> bool:
     return _NOTE_RE.search(text) is not None
 

@@ -30,15 +30,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from headroom.signals.importance import line_starts
+from headroom.transforms.lines import note_safe
 
 WILDCARD = "<*>"
 
 
 @dataclass(frozen=True)
 class Templates:
-    """``of[i]``: template id of line ``i``; ``text[t]``: template ``t`` rendered (masked
-    tokens as ``<*>``, shape masks as written); ``count[t]``: lines that have it. Blank
-    lines have template ``-1``."""
+    """``of[i]``: template id of line ``i``; ``text[t]``: template ``t`` rendered (variable
+    tokens as ``<*>``); ``count[t]``: lines that have it. Blank lines have template
+    ``-1``."""
 
     of: list[int]
     text: list[str]
@@ -75,9 +76,14 @@ def mine(lines: Sequence[str], text: str | None = None) -> Templates:
 
 
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
-# A whole-token rule code, as ``_VARIABLE_TOKEN`` spares it.
-# It opens with a character class, so the engine skips ahead to capitals.
-_CODE_TOKEN = re.compile(r"[A-Z](?<![^\s\[][A-Z])[A-Z]{0,5}\d{2,5}\]?[:,)]?(?=\s|$)")
+# A rule or error code (``E501``, ``PLW1641``, ``TS2322``, ``SC2086:``, ``[E1101]``) names a
+# kind of finding, not an instance: as a whole token it is never masked. Both patterns
+# below spell it as one to six capitals then ``_CODE_END`` (``_CODE_TOKEN`` splits the
+# capitals as one plus up to five, so that it can open with a character class).
+_CODE_END = r"\d{2,5}\]?[:,)]?"
+# The whole-token codes of a text. It opens with a character class, so the engine skips
+# ahead to capitals; the look-behind checks that a space, a ``[`` or nothing comes before.
+_CODE_TOKEN = re.compile(r"[A-Z](?<![^\s\[][A-Z])[A-Z]{0,5}" + _CODE_END + r"(?=\s|$)")
 
 
 def _shape_keys(joined: str, lines: Sequence[str]) -> list[str]:
@@ -140,11 +146,10 @@ def _mine_distinct(lines: list[str], weights: list[int], total: int) -> Template
 
 
 # A whitespace-separated token with a digit, ``/`` or ``\`` in it (numbers, versions,
-# timestamps, ids, hashes, paths). The look-behind makes the engine try token starts only.
-# A rule or error code (``E501``, ``PLW1641``, ``TS2322``, ``SC2086:``, ``[E1101]``) names a
-# kind of finding, not an instance: it stays.
+# timestamps, ids, hashes, paths), unless it is a rule code. The look-behind makes the
+# engine try token starts only.
 _VARIABLE_TOKEN = re.compile(
-    r"(?<!\S)(?!\[?[A-Z]{1,6}\d{2,5}\]?[:,)]?(?:\s|$))[^\s0-9/\\]*+[0-9/\\]\S*+"
+    r"(?<!\S)(?!\[?[A-Z]{1,6}" + _CODE_END + r"(?:\s|$))[^\s0-9/\\]*+[0-9/\\]\S*+"
 )
 _KEY_SCAN = 4  # the group key is the first frequent word among the first four tokens
 
@@ -212,10 +217,6 @@ def describe(templates: Templates, indices: Sequence[int], examples: int = 2) ->
 
 
 def _short(template: str, limit: int = 48) -> str:
-    """Bounded, and safe inside a note: no brackets (a note ends at ``]``), no quotes, and no
-    ``hash=`` (only our markers may say that)."""
-    text = template.translate(_UNSAFE).replace("hash=", "hash:")
+    """Bounded, and safe inside a note (``note_safe``)."""
+    text = note_safe(template)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_UNSAFE = str.maketrans({"[": "(", "]": ")", '"': "'"})
