@@ -184,14 +184,13 @@ class DiffCompressor:
         """Per hunk: ``_MUST_KEEP`` per query term it names that few hunks name (the path
         counts for every hunk of its file), plus the priority of its strongest error,
         security or importance keyword on a changed line."""
-        terms = query_terms(query)
-        det = term_detector(terms)
+        det = term_detector(query_terms(query))
+        changed = {id(h): _changed_text(h) for _fi, h in hunks}
         named: dict[int, set[str]] = {}
         if det is not None:
             paths = {fi: {h.word for h in det.hits(files[fi].path or "")} for fi, _h in hunks}
             for fi, h in hunks:
-                words = {hit.word for hit in det.hits(_changed_text(h))} | paths[fi]
-                named[id(h)] = words
+                named[id(h)] = {hit.word for hit in det.hits(changed[id(h)])} | paths[fi]
         df: dict[str, int] = {}
         for words in named.values():
             for w in words:
@@ -200,7 +199,7 @@ class DiffCompressor:
         scores: dict[int, float] = {}
         for _fi, h in hunks:
             score = sum(_MUST_KEEP for w in named.get(id(h), ()) if df[w] <= rare_limit)
-            found = self._keywords.scan(_changed_text(h), "diff")
+            found = self._keywords.scan(changed[id(h)], "diff")
             scores[id(h)] = score + max((imp.priority for imp in found.values()), default=0.0)
         return scores
 

@@ -28,6 +28,16 @@ def split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
+def head_lines(text: str, count: int) -> list[str]:
+    """The first ``count`` lines of ``text``, without splitting (or copying) the rest."""
+    end = -1
+    for _ in range(count):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            return split_lines(text)
+    return split_lines(text[:end])
+
+
 def note(count: int, what: str) -> str:
     """An in-place omission note: ``[... 37 lines omitted]``."""
     return f"{NOTE_OPEN}{count} {what}]"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from headroom.ccr.markers import lines_marker
@@ -112,21 +113,21 @@ class LogCompressor:
             return _lossless(lines), len(lines)
         signals = self._detector.scan_all(text, "log")
         templates = mine(lines, text)
-        asked = self._asked_for(text, query, len(lines))
-        sections = _section_starts(text)
+        starts = line_starts(text)
+        asked = self._asked_for(text, query, starts)
+        sections = _section_starts(text, starts)
         keep, after, covers = self._select(lines, signals, templates, asked, sections)
         gap = _template_note(lines, templates)
         return render(lines, keep, gap, after=after, covers=covers), len(lines)
 
-    def _asked_for(self, text: str, query: str, n: int) -> set[int]:
+    def _asked_for(self, text: str, query: str, starts: Sequence[int]) -> set[int]:
         """Lines naming a rare term of the query (a request id, an order number, a host),
         rarest terms first: what the user asked about, even when the line itself looks
         ordinary."""
         cfg = self.config
-        hits = rare_term_hits(text, query, max(3, n // 50))
+        hits = rare_term_hits(text, query, max(3, len(starts) // 50))
         if not hits:
             return set()
-        starts = line_starts(text)
         by_word: dict[str, dict[int, None]] = {}
         for hit in hits:
             by_word.setdefault(hit.word, {}).setdefault(bisect_right(starts, hit.start) - 1)
@@ -285,10 +286,9 @@ def _fold_identical_blocks(
 
     An error's block is the line with the indented lines right above it (at most
     ``_BLOCK_LINES``) and the line heading those: a compiler's location, source and caret
-    above the message. Two
-    ``SyntaxError: invalid syntax`` lines under different ``File ..., line N`` locations
-    are different errors and both stay; two ``ERROR timeout`` lines after ordinary log
-    lines are the same error."""
+    above the message. Two ``SyntaxError: invalid syntax`` lines under different ``File ...,
+    line N`` locations are different errors and both stay; two ``ERROR timeout`` lines after
+    ordinary log lines are the same error."""
     first: dict[tuple[str, ...], int] = {}
     counts: dict[int, int] = {}
     for i in indices:
@@ -347,9 +347,9 @@ _SECTION_RE = re.compile("\n" + _SECTION_ALT)
 _FIRST_SECTION_RE = re.compile(_SECTION_ALT.replace("(?<=\\n\\n)", ""))
 
 
-def _section_starts(text: str) -> list[int]:
-    """Line indices of section headers: one regex pass over the text, not one per line."""
-    starts = line_starts(text)
+def _section_starts(text: str, starts: Sequence[int]) -> list[int]:
+    """Line indices of section headers (``starts``: the text's line offsets): one regex
+    pass over the text, not one per line."""
     found = [0] if _FIRST_SECTION_RE.match(text) else []
     found.extend(bisect_right(starts, m.start() + 1) - 1 for m in _SECTION_RE.finditer(text))
     return found

@@ -58,7 +58,7 @@ from headroom.transforms.detect import (
 )
 from headroom.transforms.docs import has_sections
 from headroom.transforms.json_table import is_table
-from headroom.transforms.lines import split_lines
+from headroom.transforms.lines import head_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
 from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
@@ -448,7 +448,7 @@ class Pipeline:
         templates fit it, and the prose compressor would only fold exact repeats."""
         if text.count("\n") < _LINE_OUTPUT_MIN_LINES:
             return False
-        return repetitive(split_lines(text)[:_LINE_OUTPUT_SAMPLE])  # the head tells the shape
+        return repetitive(head_lines(text, _LINE_OUTPUT_SAMPLE))  # the head tells the shape
 
     @staticmethod
     def _call(compressor: Any, core: str, detection: Detection, ctx: CompressContext) -> Any:

@@ -29,6 +29,7 @@ from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.lines import (
     already_compressed,
     finish,
+    head_lines,
     note,
     passthrough,
     rare_term_hits,
@@ -124,12 +125,7 @@ def _prose(sample: list[str]) -> bool:
 
 def is_table(text: str) -> bool:
     """Whether ``text`` opens as a table (its first 60 lines decide; no copy of the rest)."""
-    end = -1
-    for _ in range(_SNIFF_LINES):
-        end = text.find("\n", end + 1)
-        if end < 0:
-            break
-    lines = split_lines(text if end < 0 else text[:end])
+    lines = head_lines(text, _SNIFF_LINES)
     return len(lines) >= 4 and parse(lines) is not None
 
 
