@@ -437,10 +437,10 @@ def _named_rows(
     det = term_detector(query_terms(query))
     if det is None or not parsed.paths:
         return frozenset()
-    named: dict[str, list[int]] = {}
+    named: dict[str, dict[int, None]] = {}  # term -> the files (once each) whose path has it
     for pid, path in enumerate(parsed.paths):
         for hit in det.hits(path):
-            named.setdefault(hit.word, []).append(pid)
+            named.setdefault(hit.word, {})[pid] = None
     limit = max(3, len(parsed.paths) // 5)
     pids = {pid for pids in named.values() if len(pids) <= limit for pid in pids}
     rows = [r for r in range(len(parsed)) if parsed.is_match[r] and parsed.path[r] in pids]

@@ -195,3 +195,14 @@ def test_lossless_only_regroups_every_row() -> None:
             path = line
     assert got == expected
     assert res.tokens_after < res.tokens_before
+
+
+def test_the_file_the_query_names_is_shown_even_when_its_path_names_it_twice() -> None:
+    rows = [f"src/mod{i}/util.py:{k}:    x = helper_{i}({k})" for i in range(12) for k in range(8)]
+    rows += [f"src/pool/pool.py:{k}:    y = pool_{k}()" for k in range(8)]
+    rows += [f"src/net/pool/x.py:{k}:    z = call_{k}()" for k in range(8)]
+    rows += [f"src/db/pool/y.py:{k}:    w = go_{k}()" for k in range(8)]
+    text = "\n".join(rows)
+    out = SearchCompressor().compress(text, CompressContext("what does the pool code do?")).output
+    for k in range(8):
+        assert f"{k}:    y = pool_{k}()" in out.split("\n")
