@@ -71,6 +71,8 @@ class Config:
     loop: str = "auto"
     max_connections: int = 10_000
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_buffered_bytes: int = 512 * 2**20
     keepalive_timeout: float = 60.0
     upstream_pool_size: int = 256
     upstream_idle_timeout: float = 30.0
@@ -330,6 +332,19 @@ _FLAGS: tuple[_Flag, ...] = (
         "DURATION",
     ),
     _Flag(
+        "body-timeout",
+        parse_duration,
+        "silence allowed between request body bytes; then 408 and close (default 30s)",
+        "DURATION",
+    ),
+    _Flag(
+        "max-buffered-bytes",
+        parse_size,
+        "request bytes all connections together may hold for buffering; past it bodies wait,"
+        " then 503 (default 512MiB)",
+        "SIZE",
+    ),
+    _Flag(
         "keepalive-timeout",
         parse_duration,
         "idle time before a client keep-alive connection is closed (default 60s)",
@@ -554,6 +569,7 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
         "upstream_timeout",
         "upstream_connect_timeout",
         "header_timeout",
+        "body_timeout",
         "keepalive_timeout",
         "ccr_ttl",
         "compression_timeout",
@@ -561,5 +577,10 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
     ):
         if name in values and values[name] <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
-    if values.get("max_body_bytes", 1) <= 0:
-        raise UsageError("--max-body-bytes: must be greater than zero")
+    for name in ("max_body_bytes", "max_buffered_bytes"):
+        if values.get(name, 1) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
+    body = values.get("max_body_bytes", Config.max_body_bytes)
+    if values.get("max_buffered_bytes", Config.max_buffered_bytes) < body:
+        # One body the size of the cap could then never be read whole.
+        raise UsageError("--max-buffered-bytes must be at least --max-body-bytes")

@@ -55,6 +55,7 @@ class ConnectionHost(Protocol):
 
 class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
+        "_backlog",
         "_closed",
         "_cork",
         "_exchange",
@@ -94,6 +95,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self._cork = 0  # >0: writes are gathered and sent as one at uncork
         self._out: list[bytes] = []
         self._held = b""  # pipelined bytes that arrived while an answer was pending
+        self._backlog = 0  # pipelined bytes h11 holds unparsed (measured once per cycle)
         self._tunnel: Callable[[bytes], None] | None = None  # after an upgrade: raw bytes
         self._h2: H2Session | None = None
         self._sniffing = True  # the first bytes decide between HTTP/1.1 and h2c
@@ -138,8 +140,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
             # Pipelined bytes while the answer is pending: hold them here instead of
             # pausing reads, so a client that leaves is still noticed at once.
             self._held += data
-            if len(self._held) > MAX_HEAD_BYTES:
-                self.block_reading()
+            self._set_reading()
             return
         try:
             events = self._h1.receive(data)
@@ -269,7 +270,6 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
             self.close()
             return
         self._reading_blocked = 0
-        self._set_reading()
         # Draining, a response that went out before the drain began did not say
         # Connection: close, so the client may already be sending its next request: give it
         # a moment (it is answered with Connection: close) instead of resetting it.
@@ -281,6 +281,8 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         except Reset:
             self._lost()
             return
+        self._backlog = self._h1.unparsed
+        self._set_reading()
         self._dispatch(events)
 
     def accept_upgrade(
@@ -291,6 +293,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self._write(self._h1.accept_upgrade(headers))
         early = self._h1.trailing_data + self._held
         self._held = b""
+        self._backlog = 0
         self._tunnel = sink
         if early:
             sink(early)
@@ -351,13 +354,18 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     # ------------------------------------------------------------------ internals
 
     def _set_reading(self) -> None:
+        """Read while nothing holds the client back. Pipelined bytes count as a reason
+        once more than a head's worth waits (h11's unparsed buffer plus what is held
+        here): each answer consumes one request, so without this bound a client that
+        pipelines faster than it is answered grows the buffer without limit."""
         transport = self.transport
         if transport is None or self._closed:
             return
-        if self._reading_blocked and not self._read_paused:
+        blocked = self._reading_blocked or self._backlog + len(self._held) > MAX_HEAD_BYTES
+        if blocked and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()
-        elif not self._reading_blocked and self._read_paused:
+        elif not blocked and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
 

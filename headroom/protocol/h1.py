@@ -113,6 +113,12 @@ class H1Server:
         return self._conn.their_state is h11.IDLE and self._conn.our_state is h11.IDLE
 
     @property
+    def unparsed(self) -> int:
+        """Bytes received but not parsed yet (pipelined requests). h11 exposes them only
+        as a copy, so ask this once per cycle, not per read."""
+        return len(self._conn.trailing_data[0])
+
+    @property
     def request_done(self) -> bool:
         """The request is complete (or is an upgrade waiting for our answer)."""
         state = self._conn.their_state

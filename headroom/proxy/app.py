@@ -19,6 +19,7 @@ from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.pool import UpstreamPool, client_tls_context
 from headroom.providers.mixed import MixedLedger
+from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.compression import Compression
 from headroom.proxy.exchange import Exchange, send_local
 from headroom.proxy.local import error_response
@@ -52,6 +53,7 @@ class ProxyApp:
         self.store: CCRStore | None = None
         self.retrieve: RetrieveRoutes | None = None
         self.stats = Stats()
+        self.budget = BufferBudget(config.max_buffered_bytes, self.stats)
         self.mixed = MixedLedger()
         self.transform_request: RequestTransform = Compression(self)
         self.h2_max_streams = config.h2_max_streams
@@ -86,6 +88,7 @@ class ProxyApp:
             exchange.on_protocol_error(error.status, _error_type(error.status), error.message)
             return
         conn.must_close = True
+        self.stats.errors[_error_type(error.status)] += 1
         response = error_response(error.status, _error_type(error.status), error.message)
         send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
         conn.close()

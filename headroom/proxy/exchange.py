@@ -28,6 +28,7 @@ from headroom.providers.apis import provider_for
 from headroom.providers.base import Provider
 from headroom.providers.retrieval import follow_up
 from headroom.proxy import retrieval_loop
+from headroom.proxy.buffering import BodyWatch
 from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.headers import (
     client_response_headers,
@@ -67,6 +68,7 @@ class BodyTooLarge(Exception):
 class Exchange:
     __slots__ = (
         "_blocked_client",
+        "_body",
         "_body_sink",
         "_body_waiter",
         "_done",
@@ -126,6 +128,7 @@ class Exchange:
         self._replay: list[bytes] | None = []  # streamed body kept for one safe retry
         self._replay_bytes = 0
         self._body_waiter: asyncio.Future[None] | None = None
+        self._body = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
         self._done: asyncio.Future[str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._relay_trailers = False
@@ -164,6 +167,7 @@ class Exchange:
                 return
             handler = self.app.routes.match(self.path)
             if handler is not None:
+                self._watch_body()
                 await self._serve_local(handler)
             elif is_websocket_upgrade(self.head):
                 self.tunnel = Tunnel(self)
@@ -172,8 +176,10 @@ class Exchange:
                 self.tunnel = WebSocketBridge(self)
                 await self.tunnel.run()
             elif self._is_buffered_route():
+                self._watch_body()
                 await self._forward_buffered()
             else:
+                self._watch_body()
                 await self._forward(None)
         except ClientGone:
             pass
@@ -187,6 +193,11 @@ class Exchange:
         finally:
             self._finish()
 
+    def _watch_body(self) -> None:
+        """Time the body's silences (not a WebSocket's: its stream is a session)."""
+        if not self.req_ended:
+            self._body.watch()
+
     def _is_buffered_route(self) -> bool:
         if self.head.method != b"POST" or provider_for(self.path.decode("latin-1")) is None:
             return False
@@ -195,7 +206,11 @@ class Exchange:
         return mime == b"application/json" or mime.endswith(b"+json")
 
     async def _serve_local(self, handler) -> None:  # type: ignore[no-untyped-def]
-        body = await self._read_body(LOCAL_BODY_LIMIT)
+        try:
+            body = await self._read_body(LOCAL_BODY_LIMIT)
+        except BodyTooLarge:
+            self._too_large(LOCAL_BODY_LIMIT, "local routes take")
+            return
         target = self.head.target
         request = LocalRequest(
             method=self.head.method.decode("latin-1").upper(),
@@ -211,25 +226,23 @@ class Exchange:
         limit = self.app.config.max_body_bytes
         declared = header_value(self.head.headers, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self._too_large(limit)
+            self._too_large(limit, "--max-body-bytes is")
             return
         try:
             body = await self._read_body(limit)
         except BodyTooLarge:
-            self._too_large(limit)
+            self._too_large(limit, "--max-body-bytes is")
             return
         try:
             body = await self.app.transform_request(self, body)
         except DecodedTooLarge:
-            self._too_large(limit)
+            self._too_large(limit, "--max-body-bytes is")
             return
         await self._forward(body)
 
-    def _too_large(self, limit: int) -> None:
+    def _too_large(self, limit: int, bound: str) -> None:
         self.conn.must_close = True  # the unread body must not be parsed as a request
-        self.fail(
-            413, "request_too_large", f"request body exceeds --max-body-bytes ({limit} bytes)"
-        )
+        self.fail(413, "request_too_large", f"request body too large ({bound} {limit} bytes)")
 
     async def _read_body(self, limit: int) -> bytes:
         self._limit = limit
@@ -405,6 +418,7 @@ class Exchange:
             upstream.send_body(chunk)
         self._pending.clear()
         self._pending_bytes = 0
+        self._body.release()  # streamed from here on: nothing is held for the budget
         if self.req_ended:
             upstream.send_end(self.req_trailers)
         else:
@@ -444,6 +458,7 @@ class Exchange:
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
+        self._body.received(len(data))
         limit = self._limit
         if limit is not None and self._pending_bytes > limit:
             self._block_client(True)
@@ -459,6 +474,7 @@ class Exchange:
             return
         self.req_ended = True
         self.req_trailers = trailers
+        self._body.ended()
         if self.streaming:
             if self.upstream is not None:
                 self.upstream.send_end(trailers)
@@ -590,10 +606,17 @@ class Exchange:
         self.failure = "upstream timeout"
         self._resolve("timeout")
 
-    def fail(self, status: int, error_type: str, message: str) -> None:
+    def fail(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         if self.response_started or self.conn.closed:
             self.conn.abort()
             return
+        self.app.stats.errors[error_type] += 1
         log = self.app.log
         log.warning(
             "proxy_error",
@@ -604,7 +627,7 @@ class Exchange:
             path=self.path.decode("latin-1"),
         )
         body = orjson.dumps({"error": {"type": error_type, "message": message}})
-        self._answer(LocalResponse(status, body))
+        self._answer(LocalResponse(status, body, headers=headers))
 
     def _answer(self, response: LocalResponse) -> None:
         """Send a response the proxy made itself (local route or error)."""
@@ -622,11 +645,40 @@ class Exchange:
     def on_protocol_error(self, status: int, error_type: str, message: str) -> None:
         """The client broke body framing mid-request: answer it if we still can and cut
         the upstream side (it must never see the rest of a smuggled message)."""
+        self._give_up(status, error_type, message)
+
+    @property
+    def client_held_back(self) -> bool:
+        return self._blocked_client
+
+    def body_stalled(self, status: int) -> None:
+        """The body timer fired: the client went silent mid-body (408), or the buffer
+        budget stayed full for as long (503, try again soon)."""
+        timeout = f"{self.app.config.body_timeout:g}s"
+        if status == 503:
+            self._give_up(
+                503,
+                "buffers_full",
+                f"the proxy holds --max-buffered-bytes of request bodies; waited {timeout}",
+                headers=((b"retry-after", b"1"),),
+            )
+        else:
+            self._give_up(408, "request_timeout", f"no request body bytes for {timeout}")
+
+    def _give_up(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        """Answer mid-request and end the exchange; the connection closes, since the rest
+        of the body would otherwise be read as the next request."""
         self.conn.must_close = True
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
-        self.fail(status, error_type, message)
+        self.fail(status, error_type, message, headers)
         self._stop()
 
     def _stop(self) -> None:
@@ -641,6 +693,7 @@ class Exchange:
             self._task.cancel()
 
     def _finish(self) -> None:
+        self._body.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

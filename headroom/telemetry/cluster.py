@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from headroom.telemetry.stats import Stats
+from headroom.telemetry.stats import GAUGES, Stats
 
 PUBLISH_INTERVAL = 0.5
 STALE_AFTER = 5.0  # a live worker whose file is older than this is flagged in /stats
@@ -82,7 +82,7 @@ class StatsDir:
             total = Stats.merged([old["stats"]] if old["stats"] else [])
             # A gauge, not a count: a gone worker holds no connections (a killed one's last
             # snapshot may still show some).
-            total.add_data({**record["stats"], "active_connections": 0, "active_exchanges": 0})
+            total.add_data({**record["stats"], **dict.fromkeys(GAUGES, 0)})
             endpoints: Counter[str] = Counter(old.get("ccr_endpoints", {}))
             endpoints.update(record.get("ccr_endpoints", {}))
             write_json_atomic(

@@ -83,6 +83,7 @@ class Stats:
     ratio: Histogram = field(default_factory=lambda: Histogram(RATIO_BUCKETS))
     active_connections: int = 0
     active_exchanges: int = 0  # requests, HTTP/2 streams and WebSocket sessions in flight
+    buffered_bytes: int = 0  # request body bytes held now, against --max-buffered-bytes
 
     def request_done(
         self,
@@ -172,7 +173,11 @@ class Stats:
             },
             "upstream": {"time_to_headers": self.time_to_headers.summary()},
             "latency": self.duration.summary(),
-            "connections": {"active": self.active_connections, "exchanges": self.active_exchanges},
+            "connections": {
+                "active": self.active_connections,
+                "exchanges": self.active_exchanges,
+                "buffered_request_bytes": self.buffered_bytes,
+            },
         }
         if extra:
             out.update(extra)
@@ -190,7 +195,10 @@ _SCALARS = (
     "ccr_loop_misses",
     "active_connections",
     "active_exchanges",
+    "buffered_bytes",
 )
+# Values of now, not sums over time: a worker that is gone holds none of them.
+GAUGES = ("active_connections", "active_exchanges", "buffered_bytes")
 _COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
 
@@ -325,6 +333,12 @@ def prometheus(
         "gauge",
         "Requests, HTTP/2 streams and WebSocket sessions in flight now.",
         [({}, stats.active_exchanges)],
+    )
+    out.metric(
+        "headroom_buffered_request_bytes",
+        "gauge",
+        "Request body bytes held for buffering now (bounded by --max-buffered-bytes).",
+        [({}, stats.buffered_bytes)],
     )
     if workers is not None:
         _worker_metrics(out, workers)

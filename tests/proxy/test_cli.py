@@ -30,6 +30,10 @@ BAD_FLAGS = [
     (["--max-connections", "0"], "--max-connections"),
     (["--header-timeout", "0s"], "--header-timeout"),
     (["--keepalive-timeout", "x"], "--keepalive-timeout"),
+    (["--body-timeout", "0s"], "--body-timeout"),
+    (["--max-buffered-bytes", "lots"], "--max-buffered-bytes"),
+    # one body as large as --max-body-bytes could never be read whole
+    (["--max-buffered-bytes", "1MB", "--max-body-bytes", "2MB"], "--max-buffered-bytes"),
 ]
 
 

@@ -1,0 +1,176 @@
+"""One bound on the request bytes the whole process holds for buffering.
+
+Each exchange bounds its own body (``--max-body-bytes``), but many exchanges at once could
+still hold their sum: 30 bodies of 21 MB, or 20 HTTP/2 streams that never end. The budget
+is the sum of request bytes every exchange holds before they go upstream, against
+``--max-buffered-bytes``. An exchange that takes the sum over the cap stops reading (an
+HTTP/1.1 pause, withheld HTTP/2 credit) and queues; bytes given back wake the queue in
+arrival order. Overshoot is bounded by one read per connection, since a read already made
+is counted, never dropped. An exchange that cannot go on within the body timeout is
+answered 503 by its own timer (see ``BodyTimer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    """An exchange held back by the budget."""
+
+    def budget_resumed(self) -> None: ...
+
+
+class Gauge(Protocol):
+    buffered_bytes: int
+
+
+class BufferBudget:
+    __slots__ = ("_queue", "_stats", "cap", "held")
+
+    def __init__(self, cap: int, stats: Gauge) -> None:
+        self.cap = cap
+        self.held = 0
+        self._stats = stats
+        self._queue: OrderedDict[int, Waiter] = OrderedDict()
+
+    @property
+    def full(self) -> bool:
+        return self.held >= self.cap
+
+    def take(self, count: int) -> bool:
+        """Count ``count`` more bytes held; False once the sum is past the cap."""
+        self.held += count
+        self._stats.buffered_bytes = self.held
+        return self.held < self.cap
+
+    def give_back(self, count: int) -> None:
+        self.held -= count
+        self._stats.buffered_bytes = self.held
+        while self._queue and self.held < self.cap:
+            _, waiter = self._queue.popitem(last=False)
+            waiter.budget_resumed()
+
+    def wait(self, waiter: Waiter) -> None:
+        self._queue[id(waiter)] = waiter
+
+    def forget(self, waiter: Waiter) -> None:
+        self._queue.pop(id(waiter), None)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+
+class BodyOwner(Protocol):
+    """What a body watch needs from its exchange."""
+
+    @property
+    def client_held_back(self) -> bool:
+        """The exchange itself paused the client (upstream backpressure, route undecided):
+        silence then is not the client's."""
+        ...
+
+    def body_stalled(self, status: int) -> None:
+        """408: the client stopped sending its body; 503: the budget stayed full."""
+        ...
+
+
+class Readable(Protocol):
+    def block_reading(self) -> None: ...
+
+    def unblock_reading(self) -> None: ...
+
+
+class BodyWatch:
+    """One exchange's request body: the bytes it holds against the budget, and the body
+    timeout, which is silence between body bytes (like nginx's ``client_body_timeout``):
+    a slow trickle that keeps sending is never cut."""
+
+    __slots__ = (
+        "_budget",
+        "_conn",
+        "_loop",
+        "_owner",
+        "_timeout",
+        "_timer",
+        "held",
+        "last",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        budget: BufferBudget,
+        timeout: float,
+        conn: Readable,
+        owner: BodyOwner,
+    ) -> None:
+        self._loop = loop
+        self._budget = budget
+        self._timeout = timeout
+        self._conn = conn
+        self._owner = owner
+        self._timer: asyncio.TimerHandle | None = None
+        self.held = 0
+        self.last = 0.0
+        self.waiting = False
+
+    def watch(self) -> None:
+        """Start timing silence (the request head is in; its body is not)."""
+        self.last = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self.last + self._timeout, self._check)
+        if self._budget.full:
+            self._hold_back()
+
+    def received(self, count: int) -> None:
+        """``count`` body bytes arrived and are held until they go upstream."""
+        self.last = self._loop.time()
+        self.held += count
+        if not self._budget.take(count):
+            self._hold_back()
+
+    def _hold_back(self) -> None:
+        if not self.waiting:
+            self.waiting = True
+            self._conn.block_reading()
+            self._budget.wait(self)
+
+    def budget_resumed(self) -> None:
+        self.waiting = False
+        self.last = self._loop.time()  # the wait was ours, not the client's silence
+        self._conn.unblock_reading()
+
+    def release(self) -> None:
+        """The held bytes went upstream or the exchange is over: give them back."""
+        if self.waiting:
+            self.waiting = False
+            self._budget.forget(self)
+            self._conn.unblock_reading()
+        if self.held:
+            held, self.held = self.held, 0
+            self._budget.give_back(held)
+
+    def ended(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def stop(self) -> None:
+        self.ended()
+        self.release()
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        if self._owner.client_held_back and not self.waiting:
+            self.last = now
+        silence = now - self.last
+        if silence < self._timeout:
+            self._timer = self._loop.call_at(self.last + self._timeout, self._check)
+            return
+        self._owner.body_stalled(503 if self.waiting else 408)
