@@ -12,13 +12,16 @@ fit waits in a per-stream queue, and a queue above high water pauses that stream
 reads, so one slow reader never stalls the others or grows memory.
 
 Defences (each ends the connection with GOAWAY ENHANCE_YOUR_CALM): rapid reset
-(CVE-2023-44487: streams the client resets before any response, counted per connection), and
-floods of SETTINGS, PING, empty DATA and WINDOW_UPDATE frames per time window. Stream count
-(100) and header list size (64 KiB) are local settings h2 enforces.
+(CVE-2023-44487: streams the client resets before any response, counted per connection),
+floods of SETTINGS, PING, empty DATA and WINDOW_UPDATE frames per time window, and any
+frames beyond the work they carry (``FrameGate``, which also hands h2 bounded batches so
+one connection yields the loop between them). Stream count (100) and header list size
+(64 KiB) are local settings h2 enforces.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ import h2.exceptions
 import h2.settings
 
 from headroom.protocol.events import RequestHead
+from headroom.protocol.h2_frames import FrameFlood, FrameGate
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
 from headroom.protocol.writes import QueuedStream
 
@@ -170,6 +174,10 @@ class H2Session:
         self._flood: dict[str, int] = dict.fromkeys(FLOOD_LIMITS, 0)
         self._flood_since = time.monotonic()
         self._transport_paused = False
+        # Over TLS the preface arrives like any bytes; on h2c it is in the first read too.
+        self._gate = FrameGate(len(PREFACE))
+        self._yielded: asyncio.Handle | None = None
+        self._yielded_reading = False
         self.h2.initiate_connection()
         # A roomy connection window: per-stream windows (64 KiB) still bound what each
         # stream may have in flight, and a 64 KiB connection window shared by 100 streams
@@ -179,6 +187,35 @@ class H2Session:
     # ------------------------------------------------------------ input
 
     def receive(self, data: bytes) -> None:
+        self._gate.feed(data)
+        if self._yielded is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Hand h2 one batch of frames; if more wait, stop reading and come back on the
+        next loop turn, so other connections run in between."""
+        self._yielded = None
+        if self.conn.closed:
+            return
+        try:
+            chunk = self._gate.take()
+        except FrameFlood as exc:
+            self._terminate(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, f"frame flood: {exc}")
+            return
+        if chunk:
+            self._receive(chunk)
+        if self.conn.closed:
+            return
+        if self._gate.pending:
+            if not self._yielded_reading:
+                self._yielded_reading = True
+                self.conn.block_reading()
+            self._yielded = self.conn.loop.call_soon(self._pump)
+        elif self._yielded_reading:
+            self._yielded_reading = False
+            self.conn.unblock_reading()
+
+    def _receive(self, data: bytes) -> None:
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -358,6 +395,9 @@ class H2Session:
         self._terminate(h2.errors.ErrorCodes.NO_ERROR, "idle")
 
     def lost(self) -> None:
+        if self._yielded is not None:
+            self._yielded.cancel()
+            self._yielded = None
         for stream in list(self.streams.values()):
             stream.closed = True
             exchange, stream._exchange = stream._exchange, None

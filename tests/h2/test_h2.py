@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from itertools import pairwise
@@ -344,3 +345,40 @@ def test_stats_count_exchanges_in_flight(proxy: ProxyProcess) -> None:
     assert (during, after) == (2, 1)
     metrics = httpx.get(f"{proxy.url}/metrics", trust_env=False).text
     assert "# TYPE headroom_active_exchanges gauge" in metrics
+
+
+@pytest.mark.parametrize("kind", ["priority", "unknown_type"])
+def test_frames_that_do_no_work_are_counted_and_stopped(proxy: ProxyProcess, kind: str) -> None:
+    """350k PRIORITY frames (or frames of an unknown type) used to hold the loop for
+    seconds without any event: now every frame counts, and the flood ends in GOAWAY while
+    other clients are served."""
+    from hyperframe.frame import PriorityFrame
+
+    if kind == "priority":
+        frame = PriorityFrame(1, depends_on=0, stream_weight=16).serialize()
+    else:
+        frame = (0).to_bytes(3, "big") + b"\xfa\x00" + (0).to_bytes(4, "big")
+    sock = _raw(proxy)
+    flood = frame * 350_000
+
+    def send() -> None:
+        try:
+            sock.sendall(flood)
+        except OSError:
+            pass  # the proxy closed the connection mid-flood
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    worst = 0.0
+    with httpx.Client(base_url=proxy.url, trust_env=False, timeout=5) as other:
+        for _ in range(5):
+            started = time.monotonic()
+            assert other.get("/healthz").status_code == 200
+            worst = max(worst, time.monotonic() - started)
+    assert _goaway_code(sock) == ENHANCE_YOUR_CALM
+    sock.close()
+    sender.join(10)
+    assert worst < 1.0, worst
+    assert proxy.wait_for_log(
+        lambda e: e.get("event") == "h2_connection_closed" and "frame flood" in e["reason"]
+    )
