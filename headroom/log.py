@@ -8,6 +8,7 @@ see them in real time.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import IO, Any
@@ -15,18 +16,28 @@ from typing import IO, Any
 import orjson
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-# Header names whose values never reach a log line, whatever the level.
-SECRET_HEADERS = frozenset(
-    {
-        b"authorization",
-        b"proxy-authorization",
-        b"x-api-key",
-        b"api-key",
-        b"cookie",
-        b"set-cookie",
-        b"x-goog-api-key",
-    }
-)
+# The peer's own bytes inside a parser's message (h11 and h2 quote them as Python reprs):
+# a header line, a request line, a header value. Any of them may carry a key.
+_QUOTED = re.compile(r"""(?:bytearray\()?b(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")\)?""")
+_HEADER_NAME = re.compile(r"""(?:bytearray\()?b['"]([!#$%&*+.^_`|~0-9A-Za-z-]{1,64}):""")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def redact(message: str) -> str:
+    """A protocol error's text with the peer's quoted bytes taken out. A header line keeps
+    its name (what an operator needs to see which header was wrong), never its value."""
+
+    def replace(quoted: re.Match[str]) -> str:
+        name = _HEADER_NAME.match(quoted.group(0))
+        return f"<header {name.group(1).lower()}>" if name else "<redacted>"
+
+    return _QUOTED.sub(replace, message)
+
+
+def loggable_path(path: str) -> str:
+    """A request path for a log line: an absolute-form target loses its userinfo
+    (``http://user:password@host/p``); the query was never part of it."""
+    return _USERINFO.sub(r"\1", path, count=1) if "@" in path else path
 
 
 def _timestamp(now: float) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from headroom.ccr.store import CCRStore
 from headroom.config import Config
-from headroom.log import Logger
+from headroom.log import Logger, loggable_path, redact
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.pool import UpstreamPool, client_tls_context
@@ -80,21 +80,22 @@ class ProxyApp:
     def protocol_error(self, conn: DownstreamConnection, error: ProtocolError) -> None:
         """Malformed input: answer with its status and close, since the framing that would
         tell where the next request starts can no longer be trusted (request smuggling)."""
-        self.log.warning(
-            "bad_request", client=conn.client_ip, status=error.status, message=error.message
-        )
+        # Parser messages quote the offending bytes, which may be a key or a cookie: the
+        # log line and the answer both carry only the header name and the reason.
+        message = redact(error.message)
+        self.log.warning("bad_request", client=conn.client_ip, status=error.status, message=message)
         exchange = conn.exchange
         if exchange is not None:  # broken body framing mid-request
-            exchange.on_protocol_error(error.status, _error_type(error.status), error.message)
+            exchange.on_protocol_error(error.status, _error_type(error.status), message)
             return
         conn.must_close = True
         self.stats.errors[_error_type(error.status)] += 1
-        response = error_response(error.status, _error_type(error.status), error.message)
+        response = error_response(error.status, _error_type(error.status), message)
         send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
         conn.close()
 
     def log_h2_error(self, conn: DownstreamConnection, reason: str) -> None:
-        self.log.warning("h2_connection_closed", client=conn.client_ip, reason=reason)
+        self.log.warning("h2_connection_closed", client=conn.client_ip, reason=redact(reason))
 
     def connection_closed(self, conn: DownstreamConnection) -> None:
         self.connections.discard(conn)
@@ -114,6 +115,7 @@ class ProxyApp:
         self.stats.request_done(path, status, total_ms, headers_ms, self.routes.known(path))
         if not self._log_requests:
             return
+        path = loggable_path(path)
         self.log.info(
             "request",
             request_id=ex.request_id.decode("latin-1"),

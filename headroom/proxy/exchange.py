@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from headroom.log import loggable_path, redact
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.protocol.pool import ConnectError, ConnectTimeout
@@ -187,7 +188,7 @@ class Exchange:
             self.app.log.error(
                 "exchange_failed",
                 request_id=self.request_id.decode(),
-                error=f"{type(exc).__name__}: {exc}",
+                error=redact(f"{type(exc).__name__}: {exc}"),
             )
             self.fail(500, "internal_error", "the proxy failed to handle this request")
         finally:
@@ -624,7 +625,7 @@ class Exchange:
             status=status,
             type=error_type,
             message=message,
-            path=self.path.decode("latin-1"),
+            path=loggable_path(self.path.decode("latin-1")),
         )
         body = orjson.dumps({"error": {"type": error_type, "message": message}})
         self._answer(LocalResponse(status, body, headers=headers))

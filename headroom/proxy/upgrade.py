@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from headroom.log import loggable_path
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.proxy.headers import client_response_headers, header_value
@@ -96,7 +97,9 @@ class Tunnel:
         ex.conn.accept_upgrade(headers, self._to_upstream)
         upstream.start_tunnel(self._to_client)
         ex.app.log.info(
-            "ws_open", request_id=ex.request_id.decode(), path=ex.path.decode("latin-1")
+            "ws_open",
+            request_id=ex.request_id.decode(),
+            path=loggable_path(ex.path.decode("latin-1")),
         )
         try:
             reason = await self.outcome

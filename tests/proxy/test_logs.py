@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 
+import hpack
 import httpx
+from hyperframe.frame import HeadersFrame
 
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_process import ProxyProcess
@@ -123,3 +127,49 @@ def test_requests_that_end_badly_are_logged_too(
     for rid in ("left-mid-stream", "upstream-died"):
         line = proxy.request_log(rid, timeout=3)
         assert line["status"] == 200 and line["bytes_out"] > 0, line
+
+
+def test_broken_headers_and_userinfo_never_leak(
+    start_proxy: StartProxy, upstream_server: FakeUpstream
+) -> None:
+    """Issue 11 point 9: a key read from a CRLF file (trailing CR), a cookie with a control
+    character, an h2 value with stray spaces and a password in an absolute-form target:
+    the log says which header and why, never the value."""
+    proc = start_proxy(upstream_server.url, "--log-level", "debug")
+    bad = [
+        ("Host", "x"),
+        ("Authorization", f"Bearer {SECRETS[0]}\r"),
+    ]
+    resp = request(proc.port, "GET", "/echo", bad)
+    assert resp.status == 400
+    assert SECRETS[0] not in resp.body.decode()
+    request(proc.port, "GET", "/echo", [("Host", "x"), ("Cookie", f"s={SECRETS[2]}\x7f\r")])
+    request(proc.port, "GET", f"http://user:{SECRETS[1]}@x/echo", [("Host", "x")])
+    request(proc.port, "GET", f"http://user:{SECRETS[1]}@x/echo x", [("Host", "x")])
+    block = hpack.Encoder().encode(
+        [
+            (":method", "GET"),
+            (":path", "/echo"),
+            (":scheme", "http"),
+            (":authority", "x"),
+            ("authorization", f" Bearer {SECRETS[1]} "),
+        ]
+    )
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        frame = HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+        sock.sendall(preface + frame)
+        sock.settimeout(3)
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):
+                pass
+    proc.wait_for_log(lambda e: e.get("event") == "h2_connection_closed")
+    line = proc.wait_for_log(lambda e: "authorization" in str(e.get("message", "")))
+    assert line["event"] == "bad_request", line
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(5)
+    text = "\n".join(proc.stdout_lines + proc.stderr_lines)
+    leaked = [s for s in SECRETS if s in text]
+    assert not leaked, f"secrets in the log: {leaked}\n{text[-3000:]}"
+    paths = [e["path"] for e in proc.events("request")]
+    assert "http://x/echo" in paths, paths
