@@ -53,6 +53,7 @@ class Rewrite:
     restored: bool = False  # earlier retrieval calls were put back into the history
     seconds: float = 0.0
     skipped_reason: str = ""
+    streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
 
     @property
     def changed(self) -> bool:
@@ -82,6 +83,7 @@ def rewrite_request(
     if not isinstance(payload, dict):
         result.skipped_reason = "not_an_object"
         return result
+    result.streams = payload.get("stream") is True
     if ledger is not None:
         restored = restore(provider, body, payload, ledger)
         if restored is not body:

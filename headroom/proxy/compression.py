@@ -66,7 +66,6 @@ class Compression:
             if decoded is None:
                 return body
             plain = decoded
-        streams = _streams(plain)
         result = await self._rewrite(ex, plain, provider, self.pipeline)
         if result is None or not result.changed:
             if result is not None and result.skipped_reason:
@@ -78,7 +77,7 @@ class Compression:
             ex.drop_request_headers = frozenset({b"content-encoding"})
         if len(result.writes):
             ex.retrieval = provider  # markers went out: serve headroom_retrieve calls here
-            if streams:
+            if result.streams:
                 ex.stream_retrieval = StreamRetrieval(provider)
                 # the stream must arrive unencoded for the proxy to follow it
                 ex.drop_request_headers = ex.drop_request_headers | {b"accept-encoding"}
@@ -227,15 +226,6 @@ class Compression:
         for strategy, tally in result.by_strategy.items():
             stats.by_strategy[strategy] += tally.count
             stats.saved_by_strategy[strategy] += tally.tokens_saved
-
-
-def _streams(body: bytes) -> bool:
-    """Whether the request asks for a streamed answer (``"stream": true``)."""
-    marker = body.find(b'"stream"')
-    if marker < 0:
-        return False
-    tail = body[marker + 8 : marker + 40].lstrip()
-    return tail.startswith(b":") and tail[1:].lstrip().startswith(b"true")
 
 
 # ---------------------------------------------------------------- compression process

@@ -356,3 +356,16 @@ def test_query_holds_what_the_assistant_said_and_the_text_beside_the_result() ->
     }
     (out,) = OPENAI_RESPONSES.find_outputs(responses)
     assert "Checking the lockfile." in out.query and "go" in out.query
+
+
+def test_only_the_top_level_stream_key_decides_streaming() -> None:
+    """Issue 11 point 10: a tool input's ``{"stream": false}`` before the request's own
+    ``"stream": true`` (or a nested true with no top-level key) must not decide."""
+    tool_use = {"type": "tool_use", "id": "t1", "name": "cfg", "input": {"stream": False}}
+    messages = [{"role": "assistant", "content": [tool_use]}]
+    nested_first = json.dumps({"model": "m", "messages": messages, "stream": True}).encode()
+    assert nested_first.index(b'"stream"') < nested_first.rindex(b'"stream"')
+    assert rewrite_request(nested_first, ANTHROPIC, Pipeline()).streams is True
+    tool_use["input"] = {"stream": True}
+    only_nested = json.dumps({"model": "m", "messages": messages}).encode()
+    assert rewrite_request(only_nested, ANTHROPIC, Pipeline()).streams is False
