@@ -62,7 +62,7 @@ class Compression:
         encoding = (header_value(ex.head.headers, b"content-encoding") or b"").strip().lower()
         plain = body
         if encoding and encoding != b"identity":
-            decoded = self._decode(ex, encoding.decode("latin-1"), body)
+            decoded = await self._decode(ex, encoding.decode("latin-1"), body)
             if decoded is None:
                 return body
             plain = decoded
@@ -92,7 +92,7 @@ class Compression:
             return "bypass_header"
         return None
 
-    def _decode(self, ex: Exchange, encoding: str, body: bytes) -> bytes | None:
+    async def _decode(self, ex: Exchange, encoding: str, body: bytes) -> bytes | None:
         if encoding not in SUPPORTED:
             self.app.stats.bypassed["unknown_encoding"] += 1
             self.app.log.info(
@@ -102,8 +102,10 @@ class Compression:
                 encoding=encoding,
             )
             return None
+        limit = self.config.max_body_bytes
         try:
-            return decode(encoding, body, self.config.max_body_bytes)
+            # Off the loop: a small body may inflate to the limit (see encoding.py).
+            return await self.app.loop.run_in_executor(self.executor, decode, encoding, body, limit)
         except DecodedTooLarge:
             raise
         except DecodeError as exc:
