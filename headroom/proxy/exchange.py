@@ -39,7 +39,7 @@ from headroom.proxy.headers import (
     upstream_target,
 )
 from headroom.proxy.local import LocalRequest, LocalResponse
-from headroom.proxy.upgrade import Tunnel, is_websocket_upgrade
+from headroom.proxy.upgrade import Tunnel, has_body, is_websocket_upgrade
 from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 
 if TYPE_CHECKING:
@@ -170,6 +170,9 @@ class Exchange:
             if handler is not None:
                 self._watch_body()
                 await self._serve_local(handler)
+            elif is_websocket_upgrade(self.head) and has_body(self.head):
+                self.conn.must_close = True
+                self.fail(400, "bad_request", "a WebSocket upgrade request carries no body")
             elif is_websocket_upgrade(self.head):
                 self.tunnel = Tunnel(self)
                 await self.tunnel.run()

@@ -81,8 +81,9 @@ def upstream_request_headers(
     Content-Length is kept, and a chunked request stays chunked.
     """
     dropped = HOP_BY_HOP | connection_named(head.headers) | drop
-    if upgrade:  # a WebSocket handshake: the upstream must see the Upgrade it is asked for
-        dropped = dropped - {b"upgrade"}
+    if upgrade:  # a WebSocket handshake: the upstream must see the Upgrade it is asked for,
+        # and no body framing (a handshake with a body is refused before it gets here)
+        dropped = (dropped - {b"upgrade"}) | {b"content-length"}
     out: Pairs = []
     client_host: bytes | None = None
     forwarded_for: list[bytes] = []

@@ -38,6 +38,15 @@ def is_websocket_upgrade(head: RequestHead) -> bool:
     )
 
 
+def has_body(head: RequestHead) -> bool:
+    """A WebSocket handshake is a GET with no body: any body framing makes it a request
+    whose bytes after the head could never be told apart from the first frames."""
+    for name, value in head.headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 class Tunnel:
     """The upstream side of one WebSocket session, and the splice once it is open."""
 
@@ -60,6 +69,14 @@ class Tunnel:
             ex.fail(502, "upstream_connect_error", str(exc))
             return
         self.upstream = upstream
+        try:
+            await self._handshake(upstream)
+        except BaseException:
+            upstream.abort()  # whatever went wrong, the upstream socket is not left open
+            raise
+
+    async def _handshake(self, upstream: UpstreamConnection) -> None:
+        ex = self.ex
         upstream.handler = self
         upstream.cork()
         upstream.send_head(b"GET", ex.upstream_target, self.handshake_headers())

@@ -15,7 +15,7 @@ import trustme
 from tests.proxy.conftest import StartProxy
 from tests.proxy.helpers import assert_proxy_error
 from tests.support.proxy_process import ProxyProcess
-from tests.support.rawhttp import RawConn, build_request
+from tests.support.rawhttp import RawConn, build_request, request
 from tests.support.upstream import BlackHole, FakeUpstream, free_port
 
 
@@ -131,3 +131,29 @@ def test_https_upstream_by_ip_reuses_its_connection(
             assert (resp.status_code, resp.content) == (200, f"tls-{i}".encode())
     assert server.sni_names == [None]
     assert len(server.connections) == 1, "TLS upstream connection not reused"
+
+
+def test_websocket_upgrade_with_a_body_is_400_and_leaves_no_upstream_socket(
+    proxy: ProxyProcess, upstream: FakeUpstream
+) -> None:
+    """Issue 11 point 6: an Upgrade request with a body used to answer 500 and leave its
+    upstream socket open (200 of them: 200 sockets ESTABLISHED)."""
+    ws = [
+        ("Host", "x"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    for framing, body in (
+        (("Content-Length", "1"), b"x"),
+        (("Transfer-Encoding", "chunked"), b"1\r\nx\r\n0\r\n\r\n"),
+    ):
+        for _ in range(20):
+            resp = request(proxy.port, "GET", "/ws", [*ws, framing], body)
+            assert_proxy_error(resp.status, 400, resp.headers, resp.body)
+    deadline = time.monotonic() + 3
+    while any(c.closed_at is None for c in upstream.connections) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [c for c in upstream.connections if c.closed_at is None]
+    assert not upstream.requests
