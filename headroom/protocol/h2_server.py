@@ -61,7 +61,15 @@ CONNECTION_SPECIFIC = frozenset(
 class H2Stream(QueuedStream):
     """One request/response on an HTTP/2 connection, as the exchange sees it."""
 
-    __slots__ = ("_blocked", "_exchange", "_paused", "_unacked", "head_sent", "must_close")
+    __slots__ = (
+        "_blocked",
+        "_exchange",
+        "_paused",
+        "_trailers",
+        "_unacked",
+        "head_sent",
+        "must_close",
+    )
 
     def __init__(self, session: H2Session, stream_id: int) -> None:
         super().__init__(session, stream_id)
@@ -71,6 +79,7 @@ class H2Stream(QueuedStream):
         self._blocked = 0
         self._unacked = 0
         self._paused = False
+        self._trailers: list[tuple[bytes, bytes]] = []  # request trailers, until the end
 
     @property
     def session(self) -> H2Session:
@@ -267,12 +276,14 @@ class H2Session:
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None and stream._exchange is not None:
-            stream._exchange.on_end([])
+            stream._exchange.on_end(stream._trailers)
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        """Trailers end the stream: h2 reports StreamEnded next, which hands them on (the
+        request ends once, with its trailers)."""
         stream = self.streams.get(event.stream_id)
-        if stream is not None and stream._exchange is not None:
-            stream._exchange.on_end([(n, v) for n, v in event.headers])
+        if stream is not None:
+            stream._trailers = [(n, v) for n, v in event.headers]
 
     def _on_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)

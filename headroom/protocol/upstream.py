@@ -155,7 +155,9 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self._write(self._h1.send_body(data))
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self._write(self._h1.send_end(trailers))
+        """Request trailers are dropped on HTTP/1.1 (as nginx does): a Content-Length body
+        cannot carry them, and origins ignore them; only an HTTP/2 upstream gets them."""
+        self._write(self._h1.send_end())
 
     @property
     def response_started(self) -> bool:

@@ -35,6 +35,7 @@ from headroom.proxy.headers import (
     client_response_headers,
     header_value,
     request_id_for,
+    request_trailers,
     upstream_request_headers,
     upstream_target,
 )
@@ -477,11 +478,11 @@ class Exchange:
             self.tunnel.client_gone()  # the client ended its stream: the session is over
             return
         self.req_ended = True
-        self.req_trailers = trailers
+        self.req_trailers = request_trailers(trailers) if trailers else trailers
         self._body.ended()
         if self.streaming:
             if self.upstream is not None:
-                self.upstream.send_end(trailers)
+                self.upstream.send_end(self.req_trailers)
             return
         waiter = self._body_waiter
         if waiter is not None and not waiter.done():

@@ -62,6 +62,15 @@ def header_value(headers: Pairs, wanted: bytes) -> bytes | None:
     return None
 
 
+_NOT_TRAILERS = HOP_BY_HOP | {b"content-length", b"host", b"content-encoding", b"content-type"}
+
+
+def request_trailers(trailers: Pairs) -> Pairs:
+    """Request trailers an upstream may get: no framing, routing or hop-by-hop field and
+    no pseudo-header (a trailer can never re-frame or re-route the message it ends)."""
+    return [(n, v) for n, v in trailers if n.lower() not in _NOT_TRAILERS and n[:1] != b":"]
+
+
 def upstream_request_headers(
     head: RequestHead,
     *,

@@ -36,6 +36,7 @@ class H2Upstream:
     max_streams: int = 100
     goaway_after: int | None = None  # streams per connection before a GOAWAY
     connections: list[ConnStats] = field(default_factory=list)
+    trailers: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # by :path
     port: int = 0
 
     def start(self) -> H2Upstream:
@@ -113,6 +114,10 @@ class H2Upstream:
                         conn.acknowledge_received_data(
                             event.flow_controlled_length, event.stream_id
                         )
+                    elif isinstance(event, h2.events.TrailersReceived):
+                        if event.stream_id in heads:
+                            path = heads[event.stream_id][b":path"]
+                            self.trailers[path] = list(event.headers)
                     elif isinstance(event, h2.events.StreamEnded):
                         sid = event.stream_id
                         if sid not in heads:

@@ -59,6 +59,7 @@ class Recorded:
     received_at: float
     body: bytearray = field(default_factory=bytearray)
     complete: bool = False  # whole body arrived (EndOfMessage)
+    trailers: list[tuple[str, str]] = field(default_factory=list)  # of a chunked body
     sent_times: list[float] = field(default_factory=list)  # monotonic, one per body send
     bytes_sent: int = 0
     client_gone_at: float | None = None  # EOF seen while this exchange was running
@@ -108,6 +109,7 @@ class Exchange:
                 self.rec.body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 self.rec.complete = True
+                self.rec.trailers = [(k.decode(), v.decode()) for k, v in event.headers.raw_items()]
             else:
                 raise _Gone(f"body ended by {event!r}")
         return bytes(self.rec.body)
