@@ -85,6 +85,10 @@ class H1Server:
             if isinstance(event, h11.Data):
                 out.append(Body(bytes(event.data)))
             elif isinstance(event, h11.Request):
+                if event.http_version not in (b"1.1", b"1.0"):
+                    # "HTTP/2.0" or "PRI * HTTP/2.0" as text is not HTTP/1.1 (nginx: 505)
+                    out.append(ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here"))
+                    return out
                 headers, raw_names = _split(event.headers)
                 problem = _check_head(event.target, headers)
                 if problem is not None:

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _UNSAFE = re.compile(rb"[\r\n\x00]")
+# What HTTP/1.1 accepts as a header name or method (RFC 9110 token); h2 checks less.
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# An origin-form path: "/" then visible characters, no space or control.
+_PATH = re.compile(rb"/[\x21-\x7e\x80-\xff]*")
 MAX_CONCURRENT_STREAMS = 100
 MAX_HEADER_LIST_SIZE = 64 * 1024
 # Rapid reset: after this many streams, more than half reset before any response is abuse;
@@ -452,10 +456,12 @@ def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHea
         elif name != b"host" or b":authority" not in pseudo:
             fields.append((name, value))
     method, path = pseudo.get(b":method"), pseudo.get(b":path")
-    if method is None or path is None:
+    if method is None or path is None or not _TOKEN.fullmatch(method):
         return None
-    if any(_UNSAFE.search(v) for _, v in fields) or _UNSAFE.search(path):
-        return None  # CR, LF or NUL would split or end an HTTP/1.1 header line upstream
+    if not _PATH.fullmatch(path) and not (path == b"*" and method == b"OPTIONS"):
+        return None  # only origin-form reaches the upstream: no authority, no spaces
+    if any(not _TOKEN.fullmatch(n) or _UNSAFE.search(v) for n, v in fields):
+        return None  # a name HTTP/1.1 cannot carry; CR, LF or NUL would split a line
     if method == b"CONNECT":  # only RFC 8441 WebSocket; plain CONNECT tunnels are refused
         if pseudo.get(b":protocol") != b"websocket":
             return None

@@ -144,4 +144,5 @@ _ERROR_TYPES = {
     413: "request_too_large",
     431: "request_header_fields_too_large",
     501: "not_implemented",
+    505: "http_version_not_supported",
 }

@@ -168,7 +168,11 @@ class Exchange:
             if self.stopped:  # the client left or broke framing before we began
                 return
             handler = self.app.routes.match(self.path)
-            if handler is not None:
+            if self.head.method == b"CONNECT" and not is_h2_websocket(self.head):
+                # A reverse proxy opens no tunnels; what follows the head may be anything.
+                self.conn.must_close = True
+                self.fail(405, "method_not_allowed", "CONNECT is not served by a reverse proxy")
+            elif handler is not None:
                 self._watch_body()
                 await self._serve_local(handler)
             elif is_websocket_upgrade(self.head) and has_body(self.head):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import httpx
 import pytest
@@ -382,3 +383,64 @@ def test_frames_that_do_no_work_are_counted_and_stopped(proxy: ProxyProcess, kin
     assert proxy.wait_for_log(
         lambda e: e.get("event") == "h2_connection_closed" and "frame flood" in e["reason"]
     )
+
+
+def _first_answer_on_stream_1(sock: socket.socket) -> object:
+    """The error code of an RST_STREAM on stream 1, or "headers" if a response came."""
+    buf = b""
+    sock.settimeout(3)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            kind, stream = buf[3], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+            payload, buf = buf[9 : 9 + length], buf[9 + length :]
+            if stream == 1 and kind == 0x3:
+                return int.from_bytes(payload[:4], "big")
+            if stream == 1 and kind == 0x1:
+                return "headers"
+        data = sock.recv(65536)
+        if not data:
+            return None
+        buf += data
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b'x"a', b"1"),
+        (b"x(a),b", b"1"),
+        (b":path", b"evil.example/x"),
+        (b":path", b"*"),
+        (b":path", b"/a b"),
+        (b":method", b"G ET"),
+    ],
+    ids=["quote-name", "paren-name", "authority-path", "star-get", "space-path", "space-method"],
+)
+def test_what_http11_cannot_carry_is_refused_at_the_h2_edge(
+    proxy: ProxyProcess, upstream: FakeUpstream, name: bytes, value: bytes
+) -> None:
+    """Issue 11 point 12: the HTTP/1.1 leg skips h11's validation, so names that are not
+    tokens and paths that are not origin-form must stop at the h2 edge (stream reset),
+    never reach the upstream and never cost a 500."""
+    import hpack
+    from hyperframe.frame import HeadersFrame
+
+    fields = {b":method": b"GET", b":path": b"/echo", b":scheme": b"http", b":authority": b"x"}
+    extra: list[tuple[bytes, bytes]] = []
+    if name.startswith(b":"):
+        fields[name] = value
+    else:
+        extra.append((name, value))
+    block = hpack.Encoder().encode([*fields.items(), *extra])
+    upstream.clear()
+    sock = _raw(proxy)
+    sock.sendall(HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+    reset = _first_answer_on_stream_1(sock)
+    sock.close()
+    assert reset == h2.errors.ErrorCodes.PROTOCOL_ERROR, reset
+    assert not upstream.requests
+    assert not proxy.events("exchange_failed")

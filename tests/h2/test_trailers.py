@@ -46,7 +46,12 @@ def _post_with_trailers_beside_a_download(port: int) -> tuple[int, dict[int, byt
     ended: set[int] = set()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         conn.send_headers(1, [(b":method", b"GET"), (b":path", b"/bytes?n=3000000"), *base], True)
-        post = [(b":method", b"POST"), (b":path", b"/slow?delay_ms=800"), *base, (b"content-length", b"5")]
+        post = [
+            (b":method", b"POST"),
+            (b":path", b"/slow?delay_ms=800"),
+            *base,
+            (b"content-length", b"5"),
+        ]
         conn.send_headers(3, post)
         conn.send_data(3, b"hello")
         sock.sendall(conn.data_to_send())

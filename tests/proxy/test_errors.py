@@ -157,3 +157,25 @@ def test_websocket_upgrade_with_a_body_is_400_and_leaves_no_upstream_socket(
         time.sleep(0.05)
     assert not [c for c in upstream.connections if c.closed_at is None]
     assert not upstream.requests
+
+
+@pytest.mark.parametrize(
+    ("wire", "status"),
+    [
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
+        (b"GET /echo HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ],
+    ids=["connect", "http2-text", "pri-text"],
+)
+def test_requests_a_reverse_proxy_does_not_serve(
+    proxy: ProxyProcess, upstream: FakeUpstream, wire: bytes, status: int
+) -> None:
+    """Issue 11 points 14 and 17: CONNECT is 405 (it used to be forwarded and then hang
+    until --upstream-timeout); an HTTP/2.0 request line is not HTTP/1.1 (505)."""
+    with RawConn(proxy.port) as conn:
+        conn.send(wire)
+        resp = conn.read_response(timeout=3)
+        assert_proxy_error(resp.status, status, resp.headers, resp.body)
+        assert conn.closed_within(2)
+    assert not upstream.requests
