@@ -28,6 +28,9 @@ from headroom.protocol.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
 # Upstream heads are trusted more than clients' but still bounded.
 MAX_UPSTREAM_HEAD_BYTES = 64 * 1024
+# 1xx answers before the final one (100, 102, 103): a handful is normal; a flood of them is
+# a loop stall (h11 parses each), so past this the response is a 502.
+MAX_INFORMATIONAL = 32
 
 
 class Reset(Exception):
@@ -43,12 +46,14 @@ def _split(h11_headers: h11._headers.Headers) -> tuple[Headers, list[bytes]]:
     return headers, raw_names
 
 
-def _check_head(target: bytes, headers: Headers) -> ProtocolError | None:
+def _check_head(start: bytes, headers: Headers, max_bytes: int) -> ProtocolError | None:
+    """A complete head's bounds and framing; the status is what a server answers (the
+    client leg maps any of them to 502)."""
     if len(headers) > MAX_HEADER_FIELDS:
         return ProtocolError(431, f"more than {MAX_HEADER_FIELDS} header fields")
-    size = len(target) + sum(len(n) + len(v) + 4 for n, v in headers)
-    if size > MAX_HEAD_BYTES:
-        return ProtocolError(431, f"request head larger than {MAX_HEAD_BYTES} bytes")
+    size = len(start) + sum(len(n) + len(v) + 4 for n, v in headers)
+    if size > max_bytes:
+        return ProtocolError(431, f"head larger than {max_bytes} bytes")
     has_cl = has_te = False
     for name, _ in headers:
         if name == b"content-length":
@@ -90,7 +95,7 @@ class H1Server:
                     out.append(ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here"))
                     return out
                 headers, raw_names = _split(event.headers)
-                problem = _check_head(event.target, headers)
+                problem = _check_head(event.target, headers, MAX_HEAD_BYTES)
                 if problem is not None:
                     out.append(problem)
                     return out
@@ -178,6 +183,7 @@ class H1Client:
 
     def __init__(self) -> None:
         self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_UPSTREAM_HEAD_BYTES)
+        self._informational = 0  # 1xx seen for the current request
 
     def send_head(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
         # Headers already validated where they were parsed (see H1Server.send_head).
@@ -207,8 +213,17 @@ class H1Client:
                 out.append(Body(bytes(event.data)))
             elif isinstance(event, h11.Response):
                 headers, raw_names = _split(event.headers)
+                problem = _check_head(event.reason, headers, MAX_UPSTREAM_HEAD_BYTES)
+                if problem is not None:
+                    out.append(ProtocolError(502, f"upstream response: {problem.message}"))
+                    return out
                 out.append(ResponseHead(event.status_code, headers, event.reason, raw_names))
             elif isinstance(event, h11.InformationalResponse):
+                self._informational += 1
+                if self._informational > MAX_INFORMATIONAL:
+                    message = f"upstream sent more than {MAX_INFORMATIONAL} 1xx responses"
+                    out.append(ProtocolError(502, message))
+                    return out
                 headers, raw_names = _split(event.headers)
                 out.append(Informational(event.status_code, headers, raw_names))
             elif isinstance(event, h11.EndOfMessage):
@@ -239,5 +254,6 @@ class H1Client:
             if conn.trailing_data[0]:
                 return False
             conn.start_next_cycle()
+            self._informational = 0
             return True
         return False

@@ -131,3 +131,38 @@ def test_close_delimited_response_ends_at_eof() -> None:
     client.receive(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nstream")
     events = client.receive(b"")
     assert isinstance(events[-1], EndBody)
+
+
+def _client_waiting() -> H1Client:
+    client = H1Client()
+    client.send_head(b"GET", b"/", [(b"host", b"x")])
+    client.send_end()
+    return client
+
+
+def test_upstream_1xx_flood_is_502_after_32() -> None:
+    """Issue 11 point 11: 100k ``102`` used to stall the loop 1.7 s; the 33rd is a 502."""
+    events = _client_waiting().receive(b"HTTP/1.1 102 Processing\r\n\r\n" * 100_000)
+    assert [type(e) for e in events[:-1]] == [type(events[0])] * 32
+    assert isinstance(events[-1], ProtocolError) and events[-1].status == 502
+
+
+def test_a_few_1xx_then_the_answer_pass() -> None:
+    wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    events = _client_waiting().receive(wire + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(events[2], ResponseHead) and isinstance(events[-1], EndBody)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X-F: v\r\n" * 5000 + b"Content-Length: 0\r\n\r\n",
+    ],
+    ids=["cl-and-te", "100kb-header", "5000-fields"],
+)
+def test_upstream_heads_past_the_request_bounds_are_502(head: bytes) -> None:
+    events = _client_waiting().receive(head)
+    assert not any(isinstance(e, ResponseHead) for e in events)
+    assert isinstance(events[-1], ProtocolError) and events[-1].status == 502
