@@ -127,11 +127,16 @@ class Server:
     async def _attach(
         self, sock: socket.socket, conn: DownstreamConnection, tls: ssl.SSLContext | None
     ) -> None:
+        # The header deadline starts at accept: a client that never sends its ClientHello
+        # is as slow as one that never sends its head (it was held 60 s, asyncio's default).
+        handshake = self.config.header_timeout if tls is not None else None
         try:
-            await self.loop.connect_accepted_socket(lambda: conn, sock, ssl=tls)
+            await self.loop.connect_accepted_socket(
+                lambda: conn, sock, ssl=tls, ssl_handshake_timeout=handshake
+            )
         except (OSError, ssl.SSLError):  # a failed TLS handshake ends only this connection
-            self.app.connections.discard(conn)
             sock.close()
+            self.app.connection_closed(conn)
 
     def _connections_changed(self) -> None:
         if (

@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +172,49 @@ def test_tls_flags_must_come_together(tmp_path: Path, certs: dict[str, Path]) ->
         env=proxy_env(tmp_path),
     )
     assert done.returncode == 2 and "--tls-cert" in done.stderr
+
+
+def test_a_client_that_never_says_hello_is_closed_at_the_header_timeout(
+    upstream: FakeUpstream, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 11 point 15: the header deadline starts at accept, TLS handshake included
+    (connections with no ClientHello were held 60 s with --header-timeout 3s)."""
+    proc = ProxyProcess(
+        [
+            "--upstream",
+            upstream.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            str(certs["cert"]),
+            "--tls-key",
+            str(certs["key"]),
+            "--ccr-backend",
+            "memory",
+            "--header-timeout",
+            "1s",
+            "--max-connections",
+            "3",
+        ],
+        tmp_path,
+    ).start()
+    try:
+        host, port = proc.addrs[1].rsplit(":", 1)
+        silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+        started = time.monotonic()
+        for sock in silent:
+            sock.settimeout(5)
+            try:
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - started < 3.5
+        # Their slots are free again: a real client gets in.
+        response = httpx.get(f"https://{proc.addrs[1]}/healthz", verify=_ca(certs), trust_env=False)
+        assert response.status_code == 200
+        for sock in silent:
+            sock.close()
+    finally:
+        proc.kill()
