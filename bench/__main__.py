@@ -17,7 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-SUITES = ("proxy", "ccr", "transforms", "compression", "protocols", "workers", "fidelity")
+SUITES = (
+    "proxy",
+    "ccr",
+    "transforms",
+    "compression",
+    "protocols",
+    "workers",
+    "fidelity",
+    "hardening",
+)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

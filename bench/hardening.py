@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import count
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,11 @@ from bench.hostile import (
     label,
     post_head,
     probe_healthz,
+    process,
     tally,
     wait_quiet,
 )
-from bench.loadgen import Addr, BenchError, connect
+from bench.loadgen import Addr, connect
 from bench.proxy import Proc, _proxy_argv, _python
 
 KEYS = ("attack", "outcome", "rss_start_mb", "rss_peak_mb", "rss_growth_mb",
@@ -91,7 +92,7 @@ class Plan:
     sustained_s: float
     bomb_requests: int
     bomb_mb: int  # decoded size of the brotli bomb
-    bomb_limit_mib: int  # --max-body-bytes of the bomb row
+    bomb_limit: str  # --max-body-bytes of the bomb row
     deadline_s: float  # longest any one attack may run
 
 
@@ -99,14 +100,14 @@ FULL = Plan(
     window_s=8, slow_clients=20, slow_body_timeout_s=2, cap_mib=256, max_body_mib=64,
     buffer_body_timeout_s=5, h1_clients=30, h1_body_mb=21, held_clients=20, held_mb=50,
     h2_streams=20, h2_mb=26, priority_frames=350_000, unknown_frames=510_000,
-    sustained_rate=120_000, sustained_s=5, bomb_requests=40, bomb_mb=600, bomb_limit_mib=95,
+    sustained_rate=120_000, sustained_s=5, bomb_requests=40, bomb_mb=600, bomb_limit="100MB",
     deadline_s=60,
 )  # fmt: skip
 QUICK = Plan(
     window_s=1.5, slow_clients=20, slow_body_timeout_s=2, cap_mib=16, max_body_mib=8,
     buffer_body_timeout_s=2, h1_clients=8, h1_body_mb=4, held_clients=8, held_mb=6,
     h2_streams=8, h2_mb=4, priority_frames=50_000, unknown_frames=60_000,
-    sustained_rate=120_000, sustained_s=1.5, bomb_requests=8, bomb_mb=64, bomb_limit_mib=16,
+    sustained_rate=120_000, sustained_s=1.5, bomb_requests=8, bomb_mb=64, bomb_limit="16MiB",
     deadline_s=20,
 )  # fmt: skip
 
@@ -125,8 +126,13 @@ def _row(
 ) -> dict[str, Any]:
     figures: tuple[Any, ...] = (None,) * 5
     if sample is not None:
-        figures = (sample.rss_start_mb, sample.rss_peak_mb, sample.growth_mb, sample.worst_ms,
-                   sample.failed)  # fmt: skip
+        figures = (
+            sample.rss_start_mb,
+            sample.rss_peak_mb,
+            sample.growth_mb,
+            sample.worst_ms,
+            sample.failed,
+        )
     goal = "; ".join(text for text, _ in checks)
     ok = bool(checks) and all(met for _, met in checks)
     return dict(zip(KEYS, (attack, outcome, *figures, goal, ok, detail), strict=True))
@@ -171,16 +177,35 @@ def _tool_result_body(size: int) -> bytes:
     over PROCESS_MIN_BYTES (256 KiB), so the proxy starts its compression process."""
     lines, n = [], 0
     while sum(map(len, lines)) + n < size:
-        lines.append(f"2026-01-01T00:00:{n % 60:02d}Z INFO [api] GET /v1/items/{n} 200 "
-                     f"{n % 97}ms req={n * 2654435761 % 2**48:012x}")  # fmt: skip
+        lines.append(
+            f"2026-01-01T00:00:{n % 60:02d}Z INFO [api] GET /v1/items/{n} 200 "
+            f"{n % 97}ms req={n * 2654435761 % 2**48:012x}"
+        )
         n += 1
-    body = {"model": "bench", "max_tokens": 16, "messages": [
-        {"role": "user", "content": "Why is the service slow?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "Bash",
-                                           "input": {"command": "cat service.log"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01",
-                                      "content": "\n".join(lines)}]},
-    ]}  # fmt: skip
+    body = {
+        "model": "bench",
+        "max_tokens": 16,
+        "messages": [
+            {"role": "user", "content": "Why is the service slow?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_01",
+                        "name": "Bash",
+                        "input": {"command": "cat service.log"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "\n".join(lines)}
+                ],
+            },
+        ],
+    }
     return json.dumps(body).encode()
 
 
@@ -234,8 +259,9 @@ def _pipeline(addr: Addr, seconds: float, per_send: int = 1000) -> _Pipe:
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end and not res.closed:
             out = out or memoryview(payload)
-            readable, writable, _ = select.select([sock] if now >= next_read else [], [sock],
-                                                  [], 0.02)  # fmt: skip
+            readable, writable, _ = select.select(
+                [sock] if now >= next_read else [], [sock], [], 0.02
+            )
             try:
                 if writable:
                     n = sock.send(out)
@@ -276,11 +302,14 @@ def _pipelining(plan: Plan, env: Env) -> dict[str, Any]:
     s = mon.result
     unread = res.unread or 0
     outcome = "closed" if res.closed else ("paused" if unread >= 64 * 1024 else "reading")
-    detail = (f"sent {res.sent / 1e6:.1f} MB ({res.sent // len(_PIPELINED):,} requests) in "
-              f"{plan.window_s:g} s, {res.answers:,} answers read; {unread / 1e6:.1f} MB left "
-              "unread in the proxy's socket")  # fmt: skip
-    return _row("pipelining", outcome, s, [_rss_within(s, RSS_SLACK_MB), _healthz_within(s), up],
-                detail)  # fmt: skip
+    detail = (
+        f"sent {res.sent / 1e6:.1f} MB ({res.sent // len(_PIPELINED):,} requests) in "
+        f"{plan.window_s:g} s, {res.answers:,} answers read; {unread / 1e6:.1f} MB left "
+        "unread in the proxy's socket"
+    )
+    return _row(
+        "pipelining", outcome, s, [_rss_within(s, RSS_SLACK_MB), _healthz_within(s), up], detail
+    )
 
 
 def _slow_body(plan: Plan, env: Env) -> dict[str, Any]:
@@ -296,43 +325,65 @@ def _slow_body(plan: Plan, env: Env) -> dict[str, Any]:
     all_408 = all(r.status == 408 for r in reqs)
     answered_after = sum(a is not None for a in after)
     checks = [
-        (f"all {n} get 408 within {timeout + 1:g} s", all_408 and max(waits) <= timeout + 1),
+        (
+            f"all {n} get 408 within {timeout + 1:g} s",
+            all_408 and max(waits, default=inf) <= timeout + 1,
+        ),
         ("/healthz answers after", answered_after == len(after)),
         up,
     ]
     spread = f"{min(waits):.2f}-{max(waits):.2f} s" if waits else "never"
-    detail = (f"answers after {spread} of silence; /healthz after: {answered_after}/{len(after)}"
-              f" ok; every --max-connections slot is held, so probes wait meanwhile")  # fmt: skip
-    return _row("slow_body", "408" if all_408 else tally(r.outcome for r in reqs), mon.result,
-                checks, detail)  # fmt: skip
+    detail = (
+        f"answers after {spread} of silence; /healthz after: {answered_after}/{len(after)}"
+        f" ok; every --max-connections slot is held, so probes wait meanwhile"
+    )
+    return _row(
+        "slow_body",
+        "408" if all_408 else tally(r.outcome for r in reqs),
+        mon.result,
+        checks,
+        detail,
+    )
 
 
 def _buffer_flags(plan: Plan) -> tuple[str, ...]:
-    return ("--max-buffered-bytes", f"{plan.cap_mib}MiB", "--max-body-bytes",
-            f"{plan.max_body_mib}MiB", "--body-timeout", f"{plan.buffer_body_timeout_s:g}s")  # fmt: skip
+    return (
+        "--max-buffered-bytes",
+        f"{plan.cap_mib}MiB",
+        "--max-body-bytes",
+        f"{plan.max_body_mib}MiB",
+        "--body-timeout",
+        f"{plan.buffer_body_timeout_s:g}s",
+    )
 
 
-def _buffering(plan: Plan, env: Env, name: str, reqs: list[H1Request], healthz: bool) -> dict:
-    """Every request at once against the buffered route; RSS may grow by the cap plus slack."""
+def _buffering(
+    plan: Plan, env: Env, name: str, reqs: list[H1Request], complete: bool
+) -> dict[str, Any]:
+    """Every request at once against the buffered route; RSS may grow by the cap plus slack.
+    ``complete`` bodies go on to compression: the helper is started first (its one-time
+    start is not buffering) and other clients' /healthz must stay fast meanwhile."""
     with _proxy(env, name, *_buffer_flags(plan)) as proxy:
-        helper = _start_helper(proxy.addr, proxy.pid)
+        helper = _start_helper(proxy.addr, proxy.pid) if complete else []
         with Monitor(proxy.addr, proxy.pid) as mon:
             t0 = time.monotonic()
             drive(proxy.addr, reqs, len(reqs), t0 + plan.deadline_s)
             took = time.monotonic() - t0
         up = _stays_up(proxy)
     s = mon.result
-    checks = [_rss_within(s, plan.cap_mib + RSS_SLACK_MB), *([_healthz_within(s)] * healthz), up]
-    detail = (f"{len(reqs)} bodies, done in {took:.1f} s; cap {plan.cap_mib} MiB; "
-              f"compression helper started beforehand ({len(helper)} processes)")  # fmt: skip
+    checks = [_rss_within(s, plan.cap_mib + RSS_SLACK_MB), *([_healthz_within(s)] * complete), up]
+    detail = f"{len(reqs)} bodies, done in {took:.1f} s; cap {plan.cap_mib} MiB" + (
+        f"; compression helper started beforehand ({len(helper)} processes)" if complete else ""
+    )
     return _row(name, tally(r.outcome for r in reqs), s, checks, detail)
 
 
 def _buffering_h1(plan: Plan, env: Env) -> dict[str, Any]:
     size = int(plan.h1_body_mb * 1e6)
-    reqs = [H1Request(post_head("/v1/messages", size), json_body(size))
-            for _ in range(plan.h1_clients)]  # fmt: skip
-    return _buffering(plan, env, "buffering_h1", reqs, healthz=True)
+    reqs = [
+        H1Request(post_head("/v1/messages", size), json_body(size)) for _ in range(plan.h1_clients)
+    ]
+    return _buffering(plan, env, "buffering_h1", reqs, complete=True)
 
 
 def _buffering_h1_held(plan: Plan, env: Env) -> dict[str, Any]:
@@ -340,7 +391,7 @@ def _buffering_h1_held(plan: Plan, env: Env) -> dict[str, Any]:
     body = json_body(size)
     held = Body(body.prefix, size - 1)  # all but the last byte, then silence
     reqs = [H1Request(post_head("/v1/messages", size), held) for _ in range(plan.held_clients)]
-    return _buffering(plan, env, "buffering_h1_held", reqs, healthz=False)
+    return _buffering(plan, env, "buffering_h1_held", reqs, complete=False)
 
 
 # ------------------------------------------------------------------ HTTP/2
@@ -359,10 +410,12 @@ def _buffering_h2(plan: Plan, env: Env) -> dict[str, Any]:
     if res.goaway is not None:
         outcome += f"/goaway{res.goaway}"
     sent = sum(size - st.left for st in res.streams)
-    detail = (f"{plan.h2_streams} streams on 1 connection, {sent / 1e6:.0f} MB of DATA sent in "
-              f"{took:.1f} s; cap {plan.cap_mib} MiB"
-              + (f"; {res.error}" if res.error else "")
-              + ("; connection closed" if res.closed else ""))  # fmt: skip
+    detail = (
+        f"{plan.h2_streams} streams on 1 connection, {sent / 1e6:.0f} MB of DATA sent in "
+        f"{took:.1f} s; cap {plan.cap_mib} MiB"
+        + (f"; {res.error}" if res.error else "")
+        + ("; connection closed" if res.closed else "")
+    )
     checks = [_rss_within(s, plan.cap_mib + RSS_SLACK_MB), up]
     return _row("buffering_h2", outcome, s, checks, detail)
 
@@ -381,10 +434,8 @@ def _frame_flood(env: Env, name: str, frame: bytes, frames: int) -> dict[str, An
         up = _stays_up(proxy)
     s = mon.result
     outcome = _goaway_word(res.goaway, res.closed)
-    checks = [("GOAWAY ENHANCE_YOUR_CALM", res.goaway == ENHANCE_YOUR_CALM),
-              _healthz_within(s), up]  # fmt: skip
-    detail = (f"{res.sent // len(frame):,} of {frames:,} frames sent before the answer, "
-              f"{took:.2f} s")  # fmt: skip
+    checks = [("GOAWAY ENHANCE_YOUR_CALM", res.goaway == ENHANCE_YOUR_CALM), _healthz_within(s), up]
+    detail = f"{res.sent // len(frame):,} of {frames:,} frames sent before the answer, {took:.2f} s"
     return _row(name, outcome, s, checks, detail)
 
 
@@ -429,8 +480,10 @@ def _h2_sustained_priority(plan: Plan, env: Env) -> dict[str, Any]:
     outcome = "goaway" if every else tally(_goaway_word(r.goaway, r.closed) for r in results)
     frames = sum(r.sent for r in results) // len(_PRIORITY)
     checks = [("GOAWAY ENHANCE_YOUR_CALM on every connection", every), _healthz_within(s), up]
-    detail = (f"{frames:,} frames over {len(results)} connections in {plan.sustained_s:g} s "
-              f"({plan.sustained_rate:,}/s offered); {calm} got GOAWAY 11")  # fmt: skip
+    detail = (
+        f"{frames:,} frames over {len(results)} connections in {plan.sustained_s:g} s "
+        f"({plan.sustained_rate:,}/s offered); {calm} got GOAWAY 11"
+    )
     return _row("h2_sustained_priority", outcome, s, checks, detail)
 
 
@@ -452,7 +505,7 @@ def _brotli_bomb(plan: Plan, env: Env) -> dict[str, Any]:
     bomb = _bomb(plan.bomb_mb)
     head = post_head("/v1/messages", len(bomb), "Content-Encoding: br\r\n")
     reqs = [H1Request(head, Body(bomb, len(bomb))) for _ in range(plan.bomb_requests)]
-    flags = ("--max-body-bytes", f"{plan.bomb_limit_mib}MiB")
+    flags = ("--max-body-bytes", plan.bomb_limit)
     with _proxy(env, "brotli_bomb", *flags) as proxy:
         with Monitor(proxy.addr, proxy.pid) as mon:
             t0 = time.monotonic()
@@ -462,21 +515,24 @@ def _brotli_bomb(plan: Plan, env: Env) -> dict[str, Any]:
     s = mon.result
     all_413 = all(r.status == 413 for r in reqs)
     checks = [("every answer 413", all_413), _healthz_within(s), up]
-    detail = (f"{len(reqs)} x {len(bomb):,} B decoding to {plan.bomb_mb} MB, 2 at a time, "
-              f"{took:.1f} s; --max-body-bytes {plan.bomb_limit_mib}MiB")  # fmt: skip
-    return _row("brotli_bomb", "413" if all_413 else tally(r.outcome for r in reqs), s, checks,
-                detail)  # fmt: skip
+    detail = (
+        f"{len(reqs)} x {len(bomb):,} B decoding to {plan.bomb_mb} MB, 2 at a time, "
+        f"{took:.1f} s; --max-body-bytes {plan.bomb_limit}"
+    )
+    return _row(
+        "brotli_bomb", "413" if all_413 else tally(r.outcome for r in reqs), s, checks, detail
+    )
 
 
 # ------------------------------------------------------------------ kill -9
 
 
-def _orphans(target: Pid, tree: list[Pid]) -> tuple[list[Pid], dict[int, str]]:
+def _orphans(target: Pid | None, tree: list[Pid]) -> tuple[list[Pid], dict[int, str]]:
     """``kill -9`` the target, wait 1 s, return which of its descendants still run (and the
     names they had); the survivors are killed on the way out."""
     names = {p.pid: label(p) for p in tree}
     try:
-        if alive(target):
+        if target is not None and alive(target):
             os.kill(target.pid, signal.SIGKILL)
         time.sleep(1.0)
         return [p for p in tree if alive(p)], names
@@ -484,8 +540,15 @@ def _orphans(target: Pid, tree: list[Pid]) -> tuple[list[Pid], dict[int, str]]:
         kill_all(tree)
 
 
-def _orphan_row(attack: str, s: Sample, tree: list[Pid], left: list[Pid], names: dict[int, str],
-                post: str, note: str) -> dict[str, Any]:  # fmt: skip
+def _orphan_row(
+    attack: str,
+    s: Sample,
+    tree: list[Pid],
+    left: list[Pid],
+    names: dict[int, str],
+    post: str,
+    note: str,
+) -> dict[str, Any]:
     outcome = "no_helper" if not tree else ("no_orphans" if not left else f"orphans{len(left)}")
     checks = [("helper running, 0 descendants alive 1 s after kill -9", bool(tree) and not left)]
     kinds = ", ".join(sorted(names.values())) or "none"
@@ -499,29 +562,37 @@ def _kill9_orphans(plan: Plan, env: Env) -> dict[str, Any]:
         with Monitor(proxy.addr, proxy.pid, tail=0) as mon:
             post = _post_large(proxy.addr)
             tree = wait_quiet(proxy.pid, timeout=20)
-        target = Pid(proxy.pid, 0)
-        target = next((p for p in [_self_pid(proxy.pid)] if p), target)
-        left, names = _orphans(target, tree)
+        left, names = _orphans(process(proxy.pid), tree)
         proxy.popen.wait(5)
-    return _orphan_row("kill9_orphans", mon.result, tree, left, names, post,
-                       "monitor covers the helper start, not the kill")  # fmt: skip
-
-
-def _self_pid(pid: int) -> Pid | None:
-    """``pid`` itself as a Pid (with its start time), from its parent's list of children."""
-    parent = os.getpid()
-    return next((p for p in children(parent) if p.pid == pid), None)
+    return _orphan_row(
+        "kill9_orphans",
+        mon.result,
+        tree,
+        left,
+        names,
+        post,
+        "monitor covers the helper start, not the kill",
+    )
 
 
 def _kill9_workers(plan: Plan, env: Env) -> dict[str, Any]:
-    with _proxy(env, "kill9_orphans_workers", "--workers", "2") as sup:
-        with Monitor(sup.addr, sup.pid) as mon:
-            post = _post_large(sup.addr)
-            worker = _worker_with_helper(sup.pid, timeout=20)
-            tree = wait_quiet(worker.pid, timeout=20) if worker else []
-            left, names = _orphans(worker, tree) if worker else ([], {})
-    return _orphan_row("kill9_orphans_workers", mon.result, tree, left, names, post,
-                       "--workers 2, one worker killed; monitor covers the kill")  # fmt: skip
+    with (
+        _proxy(env, "kill9_orphans_workers", "--workers", "2") as sup,
+        Monitor(sup.addr, sup.pid) as mon,
+    ):
+        post = _post_large(sup.addr)
+        worker = _worker_with_helper(sup.pid, timeout=20)
+        tree = wait_quiet(worker.pid, timeout=20) if worker else []
+        left, names = _orphans(worker, tree) if worker else ([], {})
+    return _orphan_row(
+        "kill9_orphans_workers",
+        mon.result,
+        tree,
+        left,
+        names,
+        post,
+        "--workers 2, one worker killed; monitor covers the kill",
+    )
 
 
 def _worker_with_helper(supervisor: int, timeout: float) -> Pid | None:
@@ -566,11 +637,15 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     rows.append(attack(plan, env))
                 except Exception as exc:  # one broken row must not hide the others
                     traceback.print_exc(file=sys.stderr)
-                    rows.append(_row(name, "error", None, [("attack ran", False)],
-                                     f"{type(exc).__name__}: {exc}"[:300]))  # fmt: skip
+                    rows.append(
+                        _row(
+                            name,
+                            "error",
+                            None,
+                            [("attack ran", False)],
+                            f"{type(exc).__name__}: {exc}"[:300],
+                        )
+                    )
         finally:
             upstream.stop()
     return rows
-
-
-_ = (count, BenchError)  # re-exported names kept for callers of this module

@@ -93,6 +93,12 @@ def children(root: int) -> list[Pid]:
     return [p for p in descendants(root) if (f := _stat(p.pid)) and int(f[_PPID]) == root]
 
 
+def process(pid: int) -> Pid | None:
+    """``pid`` with its start time, or None when it is not running."""
+    fields = _stat(pid)
+    return None if fields is None else Pid(pid, int(fields[_START]))
+
+
 def alive(proc: Pid) -> bool:
     fields = _stat(proc.pid)
     return fields is not None and fields[_STATE] not in "ZX" and int(fields[_START]) == proc.start
@@ -179,8 +185,10 @@ def probe_healthz(addr: Addr, timeout: float = PROBE_TIMEOUT) -> float | None:
     t0 = time.perf_counter()
     try:
         with socket.create_connection((addr.host, addr.port), timeout=timeout) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
-                         % str(addr).encode())  # fmt: skip
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                % str(addr).encode()
+            )
             sock.settimeout(max(0.001, timeout - (time.perf_counter() - t0)))
             status, _ = Reader(sock).response()
     except (OSError, BenchError, ValueError):
@@ -207,8 +215,9 @@ class Monitor:
         return self._result
 
     def __enter__(self) -> Monitor:
-        self._proc = subprocess.Popen(self.argv, cwd=ROOT, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self._proc = subprocess.Popen(
+            self.argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         try:
             self._line(10.0)
         except BaseException:
@@ -318,13 +327,16 @@ class Body:
 
 def json_body(size: int) -> Body:
     """A Messages-shaped JSON body of exactly ``size`` bytes (one long user string)."""
-    return Body(b'{"model":"bench","max_tokens":1,"messages":[{"role":"user","content":"',
-                size, b'"}]}')  # fmt: skip
+    return Body(
+        b'{"model":"bench","max_tokens":1,"messages":[{"role":"user","content":"', size, b'"}]}'
+    )
 
 
 def post_head(path: str, length: int, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\n{extra}\r\n").encode()  # fmt: skip
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
+    ).encode()
 
 
 @dataclass
@@ -580,8 +592,13 @@ class _H2Uploader:
         self.conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
         self.conn.initiate_connection()
         self.res = Upload()
-        headers = [(":method", "POST"), (":scheme", "http"), (":authority", str(addr)),
-                   (":path", "/v1/messages"), ("content-type", "application/json")]  # fmt: skip
+        headers = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", str(addr)),
+            (":path", "/v1/messages"),
+            ("content-type", "application/json"),
+        ]
         for _ in range(streams):
             sid = self.conn.get_next_available_stream_id()
             self.conn.send_headers(sid, headers)
@@ -604,8 +621,11 @@ class _H2Uploader:
         return self.conn.data_to_send()
 
     def _send(self, stream: H2Stream) -> int:
-        n = min(self.conn.local_flow_control_window(stream.sid), stream.left,
-                self.conn.max_outbound_frame_size)  # fmt: skip
+        n = min(
+            self.conn.local_flow_control_window(stream.sid),
+            stream.left,
+            self.conn.max_outbound_frame_size,
+        )
         if n <= 0:
             return 0
         piece = bytes(stream.body.piece(stream.body.size - stream.left)[:n])

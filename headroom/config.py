@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,9 +179,28 @@ def parse_upstream(text: str) -> Upstream:
         raise ValueError(f"invalid upstream URL {text!r}: no query or fragment allowed")
     if parts.username or parts.password:
         raise ValueError(f"invalid upstream URL {text!r}: credentials are not allowed in it")
+    if not _is_host(parts.hostname):
+        raise ValueError(f"invalid upstream URL {text!r}: {parts.hostname!r} is not a host name")
+    if _BAD_PATH.search(parts.path):
+        raise ValueError(f"invalid upstream URL {text!r}: spaces or control characters in path")
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     return Upstream(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?"
+)
+_BAD_PATH = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name or an IP literal: what can go into a Host header and a connect()."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -197,6 +217,17 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise ValueError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+# RFC 9113 §6.5.2: SETTINGS values are 32-bit; stream ids (and so counts) stop at 2^31-1.
+MAX_H2_STREAMS = 2**31 - 1
+
+
+def _stream_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_H2_STREAMS:
+        raise ValueError(f"must be at most {MAX_H2_STREAMS}, got {text!r}")
     return value
 
 
@@ -232,6 +263,17 @@ def _existing_file(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
         raise ValueError(f"no such file: {text}")
+    return path
+
+
+def _ca_file(text: str) -> Path:
+    """A PEM file of CA certificates, loaded once here so that a wrong file stops startup
+    with one line instead of failing every upstream connection later."""
+    path = _existing_file(text)
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ValueError(f"{text} holds no usable PEM CA certificate ({exc})") from None
     return path
 
 
@@ -309,7 +351,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "upstream-ca",
-        _existing_file,
+        _ca_file,
         "PEM file of a private CA to trust for an https upstream, in addition to the system CAs",
         "FILE",
     ),
@@ -432,7 +474,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "h2-max-streams",
-        _positive_int,
+        _stream_count,
         "concurrent HTTP/2 streams a client may open per connection (default 100)",
         "N",
     ),

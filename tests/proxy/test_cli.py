@@ -34,6 +34,9 @@ BAD_FLAGS = [
     (["--max-buffered-bytes", "lots"], "--max-buffered-bytes"),
     # one body as large as --max-body-bytes could never be read whole
     (["--max-buffered-bytes", "1MB", "--max-body-bytes", "2MB"], "--max-buffered-bytes"),
+    # issue 11 point 16: each of these was accepted and then failed every connection
+    (["--h2-max-streams", "99999999999"], "--h2-max-streams"),
+    (["--upstream-ca", "setup.cfg"], "--upstream-ca"),  # a file, but not PEM
 ]
 
 
@@ -50,7 +53,9 @@ def test_bad_flag_value_exits_2_naming_the_flag(args: list[str], flag: str, tmp_
     _assert_usage_error(run_cli(["--upstream", UP, *args], tmp_path), flag)
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "127.0.0.1:8080", "http://"])
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/", "127.0.0.1:8080", "http://", "http://a b", "http://h/a b"]
+)
 def test_bad_upstream_exits_2(url: str, tmp_path: Path) -> None:
     _assert_usage_error(run_cli(["--upstream", url], tmp_path), "--upstream")
 
