@@ -94,6 +94,7 @@ class Plan:
     bomb_mb: int  # decoded size of the brotli bomb
     bomb_limit: str  # --max-body-bytes of the bomb row
     deadline_s: float  # longest any one attack may run
+    tail_s: float  # sampling goes on this long after each attack
 
 
 FULL = Plan(
@@ -101,14 +102,14 @@ FULL = Plan(
     buffer_body_timeout_s=5, h1_clients=30, h1_body_mb=21, held_clients=20, held_mb=50,
     h2_streams=20, h2_mb=26, priority_frames=350_000, unknown_frames=510_000,
     sustained_rate=120_000, sustained_s=5, bomb_requests=40, bomb_mb=600, bomb_limit="100MB",
-    deadline_s=60,
+    deadline_s=60, tail_s=0.5,
 )  # fmt: skip
 QUICK = Plan(
-    window_s=1.5, slow_clients=20, slow_body_timeout_s=2, cap_mib=16, max_body_mib=8,
-    buffer_body_timeout_s=2, h1_clients=8, h1_body_mb=4, held_clients=8, held_mb=6,
-    h2_streams=8, h2_mb=4, priority_frames=50_000, unknown_frames=60_000,
-    sustained_rate=120_000, sustained_s=1.5, bomb_requests=8, bomb_mb=64, bomb_limit="16MiB",
-    deadline_s=20,
+    window_s=1, slow_clients=20, slow_body_timeout_s=1, cap_mib=16, max_body_mib=8,
+    buffer_body_timeout_s=1, h1_clients=8, h1_body_mb=4, held_clients=6, held_mb=6,
+    h2_streams=6, h2_mb=4, priority_frames=50_000, unknown_frames=60_000,
+    sustained_rate=120_000, sustained_s=1, bomb_requests=8, bomb_mb=64, bomb_limit="16MiB",
+    deadline_s=20, tail_s=0.3,
 )  # fmt: skip
 
 
@@ -229,7 +230,7 @@ def _start_helper(addr: Addr, root: int) -> list[Pid]:
 
 def _baseline(plan: Plan, env: Env) -> dict[str, Any]:
     with _proxy(env, "baseline") as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             time.sleep(plan.window_s)
         up = _stays_up(proxy)
     s = mon.result
@@ -296,7 +297,7 @@ def _rx_queue(proxy: Addr, client: tuple[str, int]) -> int | None:
 
 def _pipelining(plan: Plan, env: Env) -> dict[str, Any]:
     with _proxy(env, "pipelining") as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             res = _pipeline(proxy.addr, plan.window_s)
         up = _stays_up(proxy)
     s = mon.result
@@ -317,7 +318,7 @@ def _slow_body(plan: Plan, env: Env) -> dict[str, Any]:
     flags = ("--max-connections", str(n), "--body-timeout", f"{timeout:g}s")
     reqs = [H1Request(post_head("/v1/messages", 1000), Body(b'{"mod', 5)) for _ in range(n)]
     with _proxy(env, "slow_body", *flags) as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             drive(proxy.addr, reqs, n, time.monotonic() + timeout + 5)
             after = [probe_healthz(proxy.addr) for _ in range(3)]
         up = _stays_up(proxy)
@@ -365,15 +366,19 @@ def _buffering(
     start is not buffering) and other clients' /healthz must stay fast meanwhile."""
     with _proxy(env, name, *_buffer_flags(plan)) as proxy:
         helper = _start_helper(proxy.addr, proxy.pid) if complete else []
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             t0 = time.monotonic()
             drive(proxy.addr, reqs, len(reqs), t0 + plan.deadline_s)
             took = time.monotonic() - t0
         up = _stays_up(proxy)
     s = mon.result
     checks = [_rss_within(s, plan.cap_mib + RSS_SLACK_MB), *([_healthz_within(s)] * complete), up]
-    detail = f"{len(reqs)} bodies, done in {took:.1f} s; cap {plan.cap_mib} MiB" + (
-        f"; compression helper started beforehand ({len(helper)} processes)" if complete else ""
+    stuck = [r.sent / 1e6 for r in reqs if r.status is None]
+    detail = (
+        f"{len(reqs)} bodies, done in {took:.1f} s; cap {plan.cap_mib} MiB; proxy process "
+        f"alone peaked at {s.root_peak_mb:g} MB"
+        + (f"; helper started beforehand ({len(helper)} processes)" if complete else "")
+        + (f"; unanswered ones had sent {min(stuck):.1f}-{max(stuck):.1f} MB" if stuck else "")
     )
     return _row(name, tally(r.outcome for r in reqs), s, checks, detail)
 
@@ -400,7 +405,7 @@ def _buffering_h1_held(plan: Plan, env: Env) -> dict[str, Any]:
 def _buffering_h2(plan: Plan, env: Env) -> dict[str, Any]:
     size = int(plan.h2_mb * 1e6)
     with _proxy(env, "buffering_h2", *_buffer_flags(plan)) as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             t0 = time.monotonic()
             res = h2_upload(proxy.addr, plan.h2_streams, size, t0 + plan.deadline_s)
             took = time.monotonic() - t0
@@ -424,10 +429,10 @@ _PRIORITY = PriorityFrame(1, depends_on=0, stream_weight=16).serialize()
 _UNKNOWN = bytes.fromhex("000000fa0000000000")  # length 0, type 0xfa, no flags, stream 0
 
 
-def _frame_flood(env: Env, name: str, frame: bytes, frames: int) -> dict[str, Any]:
+def _frame_flood(plan: Plan, env: Env, name: str, frame: bytes, frames: int) -> dict[str, Any]:
     """Every frame in one go on one h2c connection, then wait for the proxy's answer."""
     with _proxy(env, name) as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             t0 = time.monotonic()
             res = flood(proxy.addr, iter([(0.0, frame * frames)]), t0 + 20, linger=2.0)
             took = time.monotonic() - t0
@@ -448,11 +453,11 @@ def _goaway_word(code: int | None, closed: bool) -> str:
 
 
 def _h2_priority_flood(plan: Plan, env: Env) -> dict[str, Any]:
-    return _frame_flood(env, "h2_priority_flood", _PRIORITY, plan.priority_frames)
+    return _frame_flood(plan, env, "h2_priority_flood", _PRIORITY, plan.priority_frames)
 
 
 def _h2_unknown_flood(plan: Plan, env: Env) -> dict[str, Any]:
-    return _frame_flood(env, "h2_unknown_flood", _UNKNOWN, plan.unknown_frames)
+    return _frame_flood(plan, env, "h2_unknown_flood", _UNKNOWN, plan.unknown_frames)
 
 
 def _paced(rate: int, seconds: float, every: float = 0.01) -> Iterator[tuple[float, bytes]]:
@@ -465,14 +470,16 @@ def _paced(rate: int, seconds: float, every: float = 0.01) -> Iterator[tuple[flo
 
 def _h2_sustained_priority(plan: Plan, env: Env) -> dict[str, Any]:
     """The paced flood goes on over new connections after each GOAWAY (at most 1000), so
-    the proxy sees the rate for the whole duration, not just until the first GOAWAY."""
-    schedule = _paced(plan.sustained_rate, plan.sustained_s)
-    end = time.monotonic() + plan.sustained_s
+    the proxy sees the rate for the whole duration, not just until the first GOAWAY. The
+    connection open when the time is up keeps the rate for up to 1 s more: one cut short
+    before the proxy could judge it would otherwise count as unanswered."""
     results = []
     with _proxy(env, "h2_sustained_priority") as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
+            schedule = _paced(plan.sustained_rate, plan.sustained_s + 1.0)
+            end = time.monotonic() + plan.sustained_s
             while time.monotonic() < end and len(results) < 1000:
-                results.append(flood(proxy.addr, schedule, end + 2, linger=1.0))
+                results.append(flood(proxy.addr, schedule, end + 3, linger=1.0))
         up = _stays_up(proxy)
     s = mon.result
     calm = sum(r.goaway == ENHANCE_YOUR_CALM for r in results)
@@ -481,7 +488,7 @@ def _h2_sustained_priority(plan: Plan, env: Env) -> dict[str, Any]:
     frames = sum(r.sent for r in results) // len(_PRIORITY)
     checks = [("GOAWAY ENHANCE_YOUR_CALM on every connection", every), _healthz_within(s), up]
     detail = (
-        f"{frames:,} frames over {len(results)} connections in {plan.sustained_s:g} s "
+        f"{frames:,} frames over {len(results)} connections in {plan.sustained_s:g} s (+<=1 s) "
         f"({plan.sustained_rate:,}/s offered); {calm} got GOAWAY 11"
     )
     return _row("h2_sustained_priority", outcome, s, checks, detail)
@@ -507,7 +514,7 @@ def _brotli_bomb(plan: Plan, env: Env) -> dict[str, Any]:
     reqs = [H1Request(head, Body(bomb, len(bomb))) for _ in range(plan.bomb_requests)]
     flags = ("--max-body-bytes", plan.bomb_limit)
     with _proxy(env, "brotli_bomb", *flags) as proxy:
-        with Monitor(proxy.addr, proxy.pid) as mon:
+        with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             t0 = time.monotonic()
             drive(proxy.addr, reqs, 2, t0 + plan.deadline_s)
             took = time.monotonic() - t0
@@ -578,7 +585,7 @@ def _kill9_orphans(plan: Plan, env: Env) -> dict[str, Any]:
 def _kill9_workers(plan: Plan, env: Env) -> dict[str, Any]:
     with (
         _proxy(env, "kill9_orphans_workers", "--workers", "2") as sup,
-        Monitor(sup.addr, sup.pid) as mon,
+        Monitor(sup.addr, sup.pid, plan.tail_s) as mon,
     ):
         post = _post_large(sup.addr)
         worker = _worker_with_helper(sup.pid, timeout=20)

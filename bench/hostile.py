@@ -169,6 +169,7 @@ class Sample:
 
     rss_start_mb: float
     rss_peak_mb: float
+    root_peak_mb: float  # the proxy process alone, without its helpers
     worst_ms: float
     failed: int
     probes: int
@@ -261,6 +262,7 @@ class _RssSampler:
         self.root = root
         self.tree = [root, *(p.pid for p in descendants(root))]
         self.start = self.peak = rss_kib(self.tree)
+        self.root_peak = rss_kib([root])
 
     def run(self, stop: threading.Event) -> None:
         n = 0
@@ -268,7 +270,9 @@ class _RssSampler:
             n += 1
             if n % _TREE_EVERY == 0:  # a helper may have started; walking /proc costs ms
                 self.tree = [self.root, *(p.pid for p in descendants(self.root))]
-            self.peak = max(self.peak, rss_kib(self.tree))
+            root = rss_kib([self.root])
+            self.root_peak = max(self.root_peak, root)
+            self.peak = max(self.peak, root + rss_kib(self.tree[1:]))
 
 
 def _probe_loop(addr: Addr, stop: threading.Event, out: list[float | None]) -> None:
@@ -297,6 +301,7 @@ def _monitor_main(addr: Addr, root: int) -> None:
     summary = {
         "rss_start_mb": round(rss.start / 1024, 1),
         "rss_peak_mb": round(rss.peak / 1024, 1),
+        "root_peak_mb": round(rss.root_peak / 1024, 1),
         "worst_ms": round(max(ms, default=0.0), 1),
         "failed": sum(p is None for p in probes),
         "probes": len(probes),
@@ -346,7 +351,8 @@ class H1Request:
     head: bytes
     body: Body
     status: int | None = None
-    error: str = ""  # reset, closed, timeout, not_started, connect_failed, bad_response
+    error: str = ""  # reset, closed, unanswered, not_started, connect_failed, bad_response
+    sent: int = 0  # body bytes sent
     started: float = 0.0
     body_done: float | None = None  # when the last planned byte went out
     answered: float | None = None
@@ -379,6 +385,7 @@ class _H1Conn:
         except OSError:  # the proxy closed on us; its answer may still be readable
             self.writing = False
             return
+        self.req.sent = max(0, self.offset - len(self.req.head))
         if self.offset >= self.total:
             self.writing = False
             self.req.body_done = time.monotonic()
@@ -433,7 +440,7 @@ def drive(addr: Addr, requests: list[H1Request], concurrency: int, deadline: flo
                     sel.modify(conn.sock, selectors.EVENT_READ, conn)
     finally:
         for key in list(sel.get_map().values()):
-            key.data.req.error = key.data.req.error or "timeout"
+            key.data.req.error = key.data.req.error or "unanswered"  # by the deadline
             key.fileobj.close()  # type: ignore[union-attr]
         sel.close()
     for req in waiting:

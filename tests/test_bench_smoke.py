@@ -1,14 +1,18 @@
 """``python -m bench proxy --quick`` end to end: the fake upstream, the real proxy, wrk and
 the raw-socket clients all start, talk and stop, and every row lands in the JSON report.
-Speed targets are not asserted here (the machine is shared); the bench reports them."""
+Speed targets are not asserted here (the machine is shared); the bench reports them. The
+same for ``python -m bench hardening --quick``, which must also leave no process behind."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,55 @@ def test_fake_upstream_counts_chunked_bodies_split_anywhere() -> None:
             used = cut + counter.feed(memoryview(wire[cut:]))
         assert counter.done and counter.count == 6, cut
         assert wire[used:] == b"GET /small HTTP/1.1\r\n\r\n", cut
+
+
+HARDENING_KEYS = ["attack", "outcome", "rss_start_mb", "rss_peak_mb", "rss_growth_mb",
+                  "healthz_worst_ms", "healthz_failed", "goal", "ok", "detail"]  # fmt: skip
+HARDENING_ATTACKS = ["baseline", "pipelining", "slow_body", "buffering_h1", "buffering_h1_held",
+                     "buffering_h2", "h2_priority_flood", "h2_unknown_flood",
+                     "h2_sustained_priority", "brotli_bomb", "kill9_orphans",
+                     "kill9_orphans_workers"]  # fmt: skip
+
+
+def _processes_marked(marker: str) -> list[int]:
+    """Live processes whose environment carries ``marker`` (children inherit it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_quick_hardening_bench_writes_every_row_and_leaves_no_process(tmp_path: Path) -> None:
+    """Goals are not asserted (the machine is shared); every row is measured, ``ok`` is
+    computed, and no proxy, helper or monitor outlives the run."""
+    out = tmp_path / "bench.json"
+    marker = f"HEADROOM_BENCH_SMOKE={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "hardening", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.read_text())["suites"]["hardening"]["rows"]
+    assert [r["attack"] for r in rows] == HARDENING_ATTACKS
+    for r in rows:
+        assert list(r) == HARDENING_KEYS, r
+        assert r["outcome"] != "error", r
+        assert isinstance(r["ok"], bool) and r["goal"], r
+        assert r["rss_start_mb"] > 0 and r["rss_growth_mb"] >= 0, r
+        assert 0 < r["healthz_worst_ms"] <= 2000 and r["healthz_failed"] >= 0, r
+    assert "== hardening" in done.stdout
+    time.sleep(0.6)  # a helper notices its parent is gone within 0.5 s
+    assert _processes_marked(marker) == []

@@ -15,9 +15,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from headroom.protocol.events import Body, EndBody, ProtocolError, RequestHead
+from headroom.protocol.events import Body, EndBody, ExchangeHandler, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
-from headroom.protocol.h2_server import PREFACE, H2Session
+from headroom.protocol.h2_server import PREFACE, H2Host, H2Session, H2Stream
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
 from headroom.protocol.writes import CorkedWriter
 
@@ -25,20 +25,8 @@ from headroom.protocol.writes import CorkedWriter
 DRAIN_IDLE_GRACE = 0.5
 
 
-class ExchangeHandler(Protocol):
-    def on_body(self, data: bytes) -> None: ...
-
-    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
-
-    def on_client_gone(self) -> None: ...
-
-    def on_client_writable(self, writable: bool) -> None: ...
-
-    def on_protocol_error(self, status: int, error_type: str, message: str) -> None: ...
-
-
-class ConnectionHost(Protocol):
-    """What a connection needs from the server that accepted it."""
+class ConnectionHost(H2Host, Protocol):
+    """What a connection needs from the server that accepted it (HTTP/2 needs more)."""
 
     draining: bool
     header_timeout: float
@@ -46,7 +34,9 @@ class ConnectionHost(Protocol):
 
     def connection_made(self, conn: DownstreamConnection) -> None: ...
 
-    def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> ExchangeHandler: ...
+    def new_exchange(
+        self, conn: DownstreamConnection | H2Stream, head: RequestHead
+    ) -> ExchangeHandler: ...
 
     def protocol_error(self, conn: DownstreamConnection, error: ProtocolError) -> None: ...
 
@@ -396,6 +386,3 @@ def _wants_close(head: RequestHead) -> bool:
     if head.http_version == b"1.0":
         return True
     return any(n == b"connection" and b"close" in v.lower() for n, v in head.headers)
-
-
-ConnectionFactory = Callable[[], DownstreamConnection]

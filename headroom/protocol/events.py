@@ -8,6 +8,7 @@ layer above never knows which wire protocol carried a request. Headers are alway
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -60,3 +61,18 @@ class ProtocolError:
 
 
 Event = RequestHead | ResponseHead | Informational | Body | EndBody | ProtocolError
+
+
+class ExchangeHandler(Protocol):
+    """What a client connection or HTTP/2 stream hands its request's events to: made by the
+    layer above, one per request."""
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_end(self, trailers: Headers) -> None: ...
+
+    def on_client_gone(self) -> None: ...
+
+    def on_client_writable(self, writable: bool) -> None: ...
+
+    def on_protocol_error(self, status: int, error_type: str, message: str) -> None: ...

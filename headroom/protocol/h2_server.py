@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import h2.config
 import h2.connection
@@ -33,13 +33,49 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from headroom.protocol.events import RequestHead
+from headroom.protocol.events import ExchangeHandler, RequestHead
 from headroom.protocol.h2_frames import FrameFlood, FrameGate
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
 from headroom.protocol.writes import QueuedStream
 
-if TYPE_CHECKING:
-    from headroom.protocol.downstream import DownstreamConnection
+
+class H2Host(Protocol):
+    """What an HTTP/2 session needs from the server above it."""
+
+    h2_max_streams: int
+
+    def new_exchange(self, stream: H2Stream, head: RequestHead) -> ExchangeHandler: ...
+
+    def log_h2_error(self, conn: H2Carrier, reason: str) -> None: ...
+
+
+class H2Carrier(Protocol):
+    """The connection an HTTP/2 session runs on (``DownstreamConnection``)."""
+
+    client_ip: str
+    scheme: str
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def host(self) -> H2Host: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def write_raw(self, data: bytes) -> None: ...
+
+    def block_reading(self) -> None: ...
+
+    def unblock_reading(self) -> None: ...
+
+    def stream_opened(self) -> None: ...
+
+    def stream_closed(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _UNSAFE = re.compile(rb"[\r\n\x00]")
@@ -164,16 +200,14 @@ class H2Stream(QueuedStream):
 class H2Session:
     """The HTTP/2 state of one client connection (h2 does the framing)."""
 
-    def __init__(self, conn: DownstreamConnection) -> None:
+    def __init__(self, conn: H2Carrier) -> None:
         self.conn = conn
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self.h2 = h2.connection.H2Connection(config=config)
         self.h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: getattr(
-                    conn.host, "h2_max_streams", MAX_CONCURRENT_STREAMS
-                ),
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: conn.host.h2_max_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
                 h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
             },
@@ -260,7 +294,7 @@ class H2Session:
         stream = H2Stream(self, stream_id)
         self.streams[stream_id] = stream
         self.conn.stream_opened()
-        stream._exchange = self.conn.host.new_exchange(stream, head)  # type: ignore[arg-type]
+        stream._exchange = self.conn.host.new_exchange(stream, head)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -431,7 +465,7 @@ class H2Session:
             pass
         self.write()
         if code != h2.errors.ErrorCodes.NO_ERROR:
-            self.conn.host.log_h2_error(self.conn, reason)  # type: ignore[attr-defined]
+            self.conn.host.log_h2_error(self.conn, reason)
         self.lost()
         self.conn.close()
 

@@ -17,6 +17,7 @@ from headroom.config import Config
 from headroom.log import Logger, loggable_path, redact
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
+from headroom.protocol.h2_server import H2Carrier, H2Stream
 from headroom.protocol.pool import UpstreamPool, client_tls_context
 from headroom.providers.mixed import MixedLedger
 from headroom.proxy.buffering import BufferBudget
@@ -25,9 +26,10 @@ from headroom.proxy.exchange import Exchange, send_local
 from headroom.proxy.local import error_response
 from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
+from headroom.proxy.seams import Decision, Requested
 from headroom.telemetry.stats import Stats
 
-RequestTransform = Callable[[Exchange, bytes], Awaitable[bytes]]
+RequestTransform = Callable[[Requested, bytes], Awaitable[Decision]]
 
 
 class ProxyApp:
@@ -72,7 +74,8 @@ class ProxyApp:
         self.connections.add(conn)
         self.stats.active_connections = len(self.connections)
 
-    def new_exchange(self, conn: DownstreamConnection, head: RequestHead) -> Exchange:
+    def new_exchange(self, conn: DownstreamConnection | H2Stream, head: RequestHead) -> Exchange:
+        self.in_flight += 1
         exchange = Exchange(self, conn, head)
         self.stats.active_exchanges = self.in_flight
         return exchange
@@ -94,7 +97,7 @@ class ProxyApp:
         send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
         conn.close()
 
-    def log_h2_error(self, conn: DownstreamConnection, reason: str) -> None:
+    def log_h2_error(self, conn: H2Carrier, reason: str) -> None:
         self.log.warning("h2_connection_closed", client=conn.client_ip, reason=redact(reason))
 
     def connection_closed(self, conn: DownstreamConnection) -> None:

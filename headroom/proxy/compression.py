@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from headroom.ccr.store import StoreError
 from headroom.providers.apis import PROVIDERS, provider_for
@@ -29,19 +28,15 @@ from headroom.providers.memo import MemoPipeline
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
-from headroom.proxy.retrieval_loop import StreamRetrieval
+from headroom.proxy.seams import Decision, Requested, Services
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
-
-if TYPE_CHECKING:
-    from headroom.proxy.app import ProxyApp
-    from headroom.proxy.exchange import Exchange
 
 BYPASS_HEADER = b"x-headroom-bypass"
 SWITCH_INTERVAL = 0.0005
 
 
 class Compression:
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: Services) -> None:
         self.app = app
         self.config = app.config
         self.pipeline = MemoPipeline(Pipeline(PipelineConfig()))
@@ -50,41 +45,42 @@ class Compression:
         self._process_ready = False
         sys.setswitchinterval(SWITCH_INTERVAL)
 
-    async def __call__(self, ex: Exchange, body: bytes) -> bytes:
+    async def __call__(self, ex: Requested, body: bytes) -> Decision:
+        """What to forward for this buffered body; decides, and writes nothing elsewhere."""
         stats = self.app.stats
+        unchanged = Decision(body)
         reason = self._bypass_reason(ex)
         if reason is not None:
             stats.bypassed[reason] += 1
-            return body
+            return unchanged
         provider = provider_for(ex.path.decode("latin-1"))
         if provider is None:
-            return body
+            return unchanged
         encoding = (header_value(ex.head.headers, b"content-encoding") or b"").strip().lower()
         plain = body
         if encoding and encoding != b"identity":
             decoded = await self._decode(ex, encoding.decode("latin-1"), body)
             if decoded is None:
-                return body
+                return unchanged
             plain = decoded
         result = await self._rewrite(ex, plain, provider, self.pipeline)
         if result is None or not result.changed:
             if result is not None and result.skipped_reason:
                 stats.bypassed[result.skipped_reason.split(":")[0]] += 1
-            return body
+            return unchanged
         if not await self._store(ex, result):
-            return body
-        if plain is not body:
-            ex.drop_request_headers = frozenset({b"content-encoding"})
-        if len(result.writes):
-            ex.retrieval = provider  # markers went out: serve headroom_retrieve calls here
-            if result.streams:
-                ex.stream_retrieval = StreamRetrieval(provider)
-                # the stream must arrive unencoded for the proxy to follow it
-                ex.drop_request_headers = ex.drop_request_headers | {b"accept-encoding"}
+            return unchanged
         self._count(result)
-        return result.body
+        drop: frozenset[bytes] = frozenset({b"content-encoding"} if plain is not body else ())
+        if not len(result.writes):
+            return Decision(result.body, drop)
+        # Markers went out: the proxy serves the model's headroom_retrieve calls, and a
+        # streamed answer must arrive unencoded for the proxy to follow it.
+        if result.streams:
+            drop |= {b"accept-encoding"}
+        return Decision(result.body, drop, provider, result.streams)
 
-    def _bypass_reason(self, ex: Exchange) -> str | None:
+    def _bypass_reason(self, ex: Requested) -> str | None:
         if self.config.compression == "off":
             return "disabled"
         flag = header_value(ex.head.headers, BYPASS_HEADER)
@@ -92,7 +88,7 @@ class Compression:
             return "bypass_header"
         return None
 
-    async def _decode(self, ex: Exchange, encoding: str, body: bytes) -> bytes | None:
+    async def _decode(self, ex: Requested, encoding: str, body: bytes) -> bytes | None:
         if encoding not in SUPPORTED:
             self.app.stats.bypassed["unknown_encoding"] += 1
             self.app.log.info(
@@ -118,7 +114,7 @@ class Compression:
             )
             return None
 
-    async def _rewrite(self, ex: Exchange, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
+    async def _rewrite(self, ex: Requested, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars
@@ -194,7 +190,7 @@ class Compression:
             return False
         return self._process_ready
 
-    async def _store(self, ex: Exchange, result: Rewrite) -> bool:
+    async def _store(self, ex: Requested, result: Rewrite) -> bool:
         """Durable before visible: the originals are stored before any marker leaves."""
         originals = list(result.writes.items.values())
         if not originals:

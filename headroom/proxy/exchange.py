@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -40,13 +40,12 @@ from headroom.proxy.headers import (
     upstream_target,
 )
 from headroom.proxy.local import LocalRequest, LocalResponse
-from headroom.proxy.upgrade import Tunnel, has_body, is_websocket_upgrade
+from headroom.proxy.seams import ClientStream, Outcome, Services, UpgradableStream
+from headroom.proxy.upgrade import Tunnel, WebSocketUpstream, has_body, is_websocket_upgrade
 from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 
 if TYPE_CHECKING:
-    from headroom.protocol.downstream import DownstreamConnection
     from headroom.protocol.pool import Upstream
-    from headroom.proxy.app import ProxyApp
 
 # Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
 LOCAL_BODY_LIMIT = 1 << 20
@@ -113,7 +112,7 @@ class Exchange:
         "upstream_status",
     )
 
-    def __init__(self, app: ProxyApp, conn: DownstreamConnection, head: RequestHead) -> None:
+    def __init__(self, app: Services, conn: ClientStream, head: RequestHead) -> None:
         self.app = app
         self.conn = conn
         self.head = head
@@ -131,7 +130,7 @@ class Exchange:
         self._replay_bytes = 0
         self._body_waiter: asyncio.Future[None] | None = None
         self._body = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
-        self._done: asyncio.Future[str] | None = None
+        self._done: asyncio.Future[Outcome] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._relay_trailers = False
         self.req_ended = False
@@ -156,8 +155,7 @@ class Exchange:
         self.retrieval: Provider | None = None
         self.held: tuple[ResponseHead | None, list[bytes]] = (None, [])
         self.stream_retrieval: retrieval_loop.StreamRetrieval | None = None
-        self.tunnel: Tunnel | None = None  # a WebSocket session after an Upgrade
-        app.in_flight += 1
+        self.tunnel: WebSocketUpstream | None = None  # a WebSocket session
         self._task = app.loop.create_task(self._run())
 
     # ================================================================ control flow
@@ -179,7 +177,9 @@ class Exchange:
                 self.conn.must_close = True
                 self.fail(400, "bad_request", "a WebSocket upgrade request carries no body")
             elif is_websocket_upgrade(self.head):
-                self.tunnel = Tunnel(self)
+                # HTTP/2 forbids Upgrade and Connection headers (h2 refuses them), so an
+                # upgrade request always came on an HTTP/1.1 connection.
+                self.tunnel = Tunnel(self, cast(UpgradableStream, self.conn))
                 await self.tunnel.run()
             elif is_h2_websocket(self.head):
                 self.tunnel = WebSocketBridge(self)
@@ -243,11 +243,15 @@ class Exchange:
             self._too_large(limit, "--max-body-bytes is")
             return
         try:
-            body = await self.app.transform_request(self, body)
+            decision = await self.app.transform_request(self, body)
         except DecodedTooLarge:
             self._too_large(limit, "--max-body-bytes is")
             return
-        await self._forward(body)
+        self.drop_request_headers = decision.drop_headers
+        self.retrieval = decision.retrieval
+        if decision.retrieval is not None and decision.streamed:
+            self.stream_retrieval = retrieval_loop.StreamRetrieval(decision.retrieval)
+        await self._forward(decision.body)
 
     def _too_large(self, limit: int, bound: str) -> None:
         self.conn.must_close = True  # the unread body must not be parsed as a request
@@ -282,10 +286,10 @@ class Exchange:
                 self.app.pool.discard(upstream)
                 raise ClientGone
             outcome = await self._exchange_with(upstream, body)
-            if outcome == "follow_up" and body is not None:
+            if outcome is Outcome.FOLLOW_UP and body is not None:
                 await self._continue_stream(body)
                 return
-            if outcome == "ok":
+            if outcome is Outcome.OK:
                 if self.retrieval is not None and self.stream_retrieval is None and body:
                     await self._answer_held(body)
                 elif self.stream_retrieval is not None and self.retrieval is not None:
@@ -294,7 +298,7 @@ class Exchange:
                 return
             replayable = body is not None or self._replay is not None
             retry_ok = self.failure_retryable or (reused and attempt == 0)
-            if outcome == "failed" and retry_ok and replayable and not self.response_started:
+            if outcome is Outcome.FAILED and retry_ok and replayable and not self.response_started:
                 # A pooled socket the origin closed while idle, or an HTTP/2 stream it
                 # refused or never processed (GOAWAY): nothing was answered and the request
                 # is still in hand, so one more try is safe.
@@ -305,7 +309,7 @@ class Exchange:
             raise ClientGone
         if self.response_started:
             self.conn.abort()  # never let a cut-short response look complete
-        elif outcome == "timeout":
+        elif outcome is Outcome.TIMEOUT:
             self.fail(
                 504,
                 "upstream_timeout",
@@ -314,7 +318,7 @@ class Exchange:
         else:
             self.fail(502, "upstream_error", self.failure or "upstream failed")
 
-    async def _exchange_with(self, upstream: Upstream, body: bytes | None) -> str:
+    async def _exchange_with(self, upstream: Upstream, body: bytes | None) -> Outcome:
         self.upstream = upstream
         upstream.handler = self
         self._done = self.app.loop.create_future()
@@ -373,12 +377,12 @@ class Exchange:
                 message = f"follow-up for headroom_retrieve failed: {exc}"
                 break
             outcome = await self._exchange_with(upstream, body)
-            if outcome == "ok":
+            if outcome is Outcome.OK:
                 answer = stream.stream.follow_up_response()
                 await retrieval_loop.remember_mixed(self, self.retrieval, answer)
                 return
-            if outcome != "follow_up":
-                message = stream.error or self.failure or f"follow-up {outcome}"
+            if outcome is not Outcome.FOLLOW_UP:
+                message = stream.error or self.failure or f"follow-up {outcome.value}"
                 break
         else:
             message = None  # rounds used up: end the message as it stands
@@ -547,20 +551,20 @@ class Exchange:
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         stream = self.stream_retrieval
         if stream is not None and stream.wants_follow_up():
-            self._resolve("follow_up")
+            self._resolve(Outcome.FOLLOW_UP)
             return
         if stream is not None and stream.round and stream.error is not None:
-            self._resolve("failed")  # a follow-up went wrong: the stream ends with an error
+            self._resolve(Outcome.FAILED)  # a follow-up went wrong: the stream ends with an error
             return
         if stream is not None or self.retrieval is None:
             self.conn.send_end(trailers if self._relay_trailers else None)
             self.response_done = True
-        self._resolve("ok")
+        self._resolve(Outcome.OK)
 
     def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         self.failure = message
         self.failure_retryable = retryable
-        self._resolve("failed")
+        self._resolve(Outcome.FAILED)
 
     def on_informational(self, event: Informational) -> None:
         """1xx from the upstream (100, 102, 103): the client gets the final answer only;
@@ -578,7 +582,7 @@ class Exchange:
 
     # ================================================================ helpers
 
-    def _resolve(self, outcome: str) -> None:
+    def _resolve(self, outcome: Outcome) -> None:
         done = self._done
         if done is not None and not done.done():
             done.set_result(outcome)
@@ -613,7 +617,7 @@ class Exchange:
         if upstream is not None:
             upstream.abort()
         self.failure = "upstream timeout"
-        self._resolve("timeout")
+        self._resolve(Outcome.TIMEOUT)
 
     def fail(
         self,
@@ -721,7 +725,7 @@ class Exchange:
 
 
 def send_local(
-    conn: DownstreamConnection, response: LocalResponse, request_id: bytes, *, head_only: bool
+    conn: ClientStream, response: LocalResponse, request_id: bytes, *, head_only: bool
 ) -> int:
     """Write a complete proxy-made response in one send; returns the body bytes written."""
     closing = conn.must_close

@@ -10,7 +10,6 @@ after the last round, reaches the client with our calls removed.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -26,9 +25,7 @@ from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
-
-if TYPE_CHECKING:
-    from headroom.proxy.exchange import Exchange
+from headroom.proxy.seams import ExchangeView
 
 MAX_ROUNDS = 3
 _FILTERS: dict[str, type] = {
@@ -39,7 +36,7 @@ _FILTERS: dict[str, type] = {
 
 
 async def complete(
-    ex: Exchange, provider: Provider, body: bytes, head: ResponseHead, raw: bytes
+    ex: ExchangeView, provider: Provider, body: bytes, head: ResponseHead, raw: bytes
 ) -> tuple[ResponseHead, bytes]:
     """The answer the client gets, after as many retrieval rounds as the model needs."""
     app = ex.app
@@ -72,7 +69,7 @@ async def complete(
     return head, raw
 
 
-async def _lookup(ex: Exchange, key: str | None, raw: str) -> str:
+async def _lookup(ex: ExchangeView, key: str | None, raw: str) -> str:
     stats = ex.app.stats
     store = ex.app.store
     if key is None or store is None:
@@ -135,7 +132,7 @@ class StreamRetrieval:
         self.active = False  # the first answer is an SSE stream we can follow
         self.error: str | None = None  # a follow-up round failed
 
-    def on_head(self, ex: Exchange, head: ResponseHead) -> None:
+    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
         if self.round == 0:
             ctype = (header_value(head.headers, b"content-type") or b"").lower()
             encoded = header_value(head.headers, b"content-encoding") not in (None, b"identity")
@@ -144,7 +141,7 @@ class StreamRetrieval:
         elif head.status != 200:
             self.error = f"follow-up request answered {head.status}"
 
-    def on_body(self, ex: Exchange, data: bytes) -> None:
+    def on_body(self, ex: ExchangeView, data: bytes) -> None:
         if not self.active:
             if self.round == 0:
                 ex.relay_body(data)
@@ -169,7 +166,7 @@ class StreamRetrieval:
         self.stream.start_round()
 
 
-async def remember_mixed(ex: Exchange, provider: Provider, response: dict) -> None:  # type: ignore[type-arg]
+async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict) -> None:  # type: ignore[type-arg]
     """A turn with our calls and the client's: answer ours now, keep them for the client's
     next request (see ``providers.mixed``)."""
     calls = find_calls(provider, response)
@@ -185,5 +182,5 @@ async def remember_mixed(ex: Exchange, provider: Provider, response: dict) -> No
     ex.app.mixed.remember(client_call_ids(provider, response), removed)
 
 
-async def lookup_all(ex: Exchange, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+async def lookup_all(ex: ExchangeView, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
     return [(call.call_id, await _lookup(ex, call.key, call.raw)) for call in calls]

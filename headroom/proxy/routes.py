@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 from headroom import __version__
@@ -21,7 +21,22 @@ from headroom.telemetry.fleet import FleetStats
 from headroom.telemetry.stats import prometheus
 
 if TYPE_CHECKING:
-    from headroom.proxy.app import ProxyApp
+    from headroom.config import Config
+    from headroom.protocol.pool import UpstreamPool
+    from headroom.proxy.retrieve import RetrieveRoutes
+    from headroom.telemetry.stats import Stats
+
+
+class RouteHost(Protocol):
+    """What the local routes read of the process (``ProxyApp``)."""
+
+    config: Config
+    pool: UpstreamPool
+    stats: Stats
+    draining: bool
+    upstream_authority: bytes
+    retrieve: RetrieveRoutes | None
+
 
 SERVICE = "headroom-proxy"
 PROBE_TIMEOUT = 5.0
@@ -34,7 +49,7 @@ _API_SUFFIXES = (
 
 
 class LocalRoutes:
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: RouteHost) -> None:
         self.app = app
         self._exact: dict[bytes, LocalHandler] = {
             b"/healthz": self.healthz,

@@ -12,16 +12,16 @@ is closed after its buffered bytes are flushed, and aborted if that takes over a
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from headroom.log import loggable_path
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.protocol.pool import ConnectError, ConnectTimeout
 from headroom.proxy.headers import client_response_headers, header_value
+from headroom.proxy.seams import ExchangeView, UpgradableStream
 
 if TYPE_CHECKING:
     from headroom.protocol.upstream import UpstreamConnection
-    from headroom.proxy.exchange import Exchange
 
 CLOSE_GRACE = 1.0  # seconds a closing side gets to flush before it is cut
 
@@ -47,16 +47,16 @@ def has_body(head: RequestHead) -> bool:
     return False
 
 
-class Tunnel:
-    """The upstream side of one WebSocket session, and the splice once it is open."""
+class WebSocketUpstream:
+    """The upstream side of one WebSocket session: the HTTP/1.1 handshake, its answer, and
+    the session's end. What the client side does once switched is the subclass's."""
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: ExchangeView) -> None:
         self.ex = ex
         self.upstream: UpstreamConnection | None = None
         self.outcome: asyncio.Future[str] = ex.app.loop.create_future()
         self.switch: Informational | None = None
         self.open = False
-        self._refusal: list[bytes] = []
 
     async def run(self) -> None:
         ex = self.ex
@@ -101,45 +101,7 @@ class Tunnel:
         return self.ex.upstream_headers(None, upgrade=True)
 
     async def after_switch(self, upstream: UpstreamConnection) -> None:
-        """HTTP/1.1 client: relay the 101 and splice bytes both ways."""
-        ex = self.ex
-        assert self.switch is not None
-        head = ResponseHead(101, self.switch.headers, b"", self.switch.raw_names)
-        headers, _ = client_response_headers(head, request_id=ex.request_id, closing=False)
-        headers += [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]
-        self.outcome = ex.app.loop.create_future()
-        self.open = True
-        ex.status = 101
-        ex.response_started = True
-        ex.conn.accept_upgrade(headers, self._to_upstream)
-        upstream.start_tunnel(self._to_client)
-        ex.app.log.info(
-            "ws_open",
-            request_id=ex.request_id.decode(),
-            path=loggable_path(ex.path.decode("latin-1")),
-        )
-        try:
-            reason = await self.outcome
-        finally:
-            self.open = False
-        ex.app.log.info(
-            "ws_closed",
-            request_id=ex.request_id.decode(),
-            reason=reason,
-            bytes_in=ex.bytes_in,
-            bytes_out=ex.bytes_out,
-        )
-        ex.response_done = True
-        _close_soon(ex.app.loop, ex.conn)
-
-    def _to_upstream(self, data: bytes) -> None:
-        self.ex.bytes_in += len(data)
-        if self.upstream is not None:
-            self.upstream.write_raw(data)
-
-    def _to_client(self, data: bytes) -> None:
-        self.ex.bytes_out += len(data)
-        self.ex.conn.write_raw(data)
+        raise NotImplementedError
 
     def client_gone(self) -> None:
         """The client closed or dropped: let the upstream flush what it was sent, then go."""
@@ -187,7 +149,61 @@ class Tunnel:
             self.upstream.set_reading(writable)
 
 
-def _close_soon(loop: asyncio.AbstractEventLoop, side) -> None:  # type: ignore[no-untyped-def]
+class Tunnel(WebSocketUpstream):
+    """An HTTP/1.1 client's WebSocket: relay the 101, then splice bytes both ways."""
+
+    def __init__(self, ex: ExchangeView, client: UpgradableStream) -> None:
+        super().__init__(ex)
+        self.client = client
+
+    async def after_switch(self, upstream: UpstreamConnection) -> None:
+        ex = self.ex
+        assert self.switch is not None
+        head = ResponseHead(101, self.switch.headers, b"", self.switch.raw_names)
+        headers, _ = client_response_headers(head, request_id=ex.request_id, closing=False)
+        headers += [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]
+        self.outcome = ex.app.loop.create_future()
+        self.open = True
+        ex.status = 101
+        ex.response_started = True
+        self.client.accept_upgrade(headers, self._to_upstream)
+        upstream.start_tunnel(self._to_client)
+        ex.app.log.info(
+            "ws_open",
+            request_id=ex.request_id.decode(),
+            path=loggable_path(ex.path.decode("latin-1")),
+        )
+        try:
+            reason = await self.outcome
+        finally:
+            self.open = False
+        ex.app.log.info(
+            "ws_closed",
+            request_id=ex.request_id.decode(),
+            reason=reason,
+            bytes_in=ex.bytes_in,
+            bytes_out=ex.bytes_out,
+        )
+        ex.response_done = True
+        _close_soon(ex.app.loop, self.client)
+
+    def _to_upstream(self, data: bytes) -> None:
+        self.ex.bytes_in += len(data)
+        if self.upstream is not None:
+            self.upstream.write_raw(data)
+
+    def _to_client(self, data: bytes) -> None:
+        self.ex.bytes_out += len(data)
+        self.client.write_raw(data)
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _close_soon(loop: asyncio.AbstractEventLoop, side: Closable) -> None:
     """Close after flushing; cut the connection if the flush takes longer than the grace."""
     side.close()
     loop.call_later(CLOSE_GRACE, side.abort)

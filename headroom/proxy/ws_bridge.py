@@ -32,11 +32,11 @@ from wsproto.frame_protocol import CloseReason
 
 from headroom.protocol.events import RequestHead
 from headroom.proxy.headers import header_value
-from headroom.proxy.upgrade import Tunnel, _close_soon
+from headroom.proxy.seams import ExchangeView
+from headroom.proxy.upgrade import WebSocketUpstream, _close_soon
 
 if TYPE_CHECKING:
     from headroom.protocol.upstream import UpstreamConnection
-    from headroom.proxy.exchange import Exchange
 
 MAX_MESSAGE = 16 * 1024 * 1024
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -87,10 +87,10 @@ class _Leg:
         self.closed = False
 
 
-class WebSocketBridge(Tunnel):
+class WebSocketBridge(WebSocketUpstream):
     """RFC 8441 stream on the client side, HTTP/1.1 WebSocket on the upstream side."""
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: ExchangeView) -> None:
         super().__init__(ex)
         self.key = base64.b64encode(os.urandom(16))
         offer = header_value(ex.head.headers, b"sec-websocket-extensions") or b""

@@ -1,0 +1,1 @@
+"""Checks developers run on the code itself (not imported by the proxy)."""
