@@ -19,11 +19,11 @@ a proxy, and of one worker, with a compression process running (no orphans).
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import os
 import select
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -57,6 +57,7 @@ from bench.hostile import (
     probe_healthz,
     process,
     tally,
+    unread_bytes,
     wait_quiet,
 )
 from bench.loadgen import Addr, connect
@@ -277,22 +278,8 @@ def _pipeline(addr: Addr, seconds: float, per_send: int = 1000) -> _Pipe:
                 pass
             except OSError:
                 res.closed = True
-        res.unread = _rx_queue(addr, sock.getsockname())
+        res.unread = unread_bytes(addr, [sock.getsockname()]).get(sock.getsockname())
     return res
-
-
-def _rx_queue(proxy: Addr, client: tuple[str, int]) -> int | None:
-    """rx_queue of the proxy's end of the connection ``client`` -> ``proxy``."""
-
-    def hexaddr(host: str, port: int) -> str:
-        return socket.inet_aton(host)[::-1].hex().upper() + f":{port:04X}"
-
-    local, remote = hexaddr(proxy.host, proxy.port), hexaddr(*client)
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        cols = line.split()
-        if cols[1] == local and cols[2] == remote:
-            return int(cols[4].split(":")[1], 16)
-    return None
 
 
 def _pipelining(plan: Plan, env: Env) -> dict[str, Any]:
@@ -366,21 +353,48 @@ def _buffering(
     start is not buffering) and other clients' /healthz must stay fast meanwhile."""
     with _proxy(env, name, *_buffer_flags(plan)) as proxy:
         helper = _start_helper(proxy.addr, proxy.pid) if complete else []
+        held: list[int | None] = []
         with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             t0 = time.monotonic()
-            drive(proxy.addr, reqs, len(reqs), t0 + plan.deadline_s)
+            drive(proxy.addr, reqs, len(reqs), t0 + plan.deadline_s,
+                  lambda: held.append(_buffered_now(proxy.addr)))  # fmt: skip
             took = time.monotonic() - t0
         up = _stays_up(proxy)
     s = mon.result
     checks = [_rss_within(s, plan.cap_mib + RSS_SLACK_MB), *([_healthz_within(s)] * complete), up]
-    stuck = [r.sent / 1e6 for r in reqs if r.status is None]
     detail = (
         f"{len(reqs)} bodies, done in {took:.1f} s; cap {plan.cap_mib} MiB; proxy process "
         f"alone peaked at {s.root_peak_mb:g} MB"
         + (f"; helper started beforehand ({len(helper)} processes)" if complete else "")
-        + (f"; unanswered ones had sent {min(stuck):.1f}-{max(stuck):.1f} MB" if stuck else "")
+        + _stuck_note([r for r in reqs if r.status is None], held)
     )
     return _row(name, tally(r.outcome for r in reqs), s, checks, detail)
+
+
+def _stuck_note(stuck: list[H1Request], held: list[int | None]) -> str:
+    """What the requests still unanswered at the deadline had sent, how much of that the
+    proxy had not even read, and what /stats said it held for buffering then."""
+    if not stuck:
+        return ""
+    sent = [r.sent / 1e6 for r in stuck]
+    unread = sum(r.unread or 0 for r in stuck) / 1e6
+    gauge = f"{held[0] / 1e6:.0f} MB" if held and held[0] is not None else "?"
+    return (f"; at the deadline {len(stuck)} unanswered had sent {min(sent):.1f}-"
+            f"{max(sent):.1f} MB each ({unread:.0f} MB of it unread in the proxy's sockets); "
+            f"/stats buffered_request_bytes {gauge}")  # fmt: skip
+
+
+def _buffered_now(addr: Addr) -> int | None:
+    """The proxy's own count of request bytes held for buffering (/stats)."""
+    conn = http.client.HTTPConnection(addr.host, addr.port, timeout=2)
+    try:
+        conn.request("GET", "/stats")
+        value = json.loads(conn.getresponse().read())["connections"]["buffered_request_bytes"]
+    except (OSError, ValueError, KeyError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    return int(value)
 
 
 def _buffering_h1(plan: Plan, env: Env) -> dict[str, Any]:

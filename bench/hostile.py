@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -353,6 +353,7 @@ class H1Request:
     status: int | None = None
     error: str = ""  # reset, closed, unanswered, not_started, connect_failed, bad_response
     sent: int = 0  # body bytes sent
+    unread: int | None = None  # of those, left in the proxy's socket when still open at the end
     started: float = 0.0
     body_done: float | None = None  # when the last planned byte went out
     answered: float | None = None
@@ -416,11 +417,19 @@ class _H1Conn:
         self.done = True
 
 
-def drive(addr: Addr, requests: list[H1Request], concurrency: int, deadline: float) -> None:
+def drive(
+    addr: Addr,
+    requests: list[H1Request],
+    concurrency: int,
+    deadline: float,
+    at_deadline: Callable[[], None] | None = None,
+) -> None:
     """Run ``requests``, each on a fresh connection, at most ``concurrency`` at once, from one
     thread: send head and body as far as the socket takes them, stop sending once answered
     (an early 408/413/503 is read even while the body is still going out). Returns when all
-    are answered or failed, or at ``deadline`` (monotonic); the rest get an error."""
+    are answered or failed, or at ``deadline`` (monotonic): then ``at_deadline`` runs while
+    the rest are still open, and they get an error and how much of what they sent the proxy
+    had left unread in its socket."""
     waiting = list(reversed(requests))
     sel = selectors.DefaultSelector()
     try:
@@ -439,9 +448,14 @@ def drive(addr: Addr, requests: list[H1Request], concurrency: int, deadline: flo
                 elif not conn.writing and key.events & selectors.EVENT_WRITE:
                     sel.modify(conn.sock, selectors.EVENT_READ, conn)
     finally:
-        for key in list(sel.get_map().values()):
-            key.data.req.error = key.data.req.error or "unanswered"  # by the deadline
-            key.fileobj.close()  # type: ignore[union-attr]
+        stuck: list[_H1Conn] = [key.data for key in sel.get_map().values()]
+        if stuck and at_deadline is not None:
+            at_deadline()
+        unread = unread_bytes(addr, [c.sock.getsockname() for c in stuck])
+        for conn in stuck:
+            conn.req.error = conn.req.error or "unanswered"  # by the deadline
+            conn.req.unread = unread.get(conn.sock.getsockname())
+            conn.sock.close()
         sel.close()
     for req in waiting:
         req.error = "not_started"
@@ -456,6 +470,23 @@ def _open(sel: selectors.BaseSelector, addr: Addr, req: H1Request) -> None:
         return
     sock.setblocking(False)
     sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, _H1Conn(req, sock))
+
+
+def unread_bytes(server: Addr, clients: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """rx_queue of the server's end of each client's connection, from /proc/net/tcp: bytes
+    the client sent that the server has not read (they are in the kernel, not its RSS)."""
+
+    def hexaddr(host: str, port: int) -> str:
+        return socket.inet_aton(host)[::-1].hex().upper() + f":{port:04X}"
+
+    local = hexaddr(server.host, server.port)
+    wanted = {hexaddr(*c): c for c in clients}
+    found = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:] if wanted else []:
+        cols = line.split()
+        if cols[1] == local and cols[2] in wanted:
+            found[wanted[cols[2]]] = int(cols[4].split(":")[1], 16)
+    return found
 
 
 def tally(outcomes: Iterable[str]) -> str:

@@ -24,12 +24,22 @@ from headroom.protocol.h2_client import H2Upstream, UpstreamStream
 from headroom.protocol.upstream import UpstreamConnection
 
 
-class ConnectError(Exception):
-    """TCP or TLS connect failed (refused, DNS, certificate); maps to 502."""
+class ConnectFailed(Exception):
+    """No upstream connection; carries the status and error type the client is answered."""
+
+    status = 502
+    error_type = "upstream_connect_error"
 
 
-class ConnectTimeout(Exception):
-    """No connection within the connect timeout; maps to 504."""
+class ConnectError(ConnectFailed):
+    """TCP or TLS connect failed (refused, DNS, certificate)."""
+
+
+class ConnectTimeout(ConnectFailed):
+    """No connection within the connect timeout."""
+
+    status = 504
+    error_type = "upstream_connect_timeout"
 
 
 def client_tls_context(extra_ca: Path | None, alpn: list[str] | None = None) -> ssl.SSLContext:

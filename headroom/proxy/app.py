@@ -20,9 +20,11 @@ from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.h2_server import H2Carrier, H2Stream
 from headroom.protocol.pool import UpstreamPool, client_tls_context
 from headroom.providers.mixed import MixedLedger
+from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.compression import Compression
-from headroom.proxy.exchange import Exchange, send_local
+from headroom.proxy.exchange import Exchange
+from headroom.proxy.flows import route
 from headroom.proxy.local import error_response
 from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
@@ -77,6 +79,7 @@ class ProxyApp:
     def new_exchange(self, conn: DownstreamConnection | H2Stream, head: RequestHead) -> Exchange:
         self.in_flight += 1
         exchange = Exchange(self, conn, head)
+        exchange.launch(route(exchange))
         self.stats.active_exchanges = self.in_flight
         return exchange
 

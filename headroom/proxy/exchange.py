@@ -1,36 +1,35 @@
-"""One request/response through the proxy.
+"""The exchange core: one request/response between a client stream and an upstream leg.
 
-Control flow (route, buffer, connect, retry, map errors) runs in one coroutine per request,
-because it reads top to bottom; the body bytes themselves never pass through it. Once the
-upstream is attached, client body chunks are written upstream from ``on_body`` and response
-chunks are written to the client from ``on_response_body``: a callback each, no queue, no
-task switch, and backpressure is a pause of the other side's reads.
+It owns what every request needs whatever its route: the two legs, the body plumbing
+(buffered until a flow decides, then streamed or read whole), replay of a body the origin
+never processed, backpressure both ways, the upstream and body timeouts, the relay of the
+answer into a sink, error answers, and the finish. Which flow runs (forward, buffered,
+local, tunnel) is decided above this module (``flows.py``); the core imports no flow.
 
-No status reaches the client before the upstream answered or the proxy decided an error
-(invariant 2): every proxy-made answer goes through ``_answer``, and an error after the
-response head went out aborts the client connection so the response can't look complete.
+The control flow of a request runs in one coroutine, because it reads top to bottom; body
+bytes never pass through it. Once the upstream is attached, client body chunks go upstream
+from ``on_body`` and response chunks to the sink from ``on_response_body``: a callback each,
+no queue, no task switch, and backpressure is a pause of the other side's reads.
+
+No status reaches the client before the upstream answered or the proxy decided an error:
+every proxy-made answer goes through ``answer``, and an error after the response head went
+out aborts the client connection, so a cut-short response can never look complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
 from headroom.log import loggable_path, redact
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.protocol.limits import MAX_PENDING_BODY
-from headroom.protocol.pool import ConnectError, ConnectTimeout
-from headroom.providers.apis import provider_for
-from headroom.providers.base import Provider
-from headroom.providers.retrieval import follow_up
-from headroom.proxy import retrieval_loop
+from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BodyWatch
-from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.headers import (
     client_response_headers,
     header_value,
@@ -39,23 +38,20 @@ from headroom.proxy.headers import (
     upstream_request_headers,
     upstream_target,
 )
-from headroom.proxy.local import LocalRequest, LocalResponse
-from headroom.proxy.seams import ClientStream, Outcome, Services, UpgradableStream
-from headroom.proxy.upgrade import Tunnel, WebSocketUpstream, has_body, is_websocket_upgrade
-from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
+from headroom.proxy.local import LocalResponse
+from headroom.proxy.seams import ClientStream, ExchangeView, Outcome, ResponseSink, Services
 
 if TYPE_CHECKING:
     from headroom.protocol.pool import Upstream
+    from headroom.proxy.upgrade import WebSocketUpstream
 
-# Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
-LOCAL_BODY_LIMIT = 1 << 20
 # A streamed request body up to this size is kept until the answer starts, so a request the
 # origin provably never processed (refused stream, GOAWAY, stale pooled socket) can be
 # retried once; larger bodies are not replayable.
 REPLAY_LIMIT = 64 * 1024
-# Tries per request when the origin provably did not process it (bounded: a peer that
-# refuses everything still gets an answer quickly).
-MAX_TRIES = 3
+
+
+Flow = Callable[["Exchange"], Awaitable[None]]
 
 
 class ClientGone(Exception):
@@ -64,6 +60,25 @@ class ClientGone(Exception):
 
 class BodyTooLarge(Exception):
     pass
+
+
+class _Relay:
+    """The default sink: the answer goes to the client as it comes."""
+
+    __slots__ = ()
+
+    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
+        ex.relay_head(head)
+
+    def on_body(self, ex: ExchangeView, data: bytes) -> None:
+        ex.relay_body(data)
+
+    def on_end(self, ex: ExchangeView, trailers: list[tuple[bytes, bytes]]) -> Outcome:
+        ex.end_response(trailers)
+        return Outcome.OK
+
+
+RELAY = _Relay()
 
 
 class Exchange:
@@ -91,7 +106,6 @@ class Exchange:
         "failure",
         "failure_retryable",
         "head",
-        "held",
         "last_progress",
         "path",
         "req_ended",
@@ -99,11 +113,10 @@ class Exchange:
         "request_id",
         "response_done",
         "response_started",
-        "retrieval",
+        "sink",
         "start",
         "status",
         "stopped",
-        "stream_retrieval",
         "streaming",
         "t_headers",
         "tunnel",
@@ -150,46 +163,25 @@ class Exchange:
         self.stopped = False
         self._started = False
         self.drop_request_headers: frozenset[bytes] = frozenset()
-        # Set when the forwarded body carries markers and the answer is not streamed: the
-        # answer is held so the model's headroom_retrieve calls can be served here.
-        self.retrieval: Provider | None = None
-        self.held: tuple[ResponseHead | None, list[bytes]] = (None, [])
-        self.stream_retrieval: retrieval_loop.StreamRetrieval | None = None
+        # Where the upstream's answer goes: relayed, unless a flow (retrieval held or
+        # streamed) installs another sink.
+        self.sink: ResponseSink = RELAY
         self.tunnel: WebSocketUpstream | None = None  # a WebSocket session
-        self._task = app.loop.create_task(self._run())
+        self._task: asyncio.Task[None] | None = None  # see launch()
 
     # ================================================================ control flow
 
-    async def _run(self) -> None:
+    def launch(self, flow: Flow) -> None:
+        """Run ``flow`` (chosen by the routing table above this layer) as this exchange's
+        control flow; whatever happens in it, the exchange finishes."""
+        self._task = self.app.loop.create_task(self._run(flow))
+
+    async def _run(self, flow: Flow) -> None:
         self._started = True
         try:
             if self.stopped:  # the client left or broke framing before we began
                 return
-            handler = self.app.routes.match(self.path)
-            if self.head.method == b"CONNECT" and not is_h2_websocket(self.head):
-                # A reverse proxy opens no tunnels; what follows the head may be anything.
-                self.conn.must_close = True
-                self.fail(405, "method_not_allowed", "CONNECT is not served by a reverse proxy")
-            elif handler is not None:
-                self._watch_body()
-                await self._serve_local(handler)
-            elif is_websocket_upgrade(self.head) and has_body(self.head):
-                self.conn.must_close = True
-                self.fail(400, "bad_request", "a WebSocket upgrade request carries no body")
-            elif is_websocket_upgrade(self.head):
-                # HTTP/2 forbids Upgrade and Connection headers (h2 refuses them), so an
-                # upgrade request always came on an HTTP/1.1 connection.
-                self.tunnel = Tunnel(self, cast(UpgradableStream, self.conn))
-                await self.tunnel.run()
-            elif is_h2_websocket(self.head):
-                self.tunnel = WebSocketBridge(self)
-                await self.tunnel.run()
-            elif self._is_buffered_route():
-                self._watch_body()
-                await self._forward_buffered()
-            else:
-                self._watch_body()
-                await self._forward(None)
+            await flow(self)
         except ClientGone:
             pass
         except Exception as exc:  # a bug must cost one request, never the process
@@ -202,62 +194,12 @@ class Exchange:
         finally:
             self._finish()
 
-    def _watch_body(self) -> None:
+    def watch_body(self) -> None:
         """Time the body's silences (not a WebSocket's: its stream is a session)."""
         if not self.req_ended:
             self._body.watch()
 
-    def _is_buffered_route(self) -> bool:
-        if self.head.method != b"POST" or provider_for(self.path.decode("latin-1")) is None:
-            return False
-        ctype = header_value(self.head.headers, b"content-type") or b""
-        mime = ctype.partition(b";")[0].strip().lower()
-        return mime == b"application/json" or mime.endswith(b"+json")
-
-    async def _serve_local(self, handler) -> None:  # type: ignore[no-untyped-def]
-        try:
-            body = await self._read_body(LOCAL_BODY_LIMIT)
-        except BodyTooLarge:
-            self._too_large(LOCAL_BODY_LIMIT, "local routes take")
-            return
-        target = self.head.target
-        request = LocalRequest(
-            method=self.head.method.decode("latin-1").upper(),
-            path=self.path.decode("latin-1"),
-            query=target.partition(b"?")[2].decode("latin-1"),
-            headers=tuple(self.head.headers),
-            body=body,
-            client_ip=self.conn.client_ip,
-        )
-        self._answer(await handler(request))
-
-    async def _forward_buffered(self) -> None:
-        limit = self.app.config.max_body_bytes
-        declared = header_value(self.head.headers, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            self._too_large(limit, "--max-body-bytes is")
-            return
-        try:
-            body = await self._read_body(limit)
-        except BodyTooLarge:
-            self._too_large(limit, "--max-body-bytes is")
-            return
-        try:
-            decision = await self.app.transform_request(self, body)
-        except DecodedTooLarge:
-            self._too_large(limit, "--max-body-bytes is")
-            return
-        self.drop_request_headers = decision.drop_headers
-        self.retrieval = decision.retrieval
-        if decision.retrieval is not None and decision.streamed:
-            self.stream_retrieval = retrieval_loop.StreamRetrieval(decision.retrieval)
-        await self._forward(decision.body)
-
-    def _too_large(self, limit: int, bound: str) -> None:
-        self.conn.must_close = True  # the unread body must not be parsed as a request
-        self.fail(413, "request_too_large", f"request body too large ({bound} {limit} bytes)")
-
-    async def _read_body(self, limit: int) -> bytes:
+    async def read_body(self, limit: int) -> bytes:
         self._limit = limit
         if self._pending_bytes > limit:
             raise BodyTooLarge
@@ -271,54 +213,9 @@ class Exchange:
         self._pending_bytes = 0
         return body
 
-    async def _forward(self, body: bytes | None) -> None:
-        """Send the request upstream and relay the answer. ``body`` None means stream it."""
-        for attempt in range(MAX_TRIES):
-            try:
-                upstream, reused = await self.app.pool.acquire()
-            except ConnectTimeout as exc:
-                self.fail(504, "upstream_connect_timeout", str(exc))
-                return
-            except ConnectError as exc:
-                self.fail(502, "upstream_connect_error", str(exc))
-                return
-            if self.client_gone:
-                self.app.pool.discard(upstream)
-                raise ClientGone
-            outcome = await self._exchange_with(upstream, body)
-            if outcome is Outcome.FOLLOW_UP and body is not None:
-                await self._continue_stream(body)
-                return
-            if outcome is Outcome.OK:
-                if self.retrieval is not None and self.stream_retrieval is None and body:
-                    await self._answer_held(body)
-                elif self.stream_retrieval is not None and self.retrieval is not None:
-                    answer = self.stream_retrieval.stream.follow_up_response()
-                    await retrieval_loop.remember_mixed(self, self.retrieval, answer)
-                return
-            replayable = body is not None or self._replay is not None
-            retry_ok = self.failure_retryable or (reused and attempt == 0)
-            if outcome is Outcome.FAILED and retry_ok and replayable and not self.response_started:
-                # A pooled socket the origin closed while idle, or an HTTP/2 stream it
-                # refused or never processed (GOAWAY): nothing was answered and the request
-                # is still in hand, so one more try is safe.
-                self.upstream = None
-                continue
-            break
-        if self.client_gone:
-            raise ClientGone
-        if self.response_started:
-            self.conn.abort()  # never let a cut-short response look complete
-        elif outcome is Outcome.TIMEOUT:
-            self.fail(
-                504,
-                "upstream_timeout",
-                f"no response from upstream within {self.app.config.upstream_timeout:g}s",
-            )
-        else:
-            self.fail(502, "upstream_error", self.failure or "upstream failed")
-
-    async def _exchange_with(self, upstream: Upstream, body: bytes | None) -> Outcome:
+    async def round_trip(self, upstream: Upstream, body: bytes | None) -> Outcome:
+        """One request to ``upstream`` and its answer into ``self.sink``. ``body`` None
+        means stream the client's body as it comes."""
         self.upstream = upstream
         upstream.handler = self
         self._done = self.app.loop.create_future()
@@ -359,66 +256,15 @@ class Exchange:
     def upstream_target(self) -> bytes:
         return upstream_target(self.app.upstream_base, self.head.target)
 
-    async def _continue_stream(self, body: bytes) -> None:
-        """Serve the held headroom_retrieve calls and continue the client's stream with the
-        follow-up answer, as many rounds as the model needs (bounded)."""
-        stream = self.stream_retrieval
-        assert stream is not None and self.retrieval is not None
-        message: str | None = None
-        for _ in range(retrieval_loop.MAX_ROUNDS):
-            results = await retrieval_loop.lookup_all(self, stream.stream.calls)
-            answer = stream.stream.follow_up_response()
-            body = follow_up(self.retrieval, body, answer, results)
-            stream.next_round()
-            self._release_upstream()
-            try:
-                upstream, _ = await self.app.pool.acquire()
-            except (ConnectError, ConnectTimeout) as exc:
-                message = f"follow-up for headroom_retrieve failed: {exc}"
-                break
-            outcome = await self._exchange_with(upstream, body)
-            if outcome is Outcome.OK:
-                answer = stream.stream.follow_up_response()
-                await retrieval_loop.remember_mixed(self, self.retrieval, answer)
-                return
-            if outcome is not Outcome.FOLLOW_UP:
-                message = stream.error or self.failure or f"follow-up {outcome.value}"
-                break
-        else:
-            message = None  # rounds used up: end the message as it stands
-        if self.client_gone:
-            raise ClientGone
-        self.relay_body(stream.stream.close_events(message or stream.error))
-        self.conn.send_end()
-        self.response_done = True
+    def replayable(self, body: bytes | None) -> bool:
+        """The request is still in hand: buffered, or a streamed body within the replay
+        limit (what a retry would send again)."""
+        return body is not None or self._replay is not None
 
-    def _release_upstream(self) -> None:
+    def release_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             self.app.pool.release(upstream)
-
-    async def _answer_held(self, body: bytes) -> None:
-        """Serve the model's retrieval calls, then relay the final answer in one piece."""
-        head, chunks = self.held
-        assert head is not None and self.retrieval is not None
-        try:
-            head, raw = await retrieval_loop.complete(
-                self, self.retrieval, body, head, b"".join(chunks)
-            )
-        except (ConnectError, ConnectTimeout, ConnectionError, TimeoutError, ValueError) as exc:
-            self.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
-            return
-        self.upstream_status = head.status
-        self.conn.cork()
-        try:
-            self.relay_head(head)
-            if raw and self.head.method != b"HEAD":
-                self.conn.send_body(raw)
-                self.bytes_out += len(raw)
-            self.conn.send_end()
-        finally:
-            self.conn.uncork()
-        self.response_done = True
 
     def _start_streaming(self, upstream: Upstream) -> None:
         self.streaming = True
@@ -516,12 +362,7 @@ class Exchange:
         if self.t_headers is None:
             self.t_headers = now
             self.upstream_status = head.status
-        if self.stream_retrieval is not None:
-            self.stream_retrieval.on_head(self, head)
-        elif self.retrieval is not None:
-            self.held = (head, [])
-        else:
-            self.relay_head(head)
+        self.sink.on_head(self, head)
 
     def relay_head(self, head: ResponseHead) -> None:
         headers, self.upstream_request_id = client_response_headers(
@@ -536,30 +377,19 @@ class Exchange:
 
     def on_response_body(self, data: bytes) -> None:
         self.last_progress = time.perf_counter()
-        if self.stream_retrieval is not None:
-            self.stream_retrieval.on_body(self, data)
-        elif self.retrieval is not None:
-            self.held[1].append(data)
-        else:
-            self.bytes_out += len(data)
-            self.conn.send_body(data)
+        self.sink.on_body(self, data)
 
     def relay_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self.conn.send_body(data)
 
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        stream = self.stream_retrieval
-        if stream is not None and stream.wants_follow_up():
-            self._resolve(Outcome.FOLLOW_UP)
-            return
-        if stream is not None and stream.round and stream.error is not None:
-            self._resolve(Outcome.FAILED)  # a follow-up went wrong: the stream ends with an error
-            return
-        if stream is not None or self.retrieval is None:
-            self.conn.send_end(trailers if self._relay_trailers else None)
-            self.response_done = True
-        self._resolve(Outcome.OK)
+        self._resolve(self.sink.on_end(self, trailers))
+
+    def end_response(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The relayed response is complete: its trailers go too where the framing allows."""
+        self.conn.send_end(trailers if self._relay_trailers else None)
+        self.response_done = True
 
     def on_upstream_error(self, message: str, retryable: bool = False) -> None:
         self.failure = message
@@ -640,9 +470,9 @@ class Exchange:
             path=loggable_path(self.path.decode("latin-1")),
         )
         body = orjson.dumps({"error": {"type": error_type, "message": message}})
-        self._answer(LocalResponse(status, body, headers=headers))
+        self.answer(LocalResponse(status, body, headers=headers))
 
-    def _answer(self, response: LocalResponse) -> None:
+    def answer(self, response: LocalResponse) -> None:
         """Send a response the proxy made itself (local route or error)."""
         if self.conn.closed:
             return
@@ -702,7 +532,7 @@ class Exchange:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
-        if self._started and not self._task.done():
+        if self._started and self._task is not None and not self._task.done():
             self._task.cancel()
 
     def _finish(self) -> None:
@@ -722,36 +552,3 @@ class Exchange:
         elif not self.conn.closed:
             self.conn.abort()
         self.app.exchange_finished(self)
-
-
-def send_local(
-    conn: ClientStream, response: LocalResponse, request_id: bytes, *, head_only: bool
-) -> int:
-    """Write a complete proxy-made response in one send; returns the body bytes written."""
-    closing = conn.must_close
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", response.content_type),
-        (b"content-length", str(len(response.body)).encode("ascii")),
-        *response.headers,
-        (b"x-request-id", request_id),
-    ]
-    if closing:
-        headers.append((b"connection", b"close"))
-    written = 0
-    conn.cork()
-    try:
-        conn.send_head(response.status, headers, _reason(response.status))
-        if not head_only and response.body:
-            conn.send_body(response.body)
-            written = len(response.body)
-        conn.send_end()
-    finally:
-        conn.uncork()
-    return written
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""

@@ -25,7 +25,7 @@ from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
 from headroom.proxy.headers import header_value
-from headroom.proxy.seams import ExchangeView
+from headroom.proxy.seams import ExchangeView, Outcome
 
 MAX_ROUNDS = 3
 _FILTERS: dict[str, type] = {
@@ -156,6 +156,14 @@ class StreamRetrieval:
         out = b"".join(self.stream.feed(event) for event in events)
         if out:
             ex.relay_body(out)
+
+    def on_end(self, ex: ExchangeView, trailers: list[tuple[bytes, bytes]]) -> Outcome:
+        if self.wants_follow_up():
+            return Outcome.FOLLOW_UP
+        if self.round and self.error is not None:
+            return Outcome.FAILED  # a follow-up went wrong: the stream ends with an error
+        ex.end_response(trailers)
+        return Outcome.OK
 
     def wants_follow_up(self) -> bool:
         return self.active and self.error is None and self.stream.wants_follow_up

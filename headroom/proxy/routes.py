@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 from headroom import __version__
-from headroom.protocol.pool import ConnectError, ConnectTimeout
+from headroom.protocol.pool import ConnectFailed
 from headroom.proxy.client import fetch
 from headroom.proxy.local import (
     LocalHandler,
@@ -164,7 +164,7 @@ class LocalRoutes:
             got = await fetch(self.app.pool, b"GET", b"/healthz", headers, b"", PROBE_TIMEOUT)
         except TimeoutError:
             return json_response(503, {"ok": False, "error": "timeout after 5s"})
-        except (ConnectError, ConnectTimeout, ConnectionError) as exc:
+        except (ConnectFailed, ConnectionError) as exc:
             return json_response(503, {"ok": False, "error": str(exc)})
         if 200 <= got.status < 300:
             return json_response(200, {"ok": True})

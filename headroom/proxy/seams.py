@@ -49,6 +49,17 @@ class Decision:
     streamed: bool = False  # ...and the answer is an SSE stream the proxy must follow
 
 
+class ResponseSink(Protocol):
+    """Where an upstream answer goes. The exchange relays by default; the retrieval flows
+    install sinks that hold the answer or follow its stream."""
+
+    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None: ...
+
+    def on_body(self, ex: ExchangeView, data: bytes) -> None: ...
+
+    def on_end(self, ex: ExchangeView, trailers: Pairs) -> Outcome: ...
+
+
 class ClientStream(Protocol):
     """One request's client side: an HTTP/1.1 connection or an HTTP/2 stream."""
 
@@ -164,6 +175,8 @@ class ExchangeView(Requested, Protocol):
     def relay_head(self, head: ResponseHead) -> None: ...
 
     def relay_body(self, data: bytes) -> None: ...
+
+    def end_response(self, trailers: Pairs) -> None: ...
 
     def set_client_blocked(self, block: bool) -> None: ...
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from headroom.log import loggable_path
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
-from headroom.protocol.pool import ConnectError, ConnectTimeout
+from headroom.protocol.pool import ConnectFailed
 from headroom.proxy.headers import client_response_headers, header_value
 from headroom.proxy.seams import ExchangeView, UpgradableStream
 
@@ -62,11 +62,8 @@ class WebSocketUpstream:
         ex = self.ex
         try:
             upstream = await ex.app.pool.connect(http1=True)
-        except ConnectTimeout as exc:
-            ex.fail(504, "upstream_connect_timeout", str(exc))
-            return
-        except ConnectError as exc:
-            ex.fail(502, "upstream_connect_error", str(exc))
+        except ConnectFailed as exc:
+            ex.fail(exc.status, exc.error_type, str(exc))
             return
         self.upstream = upstream
         try:

@@ -1,0 +1,116 @@
+"""The flows for a forwarded body that carries retrieval markers: the proxy serves the
+model's ``headroom_retrieve`` calls itself, so the client never sees the tool.
+
+Non-streamed answers are held whole (``HeldAnswer``), completed through as many rounds as
+the model needs (``retrieval_loop.complete``), and relayed in one piece. Streamed answers
+are followed event by event (``StreamRetrieval``): the client's stream stays open while the
+proxy asks the upstream again and continues the same body with the follow-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from headroom.protocol.events import ResponseHead
+from headroom.protocol.pool import ConnectFailed
+from headroom.providers.base import Provider
+from headroom.providers.retrieval import follow_up
+from headroom.proxy import retrieval_loop
+from headroom.proxy.exchange import ClientGone, Exchange
+from headroom.proxy.retrieval_loop import StreamRetrieval
+from headroom.proxy.seams import Decision, ExchangeView, Outcome, Pairs
+
+Forward = Callable[[Exchange, bytes], Awaitable[Outcome | None]]
+
+
+class HeldAnswer:
+    """A sink that keeps the upstream's answer (of the latest try) instead of relaying."""
+
+    __slots__ = ("chunks", "head")
+
+    def __init__(self) -> None:
+        self.head: ResponseHead | None = None
+        self.chunks: list[bytes] = []
+
+    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
+        self.head, self.chunks = head, []
+
+    def on_body(self, ex: ExchangeView, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def on_end(self, ex: ExchangeView, trailers: Pairs) -> Outcome:
+        return Outcome.OK
+
+
+async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forward) -> None:
+    provider = decision.retrieval
+    assert provider is not None
+    body = decision.body
+    if not decision.streamed:
+        held = HeldAnswer()
+        ex.sink = held
+        if await forward(ex, body) is Outcome.OK:
+            await answer_held(ex, provider, body, held)
+        return
+    stream = StreamRetrieval(provider)
+    ex.sink = stream
+    outcome = await forward(ex, body)
+    if outcome is Outcome.FOLLOW_UP:
+        await continue_stream(ex, provider, stream, body)
+    elif outcome is Outcome.OK:
+        answer = stream.stream.follow_up_response()
+        await retrieval_loop.remember_mixed(ex, provider, answer)
+
+
+async def answer_held(ex: Exchange, provider: Provider, body: bytes, held: HeldAnswer) -> None:
+    """Serve the model's retrieval calls, then relay the final answer in one piece."""
+    assert held.head is not None
+    try:
+        head, raw = await retrieval_loop.complete(
+            ex, provider, body, held.head, b"".join(held.chunks)
+        )
+    except (ConnectFailed, ConnectionError, TimeoutError, ValueError) as exc:
+        ex.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
+        return
+    ex.upstream_status = head.status
+    ex.conn.cork()
+    try:
+        ex.relay_head(head)
+        if raw and ex.head.method != b"HEAD":
+            ex.relay_body(raw)
+        ex.conn.send_end()
+    finally:
+        ex.conn.uncork()
+    ex.response_done = True
+
+
+async def continue_stream(
+    ex: Exchange, provider: Provider, stream: StreamRetrieval, body: bytes
+) -> None:
+    """Serve the held headroom_retrieve calls and continue the client's stream with the
+    follow-up answer, as many rounds as the model needs (bounded)."""
+    message: str | None = None
+    for _ in range(retrieval_loop.MAX_ROUNDS):
+        results = await retrieval_loop.lookup_all(ex, stream.stream.calls)
+        answer = stream.stream.follow_up_response()
+        body = follow_up(provider, body, answer, results)
+        stream.next_round()
+        ex.release_upstream()
+        try:
+            upstream, _ = await ex.app.pool.acquire()
+        except ConnectFailed as exc:
+            message = f"follow-up for headroom_retrieve failed: {exc}"
+            break
+        outcome = await ex.round_trip(upstream, body)
+        if outcome is Outcome.OK:
+            answer = stream.stream.follow_up_response()
+            await retrieval_loop.remember_mixed(ex, provider, answer)
+            return
+        if outcome is not Outcome.FOLLOW_UP:
+            message = stream.error or ex.failure or f"follow-up {outcome.value}"
+            break
+    if ex.client_gone:
+        raise ClientGone
+    ex.relay_body(stream.stream.close_events(message or stream.error))
+    ex.conn.send_end()
+    ex.response_done = True
