@@ -379,9 +379,10 @@ def _stuck_note(stuck: list[H1Request], held: list[int | None]) -> str:
     sent = [r.sent / 1e6 for r in stuck]
     unread = sum(r.unread or 0 for r in stuck) / 1e6
     gauge = f"{held[0] / 1e6:.0f} MB" if held and held[0] is not None else "?"
-    return (f"; at the deadline {len(stuck)} unanswered had sent {min(sent):.1f}-"
-            f"{max(sent):.1f} MB each ({unread:.0f} MB of it unread in the proxy's sockets); "
-            f"/stats buffered_request_bytes {gauge}")  # fmt: skip
+    whole = sum(r.body_done is not None for r in stuck)
+    return (f"; at the deadline {len(stuck)} unanswered had sent {min(sent):.2f}-"
+            f"{max(sent):.2f} MB each ({whole} all they meant to; {unread:.0f} MB in all still "
+            f"unread in the proxy's sockets); /stats buffered_request_bytes {gauge}")  # fmt: skip
 
 
 def _buffered_now(addr: Addr) -> int | None:

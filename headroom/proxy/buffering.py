@@ -16,6 +16,8 @@ import asyncio
 from collections import OrderedDict
 from typing import Protocol
 
+from headroom.proxy.timers import IdleTimer
+
 
 class Waiter(Protocol):
     """An exchange held back by the budget."""
@@ -89,17 +91,7 @@ class BodyWatch:
     timeout, which is silence between body bytes (like nginx's ``client_body_timeout``):
     a slow trickle that keeps sending is never cut."""
 
-    __slots__ = (
-        "_budget",
-        "_conn",
-        "_loop",
-        "_owner",
-        "_timeout",
-        "_timer",
-        "held",
-        "last",
-        "waiting",
-    )
+    __slots__ = ("_budget", "_conn", "_owner", "_timer", "held", "waiting")
 
     def __init__(
         self,
@@ -109,27 +101,22 @@ class BodyWatch:
         conn: Readable,
         owner: BodyOwner,
     ) -> None:
-        self._loop = loop
         self._budget = budget
-        self._timeout = timeout
         self._conn = conn
         self._owner = owner
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = IdleTimer(loop, timeout, self._silent)
         self.held = 0
-        self.last = 0.0
         self.waiting = False
 
     def watch(self) -> None:
         """Start timing silence (the request head is in; its body is not)."""
-        self.last = self._loop.time()
-        if self._timer is None:
-            self._timer = self._loop.call_at(self.last + self._timeout, self._check)
+        self._timer.start()
         if self._budget.full:
             self._hold_back()
 
     def received(self, count: int) -> None:
         """``count`` body bytes arrived and are held until they go upstream."""
-        self.last = self._loop.time()
+        self._timer.touch()
         self.held += count
         if not self._budget.take(count):
             self._hold_back()
@@ -142,7 +129,7 @@ class BodyWatch:
 
     def budget_resumed(self) -> None:
         self.waiting = False
-        self.last = self._loop.time()  # the wait was ours, not the client's silence
+        self._timer.touch()  # the wait was ours, not the client's silence
         self._conn.unblock_reading()
 
     def release(self) -> None:
@@ -156,21 +143,14 @@ class BodyWatch:
             self._budget.give_back(held)
 
     def ended(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     def stop(self) -> None:
         self.ended()
         self.release()
 
-    def _check(self) -> None:
-        self._timer = None
-        now = self._loop.time()
+    def _silent(self) -> bool:
         if self._owner.client_held_back and not self.waiting:
-            self.last = now
-        silence = now - self.last
-        if silence < self._timeout:
-            self._timer = self._loop.call_at(self.last + self._timeout, self._check)
-            return
+            return True  # the exchange paused the client: its silence is excused
         self._owner.body_stalled(503 if self.waiting else 408)
+        return False

@@ -27,7 +27,6 @@ import orjson
 
 from headroom.log import loggable_path, redact
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
-from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BodyWatch
 from headroom.proxy.headers import (
@@ -39,17 +38,13 @@ from headroom.proxy.headers import (
     upstream_target,
 )
 from headroom.proxy.local import LocalResponse
+from headroom.proxy.request_body import RequestBody
 from headroom.proxy.seams import ClientStream, ExchangeView, Outcome, ResponseSink, Services
+from headroom.proxy.timers import IdleTimer
 
 if TYPE_CHECKING:
     from headroom.protocol.pool import Upstream
     from headroom.proxy.upgrade import WebSocketUpstream
-
-# A streamed request body up to this size is kept until the answer starts, so a request the
-# origin provably never processed (refused stream, GOAWAY, stale pooled socket) can be
-# retried once; larger bodies are not replayable.
-REPLAY_LIMIT = 64 * 1024
-
 
 Flow = Callable[["Exchange"], Awaitable[None]]
 
@@ -88,15 +83,11 @@ class Exchange:
         "_body_sink",
         "_body_waiter",
         "_done",
-        "_limit",
-        "_pending",
-        "_pending_bytes",
+        "_idle",
         "_relay_trailers",
-        "_replay",
-        "_replay_bytes",
         "_started",
         "_task",
-        "_timer",
+        "_watch",
         "app",
         "bytes_in",
         "bytes_out",
@@ -106,7 +97,6 @@ class Exchange:
         "failure",
         "failure_retryable",
         "head",
-        "last_progress",
         "path",
         "req_ended",
         "req_trailers",
@@ -134,17 +124,15 @@ class Exchange:
         self.path = head.target.partition(b"?")[0]
         self.upstream: Upstream | None = None
         self.streaming = False  # body chunks go straight upstream
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._limit: int | None = None  # cap while buffering, None while streaming
+        self._body = RequestBody()
         self._blocked_client = False
         self._body_sink: Callable[[bytes], None] | None = None
-        self._replay: list[bytes] | None = []  # streamed body kept for one safe retry
-        self._replay_bytes = 0
         self._body_waiter: asyncio.Future[None] | None = None
-        self._body = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
+        self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
         self._done: asyncio.Future[Outcome] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # Upstream timeout: no progress (either way) for --upstream-timeout, until the
+        # response head and between body chunks, so a stream that keeps talking is never cut.
+        self._idle = IdleTimer(app.loop, app.config.upstream_timeout, self._upstream_idle)
         self._relay_trailers = False
         self.req_ended = False
         self.req_trailers: list[tuple[bytes, bytes]] = []
@@ -159,7 +147,6 @@ class Exchange:
         self.bytes_in = 0
         self.bytes_out = 0
         self.t_headers: float | None = None
-        self.last_progress = self.start
         self.stopped = False
         self._started = False
         self.drop_request_headers: frozenset[bytes] = frozenset()
@@ -197,21 +184,20 @@ class Exchange:
     def watch_body(self) -> None:
         """Time the body's silences (not a WebSocket's: its stream is a session)."""
         if not self.req_ended:
-            self._body.watch()
+            self._watch.watch()
 
     async def read_body(self, limit: int) -> bytes:
-        self._limit = limit
-        if self._pending_bytes > limit:
+        """The whole body (a buffering flow); raises ``BodyTooLarge`` past ``limit``."""
+        body = self._body
+        body.limit = limit
+        if body.over_limit:
             raise BodyTooLarge
         self._block_client(False)  # held back while the route was undecided; read on now
         if not self.req_ended:
             self.conn.send_continue()
             self._body_waiter = self.app.loop.create_future()
             await self._body_waiter
-        body = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
-        return body
+        return body.take()
 
     async def round_trip(self, upstream: Upstream, body: bytes | None) -> Outcome:
         """One request to ``upstream`` and its answer into ``self.sink``. ``body`` None
@@ -232,8 +218,7 @@ class Exchange:
                 self._start_streaming(upstream)
         finally:
             upstream.uncork()
-        self.last_progress = time.perf_counter()
-        self._arm_timer()
+        self._idle.start()
         return await self._done
 
     def upstream_headers(
@@ -259,7 +244,7 @@ class Exchange:
     def replayable(self, body: bytes | None) -> bool:
         """The request is still in hand: buffered, or a streamed body within the replay
         limit (what a retry would send again)."""
-        return body is not None or self._replay is not None
+        return body is not None or self._body.replay is not None
 
     def release_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
@@ -268,33 +253,14 @@ class Exchange:
 
     def _start_streaming(self, upstream: Upstream) -> None:
         self.streaming = True
-        self._limit = None
-        if self._replay is not None and not self._pending:
-            self._pending = list(self._replay)  # a retry: what the first try already sent
-        elif self._replay is not None:
-            self._remember(self._pending)
-        for chunk in self._pending:
+        for chunk in self._body.start_streaming():
             upstream.send_body(chunk)
-        self._pending.clear()
-        self._pending_bytes = 0
-        self._body.release()  # streamed from here on: nothing is held for the budget
+        self._watch.release()  # streamed from here on: nothing is held for the budget
         if self.req_ended:
             upstream.send_end(self.req_trailers)
         else:
             self.conn.send_continue()
-            if upstream.write_paused:
-                self._block_client(True)
-            else:
-                self._block_client(False)
-
-    def _remember(self, chunks: list[bytes]) -> None:
-        """Keep the start of a streamed body, so a request the origin never processed can
-        be sent again; past ``REPLAY_LIMIT`` the body is no longer replayable."""
-        assert self._replay is not None
-        self._replay.extend(chunks)
-        self._replay_bytes += sum(len(c) for c in chunks)
-        if self._replay_bytes > REPLAY_LIMIT:
-            self._replay = None
+            self._block_client(upstream.write_paused)
 
     # ================================================================ client callbacks
 
@@ -307,25 +273,21 @@ class Exchange:
             self._body_sink(data)
             return
         self.bytes_in += len(data)
-        self.last_progress = time.perf_counter()
+        self._idle.touch()
         if self.streaming:
             upstream = self.upstream
             if upstream is not None:
                 upstream.send_body(data)
-            if self._replay is not None:
-                self._remember([data])
+            self._body.remember([data])
             return
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        self._body.received(len(data))
-        limit = self._limit
-        if limit is not None and self._pending_bytes > limit:
+        self._watch.received(len(data))
+        if self._body.hold(data):
+            # Over the buffering limit (too large), or the upstream is not attached yet
+            # and a streamed body's first bytes fill the pending bound: hold the client.
             self._block_client(True)
             waiter = self._body_waiter
-            if waiter is not None and not waiter.done():
+            if self._body.limit is not None and waiter is not None and not waiter.done():
                 waiter.set_exception(BodyTooLarge())
-        elif limit is None and self._pending_bytes > MAX_PENDING_BODY:
-            self._block_client(True)  # upstream not attached yet: hold the client back
 
     def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         if self._body_sink is not None and self.tunnel is not None:
@@ -333,7 +295,7 @@ class Exchange:
             return
         self.req_ended = True
         self.req_trailers = request_trailers(trailers) if trailers else trailers
-        self._body.ended()
+        self._watch.ended()
         if self.streaming:
             if self.upstream is not None:
                 self.upstream.send_end(self.req_trailers)
@@ -357,10 +319,9 @@ class Exchange:
     # ================================================================ upstream callbacks
 
     def on_response_head(self, head: ResponseHead) -> None:
-        now = time.perf_counter()
-        self.last_progress = now
+        self._idle.touch()
         if self.t_headers is None:
-            self.t_headers = now
+            self.t_headers = time.perf_counter()
             self.upstream_status = head.status
         self.sink.on_head(self, head)
 
@@ -376,7 +337,7 @@ class Exchange:
         self.conn.send_head(head.status, headers, head.reason)
 
     def on_response_body(self, data: bytes) -> None:
-        self.last_progress = time.perf_counter()
+        self._idle.touch()
         self.sink.on_body(self, data)
 
     def relay_body(self, data: bytes) -> None:
@@ -428,26 +389,15 @@ class Exchange:
             self._blocked_client = False
             self.conn.unblock_reading()
 
-    def _arm_timer(self) -> None:
-        timeout = self.app.config.upstream_timeout
-        self._timer = self.app.loop.call_at(self.app.loop.time() + timeout, self._check_timeout)
-
-    def _check_timeout(self) -> None:
-        """Upstream timeout = no progress for ``--upstream-timeout``: until the response
-        headers, and between body chunks, so a stream that keeps talking is never cut."""
-        self._timer = None
+    def _upstream_idle(self) -> bool:
         if self._done is None or self._done.done():
-            return
-        idle = time.perf_counter() - self.last_progress
-        timeout = self.app.config.upstream_timeout
-        if idle < timeout:
-            self._timer = self.app.loop.call_later(timeout - idle, self._check_timeout)
-            return
+            return False
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
         self.failure = "upstream timeout"
         self._resolve(Outcome.TIMEOUT)
+        return False
 
     def fail(
         self,
@@ -536,10 +486,8 @@ class Exchange:
             self._task.cancel()
 
     def _finish(self) -> None:
-        self._body.stop()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._watch.stop()
+        self._idle.cancel()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             if self.response_done and not self.client_gone:
