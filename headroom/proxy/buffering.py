@@ -7,7 +7,7 @@ is the sum of request bytes every exchange holds before they go upstream, agains
 HTTP/1.1 pause, withheld HTTP/2 credit) and queues; bytes given back wake the queue in
 arrival order. Overshoot is bounded by one read per connection, since a read already made
 is counted, never dropped. An exchange that cannot go on within the body timeout is
-answered 503 by its own timer (see ``BodyTimer``).
+answered 503 by its body timer (see ``BodyWatch``).
 """
 
 from __future__ import annotations
@@ -75,8 +75,14 @@ class BodyOwner(Protocol):
         silence then is not the client's."""
         ...
 
-    def body_stalled(self, status: int) -> None:
-        """408: the client stopped sending its body; 503: the budget stayed full."""
+    def give_up(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        """Answer mid-request and end the exchange."""
         ...
 
 
@@ -91,7 +97,7 @@ class BodyWatch:
     timeout, which is silence between body bytes (like nginx's ``client_body_timeout``):
     a slow trickle that keeps sending is never cut."""
 
-    __slots__ = ("_budget", "_conn", "_owner", "_timer", "held", "waiting")
+    __slots__ = ("_budget", "_conn", "_owner", "_timeout", "_timer", "held", "waiting")
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class BodyWatch:
         self._budget = budget
         self._conn = conn
         self._owner = owner
+        self._timeout = timeout
         self._timer = IdleTimer(loop, timeout, self._silent)
         self.held = 0
         self.waiting = False
@@ -152,5 +159,10 @@ class BodyWatch:
     def _silent(self) -> bool:
         if self._owner.client_held_back and not self.waiting:
             return True  # the exchange paused the client: its silence is excused
-        self._owner.body_stalled(503 if self.waiting else 408)
+        waited = f"{self._timeout:g}s"
+        if self.waiting:  # the budget stayed full all along: try again soon
+            message = f"the proxy holds --max-buffered-bytes of request bodies; waited {waited}"
+            self._owner.give_up(503, "buffers_full", message, ((b"retry-after", b"1"),))
+        else:
+            self._owner.give_up(408, "request_timeout", f"no request body bytes for {waited}")
         return False

@@ -192,7 +192,7 @@ class Exchange:
         body.limit = limit
         if body.over_limit:
             raise BodyTooLarge
-        self._block_client(False)  # held back while the route was undecided; read on now
+        self.set_client_blocked(False)  # held back while the route was undecided; read on now
         if not self.req_ended:
             self.conn.send_continue()
             self._body_waiter = self.app.loop.create_future()
@@ -260,7 +260,7 @@ class Exchange:
             upstream.send_end(self.req_trailers)
         else:
             self.conn.send_continue()
-            self._block_client(upstream.write_paused)
+            self.set_client_blocked(upstream.write_paused)
 
     # ================================================================ client callbacks
 
@@ -284,7 +284,7 @@ class Exchange:
         if self._body.hold(data):
             # Over the buffering limit (too large), or the upstream is not attached yet
             # and a streamed body's first bytes fill the pending bound: hold the client.
-            self._block_client(True)
+            self.set_client_blocked(True)
             waiter = self._body_waiter
             if self._body.limit is not None and waiter is not None and not waiter.done():
                 waiter.set_exception(BodyTooLarge())
@@ -369,7 +369,7 @@ class Exchange:
 
     def on_upstream_writable(self, writable: bool) -> None:
         if self.streaming and not self.req_ended:
-            self._block_client(not writable)
+            self.set_client_blocked(not writable)
 
     # ================================================================ helpers
 
@@ -379,9 +379,6 @@ class Exchange:
             done.set_result(outcome)
 
     def set_client_blocked(self, block: bool) -> None:
-        self._block_client(block)
-
-    def _block_client(self, block: bool) -> None:
         if block and not self._blocked_client:
             self._blocked_client = True
             self.conn.block_reading()
@@ -410,8 +407,7 @@ class Exchange:
             self.conn.abort()
             return
         self.app.stats.errors[error_type] += 1
-        log = self.app.log
-        log.warning(
+        self.app.log.warning(
             "proxy_error",
             request_id=self.request_id.decode(),
             status=status,
@@ -435,44 +431,25 @@ class Exchange:
         )
         self.response_done = True
 
-    def on_protocol_error(self, status: int, error_type: str, message: str) -> None:
-        """The client broke body framing mid-request: answer it if we still can and cut
-        the upstream side (it must never see the rest of a smuggled message)."""
-        self._give_up(status, error_type, message)
-
     @property
     def client_held_back(self) -> bool:
         return self._blocked_client
 
-    def body_stalled(self, status: int) -> None:
-        """The body timer fired: the client went silent mid-body (408), or the buffer
-        budget stayed full for as long (503, try again soon)."""
-        timeout = f"{self.app.config.body_timeout:g}s"
-        if status == 503:
-            self._give_up(
-                503,
-                "buffers_full",
-                f"the proxy holds --max-buffered-bytes of request bodies; waited {timeout}",
-                headers=((b"retry-after", b"1"),),
-            )
-        else:
-            self._give_up(408, "request_timeout", f"no request body bytes for {timeout}")
-
-    def _give_up(
+    def give_up(
         self,
         status: int,
         error_type: str,
         message: str,
         headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
-        """Answer mid-request and end the exchange; the connection closes, since the rest
-        of the body would otherwise be read as the next request."""
+        """Answer mid-request (a body timeout, a full buffer budget, broken body framing)
+        and end the exchange, cutting the upstream side; the connection closes, since the
+        rest of the body would otherwise be read as the next request (smuggling)."""
         self.conn.must_close = True
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.abort()
         self.fail(status, error_type, message, headers)
         self._stop()
+
+    on_protocol_error = give_up  # the client broke body framing mid-request
 
     def _stop(self) -> None:
         """No more work for this exchange: free the upstream at once (well within the
@@ -494,7 +471,7 @@ class Exchange:
                 self.app.pool.release(upstream)
             else:
                 self.app.pool.discard(upstream)
-        self._block_client(False)
+        self.set_client_blocked(False)
         if self.response_done:
             self.conn.finish(self)
         elif not self.conn.closed:
