@@ -1,0 +1,263 @@
+"""The exchange core and its flows, scripted in memory (issue 12 point 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from headroom.ccr.store import Entry
+from headroom.providers.apis import ANTHROPIC
+from headroom.proxy.request_body import REPLAY_LIMIT
+from headroom.proxy.seams import Decision
+from tests.playbook.harness import AtHead, FakeLeg, Playbook
+
+JSON = (b"content-type", b"application/json")
+
+
+def _ok(leg: FakeLeg) -> None:
+    leg.respond(200, b"fine")
+
+
+def test_a_get_is_forwarded_and_relayed() -> None:
+    with Playbook() as pb:
+        pb.upstream(_ok)
+        pb.request(b"GET", b"/v1/models?x=1")
+        ex = pb.finish()
+        leg = pb.app.pool.legs[0]
+        assert leg.head is not None and leg.head[:2] == (b"GET", b"/v1/models?x=1")
+        assert (pb.client.status, bytes(pb.client.body), pb.client.ended) == (200, b"fine", True)
+        assert ex.response_done and pb.client.finished
+        assert pb.app.pool.released == [leg]
+
+
+def _refused(leg: FakeLeg) -> None:
+    leg.fail("stream refused (REFUSED_STREAM)", retryable=True)
+
+
+def _broken(leg: FakeLeg) -> None:
+    leg.fail("connection reset by peer")
+
+
+def test_a_request_the_origin_never_processed_is_replayed_once() -> None:
+    with Playbook() as pb:
+        pb.upstream(_refused, _ok)
+        body = [b"a" * 1000, b"b" * 1000]
+        pb.request(b"POST", b"/echo", [(b"content-length", b"2000")], body)
+        pb.finish()
+        first, second = pb.app.pool.legs
+        assert bytes(first.body) == bytes(second.body) == b"".join(body)
+        assert pb.client.status == 200
+
+
+def test_a_streamed_body_past_the_replay_limit_is_not_replayed() -> None:
+    with Playbook() as pb:
+        pb.upstream(_refused, _ok)
+        body = [b"x" * 16384] * (REPLAY_LIMIT // 16384 + 1)
+        pb.request(b"POST", b"/echo", [(b"content-length", str(16384 * len(body)).encode())], body)
+        pb.finish()
+        assert len(pb.app.pool.legs) == 1
+        assert pb.client.status == 502
+        assert json.loads(pb.client.body)["error"]["type"] == "upstream_error"
+
+
+def test_goaway_mid_body_replays_what_was_sent_and_the_rest_follows() -> None:
+    with Playbook() as pb:
+        pb.upstream(AtHead(_refused), _ok)
+        ex = pb.request(b"POST", b"/echo", [(b"content-length", b"6")], [b"abc"], end=False)
+        pb.run(1)
+        assert len(pb.app.pool.legs) == 2  # the first stream was refused after its head
+        ex.on_body(b"def")
+        ex.on_end([])
+        pb.finish()
+        assert bytes(pb.app.pool.legs[1].body) == b"abcdef"
+        assert pb.client.status == 200
+
+
+def test_a_failure_on_a_fresh_connection_is_not_retried() -> None:
+    with Playbook() as pb:
+        pb.upstream(_broken, _ok)
+        pb.request(b"GET", b"/v1/models")
+        pb.finish()
+        assert len(pb.app.pool.legs) == 1 and pb.client.status == 502
+
+
+def test_a_stale_pooled_connection_is_retried_once() -> None:
+    with Playbook() as pb:
+        pb.app.pool.reused = True
+        pb.upstream(_broken, _ok)
+        pb.request(b"GET", b"/v1/models")
+        pb.finish()
+        assert len(pb.app.pool.legs) == 2 and pb.client.status == 200
+
+
+def test_connect_refused_is_502() -> None:
+    with Playbook() as pb:
+        pb.upstream("refuse")
+        pb.request()
+        pb.finish()
+        error = json.loads(pb.client.body)["error"]
+        assert (pb.client.status, error["type"]) == (502, "upstream_connect_error")
+
+
+# ---------------------------------------------------------------- timeouts, per phase
+
+
+def test_no_answer_within_the_upstream_timeout_is_504() -> None:
+    with Playbook(upstream_timeout=600.0) as pb:
+        pb.upstream(None)  # the upstream never answers
+        pb.request()
+        started = pb.now
+        pb.finish()
+        assert pb.client.status == 504
+        assert 600 <= pb.now - started < 601
+        assert pb.app.pool.legs[0].aborted
+
+
+def test_an_answer_that_stops_mid_body_is_cut_never_completed() -> None:
+    def half(leg: FakeLeg) -> None:
+        leg.head_only(200, [(b"content-length", b"10")])
+        leg.handler.on_response_body(b"01234")
+
+    with Playbook(upstream_timeout=600.0) as pb:
+        pb.upstream(half)
+        pb.request()
+        pb.finish()
+        assert pb.client.status == 200 and bytes(pb.client.body) == b"01234"
+        assert pb.client.aborted and not pb.client.ended
+
+
+def test_a_stream_that_keeps_talking_is_never_cut() -> None:
+    def trickle(leg: FakeLeg) -> None:
+        leg.head_only(200, [(b"content-type", b"text/event-stream")])
+        for i in range(10):  # an event every 100 s for 1000 s, timeout 600 s
+            leg.loop.call_later(100 * (i + 1), leg.handler.on_response_body, b"data: x\n\n")
+        leg.loop.call_later(1001, leg.handler.on_response_end, [])
+
+    with Playbook(upstream_timeout=600.0) as pb:
+        pb.upstream(trickle)
+        pb.request()
+        pb.finish()
+        assert pb.client.ended and not pb.client.aborted
+        assert pb.client.body.count(b"data: x") == 10
+
+
+def test_a_body_that_stops_is_408_and_cuts_the_upstream() -> None:
+    with Playbook(body_timeout=30.0) as pb:
+        pb.upstream(AtHead(lambda leg: None))
+        started = pb.now
+        pb.request(b"POST", b"/echo", [(b"content-length", b"1000")], [b"12345"], end=False)
+        pb.finish()
+        assert pb.client.status == 408 and pb.client.must_close
+        assert 30 <= pb.now - started < 31
+        assert pb.app.pool.legs[0].aborted
+
+
+def test_a_body_held_back_by_upstream_backpressure_is_not_timed_out() -> None:
+    """Silence the proxy caused (it paused the client) is not the client's."""
+    with Playbook(body_timeout=30.0, upstream_timeout=600.0) as pb:
+
+        def slow_reader(leg: FakeLeg) -> None:
+            leg.write_paused = True
+            leg.handler.on_upstream_writable(False)
+            leg.loop.call_later(100, leg.handler.on_upstream_writable, True)
+
+        pb.upstream(AtHead(slow_reader))
+        ex = pb.request(b"POST", b"/echo", [(b"content-length", b"10")], [b"12345"], end=False)
+        pb.run(90)
+        assert pb.client.status is None and pb.client.blocked == 1
+        pb.run(20)  # writable again at 100 s: the client is read on
+        assert pb.client.blocked == 0
+        ex.on_body(b"67890")
+        ex.on_end([])
+        leg = pb.app.pool.legs[0]
+        leg.respond(200, b"ok")
+        pb.finish()
+        assert pb.client.status == 200 and bytes(leg.body) == b"1234567890"
+
+
+# ---------------------------------------------------------------- client and flows
+
+
+def test_a_client_that_leaves_during_compression_costs_no_upstream() -> None:
+    started = []
+
+    async def slow_compression(ex: object, body: bytes) -> object:
+        started.append(body)
+        await asyncio.sleep(100)
+        raise AssertionError("compression was not cancelled")
+
+    with Playbook() as pb:
+        pb.app.transform_request = slow_compression
+        json_body = b'{"model":"m","messages":[]}'
+        ex = pb.request(b"POST", b"/v1/messages", [JSON, (b"content-length", b"27")], [json_body])
+        pb.run(1)
+        assert started == [json_body] and pb.app.stats.buffered_bytes == len(json_body)
+        ex.on_client_gone()
+        pb.finish()
+        assert pb.app.pool.legs == [] and pb.client.status is None
+        assert pb.app.stats.buffered_bytes == 0
+
+
+def test_a_refused_websocket_handshake_is_relayed_and_its_socket_closed() -> None:
+    with Playbook() as pb:
+        pb.upstream(lambda leg: leg.respond(403, b"not for you"))
+        headers = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
+        pb.request(b"GET", b"/ws", headers)
+        pb.finish()
+        assert (pb.client.status, bytes(pb.client.body)) == (403, b"not for you")
+        assert pb.app.pool.legs[0].aborted
+
+
+KEY = "0123456789abcdef01234567"
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def get(self, key: str) -> Entry:
+        self.asked.append(key)
+        return Entry(key, b"THE ORIGINAL LINES", 0.0, 0.0)
+
+
+def test_held_retrieval_is_served_in_the_proxy_and_the_client_sees_the_final_answer() -> None:
+    call = {
+        "content": [
+            {"type": "tool_use", "id": "t1", "name": "headroom_retrieve", "input": {"hash": KEY}}
+        ],
+        "stop_reason": "tool_use",
+    }
+    final = {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"}
+    follow_ups: list[bytes] = []
+
+    def answer_call(leg: FakeLeg) -> None:
+        leg.respond(200, json.dumps(call).encode(), _json_headers(call))
+
+    def answer_final(leg: FakeLeg) -> None:
+        follow_ups.append(bytes(leg.body))
+        leg.respond(200, json.dumps(final).encode(), _json_headers(final))
+
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    body = json.dumps(request).encode()
+
+    async def with_markers(ex: object, got: bytes) -> Decision:
+        return Decision(got, retrieval=ANTHROPIC)
+
+    with Playbook() as pb:
+        pb.app.store = _Store()
+        pb.app.transform_request = with_markers
+        pb.upstream(answer_call, answer_final)
+        pb.request(
+            b"POST", b"/v1/messages", [JSON, (b"content-length", str(len(body)).encode())], [body]
+        )
+        pb.finish()
+        assert pb.app.store.asked == [KEY]
+        assert b"THE ORIGINAL LINES" in follow_ups[0]
+        assert pb.client.status == 200
+        assert json.loads(pb.client.body) == final
+        assert pb.app.stats.ccr_loop_retrievals == 1
+
+
+def _json_headers(payload: object) -> list[tuple[bytes, bytes]]:
+    size = len(json.dumps(payload).encode())
+    return [(b"content-type", b"application/json"), (b"content-length", str(size).encode())]
