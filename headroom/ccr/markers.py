@@ -33,10 +33,6 @@ def content_key(original: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()[:KEY_LEN]
 
 
-def is_key(text: str) -> bool:
-    return bool(_KEY_RE.match(text))
-
-
 def normalize_key(text: str) -> str | None:
     """Accept what a model plausibly sends as a hash argument and return the canonical key.
 

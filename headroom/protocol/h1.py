@@ -117,11 +117,6 @@ class H1Server:
         return self._conn.they_are_waiting_for_100_continue
 
     @property
-    def idle(self) -> bool:
-        """No request has started on this cycle (safe to close without losing anything)."""
-        return self._conn.their_state is h11.IDLE and self._conn.our_state is h11.IDLE
-
-    @property
     def unparsed(self) -> int:
         """Bytes received but not parsed yet (pipelined requests). h11 exposes them only
         as a copy, so ask this once per cycle, not per read."""
@@ -167,11 +162,6 @@ class H1Server:
             conn.start_next_cycle()
             return True
         return False
-
-    def fail(self) -> None:
-        """Mark the connection unusable (we answered an error mid-request)."""
-        if self._conn.our_state is not h11.ERROR:
-            self._conn.send_failed()
 
 
 def _is_eof_error(exc: h11.RemoteProtocolError) -> bool:

@@ -17,7 +17,6 @@ release, abort), so the exchange does not care which protocol the pool chose.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,14 +28,11 @@ import h2.exceptions
 
 from headroom.protocol.events import Informational, ResponseHead
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import QueuedStream
+from headroom.protocol.writes import CONNECTION_SPECIFIC, UNSAFE_VALUE, H2Calls, QueuedStream
 
-# h2 forbids these on requests; ``te`` is allowed only as "trailers".
-_FORBIDDEN = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"}
-)
+# h2 forbids these on requests (Host becomes :authority).
+_FORBIDDEN = CONNECTION_SPECIFIC | {b"host"}
 DEFAULT_PEER_STREAMS = 100  # until the peer's SETTINGS say otherwise
-_UNSAFE = re.compile(rb"[\r\n\x00]")
 
 
 class UpstreamStream(QueuedStream):
@@ -119,7 +115,7 @@ class UpstreamStream(QueuedStream):
             handler.on_upstream_error(message, retryable)
 
 
-class H2Upstream(asyncio.Protocol):
+class H2Upstream(H2Calls, asyncio.Protocol):
     """One HTTP/2 connection to the origin, shared by many exchanges."""
 
     def __init__(
@@ -287,14 +283,6 @@ class H2Upstream(asyncio.Protocol):
         if not self.streams:
             self.close()
 
-    def call(self, method: Any, *args: Any) -> None:
-        try:
-            method(*args)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
-        if not self.cork:
-            self.write()
-
     def flush(self, stream: UpstreamStream) -> None:
         try:
             stream.queue.pump(self.h2, stream.stream_id, self._paused)
@@ -361,7 +349,7 @@ def _response_head(headers: list[tuple[bytes, bytes]]) -> ResponseHead | None:
         if name == b":status":
             status = int(value)
         elif not name.startswith(b":"):
-            if _UNSAFE.search(value):
+            if UNSAFE_VALUE.search(value):
                 return None
             fields.append((name, value))
     return ResponseHead(status, fields, b"", [n for n, _ in fields])

@@ -36,7 +36,7 @@ import h2.settings
 from headroom.protocol.events import ExchangeHandler, RequestHead
 from headroom.protocol.h2_frames import FrameFlood, FrameGate
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import QueuedStream
+from headroom.protocol.writes import CONNECTION_SPECIFIC, UNSAFE_VALUE, H2Calls, QueuedStream
 
 
 class H2Host(Protocol):
@@ -78,7 +78,6 @@ class H2Carrier(Protocol):
 
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_UNSAFE = re.compile(rb"[\r\n\x00]")
 # What HTTP/1.1 accepts as a header name or method (RFC 9110 token); h2 checks less.
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # An origin-form path: "/" then visible characters, no space or control.
@@ -92,10 +91,6 @@ MAX_PREMATURE_RESETS = 1000
 CONNECTION_WINDOW = 16 * 1024 * 1024
 FLOOD_WINDOW = 10.0  # seconds
 FLOOD_LIMITS = {"settings": 100, "ping": 100, "empty_data": 100, "window_update": 10_000}
-# Headers HTTP/2 forbids (RFC 9113 §8.2.2); ``te`` is allowed only as "trailers".
-CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
 
 
 class H2Stream(QueuedStream):
@@ -197,7 +192,7 @@ class H2Stream(QueuedStream):
                 self._exchange.on_client_writable(not paused)
 
 
-class H2Session:
+class H2Session(H2Calls):
     """The HTTP/2 state of one client connection (h2 does the framing)."""
 
     def __init__(self, conn: H2Carrier) -> None:
@@ -363,15 +358,6 @@ class H2Session:
 
     # ------------------------------------------------------------ output
 
-    def call(self, method: Any, *args: Any) -> None:
-        """Run an h2 send-side call; a stream already closed by the peer is not an error."""
-        try:
-            method(*args)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
-        if not self.cork:
-            self.write()
-
     def write(self) -> None:
         data = self.h2.data_to_send()
         if data:
@@ -494,7 +480,7 @@ def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHea
         return None
     if not _PATH.fullmatch(path) and not (path == b"*" and method == b"OPTIONS"):
         return None  # only origin-form reaches the upstream: no authority, no spaces
-    if any(not _TOKEN.fullmatch(n) or _UNSAFE.search(v) for n, v in fields):
+    if any(not _TOKEN.fullmatch(n) or UNSAFE_VALUE.search(v) for n, v in fields):
         return None  # a name HTTP/1.1 cannot carry; CR, LF or NUL would split a line
     if method == b"CONNECT":  # only RFC 8441 WebSocket; plain CONNECT tunnels are refused
         if pseudo.get(b":protocol") != b"websocket":

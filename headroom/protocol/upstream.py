@@ -53,7 +53,6 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         "closed",
         "handler",
         "idle_timer",
-        "served",
         "transport",
         "write_paused",
     )
@@ -65,7 +64,6 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self._read_paused = False
-        self.served = 0  # exchanges completed on this connection
         self.idle_timer: asyncio.TimerHandle | None = None
         self._cork = 0
         self._out: list[bytes] = []
@@ -180,7 +178,6 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         if self.closed or not self._h1.reusable():
             self.abort()
             return False
-        self.served += 1
         return True
 
     def set_reading(self, on: bool) -> None:

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import h2.connection
+import h2.exceptions
+
+# Headers HTTP/2 forbids (RFC 9113 §8.2.2); ``te`` is allowed only as "trailers".
+CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+# CR, LF or NUL in a value HTTP/2 carried would split or end a line on an HTTP/1.1 leg.
+UNSAFE_VALUE = re.compile(rb"[\r\n\x00]")
+
+
+class H2Calls:
+    """The send side shared by both HTTP/2 legs: run an h2 call, then send what it produced
+    unless writes are being gathered (``cork``)."""
+
+    __slots__ = ()
+    h2: h2.connection.H2Connection
+    cork: int
+
+    def call(self, method: Any, *args: Any) -> None:
+        """A stream already closed by the peer is not an error here."""
+        try:
+            method(*args)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass
+        if not self.cork:
+            self.write()
+
+    def write(self) -> None:
+        raise NotImplementedError
 
 
 class CorkedWriter:

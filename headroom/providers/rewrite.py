@@ -42,13 +42,11 @@ class StrategyTally:
 class Rewrite:
     body: bytes
     provider: str
-    outputs_seen: int = 0
     outputs_compressed: int = 0
     tokens_before: int = 0  # over the compressed outputs only
     tokens_after: int = 0
     by_strategy: dict[str, StrategyTally] = field(default_factory=dict)
     writes: PendingWrites = field(default_factory=PendingWrites)
-    tool_injected: bool = False
     stages: dict[str, float] = field(default_factory=dict)  # pipeline stage → total ms
     restored: bool = False  # earlier retrieval calls were put back into the history
     seconds: float = 0.0
@@ -91,7 +89,6 @@ def rewrite_request(
             payload = orjson.loads(body)
             result.restored = True
     outputs = provider.find_outputs(payload)
-    result.outputs_seen = len(outputs)
     model = str(payload.get("model", ""))
     edits: list[tuple[ToolOutput, str]] = []
     for output in outputs:
@@ -145,7 +142,6 @@ def _apply(
             else:  # "tools" is there but not a list: a marker could never be retrieved
                 _undo(result, body, "tools_not_a_list")
                 return
-            result.tool_injected = True
         result.body = doc.render()
         result.outputs_compressed = len(edits)
     except JsonDocError as exc:
@@ -160,4 +156,3 @@ def _undo(result: Rewrite, body: bytes, reason: str) -> None:
     result.tokens_before = result.tokens_after = 0
     result.by_strategy.clear()
     result.writes = PendingWrites()
-    result.tool_injected = False

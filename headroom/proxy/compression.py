@@ -26,7 +26,7 @@ from headroom.ccr.store import StoreError
 from headroom.providers.apis import PROVIDERS, provider_for
 from headroom.providers.memo import MemoPipeline
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
-from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
+from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding, decode
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
@@ -56,10 +56,10 @@ class Compression:
         provider = provider_for(ex.path.decode("latin-1"))
         if provider is None:
             return unchanged
-        encoding = (header_value(ex.head.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(ex.head.headers)
         plain = body
-        if encoding and encoding != b"identity":
-            decoded = await self._decode(ex, encoding.decode("latin-1"), body)
+        if coding is not None:
+            decoded = await self._decode(ex, coding, body)
             if decoded is None:
                 return unchanged
             plain = decoded
@@ -89,7 +89,11 @@ class Compression:
         return None
 
     async def _decode(self, ex: Requested, encoding: str, body: bytes) -> bytes | None:
-        if encoding not in SUPPORTED:
+        limit = self.config.max_body_bytes
+        try:
+            # Off the loop: a small body may inflate to the limit (see encoding.py).
+            return await self.app.loop.run_in_executor(self.executor, decode, encoding, body, limit)
+        except UnknownEncoding:
             self.app.stats.bypassed["unknown_encoding"] += 1
             self.app.log.info(
                 "compression_skipped",
@@ -97,13 +101,6 @@ class Compression:
                 reason="unknown_encoding",
                 encoding=encoding,
             )
-            return None
-        limit = self.config.max_body_bytes
-        try:
-            # Off the loop: a small body may inflate to the limit (see encoding.py).
-            return await self.app.loop.run_in_executor(self.executor, decode, encoding, body, limit)
-        except DecodedTooLarge:
-            raise
         except DecodeError as exc:
             self.app.stats.bypassed["undecodable_body"] += 1
             self.app.log.warning(
@@ -112,7 +109,7 @@ class Compression:
                 reason="undecodable_body",
                 error=str(exc),
             )
-            return None
+        return None
 
     async def _rewrite(self, ex: Requested, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
         cancel = threading.Event()

@@ -27,14 +27,29 @@ class DecodeError(Exception):
     """The body is not valid in its declared encoding (forwarded untouched, counted)."""
 
 
+class UnknownEncoding(DecodeError):
+    """A Content-Encoding this proxy cannot decode (forwarded untouched, counted)."""
+
+
 SUPPORTED = ("gzip", "x-gzip", "deflate", "zstd", "br")
 SLICE = 1 << 20
 
 
+def content_coding(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The body's Content-Encoding, lower case; None when it is absent or identity."""
+    for name, value in headers:
+        if name == b"content-encoding":
+            coding = value.strip().lower().decode("latin-1")
+            return coding if coding and coding != "identity" else None
+    return None
+
+
 def decode(encoding: str, data: bytes, limit: int) -> bytes:
     """Decode ``data``; raises ``DecodedTooLarge`` past ``limit`` bytes, ``DecodeError`` on
-    corrupt input, ``KeyError`` for an encoding not in ``SUPPORTED``."""
-    decoder = _DECODERS[encoding]
+    corrupt input, ``UnknownEncoding`` for an encoding not in ``SUPPORTED``."""
+    decoder = _DECODERS.get(encoding)
+    if decoder is None:
+        raise UnknownEncoding(f"{encoding}: not one of {', '.join(SUPPORTED)}")
     try:
         out = decoder(data, limit + 1)
     except (zlib.error, brotli.error, zstandard.ZstdError, EOFError) as exc:

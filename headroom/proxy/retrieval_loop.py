@@ -23,7 +23,7 @@ from headroom.providers.responses_stream import ResponsesStream
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
 from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
-from headroom.proxy.encoding import SUPPORTED, DecodedTooLarge, DecodeError, decode
+from headroom.proxy.encoding import DecodedTooLarge, DecodeError, content_coding, decode
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import ExchangeView, Outcome
 
@@ -94,13 +94,11 @@ def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict | None:  # type: 
     ctype = (header_value(head.headers, b"content-type") or b"").lower()
     if b"json" not in ctype:
         return None
-    encoding = (header_value(head.headers, b"content-encoding") or b"").strip().lower()
+    coding = content_coding(head.headers)
     data = raw
-    if encoding and encoding != b"identity":
-        if encoding.decode("latin-1") not in SUPPORTED:
-            return None
+    if coding is not None:
         try:
-            data = decode(encoding.decode("latin-1"), raw, limit)
+            data = decode(coding, raw, limit)
         except (DecodeError, DecodedTooLarge):
             return None
     try:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from headroom import __version__
 from headroom.protocol.pool import ConnectFailed
+from headroom.providers.apis import provider_for
 from headroom.proxy.client import fetch
 from headroom.proxy.local import (
     LocalHandler,
@@ -40,12 +41,6 @@ class RouteHost(Protocol):
 
 SERVICE = "headroom-proxy"
 PROBE_TIMEOUT = 5.0
-_API_SUFFIXES = (
-    b"/v1/messages",
-    b"/v1/messages/count_tokens",
-    b"/v1/chat/completions",
-    b"/v1/responses",
-)
 
 
 class LocalRoutes:
@@ -85,7 +80,7 @@ class LocalRoutes:
         encoded = path.encode("latin-1")
         return (
             encoded in self._exact
-            or encoded.endswith(_API_SUFFIXES)
+            or provider_for(path) is not None
             or any(encoded == prefix for prefix, _ in self._prefixed)
         )
 

@@ -38,7 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from headroom.ccr.markers import content_key, find_keys, has_marker
+from headroom.ccr.markers import find_keys, has_marker
+from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, Compressor, CompressResult
 from headroom.transforms.detect import (
     DIFF,
@@ -209,18 +210,6 @@ def _numbered_ok(kind: str, body: str) -> bool:
     return kind in _NUMBERED_OK or is_text_table(body) or has_sections(body)
 
 
-class _StagedWriter:
-    """Records originals with their keys; nothing reaches the real store until accepted."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, bytes | str] = {}
-
-    def put(self, original: bytes | str) -> str:
-        key = content_key(original)
-        self.items.setdefault(key, original)
-        return key
-
-
 def _build_route(
     strategy: str, config: PipelineConfig, override: Compressor | None
 ) -> _Route | None:
@@ -249,16 +238,15 @@ def config_class(cls: type) -> type:
     return typing.cast(type, options[0])
 
 
-def _point_keys_at(staged: _StagedWriter, body: str, original: str, output: str) -> str:
+def _point_keys_at(staged: PendingWrites, body: str, original: str, output: str) -> str:
     """Re-point markers that name the body the compressors saw at the caller's original.
 
     A compressor saw the body without line numbers or wrapper header and stored that; the
     original is what the tool returned, and a retrieval must give back exactly that.
     """
-    body_bytes = body.encode("utf-8", "surrogatepass")
+    body_bytes = body.encode("utf-8")
     for key, stored in list(staged.items.items()):
-        data = stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
-        if data == body_bytes and key in output:
+        if stored == body_bytes and key in output:
             output = output.replace(key, staged.put(original))
     return output
 
@@ -345,7 +333,8 @@ class Pipeline:
 
         t1 = time.perf_counter()
         use_store = self.config.enable_ccr_marker and ctx.store is not None
-        staged = _StagedWriter() if use_store else None
+        # Staged: nothing reaches the real store until the result is accepted.
+        staged = PendingWrites() if use_store else None
         inner = CompressContext(query=ctx.query, store=staged, model=ctx.model)
         pieces: list[str] = []
         strategies: list[str] = []

