@@ -40,6 +40,7 @@ from hyperframe.frame import PriorityFrame
 
 from bench.hostile import (
     Body,
+    FloodResult,
     H1Request,
     Monitor,
     Pid,
@@ -177,13 +178,15 @@ def _stop_tree(proxy: Proc) -> None:
 def _tool_result_body(size: int) -> bytes:
     """An Anthropic Messages body whose tool_result holds ``size`` bytes of service log:
     over PROCESS_MIN_BYTES (256 KiB), so the proxy starts its compression process."""
-    lines, n = [], 0
-    while sum(map(len, lines)) + n < size:
+    lines: list[str] = []
+    total = 0
+    while total < size:
+        n = len(lines)
         lines.append(
             f"2026-01-01T00:00:{n % 60:02d}Z INFO [api] GET /v1/items/{n} 200 "
             f"{n % 97}ms req={n * 2654435761 % 2**48:012x}"
         )
-        n += 1
+        total += len(lines[-1]) + 1
     body = {
         "model": "bench",
         "max_tokens": 16,
@@ -488,7 +491,7 @@ def _h2_sustained_priority(plan: Plan, env: Env) -> dict[str, Any]:
     the proxy sees the rate for the whole duration, not just until the first GOAWAY. The
     connection open when the time is up keeps the rate for up to 1 s more: one cut short
     before the proxy could judge it would otherwise count as unanswered."""
-    results = []
+    results: list[FloodResult] = []
     with _proxy(env, "h2_sustained_priority") as proxy:
         with Monitor(proxy.addr, proxy.pid, plan.tail_s) as mon:
             schedule = _paced(plan.sustained_rate, plan.sustained_s + 1.0)

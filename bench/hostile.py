@@ -675,14 +675,21 @@ class _H2Uploader:
         for event in self.conn.receive_data(data):
             stream = self.by_id.get(getattr(event, "stream_id", 0) or 0)
             if isinstance(event, h2e.ResponseReceived) and stream is not None:
-                stream.status = int(dict(event.headers)[":status"])  # type: ignore[arg-type]
+                stream.status = _status(event.headers or [])
             elif isinstance(event, h2e.StreamReset) and stream is not None:
-                stream.reset = int(event.error_code)
+                stream.reset = int(event.error_code or 0)
             elif isinstance(event, h2e.DataReceived):
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2e.ConnectionTerminated):
-                self.res.goaway = int(event.error_code)
+                self.res.goaway = int(event.error_code or 0)
         return self.conn.data_to_send()
+
+
+def _status(headers: Iterable[tuple[bytes | str, bytes | str]]) -> int:
+    for name, value in headers:
+        if name in (":status", b":status"):
+            return int(value)
+    raise BenchError("response without :status")
 
 
 def h2_upload(addr: Addr, streams: int, size: int, deadline: float) -> Upload:
