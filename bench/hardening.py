@@ -650,7 +650,9 @@ ATTACKS: tuple[tuple[str, Callable[[Plan, Env], dict[str, Any]]], ...] = (
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
+    """Every attack, or those named in HEADROOM_BENCH_ATTACKS (comma-separated)."""
     plan = QUICK if quick else FULL
+    only = {n for n in os.environ.get("HEADROOM_BENCH_ATTACKS", "").split(",") if n}
     rows = []
     with tempfile.TemporaryDirectory(prefix="headroom-bench-hardening-") as tmp:
         workdir = Path(tmp)
@@ -658,6 +660,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         try:
             env = Env(upstream.addr, workdir)
             for name, attack in ATTACKS:
+                if only and name not in only and name != "baseline":
+                    continue
                 try:
                     rows.append(attack(plan, env))
                 except Exception as exc:  # one broken row must not hide the others

@@ -3,11 +3,16 @@
 Each exchange bounds its own body (``--max-body-bytes``), but many exchanges at once could
 still hold their sum: 30 bodies of 21 MB, or 20 HTTP/2 streams that never end. The budget
 is the sum of request bytes every exchange holds before they go upstream, against
-``--max-buffered-bytes``. An exchange that takes the sum over the cap stops reading (an
-HTTP/1.1 pause, withheld HTTP/2 credit) and queues; bytes given back wake the queue in
-arrival order. Overshoot is bounded by one read per connection, since a read already made
-is counted, never dropped. An exchange that cannot go on within the body timeout is
-answered 503 by its body timer (see ``BodyWatch``).
+``--max-buffered-bytes``.
+
+A buffered body whose length is declared (Content-Length) is admitted whole: its length is
+reserved before it is read, so an admitted body can always be read to its end; one that
+does not fit waits unread (an HTTP/1.1 pause, withheld HTTP/2 credit) in arrival order.
+Counting bytes only as they came instead let partial bodies fill the cap between them and
+wait for each other. A body of unknown length is counted as it arrives and waits when it
+takes the sum over the cap. Bytes given back admit the queue in order; a body that cannot
+start (or go on) within the body timeout is answered 503 by its timer (``BodyWatch``).
+Overshoot is bounded by one read per connection, since a read already made is counted.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from headroom.proxy.timers import IdleTimer
 
 
 class Waiter(Protocol):
-    """An exchange held back by the budget."""
+    """An exchange held back by the budget, until ``need`` more bytes fit."""
+
+    need: int
 
     def budget_resumed(self) -> None: ...
 
@@ -42,17 +49,27 @@ class BufferBudget:
     def full(self) -> bool:
         return self.held >= self.cap
 
+    def admit(self, need: int) -> bool:
+        """Reserve ``need`` bytes if they fit (a body alone always does: the cap is at
+        least --max-body-bytes); False leaves the sum as it was."""
+        if self.held and self.held + need > self.cap:
+            return False
+        self.take(need)
+        return True
+
     def take(self, count: int) -> bool:
         """Count ``count`` more bytes held; False once the sum is past the cap."""
         self.held += count
         self._stats.buffered_bytes = self.held
-        return self.held < self.cap
+        return self.held <= self.cap
 
     def give_back(self, count: int) -> None:
-        self.held -= count
-        self._stats.buffered_bytes = self.held
-        while self._queue and self.held < self.cap:
-            _, waiter = self._queue.popitem(last=False)
+        self.take(-count)
+        while self._queue:  # in arrival order: a large body is not passed by small ones
+            waiter = next(iter(self._queue.values()))
+            if not self.admit(waiter.need):
+                break
+            self._queue.popitem(last=False)
             waiter.budget_resumed()
 
     def wait(self, waiter: Waiter) -> None:
@@ -97,7 +114,17 @@ class BodyWatch:
     timeout, which is silence between body bytes (like nginx's ``client_body_timeout``):
     a slow trickle that keeps sending is never cut."""
 
-    __slots__ = ("_budget", "_conn", "_owner", "_timeout", "_timer", "held", "waiting")
+    __slots__ = (
+        "_budget",
+        "_conn",
+        "_owner",
+        "_timeout",
+        "_timer",
+        "got",
+        "held",
+        "need",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -112,30 +139,43 @@ class BodyWatch:
         self._owner = owner
         self._timeout = timeout
         self._timer = IdleTimer(loop, timeout, self._silent)
-        self.held = 0
+        self.got = 0  # body bytes received
+        self.held = 0  # bytes counted in the budget: what was reserved or received
+        self.need = 0  # what the budget must still admit before reading goes on
         self.waiting = False
 
-    def watch(self) -> None:
-        """Start timing silence (the request head is in; its body is not)."""
+    def watch(self, reserve: int = 0) -> None:
+        """Start timing silence (the request head is in; its body is not) and, for a
+        buffered body of declared length, reserve it whole (``reserve``)."""
         self._timer.start()
-        if self._budget.full:
-            self._hold_back()
+        need = max(0, reserve - self.held)
+        if self._budget.admit(need):
+            self.held += need
+        else:
+            self._hold_back(need)
 
     def received(self, count: int) -> None:
         """``count`` body bytes arrived and are held until they go upstream."""
         self._timer.touch()
-        self.held += count
-        if not self._budget.take(count):
-            self._hold_back()
+        self.got += count
+        extra = self.got - self.held
+        if extra > 0:
+            self.held += extra
+            if not self._budget.take(extra):
+                self._hold_back(0)
 
-    def _hold_back(self) -> None:
+    def _hold_back(self, need: int) -> None:
         if not self.waiting:
             self.waiting = True
+            self.need = need
             self._conn.block_reading()
             self._budget.wait(self)
 
     def budget_resumed(self) -> None:
+        """Admitted: the budget reserved ``need`` for this body."""
         self.waiting = False
+        self.held += self.need
+        self.need = 0
         self._timer.touch()  # the wait was ours, not the client's silence
         self._conn.unblock_reading()
 

@@ -181,10 +181,11 @@ class Exchange:
         finally:
             self._finish()
 
-    def watch_body(self) -> None:
-        """Time the body's silences (not a WebSocket's: its stream is a session)."""
+    def watch_body(self, reserve: int = 0) -> None:
+        """Time the body's silences (not a WebSocket's: its stream is a session); a
+        buffering flow reserves its declared length in the buffer budget."""
         if not self.req_ended:
-            self._watch.watch()
+            self._watch.watch(reserve)
 
     async def read_body(self, limit: int) -> bytes:
         """The whole body (a buffering flow); raises ``BodyTooLarge`` past ``limit``."""

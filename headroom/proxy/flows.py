@@ -78,7 +78,7 @@ def is_buffered_route(ex: Exchange) -> bool:
 
 
 async def serve_local(ex: Exchange, handler: LocalHandler) -> None:
-    ex.watch_body()
+    ex.watch_body(min(declared_length(ex), LOCAL_BODY_LIMIT))
     try:
         body = await ex.read_body(LOCAL_BODY_LIMIT)
     except BodyTooLarge:
@@ -98,12 +98,12 @@ async def serve_local(ex: Exchange, handler: LocalHandler) -> None:
 
 async def forward_buffered(ex: Exchange) -> None:
     """Read the body whole (bounded), let compression decide, then forward."""
-    ex.watch_body()
     limit = ex.app.config.max_body_bytes
-    declared = header_value(ex.head.headers, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(ex)
+    if declared > limit:
         too_large(ex, limit, "--max-body-bytes is")
         return
+    ex.watch_body(declared)
     try:
         body = await ex.read_body(limit)
         decision = await ex.app.transform_request(ex, body)
@@ -120,6 +120,12 @@ async def forward_buffered(ex: Exchange) -> None:
 async def forward_streamed(ex: Exchange) -> None:
     ex.watch_body()
     await forward(ex, None)
+
+
+def declared_length(ex: Exchange) -> int:
+    """The body's Content-Length (0 when absent or unreadable: counted as it comes)."""
+    value = header_value(ex.head.headers, b"content-length")
+    return int(value) if value is not None and value.isdigit() else 0
 
 
 def too_large(ex: Exchange, limit: int, bound: str) -> None:

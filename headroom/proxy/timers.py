@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+SLACK = 0.001  # seconds
+
 
 class IdleTimer:
     __slots__ = ("_handle", "_loop", "_on_idle", "_timeout", "last")
@@ -42,8 +44,10 @@ class IdleTimer:
 
     def _fire(self) -> None:
         self._handle = None
-        now = self._loop.time()
-        if now - self.last < self._timeout:
-            self._handle = self._loop.call_at(self.last + self._timeout, self._fire)
+        due = self.last + self._timeout
+        # The loop runs a timer up to its clock resolution early: within that, it is due
+        # (re-arming for the same instant would spin).
+        if due - self._loop.time() > SLACK:
+            self._handle = self._loop.call_at(due, self._fire)
         elif self._on_idle():
             self.start()

@@ -273,11 +273,14 @@ class Services:
         self.log = Logger("debug", self.log_stream)
         self.pool = FakePool(self.loop)
         self.budget = BufferBudget(self.config.max_buffered_bytes, self.stats)
-        self.done = asyncio.Event()
+        self._done: dict[int, asyncio.Event] = {}
 
     def exchange_finished(self, exchange: Exchange) -> None:
         self.finished.append(exchange)
-        self.done.set()
+        self.done_event(exchange).set()
+
+    def done_event(self, exchange: Exchange) -> asyncio.Event:
+        return self._done.setdefault(id(exchange), asyncio.Event())
 
     def events(self, name: str) -> list[dict[str, Any]]:
         lines = self.log_stream.getvalue().decode().splitlines()
@@ -318,11 +321,12 @@ class Playbook:
         headers: list[tuple[bytes, bytes]] | None = None,
         body: list[bytes] | None = None,
         end: bool = True,
+        client: FakeClient | None = None,
     ) -> Exchange:
         """The client's head, then each body chunk, then (``end``) the end of its body,
         delivered as one read would deliver them."""
         head = RequestHead(method, target, [(b"host", b"proxy.test"), *(headers or [])])
-        exchange = Exchange(self.app, self.client, head)  # type: ignore[arg-type]
+        exchange = Exchange(self.app, client or self.client, head)  # type: ignore[arg-type]
         exchange.launch(route(exchange))
         for chunk in body or []:
             exchange.on_body(chunk)
@@ -335,8 +339,12 @@ class Playbook:
         """Let the loop run until ``seconds`` of virtual time passed (0: until idle now)."""
         self.loop.run_until_complete(asyncio.sleep(seconds))
 
-    def finish(self, limit: float = 3600.0) -> Exchange:
-        """Run until the exchange finished (bounded in virtual time)."""
-        assert self.exchange is not None
-        self.loop.run_until_complete(asyncio.wait_for(self.app.done.wait(), limit))
-        return self.exchange
+    def finish(self, exchange: Exchange | None = None, limit: float = 3600.0) -> Exchange:
+        """Run until the exchange (the last one made by default) finished, bounded in
+        virtual time."""
+        exchange = exchange or self.exchange
+        assert exchange is not None
+
+        done = self.app.done_event(exchange)
+        self.loop.run_until_complete(asyncio.wait_for(done.wait(), limit))
+        return exchange
