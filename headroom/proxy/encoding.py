@@ -51,16 +51,16 @@ def decode(encoding: str, data: bytes, limit: int) -> bytes:
     if decoder is None:
         raise UnknownEncoding(f"{encoding}: not one of {', '.join(SUPPORTED)}")
     try:
-        out = decoder(data, limit + 1)
+        parts = decoder(data, limit + 1)
     except (zlib.error, brotli.error, zstandard.ZstdError, EOFError) as exc:
         raise DecodeError(f"{encoding}: {exc}") from None
-    if len(out) > limit:
+    if sum(map(len, parts)) > limit:  # refused before joining: no second copy of a bomb
         raise DecodedTooLarge(f"decoded {encoding} body exceeds {limit} bytes")
-    return out
+    return b"".join(parts)
 
 
 def _zlib(wbits: int):  # type: ignore[no-untyped-def]
-    def run(data: bytes, cap: int) -> bytes:
+    def run(data: bytes, cap: int) -> list[bytes]:
         d = zlib.decompressobj(wbits)
         parts = [d.decompress(data, SLICE)]
         size = len(parts[0])
@@ -69,12 +69,12 @@ def _zlib(wbits: int):  # type: ignore[no-untyped-def]
             size += len(parts[-1])
         if size < cap and not d.eof:
             raise DecodeError("truncated stream")
-        return b"".join(parts)
+        return parts
 
     return run
 
 
-def _deflate(data: bytes, cap: int) -> bytes:
+def _deflate(data: bytes, cap: int) -> list[bytes]:
     # "deflate" means zlib-wrapped per RFC 9110, but raw deflate is common in the wild.
     try:
         return _zlib(zlib.MAX_WBITS)(data, cap)
@@ -82,7 +82,7 @@ def _deflate(data: bytes, cap: int) -> bytes:
         return _zlib(-zlib.MAX_WBITS)(data, cap)
 
 
-def _zstd(data: bytes, cap: int) -> bytes:
+def _zstd(data: bytes, cap: int) -> list[bytes]:
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
     parts: list[bytes] = []
     size = 0
@@ -92,10 +92,10 @@ def _zstd(data: bytes, cap: int) -> bytes:
             break
         parts.append(part)
         size += len(part)
-    return b"".join(parts)
+    return parts
 
 
-def _brotli(data: bytes, cap: int) -> bytes:
+def _brotli(data: bytes, cap: int) -> list[bytes]:
     d = brotli.Decompressor()
     parts = [d.process(data, output_buffer_limit=SLICE)]
     size = len(parts[0])
@@ -109,7 +109,7 @@ def _brotli(data: bytes, cap: int) -> bytes:
         size += len(part)
     if size < cap and not d.is_finished():
         raise DecodeError("truncated stream")
-    return b"".join(parts)
+    return parts
 
 
 _DECODERS = {
