@@ -22,7 +22,6 @@ one connection yields the loop between them). Stream count (100) and header list
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any, Protocol
 
@@ -35,8 +34,9 @@ import h2.settings
 
 from headroom.protocol.events import ExchangeHandler, RequestHead
 from headroom.protocol.h2_frames import FrameFlood, FrameGate
+from headroom.protocol.h2_request import request_head
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import CONNECTION_SPECIFIC, UNSAFE_VALUE, H2Calls, QueuedStream
+from headroom.protocol.writes import CONNECTION_SPECIFIC, H2Calls, QueuedStream
 
 
 class H2Host(Protocol):
@@ -78,10 +78,6 @@ class H2Carrier(Protocol):
 
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# What HTTP/1.1 accepts as a header name or method (RFC 9110 token); h2 checks less.
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# An origin-form path: "/" then visible characters, no space or control.
-_PATH = re.compile(rb"/[\x21-\x7e\x80-\xff]*")
 MAX_CONCURRENT_STREAMS = 100
 MAX_HEADER_LIST_SIZE = 64 * 1024
 # Rapid reset: after this many streams, more than half reset before any response is abuse;
@@ -282,7 +278,7 @@ class H2Session(H2Calls):
         if self.draining:
             self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        head = _request_head(event.headers, event.stream_ended is not None)
+        head = request_head(event.headers, event.stream_ended is not None)
         if head is None:
             self.call(self.h2.reset_stream, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
@@ -463,36 +459,6 @@ class H2Session(H2Calls):
         self._flood[kind] += 1
         if self._flood[kind] > FLOOD_LIMITS[kind]:
             self._terminate(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, f"{kind} flood")
-
-
-def _request_head(headers: list[tuple[bytes, bytes]], ended: bool) -> RequestHead | None:
-    """Pseudo-headers to an HTTP/1.1-shaped head: :authority becomes Host, and a body with no
-    Content-Length is marked chunked so the HTTP/1.1 upstream leg frames it."""
-    pseudo: dict[bytes, bytes] = {}
-    fields: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name.startswith(b":"):
-            pseudo[name] = value
-        elif name != b"host" or b":authority" not in pseudo:
-            fields.append((name, value))
-    method, path = pseudo.get(b":method"), pseudo.get(b":path")
-    if method is None or path is None or not _TOKEN.fullmatch(method):
-        return None
-    if not _PATH.fullmatch(path) and not (path == b"*" and method == b"OPTIONS"):
-        return None  # only origin-form reaches the upstream: no authority, no spaces
-    if any(not _TOKEN.fullmatch(n) or UNSAFE_VALUE.search(v) for n, v in fields):
-        return None  # a name HTTP/1.1 cannot carry; CR, LF or NUL would split a line
-    if method == b"CONNECT":  # only RFC 8441 WebSocket; plain CONNECT tunnels are refused
-        if pseudo.get(b":protocol") != b"websocket":
-            return None
-        fields.append((b":protocol", b"websocket"))
-        ended = True  # the stream carries WebSocket frames, not a body to re-frame
-    authority = pseudo.get(b":authority")
-    if authority is not None and not any(n == b"host" for n, _ in fields):
-        fields.insert(0, (b"host", authority))
-    if not ended and not any(n == b"content-length" for n, _ in fields):
-        fields.append((b"transfer-encoding", b"chunked"))
-    return RequestHead(method, path, fields, b"2", [n for n, _ in fields])
 
 
 def _error_code(exc: Exception) -> int:
