@@ -59,7 +59,12 @@ class CorkedWriter:
             out = self._out
             self._out = []  # type: ignore[misc]
             if self._writable():
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                # writelines: one writev on uvloop, with no copy of a large body to join
+                # it to its head (a 21 MB buffered body cost the loop ~25 ms per request).
+                if len(out) == 1:
+                    self.transport.write(out[0])
+                else:
+                    self.transport.writelines(out)
 
     def _write(self, data: bytes) -> None:
         if data and self._writable():
