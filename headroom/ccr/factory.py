@@ -5,7 +5,7 @@ that is not our database, a Redis URL that does not parse or a server that does 
 all raise ``StoreError("ccr <backend>: <cause>")``, which the CLI prints and turns into exit
 code 1. There is deliberately no fallback to the memory store: a proxy that silently kept
 its originals in one process's memory would lose them at the next restart or on the next
-worker (the reference product's users lost retrievals exactly that way).
+worker, and every marker it had sent would then retrieve nothing.
 """
 
 from __future__ import annotations

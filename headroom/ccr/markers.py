@@ -14,8 +14,8 @@ Marker formats (``H`` is a 24-hex key):
 * ``[X lines compressed to Y. Retrieve full diff: hash=H]`` — the diff compressor.
 
 ``find_keys`` recognises exactly these and nothing else: other tools' markers, shorter
-hashes and uppercase look-alikes are not adopted (the reference's users lost retrievals to
-all three).
+hashes and uppercase look-alikes are not adopted (each would retrieve another original or
+nothing).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The proxy must change only the string values it compresses and leave every other byte —
 key order, whitespace, number spelling, escapes, signed thinking blocks — exactly as the
-client sent it (re-serialising busted 17 of 18 prompt-cache hits in the reference product).
+client sent it (a re-serialised body differs from the prefix a provider's prompt cache holds,
+so the cache misses).
 So the body is never re-serialised: ``JsonDoc`` finds the character spans of the values it
 is asked for and splices new text into those spans only.
 

@@ -5,7 +5,8 @@ every earlier tool output again on every turn — turn 50 would redo the work of
 The pipeline is deterministic, so the result for (output, relevance context, model family)
 never changes and can be reused as is. The originals a result's markers name are kept with
 it and written to the store again on every reuse, so a hit never leaves a marker whose
-original the store has lost (invariant 8 holds whatever was evicted meanwhile).
+original the store has lost: every marker that leaves the proxy names an original the store
+holds, whatever was evicted meanwhile.
 
 Bounded by the bytes it holds (outputs and originals), least recently used out first.
 Thread-safe: the compression executor runs several rewrites at once.

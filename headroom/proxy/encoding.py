@@ -1,8 +1,8 @@
 """Decode compressed request bodies with the decoded size bounded.
 
 Agents send gzip, deflate, zstd or br request bodies; the proxy has to read the JSON to
-compress tool outputs, and must then forward without Content-Encoding (the reference
-product forwarded the header with a decoded body and upstreams answered 400). A small
+compress tool outputs, and must then forward without Content-Encoding (a decoded body sent
+with its Content-Encoding header is one the upstream cannot read: it answers 400). A small
 compressed body may expand enormously, so every decoder stops one byte past the limit.
 
 Decoding runs on a worker thread, in slices of ``SLICE`` output bytes: the C decoders hold

@@ -1,7 +1,7 @@
 """WebSocket over an HTTP/1.1 Upgrade: handshake with the upstream first, then splice bytes.
 
-The client gets a status only once the upstream has answered (the reference sent 101 at once
-and dropped the socket when the upstream refused): the upstream's 101 — with its
+The client gets a status only once the upstream has answered (a 101 sent at once would leave
+nothing true to say when the upstream then refuses): the upstream's 101 — with its
 ``Sec-WebSocket-Accept``, ``-Protocol`` and ``-Extensions`` — is relayed, or its refusal
 status, headers and body are. After 101 the proxy does not parse frames: bytes go both ways
 as they come (close frames and codes included), each direction paused while the other

@@ -7,8 +7,8 @@ heading form (a path line followed by ``line:content`` rows).
 
 Output is ripgrep's heading form: the path once, then ``line:content`` rows. That is never
 longer than the flat form (the path and its newline replace the path and its colon) and
-shorter from the second row of a file on; the reference printed the path on every row in
-its default mode, which is how it made grep results bigger.
+shorter from the second row of a file on; printing the path on every row is how a
+"compressed" grep result ends up bigger than the input.
 
 Selection per file: the first and last match, the highest-scoring matches up to
 ``max_per_file``, and every strong hit (up to ``max_strong`` in all). A row's score is the
