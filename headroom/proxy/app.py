@@ -114,8 +114,9 @@ class ProxyApp:
         self.in_flight -= 1
         self.stats.active_exchanges = self.in_flight
         self.requests_total += 1
-        total_ms = round((time.perf_counter() - ex.start) * 1000, 3)
-        headers_ms = round((ex.t_headers - ex.start) * 1000, 3) if ex.t_headers else None
+        facts = ex.facts
+        total_ms = round((time.perf_counter() - facts.start) * 1000, 3)
+        headers_ms = round((facts.t_headers - facts.start) * 1000, 3) if facts.t_headers else None
         path = ex.path.decode("latin-1")
         status = ex.status if ex.response_started else None
         self.stats.request_done(path, status, total_ms, headers_ms, self.routes.known(path))
@@ -128,13 +129,13 @@ class ProxyApp:
             method=ex.head.method.decode("latin-1"),
             path=path,
             status=status,
-            upstream_status=ex.upstream_status,
-            bytes_in=ex.bytes_in,
-            bytes_out=ex.bytes_out,
+            upstream_status=facts.upstream_status,
+            bytes_in=facts.bytes_in,
+            bytes_out=facts.bytes_out,
             time_to_headers_ms=headers_ms,
             total_ms=total_ms,
             upstream_request_id=(
-                ex.upstream_request_id.decode("latin-1") if ex.upstream_request_id else None
+                facts.upstream_request_id.decode("latin-1") if facts.upstream_request_id else None
             ),
             client=ex.conn.client_ip,
             outcome=("ok" if ex.response_done else "client_gone" if ex.client_gone else "aborted"),

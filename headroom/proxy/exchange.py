@@ -6,10 +6,9 @@ never processed, backpressure both ways, the upstream and body timeouts, the rel
 answer into a sink, error answers, and the finish. Which flow runs (forward, buffered,
 local, tunnel) is decided above this module (``flows.py``); the core imports no flow.
 
-The control flow of a request runs in one coroutine, because it reads top to bottom; body
-bytes never pass through it. Once the upstream is attached, client body chunks go upstream
-from ``on_body`` and response chunks to the sink from ``on_response_body``: a callback each,
-no queue, no task switch, and backpressure is a pause of the other side's reads.
+A request's control flow is one coroutine (it reads top to bottom); body bytes never pass
+through it: client chunks go upstream from ``on_body``, response chunks to the sink from
+``on_response_body``, a callback each, and backpressure pauses the other side's reads.
 
 No status reaches the client before the upstream answered or the proxy decided an error:
 every proxy-made answer goes through ``answer``, and an error after the response head went
@@ -39,7 +38,16 @@ from headroom.proxy.headers import (
 )
 from headroom.proxy.local import LocalResponse
 from headroom.proxy.request_body import RequestBody
-from headroom.proxy.seams import ClientStream, ExchangeView, Outcome, ResponseSink, Services
+from headroom.proxy.seams import (
+    BodyTooLarge,
+    ClientGone,
+    ClientStream,
+    Facts,
+    Outcome,
+    ResponseSink,
+    Services,
+)
+from headroom.proxy.sinks import RELAY
 from headroom.proxy.timers import IdleTimer
 
 if TYPE_CHECKING:
@@ -47,33 +55,6 @@ if TYPE_CHECKING:
     from headroom.proxy.upgrade import WebSocketUpstream
 
 Flow = Callable[["Exchange"], Awaitable[None]]
-
-
-class ClientGone(Exception):
-    pass
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class _Relay:
-    """The default sink: the answer goes to the client as it comes."""
-
-    __slots__ = ()
-
-    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
-        ex.relay_head(head)
-
-    def on_body(self, ex: ExchangeView, data: bytes) -> None:
-        ex.relay_body(data)
-
-    def on_end(self, ex: ExchangeView, trailers: list[tuple[bytes, bytes]]) -> Outcome:
-        ex.end_response(trailers)
-        return Outcome.OK
-
-
-RELAY = _Relay()
 
 
 class Exchange:
@@ -89,11 +70,10 @@ class Exchange:
         "_task",
         "_watch",
         "app",
-        "bytes_in",
-        "bytes_out",
         "client_gone",
         "conn",
         "drop_request_headers",
+        "facts",
         "failure",
         "failure_retryable",
         "head",
@@ -104,22 +84,18 @@ class Exchange:
         "response_done",
         "response_started",
         "sink",
-        "start",
         "status",
         "stopped",
         "streaming",
-        "t_headers",
         "tunnel",
         "upstream",
-        "upstream_request_id",
-        "upstream_status",
     )
 
     def __init__(self, app: Services, conn: ClientStream, head: RequestHead) -> None:
         self.app = app
         self.conn = conn
         self.head = head
-        self.start = time.perf_counter()
+        self.facts = Facts(time.perf_counter())
         self.request_id = request_id_for(head)
         self.path = head.target.partition(b"?")[0]
         self.upstream: Upstream | None = None
@@ -142,17 +118,10 @@ class Exchange:
         self.failure = ""
         self.failure_retryable = False
         self.status = 0
-        self.upstream_status: int | None = None
-        self.upstream_request_id: bytes | None = None
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.t_headers: float | None = None
         self.stopped = False
         self._started = False
         self.drop_request_headers: frozenset[bytes] = frozenset()
-        # Where the upstream's answer goes: relayed, unless a flow (retrieval held or
-        # streamed) installs another sink.
-        self.sink: ResponseSink = RELAY
+        self.sink: ResponseSink = RELAY  # where the answer goes; flows may install another
         self.tunnel: WebSocketUpstream | None = None  # a WebSocket session
         self._task: asyncio.Task[None] | None = None  # see launch()
 
@@ -273,7 +242,7 @@ class Exchange:
         if self._body_sink is not None:
             self._body_sink(data)
             return
-        self.bytes_in += len(data)
+        self.facts.bytes_in += len(data)
         self._idle.touch()
         if self.streaming:
             upstream = self.upstream
@@ -321,13 +290,14 @@ class Exchange:
 
     def on_response_head(self, head: ResponseHead) -> None:
         self._idle.touch()
-        if self.t_headers is None:
-            self.t_headers = time.perf_counter()
-            self.upstream_status = head.status
+        facts = self.facts
+        if facts.t_headers is None:
+            facts.t_headers = time.perf_counter()
+            facts.upstream_status = head.status
         self.sink.on_head(self, head)
 
     def relay_head(self, head: ResponseHead) -> None:
-        headers, self.upstream_request_id = client_response_headers(
+        headers, self.facts.upstream_request_id = client_response_headers(
             head, request_id=self.request_id, closing=self.conn.must_close or self.app.draining
         )
         if self.app.draining:
@@ -342,7 +312,7 @@ class Exchange:
         self.sink.on_body(self, data)
 
     def relay_body(self, data: bytes) -> None:
-        self.bytes_out += len(data)
+        self.facts.bytes_out += len(data)
         self.conn.send_body(data)
 
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
@@ -359,8 +329,7 @@ class Exchange:
         self._resolve(Outcome.FAILED)
 
     def on_informational(self, event: Informational) -> None:
-        """1xx from the upstream (100, 102, 103): the client gets the final answer only;
-        the proxy answers 100-continue itself."""
+        """1xx (100, 102, 103) stop here: the proxy answers 100-continue itself."""
 
     def on_response_batch(self, start: bool) -> None:
         if start:
@@ -388,14 +357,16 @@ class Exchange:
             self.conn.unblock_reading()
 
     def _upstream_idle(self) -> bool:
-        if self._done is None or self._done.done():
-            return False
+        if self._done is not None and not self._done.done():
+            self._abort_upstream()
+            self.failure = "upstream timeout"
+            self._resolve(Outcome.TIMEOUT)
+        return False
+
+    def _abort_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
-        self.failure = "upstream timeout"
-        self._resolve(Outcome.TIMEOUT)
-        return False
 
     def fail(
         self,
@@ -427,7 +398,7 @@ class Exchange:
             self.conn.must_close = True  # unread body bytes: don't reuse the connection
         self.status = response.status
         self.response_started = True
-        self.bytes_out += send_local(
+        self.facts.bytes_out += send_local(
             self.conn, response, self.request_id, head_only=self.head.method == b"HEAD"
         )
         self.response_done = True
@@ -457,9 +428,7 @@ class Exchange:
         second a disconnect may take to propagate) and end the task wherever it waits —
         connecting, reading the body, compressing or relaying."""
         self.stopped = True
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.abort()
+        self._abort_upstream()
         if self._started and self._task is not None and not self._task.done():
             self._task.cancel()
 

@@ -14,11 +14,11 @@ from typing import cast
 from headroom.protocol.pool import ConnectFailed
 from headroom.providers.apis import provider_for
 from headroom.proxy.encoding import DecodedTooLarge
-from headroom.proxy.exchange import BodyTooLarge, ClientGone, Exchange, Flow
+from headroom.proxy.exchange import Exchange, Flow
 from headroom.proxy.headers import header_value
 from headroom.proxy.local import LocalHandler, LocalRequest
 from headroom.proxy.retrieval_flow import forward_with_retrieval
-from headroom.proxy.seams import Outcome, UpgradableStream
+from headroom.proxy.seams import BodyTooLarge, ClientGone, Outcome, UpgradableStream
 from headroom.proxy.upgrade import Tunnel, has_body, is_websocket_upgrade
 from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 

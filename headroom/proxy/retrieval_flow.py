@@ -11,35 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from headroom.protocol.events import ResponseHead
 from headroom.protocol.pool import ConnectFailed
 from headroom.providers.base import Provider
 from headroom.providers.retrieval import follow_up
 from headroom.proxy import retrieval_loop
-from headroom.proxy.exchange import ClientGone, Exchange
+from headroom.proxy.exchange import Exchange
 from headroom.proxy.retrieval_loop import StreamRetrieval
-from headroom.proxy.seams import Decision, ExchangeView, Outcome, Pairs
+from headroom.proxy.seams import ClientGone, Decision, Outcome
+from headroom.proxy.sinks import HeldAnswer
 
 Forward = Callable[[Exchange, bytes], Awaitable[Outcome | None]]
-
-
-class HeldAnswer:
-    """A sink that keeps the upstream's answer (of the latest try) instead of relaying."""
-
-    __slots__ = ("chunks", "head")
-
-    def __init__(self) -> None:
-        self.head: ResponseHead | None = None
-        self.chunks: list[bytes] = []
-
-    def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
-        self.head, self.chunks = head, []
-
-    def on_body(self, ex: ExchangeView, data: bytes) -> None:
-        self.chunks.append(data)
-
-    def on_end(self, ex: ExchangeView, trailers: Pairs) -> Outcome:
-        return Outcome.OK
 
 
 async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forward) -> None:
@@ -72,7 +53,7 @@ async def answer_held(ex: Exchange, provider: Provider, body: bytes, held: HeldA
     except (ConnectFailed, ConnectionError, TimeoutError, ValueError) as exc:
         ex.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
         return
-    ex.upstream_status = head.status
+    ex.facts.upstream_status = head.status
     ex.conn.cork()
     try:
         ex.relay_head(head)

@@ -39,6 +39,14 @@ class Outcome(enum.Enum):
     TIMEOUT = "timeout"  # no progress within --upstream-timeout
 
 
+class ClientGone(Exception):
+    """The client left: the flow stops wherever it is (nothing to answer)."""
+
+
+class BodyTooLarge(Exception):
+    """The body passed the flow's limit while being read (413)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What compression decided for one buffered body; the exchange applies it."""
@@ -47,6 +55,18 @@ class Decision:
     drop_headers: frozenset[bytes] = frozenset()  # framing the new body no longer has
     retrieval: Provider | None = None  # markers went out: serve headroom_retrieve here
     streamed: bool = False  # ...and the answer is an SSE stream the proxy must follow
+
+
+@dataclass(slots=True)
+class Facts:
+    """What the access log says of one exchange; filled in as it happens."""
+
+    start: float  # perf_counter at the request head
+    t_headers: float | None = None  # ... at the upstream's response head
+    upstream_status: int | None = None
+    upstream_request_id: bytes | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 class ResponseSink(Protocol):
@@ -152,8 +172,7 @@ class ExchangeView(Requested, Protocol):
     status: int
     response_started: bool
     response_done: bool
-    bytes_in: int
-    bytes_out: int
+    facts: Facts
     drop_request_headers: frozenset[bytes]
 
     @property

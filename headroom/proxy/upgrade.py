@@ -178,19 +178,19 @@ class Tunnel(WebSocketUpstream):
             "ws_closed",
             request_id=ex.request_id.decode(),
             reason=reason,
-            bytes_in=ex.bytes_in,
-            bytes_out=ex.bytes_out,
+            bytes_in=ex.facts.bytes_in,
+            bytes_out=ex.facts.bytes_out,
         )
         ex.response_done = True
         _close_soon(ex.app.loop, self.client)
 
     def _to_upstream(self, data: bytes) -> None:
-        self.ex.bytes_in += len(data)
+        self.ex.facts.bytes_in += len(data)
         if self.upstream is not None:
             self.upstream.write_raw(data)
 
     def _to_client(self, data: bytes) -> None:
-        self.ex.bytes_out += len(data)
+        self.ex.facts.bytes_out += len(data)
         self.client.write_raw(data)
 
 

@@ -156,11 +156,11 @@ class WebSocketBridge(WebSocketUpstream):
     # ---------------------------------------------------------- relaying
 
     def _from_client(self, data: bytes) -> None:
-        self.ex.bytes_in += len(data)
+        self.ex.facts.bytes_in += len(data)
         self._pump(self.client_leg, self.upstream_leg, data)
 
     def _from_upstream(self, data: bytes) -> None:
-        self.ex.bytes_out += len(data)
+        self.ex.facts.bytes_out += len(data)
         self._pump(self.upstream_leg, self.client_leg, data)
 
     def _pump(self, src: _Leg, dst: _Leg, data: bytes) -> None:
