@@ -8,54 +8,37 @@ value raises ``UsageError`` naming the flag, and the CLI turns that into exit co
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import re
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from headroom.values import (
+    ListenAddr,
+    Upstream,
+    ca_file,
+    choice,
+    existing_file,
+    parse_bool,
+    parse_duration,
+    parse_fd,
+    parse_listen,
+    parse_size,
+    parse_upstream,
+    parse_workers,
+    path_value,
+    positive_int,
+    redis_url,
+    stream_count,
+    text_value,
+)
 
 ENV_PREFIX = "HEADROOM_PROXY_"
 
 
 class UsageError(Exception):
     """A flag or environment value that cannot be used; maps to exit code 2."""
-
-
-@dataclass(frozen=True)
-class ListenAddr:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """The upstream origin plus the base path every request path is appended to."""
-
-    scheme: str
-    host: str
-    port: int
-    base_path: str  # no trailing slash; "" when the URL had none
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "https"
-
-    @property
-    def authority(self) -> str:
-        """Host header value: the port is left out when it is the scheme's default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.tls else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.authority}{self.base_path}"
 
 
 @dataclass(frozen=True)
@@ -101,188 +84,6 @@ class Config:
     inherit_fd: tuple[int, ...] = ()
     worker_hang_timeout: float = 30.0
     stats_redis: str | None = None
-
-
-# ---------------------------------------------------------------- value parsers
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_duration(text: str) -> float:
-    """``500ms``, ``10s``, ``5m``, ``24h``, ``1d`` → seconds. A bare number is refused:
-    a missing unit is more often a mistake than a wish for seconds."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 24h)")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
-
-
-def parse_size(text: str) -> int:
-    """``100MB`` (10^6), ``64MiB`` (2^20), or a bare byte count."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ValueError(f"invalid size {text!r} (use e.g. 1048576, 100MB, 64MiB)")
-    unit = (m.group(2) or "b").lower()
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"invalid boolean {text!r} (use true or false)")
-
-
-def parse_listen(text: str) -> ListenAddr:
-    """``IP:port`` or ``[IPv6]:port``; hostnames are refused so the bind is unambiguous."""
-    text = text.strip()
-    m = re.match(r"^\[([^\]]+)\]:(\d+)$", text) or re.match(r"^([^:\[\]]+):(\d+)$", text)
-    if not m:
-        raise ValueError(f"invalid listen address {text!r} (use 0.0.0.0:8787 or [::1]:8787)")
-    host, port = m.group(1), int(m.group(2))
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"invalid listen address {text!r}: {host!r} is not an IP") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"invalid listen address {text!r}: port out of range")
-    return ListenAddr(host, port)
-
-
-def parse_upstream(text: str) -> Upstream:
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid upstream URL {text!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"invalid upstream URL {text!r}: scheme must be http or https")
-    if not parts.hostname:
-        raise ValueError(f"invalid upstream URL {text!r}: no host")
-    if parts.query or parts.fragment:
-        raise ValueError(f"invalid upstream URL {text!r}: no query or fragment allowed")
-    if parts.username or parts.password:
-        raise ValueError(f"invalid upstream URL {text!r}: credentials are not allowed in it")
-    if not _is_host(parts.hostname):
-        raise ValueError(f"invalid upstream URL {text!r}: {parts.hostname!r} is not a host name")
-    if _BAD_PATH.search(parts.path):
-        raise ValueError(f"invalid upstream URL {text!r}: spaces or control characters in path")
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    return Upstream(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
-
-
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?"
-)
-_BAD_PATH = re.compile(r"[\x00-\x20\x7f]")
-
-
-def _is_host(host: str) -> bool:
-    """A DNS name or an IP literal: what can go into a Host header and a connect()."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return _HOST_NAME.fullmatch(host) is not None
-    return True
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        lowered = text.strip().lower()
-        if lowered not in allowed:
-            raise ValueError(f"invalid choice {text!r} (one of {', '.join(allowed)})")
-        return lowered
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-# RFC 9113 §6.5.2: SETTINGS values are 32-bit; stream ids (and so counts) stop at 2^31-1.
-MAX_H2_STREAMS = 2**31 - 1
-
-
-def _stream_count(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_H2_STREAMS:
-        raise ValueError(f"must be at most {MAX_H2_STREAMS}, got {text!r}")
-    return value
-
-
-MAX_WORKERS = 1024
-
-
-def parse_workers(text: str) -> int:
-    """``N`` or ``auto`` (the CPUs this process may run on, which honours cgroup/affinity
-    limits where ``os.cpu_count`` would report the whole host)."""
-    if text.strip().lower() == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    value = _positive_int(text)
-    if value > MAX_WORKERS:
-        raise ValueError(f"at most {MAX_WORKERS} workers, got {text!r}")
-    return value
-
-
-def parse_fd(text: str) -> int:
-    """A file descriptor number; 0-2 are stdio and never a listening socket."""
-    value = int(text)
-    if value < 3:
-        raise ValueError(f"file descriptor must be 3 or more, got {text!r}")
-    return value
-
-
-def _redis_url(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"not a redis:// or rediss:// URL: {text!r}")
-    return text
-
-
-def _existing_file(text: str) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise ValueError(f"no such file: {text}")
-    return path
-
-
-def _ca_file(text: str) -> Path:
-    """A PEM file of CA certificates, loaded once here so that a wrong file stops startup
-    with one line instead of failing every upstream connection later."""
-    path = _existing_file(text)
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=str(path))
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ValueError(f"{text} holds no usable PEM CA certificate ({exc})") from None
-    return path
-
-
-def _path(text: str) -> Path:
-    return Path(text).expanduser()
-
-
-def _text(text: str) -> str:
-    return text
 
 
 # ---------------------------------------------------------------- flag table
@@ -339,7 +140,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "log-level",
-        _choice("debug", "info", "warning", "error"),
+        choice("debug", "info", "warning", "error"),
         "debug, info, warning or error (default info)",
         "LEVEL",
     ),
@@ -351,19 +152,19 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "upstream-ca",
-        _ca_file,
+        ca_file,
         "PEM file of a private CA to trust for an https upstream, in addition to the system CAs",
         "FILE",
     ),
     _Flag(
         "loop",
-        _choice("auto", "uvloop", "asyncio"),
+        choice("auto", "uvloop", "asyncio"),
         "event loop: auto (uvloop when installed), uvloop, asyncio (default auto)",
         "LOOP",
     ),
     _Flag(
         "max-connections",
-        _positive_int,
+        positive_int,
         "client connections held at once; accepting pauses above it (default 10000)",
         "N",
     ),
@@ -394,7 +195,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "upstream-pool-size",
-        _positive_int,
+        positive_int,
         "idle upstream connections kept per origin (default 256)",
         "N",
     ),
@@ -406,7 +207,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "compression",
-        _choice("on", "off"),
+        choice("on", "off"),
         "compress tool outputs in request bodies (default on); the request header "
         "x-headroom-bypass: true skips one request",
         "on|off",
@@ -419,18 +220,21 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "compression-min-chars",
-        _positive_int,
+        positive_int,
         "tool outputs shorter than this are left alone (default 1000)",
         "N",
     ),
     _Flag(
         "ccr-backend",
-        _choice("memory", "sqlite", "redis"),
+        choice("memory", "sqlite", "redis"),
         "where dropped content is kept: memory, sqlite or redis (default sqlite)",
         "NAME",
     ),
     _Flag(
-        "ccr-path", _path, "SQLite file for the CCR store (default ~/.headroom/ccr.sqlite3)", "FILE"
+        "ccr-path",
+        path_value,
+        "SQLite file for the CCR store (default ~/.headroom/ccr.sqlite3)",
+        "FILE",
     ),
     _Flag(
         "ccr-ttl",
@@ -446,12 +250,12 @@ _FLAGS: tuple[_Flag, ...] = (
         "SIZE",
     ),
     _Flag(
-        "ccr-max-entries", _positive_int, "entry cap of the memory CCR store (default 100000)", "N"
+        "ccr-max-entries", positive_int, "entry cap of the memory CCR store (default 100000)", "N"
     ),
-    _Flag("ccr-redis-url", _text, "redis:// or rediss:// URL for --ccr-backend redis", "URL"),
+    _Flag("ccr-redis-url", text_value, "redis:// or rediss:// URL for --ccr-backend redis", "URL"),
     _Flag(
         "ccr-redis-prefix",
-        _text,
+        text_value,
         "key prefix in Redis, for tenants sharing one server (default headroom:ccr:)",
         "PREFIX",
     ),
@@ -463,18 +267,18 @@ _FLAGS: tuple[_Flag, ...] = (
         "ADDR",
         repeat=True,
     ),
-    _Flag("tls-cert", _existing_file, "PEM certificate chain for --tls-listen", "FILE"),
-    _Flag("tls-key", _existing_file, "PEM private key for --tls-listen", "FILE"),
+    _Flag("tls-cert", existing_file, "PEM certificate chain for --tls-listen", "FILE"),
+    _Flag("tls-key", existing_file, "PEM private key for --tls-listen", "FILE"),
     _Flag(
         "upstream-http2",
-        _choice("auto", "off", "prior-knowledge"),
+        choice("auto", "off", "prior-knowledge"),
         "HTTP/2 to the upstream: auto (offer h2 over TLS, use it when chosen), off, or "
         "prior-knowledge (h2c to an http upstream) (default auto)",
         "MODE",
     ),
     _Flag(
         "h2-max-streams",
-        _stream_count,
+        stream_count,
         "concurrent HTTP/2 streams a client may open per connection (default 100)",
         "N",
     ),
@@ -502,7 +306,7 @@ _FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag(
         "stats-redis",
-        _redis_url,
+        redis_url,
         "redis:// or rediss:// URL where this host publishes its totals, so that "
         "/stats?scope=fleet on any host adds up every host using the same Redis",
         "URL",

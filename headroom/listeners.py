@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 
-from headroom.config import Config, ListenAddr
+from headroom.config import Config
 from headroom.systemd import ActivationError, listen_fds
+from headroom.values import ListenAddr
 
 BACKLOG = 1024
 # Listening descriptors whose connections are TLS (see ``is_tls``).

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from headroom.config import Config, parse_upstream
+from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.events import RequestHead, ResponseHead
 from headroom.protocol.pool import ConnectError
@@ -26,6 +26,7 @@ from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
 from headroom.proxy.seams import Decision
 from headroom.telemetry.stats import Stats
+from headroom.values import parse_upstream
 
 
 class _VirtualSelector(selectors.BaseSelector):
