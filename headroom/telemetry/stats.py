@@ -241,6 +241,120 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+# What /metrics exposes, in order: (name, type, help, Stats field, label). A ``label``
+# names the key of a Counter field; None means the field is one number (or a histogram).
+_Spec = tuple[str, str, str, str, str | None]
+_TRAFFIC: tuple[_Spec, ...] = (
+    ("headroom_requests_total", "counter", "Requests answered, by status.", "by_status", "status"),
+    (
+        "headroom_requests_by_path_total",
+        "counter",
+        "Requests answered, by path.",
+        "by_path",
+        "path",
+    ),
+    ("headroom_errors_total", "counter", "Errors the proxy answered, by type.", "errors", "type"),
+    (
+        "headroom_request_duration_ms",
+        "histogram",
+        "Time from request head to the last response byte.",
+        "duration",
+        None,
+    ),
+    (
+        "headroom_upstream_time_to_headers_ms",
+        "histogram",
+        "Time from request head to the upstream's response headers.",
+        "time_to_headers",
+        None,
+    ),
+    (
+        "headroom_compressed_requests_total",
+        "counter",
+        "Requests whose body was compressed.",
+        "compressed_requests",
+        None,
+    ),
+    (
+        "headroom_compression_bypassed_total",
+        "counter",
+        "Requests on a compression route forwarded uncompressed, by reason.",
+        "bypassed",
+        "reason",
+    ),
+    (
+        "headroom_compressions_total",
+        "counter",
+        "Tool outputs compressed, by strategy.",
+        "by_strategy",
+        "strategy",
+    ),
+    (
+        "headroom_tokens_saved_total",
+        "counter",
+        "Estimated tokens removed, by strategy.",
+        "saved_by_strategy",
+        "strategy",
+    ),
+    (
+        "headroom_compression_ratio",
+        "histogram",
+        "Compressed/original tokens per compressed request.",
+        "ratio",
+        None,
+    ),
+    (
+        "headroom_ccr_stores_total",
+        "counter",
+        "Originals written to the CCR store.",
+        "ccr_stores",
+        None,
+    ),
+    (
+        "headroom_ccr_store_failures_total",
+        "counter",
+        "CCR writes that failed (the request went out uncompressed).",
+        "ccr_store_failures",
+        None,
+    ),
+)
+_GAUGES: tuple[_Spec, ...] = (
+    (
+        "headroom_active_connections",
+        "gauge",
+        "Client connections open now.",
+        "active_connections",
+        None,
+    ),
+    (
+        "headroom_active_exchanges",
+        "gauge",
+        "Requests, HTTP/2 streams and WebSocket sessions in flight now.",
+        "active_exchanges",
+        None,
+    ),
+    (
+        "headroom_buffered_request_bytes",
+        "gauge",
+        "Request body bytes held for buffering now (bounded by --max-buffered-bytes).",
+        "buffered_bytes",
+        None,
+    ),
+)
+
+
+def _expose(out: _Exposition, stats: Stats, specs: tuple[_Spec, ...]) -> None:
+    for name, kind, help_text, attr, label in specs:
+        value = getattr(stats, attr)
+        if kind == "histogram":
+            out.histogram(name, help_text, value)
+        elif label is None:
+            out.metric(name, kind, help_text, [({}, value)])
+        else:
+            rows = [({label: str(k)}, v) for k, v in sorted(value.items())]
+            out.metric(name, kind, help_text, rows)
+
+
 def prometheus(
     stats: Stats,
     ccr: dict[str, int] | None = None,
@@ -249,97 +363,12 @@ def prometheus(
     """Totals (summed over workers when there are several), plus per-worker rows labelled
     by worker slot and pid when ``workers`` is given."""
     out = _Exposition()
-    out.metric(
-        "headroom_requests_total",
-        "counter",
-        "Requests answered, by status.",
-        [({"status": str(k)}, v) for k, v in sorted(stats.by_status.items())],
-    )
-    out.metric(
-        "headroom_requests_by_path_total",
-        "counter",
-        "Requests answered, by path.",
-        [({"path": k}, v) for k, v in sorted(stats.by_path.items())],
-    )
-    out.metric(
-        "headroom_errors_total",
-        "counter",
-        "Errors the proxy answered, by type.",
-        [({"type": k}, v) for k, v in sorted(stats.errors.items())],
-    )
-    out.histogram(
-        "headroom_request_duration_ms",
-        "Time from request head to the last response byte.",
-        stats.duration,
-    )
-    out.histogram(
-        "headroom_upstream_time_to_headers_ms",
-        "Time from request head to the upstream's response headers.",
-        stats.time_to_headers,
-    )
-    out.metric(
-        "headroom_compressed_requests_total",
-        "counter",
-        "Requests whose body was compressed.",
-        [({}, stats.compressed_requests)],
-    )
-    out.metric(
-        "headroom_compression_bypassed_total",
-        "counter",
-        "Requests on a compression route forwarded uncompressed, by reason.",
-        [({"reason": k}, v) for k, v in sorted(stats.bypassed.items())],
-    )
-    out.metric(
-        "headroom_compressions_total",
-        "counter",
-        "Tool outputs compressed, by strategy.",
-        [({"strategy": k}, v) for k, v in sorted(stats.by_strategy.items())],
-    )
-    out.metric(
-        "headroom_tokens_saved_total",
-        "counter",
-        "Estimated tokens removed, by strategy.",
-        [({"strategy": k}, v) for k, v in sorted(stats.saved_by_strategy.items())],
-    )
-    out.histogram(
-        "headroom_compression_ratio",
-        "Compressed/original tokens per compressed request.",
-        stats.ratio,
-    )
-    out.metric(
-        "headroom_ccr_stores_total",
-        "counter",
-        "Originals written to the CCR store.",
-        [({}, stats.ccr_stores)],
-    )
-    out.metric(
-        "headroom_ccr_store_failures_total",
-        "counter",
-        "CCR writes that failed (the request went out uncompressed).",
-        [({}, stats.ccr_store_failures)],
-    )
+    _expose(out, stats, _TRAFFIC)
     for key, value in sorted((ccr or {}).items()):
         out.metric(
             f"headroom_ccr_{key}_total", "counter", f"CCR retrieval endpoint: {key}.", [({}, value)]
         )
-    out.metric(
-        "headroom_active_connections",
-        "gauge",
-        "Client connections open now.",
-        [({}, stats.active_connections)],
-    )
-    out.metric(
-        "headroom_active_exchanges",
-        "gauge",
-        "Requests, HTTP/2 streams and WebSocket sessions in flight now.",
-        [({}, stats.active_exchanges)],
-    )
-    out.metric(
-        "headroom_buffered_request_bytes",
-        "gauge",
-        "Request body bytes held for buffering now (bounded by --max-buffered-bytes).",
-        [({}, stats.buffered_bytes)],
-    )
+    _expose(out, stats, _GAUGES)
     if workers is not None:
         _worker_metrics(out, workers)
     return "\n".join(out.lines) + "\n"
