@@ -133,57 +133,16 @@ class PipelineStats:
     errors: list[str] = field(default_factory=list)
 
 
-# strategy → (module, class, enable flag, min-tokens field, config field)
-_ROUTES: dict[str, tuple[str, str, str, str, str]] = {
-    "smart_crusher": (
-        "headroom.transforms.smart_crusher",
-        "SmartCrusher",
-        "enable_json",
-        "min_tokens_json",
-        "smart_crusher",
-    ),
-    "log": (
-        "headroom.transforms.log",
-        "LogCompressor",
-        "enable_log",
-        "min_tokens_log",
-        "log",
-    ),
-    "diff": (
-        "headroom.transforms.diff",
-        "DiffCompressor",
-        "enable_diff",
-        "min_tokens_diff",
-        "diff",
-    ),
-    "search": (
-        "headroom.transforms.search",
-        "SearchCompressor",
-        "enable_search",
-        "min_tokens_search",
-        "search",
-    ),
-    "docs": (
-        "headroom.transforms.docs",
-        "DocsCompressor",
-        "enable_docs",
-        "min_tokens_docs",
-        "docs",
-    ),
-    "table": (
-        "headroom.transforms.table",
-        "TableCompressor",
-        "enable_table",
-        "min_tokens_table",
-        "table",
-    ),
-    "text": (
-        "headroom.transforms.text",
-        "TextCompressor",
-        "enable_text",
-        "min_tokens_text",
-        "text",
-    ),
+# strategy → (module, class, the suffix of its ``enable_*`` and ``min_tokens_*`` fields);
+# its own config is the PipelineConfig field named like the strategy.
+_ROUTES: dict[str, tuple[str, str, str]] = {
+    "smart_crusher": ("headroom.transforms.smart_crusher", "SmartCrusher", "json"),
+    "log": ("headroom.transforms.log", "LogCompressor", "log"),
+    "diff": ("headroom.transforms.diff", "DiffCompressor", "diff"),
+    "search": ("headroom.transforms.search", "SearchCompressor", "search"),
+    "docs": ("headroom.transforms.docs", "DocsCompressor", "docs"),
+    "table": ("headroom.transforms.table", "TableCompressor", "table"),
+    "text": ("headroom.transforms.text", "TextCompressor", "text"),
 }
 _KIND_ROUTE = {
     JSON_ARRAY: "smart_crusher",
@@ -213,7 +172,8 @@ def _numbered_ok(kind: str, body: str) -> bool:
 def _build_route(
     strategy: str, config: PipelineConfig, override: Compressor | None
 ) -> _Route | None:
-    module_name, cls_name, flag, min_field, cfg_field = _ROUTES[strategy]
+    module_name, cls_name, kind = _ROUTES[strategy]
+    flag, min_field, cfg_field = f"enable_{kind}", f"min_tokens_{kind}", strategy
     if not getattr(config, flag):
         return None
     if override is not None:
@@ -358,6 +318,22 @@ class Pipeline:
         if tokens_after >= tokens_before:
             stats.reason = "no_saving"
             return None
+        keys = self._commit(output, strategies, staged, ctx, stats)
+        if keys is None:
+            return None
+        strategy = strategies[0] if len(strategies) == 1 else "mixed:" + "+".join(strategies)
+        return CompressResult(output, strategy, tokens_before, tokens_after, keys)
+
+    def _commit(
+        self,
+        output: str,
+        strategies: list[str],
+        staged: PendingWrites | None,
+        ctx: CompressContext,
+        stats: PipelineStats,
+    ) -> tuple[str, ...] | None:
+        """Write the originals the output's markers name to the real store; None (and the
+        output is refused) when a marker names an original that was never staged."""
         t2 = time.perf_counter()
         keys = find_keys(output)
         if keys and (staged is None or any(k not in staged.items for k in keys)):
@@ -371,8 +347,7 @@ class Pipeline:
             for key in keys:
                 ctx.store.put(staged.items[key])
         stats.ccr_ms = (time.perf_counter() - t2) * 1000
-        strategy = strategies[0] if len(strategies) == 1 else "mixed:" + "+".join(strategies)
-        return CompressResult(output, strategy, tokens_before, tokens_after, tuple(keys))
+        return tuple(keys)
 
     def _sections(self, body: str, detection: Detection, numbered: bool) -> list[Section]:
         if numbered or not self.config.split_mixed:
