@@ -5,10 +5,9 @@ Input forms: ``path:line:content`` (``grep -n``, ``rg -n``), ``path:line:col:con
 (``-A/-B/-C``), ``--`` separators, Windows paths (``C:\\src\\a.py:3:x``) and ripgrep's
 heading form (a path line followed by ``line:content`` rows).
 
-Output is ripgrep's heading form: the path once, then ``line:content`` rows. That is never
-longer than the flat form (the path and its newline replace the path and its colon) and
-shorter from the second row of a file on; printing the path on every row is how a
-"compressed" grep result ends up bigger than the input.
+Output is ripgrep's heading form: the path once, then ``line:content`` rows, never longer
+than the flat form and shorter from a file's second row on (a path on every row is how a
+"compressed" grep result ends up bigger than the input).
 
 Selection per file: the first and last match, the highest-scoring matches up to
 ``max_per_file``, and every strong hit (up to ``max_strong`` in all). A row's score is the
@@ -18,7 +17,6 @@ not in most rows too. Context rows survive next to kept matches. Files beyond ``
 are listed by name with their match counts; nothing is dropped without a note saying so.
 Lines that are not search rows are kept verbatim (beyond ``max_unparsed`` of them, a note
 says how many went). ``--`` and blank separator lines are dropped: grouping replaces them.
-
 Without a store the notes are the only record of what was dropped (no marker).
 """
 
@@ -406,10 +404,8 @@ def _rare_rows(text: str, parsed: Parsed, cfg: SearchConfig) -> frozenset[int]:
     """Match rows whose line is of a rare template (``templates.py``): among a hundred
     ``D205 1 blank line required`` findings, the three ``PLW1641 Object does not implement
     __hash__`` are what sets the output apart. Kept beyond every cap, unless rare rows are
-    so many (free-text hits) that rarity tells nothing apart.
-
-    The whole line is mined (its ``path:line:`` prefix holds digits, so it is a wildcard):
-    no copy of each row's content is made."""
+    so many (free-text hits) that rarity tells nothing apart. The whole line is mined (its
+    ``path:line:`` prefix holds digits, so it is a wildcard): no copy of a row is made."""
     line_row = {parsed.line[r]: r for r in range(len(parsed)) if parsed.is_match[r]}
     lines = split_lines(text)
     # The whole hit; where too many hits are rare for that to tell anything apart, its
