@@ -41,9 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +58,14 @@ from headroom.ccr.backend import (
     refresh_slack,
 )
 from headroom.ccr.markers import content_key
+from headroom.ccr.sqlite_file import (
+    check_integrity,
+    connect,
+    describe,
+    prepare_file,
+    statements,
+    switch_to_wal,
+)
 from headroom.ccr.store import Entry, Missing, StoreError
 
 log = logging.getLogger("headroom.ccr")
@@ -228,7 +234,7 @@ class SqliteStore:
         try:
             return await loop.run_in_executor(executor or self._executor, fn, *args)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"ccr sqlite: {_describe(exc)} ({self.path})") from exc
+            raise StoreError(f"ccr sqlite: {describe(exc)} ({self.path})") from exc
         except RuntimeError as exc:  # executor already shut down
             raise StoreError(f"ccr sqlite: store is closed ({self.path})") from exc
 
@@ -269,13 +275,13 @@ class SqliteStore:
     # ------------------------------------------------------------ store thread only
 
     def _open(self) -> None:
-        _prepare_file(self.path)
-        db = _connect(self.path, self._busy_timeout)
+        prepare_file(self.path)
+        db = connect(self.path, self._busy_timeout)
         try:
             # The checkpoint thread keeps the WAL short; this is only the safety net for
             # when it falls behind, so commits on the request path rarely pay for one.
             db.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
-            mode = _switch_to_wal(db, self._busy_timeout)
+            mode = switch_to_wal(db, self._busy_timeout)
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode={mode})")
             db.execute("PRAGMA synchronous = NORMAL")
@@ -288,7 +294,7 @@ class SqliteStore:
                 )
             self._conn = db
             self._create_schema()
-            _check_integrity(db)
+            check_integrity(db)
         except BaseException:
             self._conn = None
             db.close()
@@ -296,12 +302,12 @@ class SqliteStore:
 
     def _create_schema(self) -> None:
         with self._write() as db:
-            for statement in _statements(_SCHEMA):
+            for statement in statements(_SCHEMA):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _open_checkpointer(self) -> None:
-        self._checkpoint_conn = _connect(self.path, self._busy_timeout)
+        self._checkpoint_conn = connect(self.path, self._busy_timeout)
 
     def _checkpoint(self) -> None:
         if self._checkpoint_conn is not None:
@@ -441,68 +447,3 @@ class SqliteStore:
 
 class _Refused(sqlite3.DatabaseError):
     """A put the cap cannot hold; rolls the transaction back like any database error."""
-
-
-def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
-    return db
-
-
-def _statements(script: str) -> list[str]:
-    """Split the schema script, keeping each trigger's ``BEGIN … END;`` body whole."""
-    out: list[str] = []
-    buf = ""
-    for line in script.strip().splitlines():
-        buf += line + "\n"
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return out
-
-
-def _prepare_file(path: Path) -> None:
-    """Create the parent directory 0700 and the file 0600 before SQLite opens it, so the
-    originals (tool outputs: code, logs, secrets) are never readable by other users."""
-    parent = path.parent
-    if not parent.exists():
-        parent.mkdir(mode=0o700, parents=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-
-
-def _check_integrity(db: sqlite3.Connection) -> None:
-    """Refuse to start on a damaged file rather than fail entry by entry later.
-
-    ``quick_check`` walks every page's structure but not index contents; measured at
-    0.13 s for a warm 220 MB file (52,000 entries), so about half a second per GB at startup.
-    """
-    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
-    if problems != ["ok"]:
-        raise sqlite3.DatabaseError("database is damaged: " + "; ".join(problems))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
-    return text
-
-
-def _switch_to_wal(db: sqlite3.Connection, busy_timeout: float) -> str:
-    """``PRAGMA journal_mode = WAL``, retried while another process holds the lock: SQLite
-    does not always call the busy handler for a journal-mode change, so two processes
-    opening one new file at the same moment would otherwise see "database is locked"."""
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
