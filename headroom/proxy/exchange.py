@@ -22,8 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import orjson
-
 from headroom.log import loggable_path, redact
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.proxy.answers import send_local
@@ -36,7 +34,7 @@ from headroom.proxy.headers import (
     upstream_request_headers,
     upstream_target,
 )
-from headroom.proxy.local import LocalResponse
+from headroom.proxy.local import LocalResponse, error_response
 from headroom.proxy.request_body import RequestBody
 from headroom.proxy.seams import (
     BodyTooLarge,
@@ -387,8 +385,7 @@ class Exchange:
             message=message,
             path=loggable_path(self.path.decode("latin-1")),
         )
-        body = orjson.dumps({"error": {"type": error_type, "message": message}})
-        self.answer(LocalResponse(status, body, headers=headers))
+        self.answer(error_response(status, error_type, message, headers))
 
     def answer(self, response: LocalResponse) -> None:
         """Send a response the proxy made itself (local route or error)."""

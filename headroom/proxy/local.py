@@ -49,9 +49,11 @@ def json_response(
     return LocalResponse(status, orjson.dumps(payload), b"application/json", headers)
 
 
-def error_response(status: int, error_type: str, message: str) -> LocalResponse:
+def error_response(
+    status: int, error_type: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> LocalResponse:
     """The one JSON error shape every proxy-made error uses."""
-    return json_response(status, {"error": {"type": error_type, "message": message}})
+    return json_response(status, {"error": {"type": error_type, "message": message}}, headers)
 
 
 def is_loopback(ip: str) -> bool:

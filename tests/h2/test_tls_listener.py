@@ -41,25 +41,18 @@ def upstream() -> Iterator[FakeUpstream]:
 def proxy(
     upstream: FakeUpstream, certs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    proc = ProxyProcess(
-        [
-            "--upstream",
-            upstream.url,
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            str(certs["cert"]),
-            "--tls-key",
-            str(certs["key"]),
-            "--ccr-backend",
-            "memory",
-        ],
-        tmp_path_factory.mktemp("tlsproxy"),
-    ).start()
+    proc = ProxyProcess(_tls_args(upstream, certs), tmp_path_factory.mktemp("tlsproxy")).start()
     yield proc
     proc.kill()
+
+
+def _tls_args(upstream: FakeUpstream, certs: dict[str, Path], *flags: str) -> list[str]:
+    """A plain and a TLS listener, both on ephemeral ports."""
+    return [
+        *("--upstream", upstream.url, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"),
+        *("--tls-cert", str(certs["cert"]), "--tls-key", str(certs["key"])),
+        *("--ccr-backend", "memory", *flags),
+    ]
 
 
 def _ca(certs: dict[str, Path]) -> ssl.SSLContext:
@@ -179,27 +172,8 @@ def test_a_client_that_never_says_hello_is_closed_at_the_header_timeout(
 ) -> None:
     """Issue 11 point 15: the header deadline starts at accept, TLS handshake included
     (connections with no ClientHello were held 60 s with --header-timeout 3s)."""
-    proc = ProxyProcess(
-        [
-            "--upstream",
-            upstream.url,
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            str(certs["cert"]),
-            "--tls-key",
-            str(certs["key"]),
-            "--ccr-backend",
-            "memory",
-            "--header-timeout",
-            "1s",
-            "--max-connections",
-            "3",
-        ],
-        tmp_path,
-    ).start()
+    flags = ("--header-timeout", "1s", "--max-connections", "3")
+    proc = ProxyProcess(_tls_args(upstream, certs, *flags), tmp_path).start()
     try:
         host, port = proc.addrs[1].rsplit(":", 1)
         silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]

@@ -48,18 +48,26 @@ def upstream(upstream_server: FakeUpstream) -> FakeUpstream:
     return upstream_server
 
 
-@pytest.fixture(scope="module")
-def shared_proxy(
-    upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+def module_proxy(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory, *flags: str
 ) -> Iterator[ProxyProcess]:
+    """The body of a module-scoped proxy fixture: started with the fast flags plus
+    ``flags``, killed at the module's end."""
     proc = ProxyProcess(
-        ["--upstream", upstream_server.url, "--listen", "127.0.0.1:0", *FAST_FLAGS],
+        ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FAST_FLAGS, *flags],
         home=tmp_path_factory.mktemp("home"),
     )
     try:
         yield proc.start()
     finally:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def shared_proxy(
+    upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    yield from module_proxy(upstream_server, tmp_path_factory)
 
 
 @pytest.fixture

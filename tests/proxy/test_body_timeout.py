@@ -14,7 +14,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from tests.proxy.conftest import FAST_FLAGS, StartProxy
+from tests.proxy.conftest import StartProxy, module_proxy
 from tests.proxy.helpers import assert_proxy_error
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request
@@ -27,12 +27,7 @@ JSON = ("Content-Type", "application/json")
 def timed_proxy(
     upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    args = ["--upstream", upstream_server.url, "--listen", "127.0.0.1:0", *FAST_FLAGS]
-    proc = ProxyProcess([*args, "--body-timeout", "1s"], home=tmp_path_factory.mktemp("h"))
-    try:
-        yield proc.start()
-    finally:
-        proc.kill()
+    yield from module_proxy(upstream_server, tmp_path_factory, "--body-timeout", "1s")
 
 
 @pytest.fixture

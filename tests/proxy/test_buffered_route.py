@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.proxy.conftest import FAST_FLAGS, StartProxy
+from tests.proxy.conftest import StartProxy, module_proxy
 from tests.proxy.helpers import assert_proxy_error
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request, request
@@ -23,12 +23,7 @@ ROUTES = ["/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "
 def capped_proxy(
     upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    args = ["--upstream", upstream_server.url, "--listen", "127.0.0.1:0", *FAST_FLAGS]
-    proc = ProxyProcess([*args, "--max-body-bytes", "1KiB"], home=tmp_path_factory.mktemp("h"))
-    try:
-        yield proc.start()
-    finally:
-        proc.kill()
+    yield from module_proxy(upstream_server, tmp_path_factory, "--max-body-bytes", "1KiB")
 
 
 @pytest.fixture
