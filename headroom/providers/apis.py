@@ -28,6 +28,7 @@ from headroom.providers.base import (
     text_of,
 )
 from headroom.providers.jsondoc import Path
+from headroom.providers.shapes import AnthropicShape, ChatShape, ResponsesShape
 
 # tool name, arguments, what the assistant said in the calling message, the user turn before
 _Call = tuple[str, Any, str, str]
@@ -203,6 +204,7 @@ ANTHROPIC = Provider(
         }
     ),
     _name_field,
+    AnthropicShape(),
 )
 OPENAI_CHAT = Provider(
     "openai_chat",
@@ -218,6 +220,7 @@ OPENAI_CHAT = Provider(
         }
     ),
     _chat_tool_name,
+    ChatShape(),
 )
 OPENAI_RESPONSES = Provider(
     "openai_responses",
@@ -232,6 +235,7 @@ OPENAI_RESPONSES = Provider(
         }
     ),
     _name_field,
+    ResponsesShape(),
 )
 
 PROVIDERS = {p.name: p for p in (ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES)}

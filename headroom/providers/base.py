@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -46,12 +46,57 @@ class ToolOutput:
     query: str
 
 
+Json = dict[str, Any]
+Results = list[tuple[str, str]]  # (call id, the text the tool answered)
+Call = tuple[str, Any, Any]  # (tool name, call id, arguments)
+# A restore plan: (path into the request, "before" | "after" | "append", JSON text).
+Plan = list[tuple[tuple[str | int, ...], str, str]]
+
+
+class Shape(Protocol):
+    """Where one API keeps a conversation's tool calls and results (``shapes.py``)."""
+
+    history_key: str  # the request's list of turns ("messages", or "input")
+
+    def tool_calls(self, response: Json) -> list[Call]: ...
+
+    def call_items(self, response: Json) -> list[Any]:
+        """The elements of an answer that hold its tool calls, in order."""
+        ...
+
+    def call_name(self, item: Json) -> str: ...
+
+    def follow_up(self, response: Json, results: Results) -> list[Json]:
+        """The history elements that continue a request after this answer."""
+        ...
+
+    def strip_calls(self, response: Json) -> Json:
+        """The answer without our calls (and with a stop reason that says so)."""
+        ...
+
+    def ids_in(self, item: Json) -> list[str]:
+        """Call ids of the calls a history element holds."""
+        ...
+
+    def restore(
+        self,
+        items: list[Any],
+        i: int,
+        calls: list[Json],
+        results: Results,
+        positions: tuple[int, ...],
+    ) -> Plan:
+        """Steps that put removed ``calls`` and their ``results`` back around turn ``i``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str  # "anthropic" | "openai_chat" | "openai_responses"
     find_outputs: Callable[[dict[str, Any]], list[ToolOutput]]
     retrieve_tool_json: str  # constant bytes so provider prompt caches stay warm
     tool_name_of: Callable[[dict[str, Any]], str]  # name of an entry in "tools"
+    shape: Shape  # where answers keep tool calls and requests keep turns
 
 
 def is_retrieve_tool(name: str) -> bool:

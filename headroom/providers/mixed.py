@@ -17,13 +17,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from headroom.providers.base import Provider, is_retrieve_tool
+from headroom.providers.base import Plan, Provider, is_retrieve_tool
 from headroom.providers.jsondoc import JsonDoc, Span
 from headroom.providers.retrieval import tool_calls
 
@@ -83,36 +82,12 @@ def removed_positions(provider: Provider, response: dict[str, Any]) -> tuple[int
 def _ours_with_positions(
     provider: Provider, response: dict[str, Any]
 ) -> list[tuple[int, dict[str, Any]]]:
-    name_of: Callable[[dict[str, Any]], str]
-    if provider.name == "anthropic":
-        items = response.get("content") or []
-        name_of = _block_name
-    elif provider.name == "openai_chat":
-        choices = response.get("choices") or [{}]
-        message = choices[0].get("message") if isinstance(choices[0], dict) else None
-        items = (message or {}).get("tool_calls") or []
-        name_of = _function_name
-    else:
-        items = response.get("output") or []
-        name_of = _item_name
+    shape = provider.shape
     return [
         (i, item)
-        for i, item in enumerate(items)
-        if isinstance(item, dict) and is_retrieve_tool(name_of(item))
+        for i, item in enumerate(shape.call_items(response))
+        if isinstance(item, dict) and is_retrieve_tool(shape.call_name(item))
     ]
-
-
-def _block_name(block: dict[str, Any]) -> str:
-    return str(block.get("name", "")) if block.get("type") == "tool_use" else ""
-
-
-def _function_name(call: dict[str, Any]) -> str:
-    fn = call.get("function")
-    return str(fn.get("name", "")) if isinstance(fn, dict) else ""
-
-
-def _item_name(item: dict[str, Any]) -> str:
-    return str(item.get("name", "")) if item.get("type") == "function_call" else ""
 
 
 def client_call_ids(provider: Provider, response: dict[str, Any]) -> list[str]:
@@ -147,15 +122,8 @@ def _insert(doc: JsonDoc, span: Span, where: str, text: str) -> None:
         doc.append_to_array(span, text)
 
 
-Plan = list[tuple[tuple[str | int, ...], str, str]]
-
-
-def _dumps(items: list[dict[str, Any]]) -> str:
-    return ",".join(orjson.dumps(i).decode() for i in items)
-
-
 def _plan(provider: Provider, payload: dict[str, Any], ledger: MixedLedger) -> Plan:
-    key = "input" if provider.name == "openai_responses" else "messages"
+    key = provider.shape.history_key
     items = payload.get(key)
     if not isinstance(items, list):
         return []
@@ -164,27 +132,16 @@ def _plan(provider: Provider, payload: dict[str, Any], ledger: MixedLedger) -> P
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             continue
-        for call_id in _ids_in(provider, item):
+        for call_id in provider.shape.ids_in(item):
             removed = ledger.find(call_id)
             if removed is None or id(removed) in done or _already_back(items, removed):
                 continue
             done.add(id(removed))
-            plan.extend(_steps(provider, key, items, i, removed))
+            calls = list(removed.calls)
+            plan.extend(
+                provider.shape.restore(items, i, calls, list(removed.results), removed.positions)
+            )
     return plan
-
-
-def _ids_in(provider: Provider, item: dict[str, Any]) -> list[str]:
-    if provider.name == "anthropic" and item.get("role") == "assistant":
-        return [
-            str(b.get("id"))
-            for b in item.get("content") or []
-            if isinstance(b, dict) and b.get("type") == "tool_use"
-        ]
-    if provider.name == "openai_chat" and item.get("role") == "assistant":
-        return [str(c.get("id")) for c in item.get("tool_calls") or [] if isinstance(c, dict)]
-    if provider.name == "openai_responses" and item.get("type") == "function_call":
-        return [str(item.get("call_id"))]
-    return []
 
 
 def _already_back(items: list[Any], removed: Removed) -> bool:
@@ -192,55 +149,3 @@ def _already_back(items: list[Any], removed: Removed) -> bool:
     wanted = {cid for cid, _ in removed.results}
     blob = orjson.dumps(items)
     return all(cid.encode() in blob for cid in wanted) and b"headroom_retrieve" in blob
-
-
-def _in_place(
-    path: tuple[str | int, ...],
-    current: Any,
-    calls: list[dict[str, Any]],
-    positions: tuple[int, ...],
-) -> Plan:
-    """Steps that put ``calls`` back at their original indices in the array at ``path``
-    (which now holds the turn without them); without positions, at the end."""
-    size = len(current) if isinstance(current, list) else 0
-    if len(positions) != len(calls):
-        return [(path, "append", _dumps(calls))]
-    steps: Plan = []
-    for before, (position, call) in enumerate(
-        sorted(zip(positions, calls, strict=True), key=lambda pc: pc[0])
-    ):
-        slot = position - before  # index in the stripped array it must precede
-        if slot < size:
-            steps.append(((*path, slot), "before", _dumps([call])))
-        else:
-            steps.append((path, "append", _dumps([call])))
-    return steps
-
-
-def _steps(provider: Provider, key: str, items: list[Any], i: int, removed: Removed) -> Plan:
-    calls = list(removed.calls)
-    if provider.name == "anthropic":
-        results = [
-            {"type": "tool_result", "tool_use_id": cid, "content": text}
-            for cid, text in removed.results
-        ]
-        steps = _in_place((key, i, "content"), items[i].get("content"), calls, removed.positions)
-        nxt = items[i + 1] if i + 1 < len(items) else None
-        if isinstance(nxt, dict) and isinstance(nxt.get("content"), list) and nxt["content"]:
-            steps.append(((key, i + 1, "content", 0), "before", _dumps(results)))
-        else:
-            steps.append(((key, i), "after", _dumps([{"role": "user", "content": results}])))
-        return steps
-    if provider.name == "openai_chat":
-        tool_messages = [
-            {"role": "tool", "tool_call_id": cid, "content": text} for cid, text in removed.results
-        ]
-        steps = _in_place(
-            (key, i, "tool_calls"), items[i].get("tool_calls"), calls, removed.positions
-        )
-        return [*steps, ((key, i), "after", _dumps(tool_messages))]
-    outputs = [
-        {"type": "function_call_output", "call_id": cid, "output": text}
-        for cid, text in removed.results
-    ]
-    return [((key, i), "after", _dumps(calls + outputs))]

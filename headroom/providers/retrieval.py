@@ -61,66 +61,15 @@ def find_calls(provider: Provider, response: dict[str, Any]) -> Calls:
 
 
 def tool_calls(provider: Provider, response: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    out: list[tuple[str, Any, Any]] = []
-    if provider.name == "anthropic":
-        for block in response.get("content") or []:
-            if isinstance(block, dict) and block.get("type") == "tool_use":
-                out.append((str(block.get("name", "")), block.get("id"), block.get("input")))
-    elif provider.name == "openai_chat":
-        for call in _chat_message(response).get("tool_calls") or []:
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict):
-                out.append((str(fn.get("name", "")), call.get("id"), fn.get("arguments")))
-    else:
-        for item in response.get("output") or []:
-            if isinstance(item, dict) and item.get("type") == "function_call":
-                out.append((str(item.get("name", "")), item.get("call_id"), item.get("arguments")))
-    return out
-
-
-def _chat_message(response: dict[str, Any]) -> dict[str, Any]:
-    choices = response.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        if isinstance(message, dict):
-            return message
-    return {}
+    return provider.shape.tool_calls(response)
 
 
 def follow_up(
     provider: Provider, body: bytes, response: dict[str, Any], results: list[tuple[str, str]]
 ) -> bytes:
     """The forwarded body plus the model's turn and one tool result per ``(call_id, text)``."""
-    turns: list[dict[str, Any]]
-    if provider.name == "anthropic":
-        turns = [
-            {"role": "assistant", "content": response.get("content") or []},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": cid, "content": text}
-                    for cid, text in results
-                ],
-            },
-        ]
-        return _append(body, "messages", turns)
-    if provider.name == "openai_chat":
-        message = dict(_chat_message(response))
-        message.setdefault("role", "assistant")
-        turns = [
-            message,
-            *({"role": "tool", "tool_call_id": cid, "content": text} for cid, text in results),
-        ]
-        return _append(body, "messages", turns)
-    outputs = [item for item in response.get("output") or [] if isinstance(item, dict)]
-    items = [
-        *outputs,
-        *(
-            {"type": "function_call_output", "call_id": cid, "output": text}
-            for cid, text in results
-        ),
-    ]
-    return _append(body, "input", items)
+    shape = provider.shape
+    return _append(body, shape.history_key, shape.follow_up(response, results))
 
 
 def _append(body: bytes, key: str, elements: list[dict[str, Any]]) -> bytes:
@@ -142,54 +91,7 @@ def _append(body: bytes, key: str, elements: list[dict[str, Any]]) -> bytes:
 
 def strip_calls(provider: Provider, response: dict[str, Any]) -> dict[str, Any]:
     """The response without our calls, for the client: it never learns the tool exists."""
-    out = dict(response)
-    if provider.name == "anthropic":
-        content = [
-            b
-            for b in response.get("content") or []
-            if not (
-                isinstance(b, dict)
-                and b.get("type") == "tool_use"
-                and is_retrieve_tool(str(b.get("name", "")))
-            )
-        ]
-        out["content"] = content
-        if out.get("stop_reason") == "tool_use" and not any(
-            isinstance(b, dict) and b.get("type") == "tool_use" for b in content
-        ):
-            out["stop_reason"] = "end_turn"
-    elif provider.name == "openai_chat":
-        choices = [dict(c) if isinstance(c, dict) else c for c in response.get("choices") or []]
-        if choices and isinstance(choices[0], dict):
-            message = dict(_chat_message(response))
-            kept = [
-                c
-                for c in message.get("tool_calls") or []
-                if not (
-                    isinstance(c, dict)
-                    and isinstance(c.get("function"), dict)
-                    and is_retrieve_tool(str(c["function"].get("name", "")))
-                )
-            ]
-            if kept:
-                message["tool_calls"] = kept
-            else:
-                message.pop("tool_calls", None)
-                if choices[0].get("finish_reason") == "tool_calls":
-                    choices[0]["finish_reason"] = "stop"
-            choices[0]["message"] = message
-            out["choices"] = choices
-    else:
-        out["output"] = [
-            i
-            for i in response.get("output") or []
-            if not (
-                isinstance(i, dict)
-                and i.get("type") == "function_call"
-                and is_retrieve_tool(str(i.get("name", "")))
-            )
-        ]
-    return out
+    return provider.shape.strip_calls(response)
 
 
 def tool_result_text(key: str | None, raw: str, original: bytes | None, status: str) -> str:
