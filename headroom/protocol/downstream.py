@@ -17,7 +17,8 @@ from typing import Protocol
 
 from headroom.protocol.events import Body, EndBody, ExchangeHandler, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
-from headroom.protocol.h2_server import PREFACE, H2Host, H2Session, H2Stream
+from headroom.protocol.h2_server import PREFACE, H2Session
+from headroom.protocol.h2_stream import H2Host, H2Stream
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
 from headroom.protocol.writes import CorkedWriter
 

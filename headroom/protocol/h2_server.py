@@ -1,8 +1,5 @@
-"""HTTP/2 on the client side: one session per connection, one ``H2Stream`` per request.
-
-``H2Stream`` speaks the same small surface as the HTTP/1.1 connection (send_head, send_body,
-send_end, block_reading, finish, abort), so the exchange layer serves both without knowing
-which one carried the request.
+"""HTTP/2 on the client side: one session per connection, one ``H2Stream`` (``h2_stream``)
+per request.
 
 Flow control is end to end. Request DATA is acknowledged (credit returned) only while the
 stream's exchange is not holding the client back, i.e. after the bytes were handed to the
@@ -23,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -32,50 +29,11 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from headroom.protocol.events import ExchangeHandler, RequestHead
 from headroom.protocol.h2_frames import FrameFlood, FrameGate
 from headroom.protocol.h2_request import request_head
+from headroom.protocol.h2_stream import H2Carrier, H2Stream
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
-from headroom.protocol.writes import CONNECTION_SPECIFIC, H2Calls, QueuedStream
-
-
-class H2Host(Protocol):
-    """What an HTTP/2 session needs from the server above it."""
-
-    h2_max_streams: int
-
-    def new_exchange(self, stream: H2Stream, head: RequestHead) -> ExchangeHandler: ...
-
-    def log_h2_error(self, conn: H2Carrier, reason: str) -> None: ...
-
-
-class H2Carrier(Protocol):
-    """The connection an HTTP/2 session runs on (``DownstreamConnection``)."""
-
-    client_ip: str
-    scheme: str
-    loop: asyncio.AbstractEventLoop
-
-    @property
-    def host(self) -> H2Host: ...
-
-    @property
-    def closed(self) -> bool: ...
-
-    def write_raw(self, data: bytes) -> None: ...
-
-    def block_reading(self) -> None: ...
-
-    def unblock_reading(self) -> None: ...
-
-    def stream_opened(self) -> None: ...
-
-    def stream_closed(self) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def close(self) -> None: ...
-
+from headroom.protocol.writes import H2Calls
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_CONCURRENT_STREAMS = 100
@@ -87,105 +45,6 @@ MAX_PREMATURE_RESETS = 1000
 CONNECTION_WINDOW = 16 * 1024 * 1024
 FLOOD_WINDOW = 10.0  # seconds
 FLOOD_LIMITS = {"settings": 100, "ping": 100, "empty_data": 100, "window_update": 10_000}
-
-
-class H2Stream(QueuedStream):
-    """One request/response on an HTTP/2 connection, as the exchange sees it."""
-
-    __slots__ = (
-        "_blocked",
-        "_exchange",
-        "_paused",
-        "_trailers",
-        "_unacked",
-        "head_sent",
-        "must_close",
-    )
-
-    def __init__(self, session: H2Session, stream_id: int) -> None:
-        super().__init__(session, stream_id)
-        self.must_close = False
-        self.head_sent = False
-        self._exchange: Any = None
-        self._blocked = 0
-        self._unacked = 0
-        self._paused = False
-        self._trailers: list[tuple[bytes, bytes]] = []  # request trailers, until the end
-
-    @property
-    def session(self) -> H2Session:
-        return self.owner  # type: ignore[no-any-return]
-
-    @property
-    def client_ip(self) -> str:
-        return self.session.conn.client_ip
-
-    @property
-    def scheme(self) -> str:
-        return self.session.conn.scheme
-
-    @property
-    def waiting_for_100_continue(self) -> bool:
-        return False
-
-    @property
-    def exchange(self) -> Any:
-        return self._exchange
-
-    @property
-    def busy(self) -> bool:
-        return self._exchange is not None
-
-    def send_continue(self) -> None:
-        """HTTP/2 clients do not wait for 100-continue before sending DATA."""
-
-    def send_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], reason: bytes = b""
-    ) -> None:
-        if self.closed:
-            return
-        fields = [(b":status", str(status).encode("ascii"))]
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered in CONNECTION_SPECIFIC:
-                continue
-            fields.append((lowered, value))
-        self.head_sent = True
-        self.session.call(self.session.h2.send_headers, self.stream_id, fields)
-
-    def block_reading(self) -> None:
-        self._blocked += 1
-
-    def unblock_reading(self) -> None:
-        if self._blocked:
-            self._blocked -= 1
-        if not self._blocked and self._unacked:
-            count, self._unacked = self._unacked, 0
-            self.session.acknowledge(self, count)
-
-    def finish(self, exchange: Any) -> None:
-        self._exchange = None
-        self.session.stream_done(self)
-
-    def abort(self) -> None:
-        """Reset this stream only; the connection and its other streams carry on."""
-        self._exchange = None
-        self.session.reset(self, h2.errors.ErrorCodes.CANCEL)
-
-    def close(self) -> None:
-        self.abort()
-
-    # ------------------------------------------------------------ session side
-
-    @property
-    def queued(self) -> int:
-        return self.queue.size
-
-    def set_paused(self, paused: bool) -> None:
-        if paused != self._paused:
-            self._paused = paused
-            if self._exchange is not None:
-                self._exchange.on_client_writable(not paused)
 
 
 class H2Session(H2Calls):

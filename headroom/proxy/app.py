@@ -17,7 +17,7 @@ from headroom.config import Config
 from headroom.log import Logger, loggable_path, redact
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
-from headroom.protocol.h2_server import H2Carrier, H2Stream
+from headroom.protocol.h2_stream import H2Carrier, H2Stream
 from headroom.protocol.pool import UpstreamPool, client_tls_context
 from headroom.providers.mixed import MixedLedger
 from headroom.proxy.answers import send_local
