@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from headroom.protocol.events import Body, EndBody, ExchangeHandler, ProtocolError, RequestHead
 from headroom.protocol.h1 import H1Server, Reset
@@ -48,12 +48,10 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
         "_backlog",
         "_closed",
-        "_cork",
         "_exchange",
         "_h1",
         "_h2",
         "_held",
-        "_out",
         "_read_paused",
         "_reading_blocked",
         "_sniffing",
@@ -83,8 +81,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self.write_paused = False
         self.must_close = False  # answer the current request with Connection: close
         self._closed = False
-        self._cork = 0  # >0: writes are gathered and sent as one at uncork
-        self._out: list[bytes] = []
+        super().__init__()
         self._held = b""  # pipelined bytes that arrived while an answer was pending
         self._backlog = 0  # pipelined bytes h11 holds unparsed (measured once per cycle)
         self._tunnel: Callable[[bytes], None] | None = None  # after an upgrade: raw bytes
@@ -95,7 +92,8 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's isn't a subclass
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.transport = cast(asyncio.Transport, transport)
         if self._closed or self.host.draining:
             # Accepted just before the drain began (or closed by it before the transport
             # existed): nothing was asked yet, so nothing is lost by closing now.
@@ -103,7 +101,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
             transport.close()
             self.host.connection_closed(self)
             return
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)  # type: ignore[attr-defined]
+        self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         self.host.connection_made(self)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -60,7 +60,7 @@ class UpstreamStream(QueuedStream):
 
     @property
     def conn(self) -> H2Upstream:
-        return self.owner  # type: ignore[no-any-return]
+        return cast(H2Upstream, self.owner)
 
     # ------------------------------------------------------------ exchange side
 
@@ -144,7 +144,7 @@ class H2Upstream(H2Calls, asyncio.Protocol):
     # ------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         # Streams wait for the peer's SETTINGS: its stream limit is unknown until then.
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.h2.initiate_connection()

@@ -10,7 +10,7 @@ without knowing which one carried the request.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import h2.connection
 import h2.errors
@@ -102,7 +102,7 @@ class H2Stream(QueuedStream):
 
     @property
     def session(self) -> StreamSession:
-        return self.owner  # type: ignore[no-any-return]
+        return cast(StreamSession, self.owner)
 
     @property
     def client_ip(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from headroom.protocol.events import (
     Body,
@@ -45,9 +45,7 @@ class ResponseHandler(Protocol):
 
 class UpstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
-        "_cork",
         "_h1",
-        "_out",
         "_read_paused",
         "_tunnel",
         "closed",
@@ -65,15 +63,15 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self.write_paused = False
         self._read_paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
-        self._cork = 0
-        self._out: list[bytes] = []
+        super().__init__()
         self._tunnel: Callable[[bytes], None] | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's isn't a subclass
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)  # type: ignore[attr-defined]
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:

@@ -41,23 +41,24 @@ class CorkedWriter:
     """Writes made between ``cork()`` and ``uncork()`` leave in one send(): a head, a body
     chunk and the end that are produced together cost one syscall, not three."""
 
-    __slots__ = ()
+    __slots__ = ("_cork", "_out")
     transport: Any
-    _cork: int
-    _out: list[bytes]
+
+    def __init__(self) -> None:
+        self._cork = 0  # >0: writes are gathered and sent as one at uncork
+        self._out: list[bytes] = []
 
     def _writable(self) -> bool:
         raise NotImplementedError
 
-    # The subclasses declare ``_cork`` and ``_out`` in their own __slots__.
     def cork(self) -> None:
-        self._cork += 1  # type: ignore[misc]
+        self._cork += 1
 
     def uncork(self) -> None:
-        self._cork -= 1  # type: ignore[misc]
+        self._cork -= 1
         if self._cork == 0 and self._out:
             out = self._out
-            self._out = []  # type: ignore[misc]
+            self._out = []
             if self._writable():
                 # writelines: one writev on uvloop, with no copy of a large body to join
                 # it to its head (a 21 MB buffered body cost the loop ~25 ms per request).

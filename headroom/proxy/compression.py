@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from headroom.ccr.store import StoreError
 from headroom.providers.apis import PROVIDERS, provider_for
+from headroom.providers.base import Provider
 from headroom.providers.memo import MemoPipeline
 from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
 from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding, decode
@@ -111,7 +112,9 @@ class Compression:
             )
         return None
 
-    async def _rewrite(self, ex: Requested, body: bytes, provider, pipeline) -> Rewrite | None:  # type: ignore[no-untyped-def]
+    async def _rewrite(
+        self, ex: Requested, body: bytes, provider: Provider, pipeline: MemoPipeline
+    ) -> Rewrite | None:
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 
 import brotli
 import zstandard
@@ -59,7 +60,7 @@ def decode(encoding: str, data: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _zlib(wbits: int):  # type: ignore[no-untyped-def]
+def _zlib(wbits: int) -> Callable[[bytes, int], list[bytes]]:
     def run(data: bytes, cap: int) -> list[bytes]:
         d = zlib.decompressobj(wbits)
         parts = [d.decompress(data, SLICE)]

@@ -10,6 +10,7 @@ after the last round, reaches the client with our calls removed.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -20,7 +21,13 @@ from headroom.providers.base import Provider
 from headroom.providers.mixed import Removed, client_call_ids, removed_calls, removed_positions
 from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.responses_stream import ResponsesStream
-from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
+from headroom.providers.retrieval import (
+    RetrieveCall,
+    find_calls,
+    follow_up,
+    strip_calls,
+    tool_result_text,
+)
 from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import DecodedTooLarge, DecodeError, content_coding, decode
@@ -88,7 +95,7 @@ async def _lookup(ex: ExchangeView, key: str | None, raw: str) -> str:
     return tool_result_text(key, raw, None, found.status)
 
 
-def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict | None:  # type: ignore[type-arg]
+def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict[str, Any] | None:
     if head.status != 200:
         return None
     ctype = (header_value(head.headers, b"content-type") or b"").lower()
@@ -108,7 +115,7 @@ def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict | None:  # type: 
     return value if isinstance(value, dict) else None
 
 
-def _rewritten(head: ResponseHead, response: dict) -> tuple[ResponseHead, bytes]:  # type: ignore[type-arg]
+def _rewritten(head: ResponseHead, response: dict[str, Any]) -> tuple[ResponseHead, bytes]:
     body = orjson.dumps(response)
     headers = [
         (n, v)
@@ -172,7 +179,7 @@ class StreamRetrieval:
         self.stream.start_round()
 
 
-async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict) -> None:  # type: ignore[type-arg]
+async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict[str, Any]) -> None:
     """A turn with our calls and the client's: answer ours now, keep them for the client's
     next request (see ``providers.mixed``)."""
     calls = find_calls(provider, response)
@@ -188,5 +195,5 @@ async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict) -
     ex.app.mixed.remember(client_call_ids(provider, response), removed)
 
 
-async def lookup_all(ex: ExchangeView, calls: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+async def lookup_all(ex: ExchangeView, calls: list[RetrieveCall]) -> list[tuple[str, str]]:
     return [(call.call_id, await _lookup(ex, call.key, call.raw)) for call in calls]
