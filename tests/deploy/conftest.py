@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.proxy_process import ProxyProcess
+from tests.support.proxy_process import ProxyGroup, ProxyProcess
 from tests.support.rawhttp import RawResponse, request
 from tests.support.upstream import FakeUpstream
 
@@ -33,27 +33,23 @@ def upstream() -> Iterator[FakeUpstream]:
 def start(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Start]:
     """``start(*flags, env=None, command=None, listen=True)``: the proxy with a SQLite CCR
     store in this test's tmp dir unless the flags choose otherwise."""
-    started: list[ProxyProcess] = []
+    with ProxyGroup(end=stop) as group:
 
-    def run(
-        *flags: str,
-        env: dict[str, str] | None = None,
-        command: list[str] | None = None,
-        listen: bool = True,
-        timeout: float = 20.0,
-    ) -> ProxyProcess:
-        args = ["--upstream", upstream.url, *FAST]
-        if listen:
-            args += ["--listen", "127.0.0.1:0"]
-        if "--ccr-backend" not in flags and "--ccr-path" not in flags:
-            args += ["--ccr-path", str(tmp_path / f"ccr{len(started)}.sqlite3")]
-        proc = ProxyProcess([*args, *flags], home=tmp_path, env=env, command=command)
-        started.append(proc)
-        return proc.start(timeout)
+        def run(
+            *flags: str,
+            env: dict[str, str] | None = None,
+            command: list[str] | None = None,
+            listen: bool = True,
+            timeout: float = 20.0,
+        ) -> ProxyProcess:
+            args = ["--upstream", upstream.url, *FAST]
+            if listen:
+                args += ["--listen", "127.0.0.1:0"]
+            if "--ccr-backend" not in flags and "--ccr-path" not in flags:
+                args += ["--ccr-path", str(tmp_path / f"ccr{len(group.started)}.sqlite3")]
+            return group.start([*args, *flags], tmp_path, env=env, command=command, timeout=timeout)
 
-    yield run
-    for proc in started:
-        stop(proc)
+        yield run
 
 
 def worker_pids(proc: ProxyProcess) -> list[int]:

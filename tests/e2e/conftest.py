@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.llm_upstream import LLMUpstream
-from tests.support.proxy_process import ProxyProcess
+from tests.support.proxy_process import ProxyGroup, ProxyProcess
 
 FLAGS = (
     "--ccr-backend",
@@ -31,9 +31,8 @@ FLAGS = (
 StartProxy = Callable[..., ProxyProcess]
 
 
-def _start(upstream_url: str, home: Path, flags: tuple[str, ...]) -> ProxyProcess:
-    args = ["--upstream", upstream_url, "--listen", "127.0.0.1:0", *FLAGS, *flags]
-    return ProxyProcess(args, home=home).start()
+def _args(upstream_url: str, flags: tuple[str, ...]) -> list[str]:
+    return ["--upstream", upstream_url, "--listen", "127.0.0.1:0", *FLAGS, *flags]
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +52,8 @@ def llm(llm_server: LLMUpstream) -> LLMUpstream:
 def shared_proxy(
     llm_server: LLMUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    proc = _start(llm_server.url, tmp_path_factory.mktemp("home"), ())
-    try:
-        yield proc
-    finally:
-        proc.kill()
+    with ProxyGroup() as group:
+        yield group.start(_args(llm_server.url, ()), tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture
@@ -70,16 +66,12 @@ def proxy(shared_proxy: ProxyProcess, llm: LLMUpstream) -> ProxyProcess:
 def start_proxy(tmp_path: Path, llm: LLMUpstream) -> Iterator[Callable[..., ProxyProcess]]:
     """``start_proxy(*flags, base_path="")``: a proxy of its own in front of the same
     upstream (under ``base_path`` when given)."""
-    started: list[ProxyProcess] = []
+    with ProxyGroup() as group:
 
-    def start(*flags: str, base_path: str = "") -> ProxyProcess:
-        proc = _start(llm.url + base_path, tmp_path, flags)
-        started.append(proc)
-        return proc
+        def start(*flags: str, base_path: str = "") -> ProxyProcess:
+            return group.start(_args(llm.url + base_path, flags), tmp_path)
 
-    yield start
-    for proc in started:
-        proc.kill()
+        yield start
 
 
 @pytest.fixture

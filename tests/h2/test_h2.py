@@ -25,7 +25,7 @@ import httpx
 import pytest
 from hyperframe.frame import PingFrame, SettingsFrame
 
-from tests.support.proxy_process import ProxyProcess
+from tests.support.proxy_process import ProxyGroup, ProxyProcess
 from tests.support.upstream import FakeUpstream, pattern
 
 FLAGS = (
@@ -51,12 +51,9 @@ def upstream() -> Iterator[FakeUpstream]:
 def proxy(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    proc = ProxyProcess(
-        ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FLAGS],
-        tmp_path_factory.mktemp("h2"),
-    ).start()
-    yield proc
-    proc.kill()
+    with ProxyGroup() as group:
+        args = ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FLAGS]
+        yield group.start(args, tmp_path_factory.mktemp("h2"))
 
 
 def _client(proxy: ProxyProcess) -> httpx.AsyncClient:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.proxy_process import ProxyProcess
+from tests.support.proxy_process import ProxyGroup, ProxyProcess
 from tests.support.upstream import FakeUpstream
 
 # Short timeouts so failure paths finish fast; memory CCR so nothing touches ~/.headroom.
@@ -53,14 +53,9 @@ def module_proxy(
 ) -> Iterator[ProxyProcess]:
     """The body of a module-scoped proxy fixture: started with the fast flags plus
     ``flags``, killed at the module's end."""
-    proc = ProxyProcess(
-        ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FAST_FLAGS, *flags],
-        home=tmp_path_factory.mktemp("home"),
-    )
-    try:
-        yield proc.start()
-    finally:
-        proc.kill()
+    args = ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FAST_FLAGS, *flags]
+    with ProxyGroup() as group:
+        yield group.start(args, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
@@ -79,26 +74,22 @@ def proxy(shared_proxy: ProxyProcess, upstream: FakeUpstream) -> ProxyProcess:
 @pytest.fixture
 def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
     """``start_proxy(upstream_url, *flags, env=None, listen=("127.0.0.1:0",))``."""
-    started: list[ProxyProcess] = []
+    with ProxyGroup() as group:
 
-    def start(
-        upstream_url: str | None,
-        *flags: str,
-        env: dict[str, str] | None = None,
-        listen: tuple[str, ...] = ("127.0.0.1:0",),
-        fast: bool = True,
-    ) -> ProxyProcess:
-        args = ["--upstream", upstream_url] if upstream_url else []
-        for addr in listen:
-            args += ["--listen", addr]
-        args += [*(FAST_FLAGS if fast else ()), *flags]
-        proc = ProxyProcess(args, home=tmp_path, env=env)
-        started.append(proc)
-        return proc.start()
+        def start(
+            upstream_url: str | None,
+            *flags: str,
+            env: dict[str, str] | None = None,
+            listen: tuple[str, ...] = ("127.0.0.1:0",),
+            fast: bool = True,
+        ) -> ProxyProcess:
+            args = ["--upstream", upstream_url] if upstream_url else []
+            for addr in listen:
+                args += ["--listen", addr]
+            args += [*(FAST_FLAGS if fast else ()), *flags]
+            return group.start(args, tmp_path, env=env)
 
-    yield start
-    for proc in started:
-        proc.kill()
+        yield start
 
 
 @pytest.fixture

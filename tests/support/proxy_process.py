@@ -195,3 +195,32 @@ class ProxyProcess:
         with self._changed:
             self.stderr_lines.append(line)
             self._changed.notify_all()
+
+
+class ProxyGroup:
+    """Proxy processes a fixture starts, every one ended at teardown (``end``: kill, or a
+    gentler stop the fixture passes), so no test leaves a process behind."""
+
+    def __init__(self, end: Callable[[ProxyProcess], None] | None = None) -> None:
+        self.started: list[ProxyProcess] = []
+        self._end = end or ProxyProcess.kill
+
+    def start(
+        self,
+        args: Sequence[str],
+        home: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        timeout: float = 10.0,
+    ) -> ProxyProcess:
+        proc = ProxyProcess(args, home=home, env=env, command=command)
+        self.started.append(proc)
+        return proc.start(timeout)
+
+    def __enter__(self) -> ProxyGroup:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.started:
+            self._end(proc)
