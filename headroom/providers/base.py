@@ -57,6 +57,9 @@ class Shape(Protocol):
     """Where one API keeps a conversation's tool calls and results (``shapes.py``)."""
 
     history_key: str  # the request's list of turns ("messages", or "input")
+    # Bytes at least one of which a request body holds if it carries any tool output: a
+    # scan for them costs microseconds, a parse of a body without outputs milliseconds.
+    output_hints: tuple[bytes, ...]
 
     def tool_calls(self, response: Json) -> list[Call]: ...
 

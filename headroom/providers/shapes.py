@@ -45,6 +45,7 @@ def _ours(shape: AnthropicShape | ChatShape | ResponsesShape, item: Any) -> bool
 
 class AnthropicShape:
     history_key = "messages"
+    output_hints: tuple[bytes, ...] = (b'"tool_result"',)
 
     def tool_calls(self, response: Json) -> list[Call]:
         return [
@@ -116,6 +117,7 @@ def chat_message(response: Json) -> Json:
 
 class ChatShape:
     history_key = "messages"
+    output_hints: tuple[bytes, ...] = (b'"tool"',)  # the role of a tool message
 
     def tool_calls(self, response: Json) -> list[Call]:
         out: list[Call] = []
@@ -176,6 +178,7 @@ class ChatShape:
 
 class ResponsesShape:
     history_key = "input"
+    output_hints: tuple[bytes, ...] = (b'_call_output"',)  # function_call_output, ...
 
     def tool_calls(self, response: Json) -> list[Call]:
         return [

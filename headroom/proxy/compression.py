@@ -58,6 +58,8 @@ class Compression:
         if provider is None:
             return unchanged
         coding = content_coding(ex.head.headers)
+        if coding is None and not self._may_compress(provider, body):
+            return unchanged  # decided on the loop: no thread hand-off, no parse
         plain = body
         if coding is not None:
             decoded = await self._decode(ex, coding, body)
@@ -80,6 +82,16 @@ class Compression:
         if result.streams:
             drop |= {b"accept-encoding"}
         return Decision(result.body, drop, provider, result.streams)
+
+    def _may_compress(self, provider: Provider, body: bytes) -> bool:
+        """Whether the body can hold a tool output worth compressing (or turns to restore),
+        from a scan of its bytes: an output is at least --compression-min-chars long, and
+        its API spells it with one of the provider's hints."""
+        if len(self.app.mixed):
+            return True  # earlier retrievals may have to be put back into this history
+        if len(body) < self.config.compression_min_chars:
+            return False
+        return any(hint in body for hint in provider.shape.output_hints)
 
     def _bypass_reason(self, ex: Requested) -> str | None:
         if self.config.compression == "off":

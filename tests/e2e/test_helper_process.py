@@ -40,8 +40,9 @@ def test_compression_process_exits_when_the_proxy_is_killed(
 ) -> None:
     proxy = start_proxy()
     assert proxy.proc is not None
-    big = traffic.service_log(seed=3).text * 8  # well over the 256 KB process threshold
-    body = traffic.encode(traffic.claude_code_body(big, [], stream=False))
+    big = traffic.Output(traffic.service_log(seed=3).text * 8)  # over the 256 KB threshold
+    step = traffic.claude_step(0, "Bash", {"command": "kubectl logs api"}, big)
+    body = traffic.encode(traffic.claude_code_body("why do payments fail?", [step], stream=False))
     llm.script(text_turn("ok"))
     with httpx.Client(base_url=proxy.url, timeout=30, trust_env=False) as client:
         client.post("/v1/messages", content=body, headers={"content-type": "application/json"})

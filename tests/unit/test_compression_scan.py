@@ -1,0 +1,89 @@
+"""Issue 13 point 1: a buffered body that cannot hold a tool output is decided on the loop
+thread from a scan of its bytes, with no executor hand-off and no parse."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from headroom.config import Config
+from headroom.log import Logger
+from headroom.protocol.events import RequestHead
+from headroom.providers.mixed import MixedLedger
+from headroom.proxy.compression import Compression
+from headroom.telemetry.stats import Stats
+from headroom.values import parse_upstream
+
+
+class _NoExecutor:
+    def submit(self, *args: Any, **kw: Any) -> None:
+        raise RuntimeError("the executor was asked")
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def _request(path: bytes) -> SimpleNamespace:
+    head = RequestHead(b"POST", path, [(b"content-type", b"application/json")])
+    return SimpleNamespace(head=head, path=path, request_id=b"rid")
+
+
+@pytest.fixture
+def compression() -> Any:
+    loop = asyncio.new_event_loop()
+    app = SimpleNamespace(
+        config=Config(upstream=parse_upstream("http://upstream.test")),
+        stats=Stats(),
+        log=Logger("debug", io.BytesIO()),
+        loop=loop,
+        mixed=MixedLedger(),
+        store=None,
+    )
+    comp = Compression(app)  # type: ignore[arg-type]
+    comp.executor.shutdown()
+    comp.executor = _NoExecutor()  # type: ignore[assignment]
+    yield comp
+    loop.close()
+
+
+BODIES = {
+    "/v1/messages": (
+        {"messages": [{"role": "user", "content": "x" * 5000}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "tool_result", "content": "y" * 5000}]}
+            ]
+        },
+    ),
+    "/v1/chat/completions": (
+        {"messages": [{"role": "user", "content": "x" * 5000}]},
+        {"messages": [{"role": "tool", "tool_call_id": "c", "content": "y" * 5000}]},
+    ),
+    "/v1/responses": (
+        {"input": [{"role": "user", "content": "x" * 5000}]},
+        {"input": [{"type": "function_call_output", "call_id": "c", "output": "y" * 5000}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+def test_no_tool_output_is_decided_without_the_executor(compression: Any, path: str) -> None:
+    without, with_output = (json.dumps({"model": "m", **b}).encode() for b in BODIES[path])
+    run = compression.app.loop.run_until_complete
+    decision = run(compression(_request(path.encode()), without))
+    assert decision.body is without and decision.retrieval is None
+    with pytest.raises(RuntimeError, match="executor was asked"):
+        run(compression(_request(path.encode()), with_output))
+
+
+def test_a_body_shorter_than_min_chars_never_leaves_the_loop(compression: Any) -> None:
+    small = json.dumps({"messages": [{"role": "tool", "content": "y"}]}).encode()
+    decision = compression.app.loop.run_until_complete(
+        compression(_request(b"/v1/chat/completions"), small)
+    )
+    assert decision.body is small
