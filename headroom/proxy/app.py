@@ -29,6 +29,7 @@ from headroom.proxy.local import error_response
 from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
 from headroom.proxy.seams import Decision, Requested
+from headroom.proxy.turns import TurnGate
 from headroom.telemetry.stats import Stats
 
 RequestTransform = Callable[[Requested, bytes], Awaitable[Decision]]
@@ -58,6 +59,7 @@ class ProxyApp:
         self.retrieve: RetrieveRoutes | None = None
         self.stats = Stats()
         self.budget = BufferBudget(config.max_buffered_bytes, self.stats)
+        self.turns = TurnGate(loop)
         self.mixed = MixedLedger()
         self.transform_request: RequestTransform = Compression(self)
         self.h2_max_streams = config.h2_max_streams

@@ -47,6 +47,7 @@ from headroom.proxy.seams import (
 )
 from headroom.proxy.sinks import RELAY
 from headroom.proxy.timers import IdleTimer
+from headroom.proxy.turns import LARGE
 
 if TYPE_CHECKING:
     from headroom.protocol.pool import Upstream
@@ -165,6 +166,8 @@ class Exchange:
             self.conn.send_continue()
             self._body_waiter = self.app.loop.create_future()
             await self._body_waiter
+        if body.size >= LARGE:
+            await self.app.turns.turn()  # one large copy per loop turn (see turns.py)
         return body.take()
 
     async def round_trip(self, upstream: Upstream, body: bytes | None) -> Outcome:

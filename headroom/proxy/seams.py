@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from headroom.protocol.pool import UpstreamPool
     from headroom.proxy.buffering import BufferBudget
     from headroom.proxy.local import LocalHandler
+    from headroom.proxy.turns import TurnGate
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -141,6 +142,7 @@ class Services(Protocol):
     store: CCRStore | None
     mixed: MixedLedger
     budget: BufferBudget
+    turns: TurnGate
     draining: bool
     upstream_authority: bytes
     upstream_base: bytes

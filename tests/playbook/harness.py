@@ -25,6 +25,7 @@ from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
 from headroom.proxy.seams import Decision
+from headroom.proxy.turns import TurnGate
 from headroom.telemetry.stats import Stats
 from headroom.values import parse_upstream
 
@@ -274,6 +275,7 @@ class Services:
         self.log = Logger("debug", self.log_stream)
         self.pool = FakePool(self.loop)
         self.budget = BufferBudget(self.config.max_buffered_bytes, self.stats)
+        self.turns = TurnGate(self.loop)
         self._done: dict[int, asyncio.Event] = {}
 
     def exchange_finished(self, exchange: Exchange) -> None:
