@@ -43,6 +43,21 @@ def _ours(shape: AnthropicShape | ChatShape | ResponsesShape, item: Any) -> bool
     return isinstance(item, dict) and is_retrieve_tool(shape.call_name(item))
 
 
+def _tool_results(results: Results) -> list[Json]:
+    """Anthropic: the ``tool_result`` blocks of a user turn."""
+    return [{"type": "tool_result", "tool_use_id": c, "content": t} for c, t in results]
+
+
+def _tool_messages(results: Results) -> list[Json]:
+    """Chat Completions: one ``tool`` message per result."""
+    return [{"role": "tool", "tool_call_id": c, "content": t} for c, t in results]
+
+
+def _call_outputs(results: Results) -> list[Json]:
+    """Responses: one ``function_call_output`` item per result."""
+    return [{"type": "function_call_output", "call_id": c, "output": t} for c, t in results]
+
+
 class AnthropicShape:
     history_key = "messages"
     output_hints: tuple[bytes, ...] = (b'"tool_result"',)
@@ -61,7 +76,7 @@ class AnthropicShape:
         return str(item.get("name", "")) if item.get("type") == "tool_use" else ""
 
     def follow_up(self, response: Json, results: Results) -> list[Json]:
-        blocks = [{"type": "tool_result", "tool_use_id": c, "content": t} for c, t in results]
+        blocks = _tool_results(results)
         return [
             {"role": "assistant", "content": response.get("content") or []},
             {"role": "user", "content": blocks},
@@ -95,7 +110,7 @@ class AnthropicShape:
         positions: tuple[int, ...],
     ) -> Plan:
         key = self.history_key
-        blocks = [{"type": "tool_result", "tool_use_id": c, "content": t} for c, t in results]
+        blocks = _tool_results(results)
         steps = in_place((key, i, "content"), items[i].get("content"), calls, positions)
         nxt = items[i + 1] if i + 1 < len(items) else None
         if isinstance(nxt, dict) and isinstance(nxt.get("content"), list) and nxt["content"]:
@@ -137,7 +152,7 @@ class ChatShape:
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         message = dict(chat_message(response))
         message.setdefault("role", "assistant")
-        tools = [{"role": "tool", "tool_call_id": c, "content": t} for c, t in results]
+        tools = _tool_messages(results)
         return [message, *tools]
 
     def strip_calls(self, response: Json) -> Json:
@@ -171,7 +186,7 @@ class ChatShape:
         positions: tuple[int, ...],
     ) -> Plan:
         key = self.history_key
-        tools = [{"role": "tool", "tool_call_id": c, "content": t} for c, t in results]
+        tools = _tool_messages(results)
         steps = in_place((key, i, "tool_calls"), items[i].get("tool_calls"), calls, positions)
         return [*steps, ((key, i), "after", dumps(tools))]
 
@@ -195,7 +210,7 @@ class ResponsesShape:
 
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         outputs = [item for item in response.get("output") or [] if isinstance(item, dict)]
-        answers = [{"type": "function_call_output", "call_id": c, "output": t} for c, t in results]
+        answers = _call_outputs(results)
         return [*outputs, *answers]
 
     def strip_calls(self, response: Json) -> Json:
@@ -214,5 +229,5 @@ class ResponsesShape:
         results: Results,
         positions: tuple[int, ...],
     ) -> Plan:
-        answers = [{"type": "function_call_output", "call_id": c, "output": t} for c, t in results]
+        answers = _call_outputs(results)
         return [((self.history_key, i), "after", dumps(calls + answers))]
