@@ -45,10 +45,6 @@ class BufferBudget:
         self._stats = stats
         self._queue: OrderedDict[int, Waiter] = OrderedDict()
 
-    @property
-    def full(self) -> bool:
-        return self.held >= self.cap
-
     def admit(self, need: int) -> bool:
         """Reserve ``need`` bytes if they fit (a body alone always does: the cap is at
         least --max-body-bytes); False leaves the sum as it was."""
@@ -77,10 +73,6 @@ class BufferBudget:
 
     def forget(self, waiter: Waiter) -> None:
         self._queue.pop(id(waiter), None)
-
-    @property
-    def waiting(self) -> int:
-        return len(self._queue)
 
 
 class BodyOwner(Protocol):

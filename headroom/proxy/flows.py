@@ -32,14 +32,15 @@ MAX_TRIES = 3
 def route(ex: Exchange) -> Flow:
     """The flow for this request."""
     head = ex.head
-    if head.method == b"CONNECT" and not is_h2_websocket(head):
+    h2_websocket = is_h2_websocket(head)  # RFC 8441: a CONNECT that is a WebSocket
+    if head.method == b"CONNECT" and not h2_websocket:
         return refuse_connect
     handler = ex.app.routes.match(ex.path)
     if handler is not None:
         return lambda ex: serve_local(ex, handler)
     if is_websocket_upgrade(head):
         return refuse_upgrade_body if has_body(head) else tunnel
-    if is_h2_websocket(head):
+    if h2_websocket:
         return bridge
     if is_buffered_route(ex):
         return forward_buffered
