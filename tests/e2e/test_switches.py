@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-import time
 import zlib
 
 import brotli
@@ -164,41 +162,6 @@ def test_decoded_size_is_bounded(start_proxy, llm: LLMUpstream) -> None:
     )
     assert got.status_code == 413, got.text[:300]
     assert llm.posts("/v1/messages") == []
-
-
-def test_a_decompression_bomb_does_not_stall_other_clients(start_proxy, llm: LLMUpstream) -> None:
-    """Issue 11 point 5: a 1.6 KB brotli body inflating past --max-body-bytes is decoded
-    off the event loop; it used to hold the loop ~0.4 s per request."""
-    proxy = start_proxy()
-    bomb = brotli.compress(b" " * 120_000_000, quality=5)
-    assert len(bomb) < 4096
-    statuses: list[int] = []
-
-    def attack() -> None:
-        with httpx.Client(trust_env=False, timeout=30) as client:
-            for _ in range(3):
-                got = client.post(
-                    proxy.url + "/v1/messages",
-                    content=bomb,
-                    headers={**JSON, "content-encoding": "br"},
-                )
-                statuses.append(got.status_code)
-
-    attackers = [threading.Thread(target=attack) for _ in range(2)]
-    worst = 0.0
-    with httpx.Client(base_url=proxy.url, trust_env=False, timeout=5) as probe:
-        probe.get("/healthz")
-        for thread in attackers:
-            thread.start()
-        while any(t.is_alive() for t in attackers):
-            started = time.monotonic()
-            assert probe.get("/healthz").status_code == 200
-            worst = max(worst, time.monotonic() - started)
-            time.sleep(0.01)
-    for thread in attackers:
-        thread.join()
-    assert statuses == [413] * 6
-    assert worst < 0.25, worst
 
 
 # -------------------------------------------------------------------- count_tokens

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -87,3 +88,40 @@ def test_a_body_shorter_than_min_chars_never_leaves_the_loop(compression: Any) -
         compression(_request(b"/v1/chat/completions"), small)
     )
     assert decision.body is small
+
+
+def test_encoded_bodies_are_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11 point 5: a small brotli body may inflate to --max-body-bytes (~0.4 s of C
+    work for 100 MB): it must never be decoded on the loop's thread. (The latency other
+    clients see during such bombs is measured by ``python -m bench hardening``.)"""
+    import brotli
+
+    from headroom.proxy import compression as module
+
+    threads: list[int] = []
+    real = module.decode
+
+    def recording(*args: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return real(*args)
+
+    monkeypatch.setattr(module, "decode", recording)
+    loop = asyncio.new_event_loop()
+    app = SimpleNamespace(
+        config=Config(upstream=parse_upstream("http://upstream.test")),
+        stats=Stats(),
+        log=Logger("debug", io.BytesIO()),
+        loop=loop,
+        mixed=MixedLedger(),
+        store=None,
+    )
+    comp = Compression(app)  # type: ignore[arg-type]
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]})
+    request = _request(b"/v1/messages")
+    request.head.headers.append((b"content-encoding", b"br"))
+    try:
+        loop.run_until_complete(comp(request, brotli.compress(body.encode())))
+    finally:
+        comp.executor.shutdown()
+        loop.close()
+    assert threads and threading.get_ident() not in threads
