@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 SD_LISTEN_FDS_START = 3
 _LISTEN_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_STATE_CHANGES = frozenset({"READY", "RELOADING", "STOPPING"})
 
 
 class ActivationError(Exception):
@@ -72,27 +73,45 @@ def _address(path: str) -> str | bytes:
 class Notifier:
     """Sends sd_notify states; silent when ``NOTIFY_SOCKET`` is unset.
 
-    A send that fails (systemd gone, socket full) is dropped: the service manager's view is
-    advisory, and blocking or crashing the proxy over it would be worse."""
+    Sends never block: the caller is an event loop, and a receiver that is slow to read (a
+    busy service manager, a test that listens late) fills the datagram queue of an AF_UNIX
+    socket in ten messages, after which a blocking send would stall every connection. A
+    ``WATCHDOG=1`` or ``STATUS=`` that does not fit is dropped (the next one follows within
+    seconds); a state change (``READY``, ``RELOADING``, ``STOPPING``) is kept, newest only,
+    and sent again before the next message, so the manager's view catches up instead of
+    missing a transition."""
 
     def __init__(self, environ: MutableMapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         path = env.get("NOTIFY_SOCKET", "")
         self._addr = _address(path) if path else None
         self.watchdog_interval = _watchdog_interval(env)
+        self._state: bytes | None = None  # a state change the socket had no room for
 
     @property
     def enabled(self) -> bool:
         return self._addr is not None
 
     def send(self, *states: str) -> bool:
+        """One datagram; False when it was not delivered (kept for later if a state)."""
         if self._addr is None:
             return False
+        if self._state is not None and self._deliver(self._state):
+            self._state = None
         payload = "\n".join(states).encode()
+        if self._deliver(payload):
+            return True
+        if states[0].split("=", 1)[0] in _STATE_CHANGES:
+            self._state = payload
+        return False
+
+    def _deliver(self, payload: bytes) -> bool:
+        assert self._addr is not None
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)
                 sock.sendto(payload, self._addr)
-        except OSError:
+        except OSError:  # full (EAGAIN), or no manager listening
             return False
         return True
 

@@ -146,6 +146,30 @@ def test_notifier_paths_and_child_environment(tmp_path: Path) -> None:
     assert child_environ(env) == {"PATH": "/bin"}
 
 
+def test_notifier_never_blocks_on_a_full_socket_and_keeps_the_state_change(
+    tmp_path: Path,
+) -> None:
+    """A manager that reads late: the datagram queue fills (ten messages by default), and a
+    blocking send would stall the event loop for as long (the supervisor once never
+    announced READY this way). Pings that do not fit are dropped; READY is sent again."""
+    path = tmp_path / "notify.sock"
+    listener = NotifyListener(str(path))
+    try:
+        notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        started = time.monotonic()
+        delivered = [notifier.send("WATCHDOG=1") for _ in range(600)]
+        assert time.monotonic() - started < 2.0, "a send blocked"
+        assert not all(delivered), "the queue never filled: the test proves nothing"
+        assert not notifier.send("READY=1", "STATUS=up")
+        got = [listener.wait("WATCHDOG", 1)[2] for _ in range(delivered.count(True))]
+        assert all(g == {"WATCHDOG": "1"} for g in got)
+        notifier.watchdog()  # room again: the kept READY goes first
+        assert listener.wait("READY", 1)[2] == {"READY": "1", "STATUS": "up"}
+        assert listener.wait("WATCHDOG", 1)[2] == {"WATCHDOG": "1"}
+    finally:
+        listener.close()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_unit_files_verify(tmp_path: Path) -> None:
     """``systemd-analyze verify`` wants ExecStart to exist, so the copy points at a real
