@@ -46,6 +46,7 @@ ACCEPTS_PER_WAKEUP_SHARED = 1
 # closed. Answered with Connection: close instead, that request is not lost in a rollout.
 IDLE_GRACE = 0.5
 ATTACH_WAIT = 1.0
+FINISH_WAIT = 1.0  # after the cut: for aborted exchanges to unwind and be counted
 
 
 class Server:
@@ -145,7 +146,7 @@ class Server:
             and len(self.app.connections) < self.config.max_connections
         ):
             self._set_accepting(True)
-        if self.app.draining and not self.app.connections:
+        if self.app.draining and not self.app.connections and not self.app.in_flight:
             self._stopped.set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,7 +211,7 @@ class Server:
                 await self._wait_idle_gone()
         for conn in list(app.connections):
             conn.shutdown()
-        if app.connections:
+        if app.connections or app.in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, timeout - (time.monotonic() - started))):
                     await self._wait_empty()
@@ -218,6 +219,10 @@ class Server:
         for conn in list(app.connections):
             conn.abort()
         app.connections.clear()
+        if app.in_flight:  # aborted or client-closed exchanges end on the next loop turns
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FINISH_WAIT):
+                    await self._wait_empty()
         app.pool.close()
         self.log.info(
             "drain_end",
@@ -237,6 +242,10 @@ class Server:
                     await self._stopped.wait()
 
     async def _wait_empty(self) -> None:
-        while self.app.connections:
+        """Until no connection is left and every exchange has finished: a connection closes
+        (and leaves ``app.connections``) before its exchange's task has unwound, and the
+        final ``/stats`` numbers a worker publishes after the drain must count that
+        exchange too."""
+        while self.app.connections or self.app.in_flight:
             self._stopped.clear()
             await self._stopped.wait()

@@ -116,6 +116,8 @@ class ProxyApp:
         self.in_flight -= 1
         self.stats.active_exchanges = self.in_flight
         self.requests_total += 1
+        if self.draining and not self.in_flight:
+            self.on_connections_changed()  # the drain also waits for the last exchange
         facts = ex.facts
         total_ms = round((time.perf_counter() - facts.start) * 1000, 3)
         headers_ms = round((facts.t_headers - facts.start) * 1000, 3) if facts.t_headers else None

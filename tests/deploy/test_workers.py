@@ -213,11 +213,17 @@ def test_sighup_replaces_every_worker_without_refusing_a_request(start: Start) -
     served = set(served_by(proc, "hup-").values())
     assert old <= served and new <= served, "both generations served the load"
 
+    seen: list[int] = []
+
     def settled() -> dict | None:
         data = stats(proc.port)
-        return data if data["requests"]["by_path"].get("other", 0) == sent else None
+        seen.append(data["requests"]["by_path"].get("other", 0))
+        return data if seen[-1] == sent else None
 
-    data = wait_for(settled, what="totals across generations")
+    try:
+        data = wait_for(settled, what="totals across generations")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: sent {sent}, counted {seen[-5:]}") from None
     assert data["workers"]["retired"]["workers"] == 2
     assert {w["generation"] for w in data["workers"]["per_worker"]} == {2}
 

@@ -1,0 +1,65 @@
+"""The drain ends only when every exchange has finished, not merely when the connections
+are gone: a client that closes as its response completes leaves ``app.connections`` at
+once, while its exchange unwinds (and is counted in ``/stats``) on a later loop turn. A
+worker publishes its final numbers right after the drain, so ending it early lost that
+request from the fleet totals (seen as a flaky SIGHUP test: one request short)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from types import SimpleNamespace
+from typing import Any
+
+from headroom.config import Config
+from headroom.log import Logger
+from headroom.server import FINISH_WAIT, Server
+from headroom.values import parse_upstream
+
+
+def _server(in_flight: int, **config: Any) -> tuple[Server, Any]:
+    loop = asyncio.get_running_loop()
+    app: Any = SimpleNamespace(
+        loop=loop,
+        connections=set(),
+        in_flight=in_flight,
+        requests_total=0,
+        draining=False,
+        pool=SimpleNamespace(close=lambda: None),
+        on_connections_changed=lambda: None,
+    )
+    config = Config(upstream=parse_upstream("http://127.0.0.1:9"), **config)
+    return Server(config, app, Logger("info", io.BytesIO())), app
+
+
+def _finish_one(app: Any) -> None:
+    """What ``ProxyApp.exchange_finished`` does for the drain."""
+    app.in_flight -= 1
+    app.requests_total += 1
+    if app.draining and not app.in_flight:
+        app.on_connections_changed()
+
+
+def test_drain_waits_for_an_exchange_that_outlives_its_connection() -> None:
+    async def main() -> None:
+        server, app = _server(in_flight=1)
+        drain = asyncio.ensure_future(server.drain())
+        await asyncio.sleep(FINISH_WAIT + 0.3)  # past the idle grace and the after-cut wait
+        assert not drain.done(), "the drain ended with an exchange still running"
+        _finish_one(app)
+        await asyncio.wait_for(drain, 1.0)
+        assert app.requests_total == 1
+
+    asyncio.run(main())
+
+
+def test_drain_gives_up_on_an_exchange_that_never_finishes() -> None:
+    async def main() -> None:
+        server, _ = _server(in_flight=1, graceful_shutdown_timeout=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(server.drain(), 5.0)
+        took = loop.time() - started
+        assert 0.2 <= took < 0.2 + FINISH_WAIT + 1.0, took
+
+    asyncio.run(main())
