@@ -41,7 +41,7 @@ from headroom.transforms.lines import (
     split_lines,
     term_detector,
 )
-from headroom.transforms.templates import mine
+from headroom.transforms.templates import Masked
 
 
 @dataclass(frozen=True)
@@ -407,15 +407,14 @@ def _rare_rows(text: str, parsed: Parsed, cfg: SearchConfig) -> frozenset[int]:
     so many (free-text hits) that rarity tells nothing apart. The whole line is mined (its
     ``path:line:`` prefix holds digits, so it is a wildcard): no copy of a row is made."""
     line_row = {parsed.line[r]: r for r in range(len(parsed)) if parsed.is_match[r]}
-    lines = split_lines(text)
+    masked = Masked.of(split_lines(text), text)
     # The whole hit; where too many hits are rare for that to tell anything apart, its
     # head: a checker's findings differ in their free text, and their first words
-    # (``12:5: E1111: Assigning``) say which kind of finding a row is.
-    for units in (lines, None):
-        if units is None:
-            heads = (x.split(None, _HEAD_TOKENS + 1)[: _HEAD_TOKENS + 1] for x in lines)
-            units = [" ".join(h) for h in heads]
-        rare = [line_row[i] for i in mine(units).rare(cfg.rare_count) if i in line_row]
+    # (``12:5: E1111: Assigning``) say which kind of finding a row is. Both come from one
+    # masking pass.
+    for head in (None, _HEAD_TOKENS + 1):
+        found = masked.templates(head).rare(cfg.rare_count)
+        rare = [line_row[i] for i in found if i in line_row]
         if len(rare) <= cfg.rare_share * len(line_row):
             return frozenset(rare)
     return frozenset()

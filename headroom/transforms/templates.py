@@ -51,28 +51,59 @@ class Templates:
 
 
 def mine(lines: Sequence[str], text: str | None = None) -> Templates:
-    """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy).
+    """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy)."""
+    return Masked.of(lines, text).templates()
+
+
+@dataclass(frozen=True)
+class Masked:
+    """Lines with their variable tokens masked, each distinct shape once.
 
     Lines that differ only in their digits have the same template (every token holding a
-    digit is masked), so they are mined once: a C-level translate folds the digits and
+    digit is masked), so they are masked once: a C-level translate folds the digits and
     only one line per folded shape goes through the masking regex and the Python work —
     in a log, a few hundred lines out of ten thousand. A line holding a rule code
-    (``E501``, which stays in its template) keeps its own key."""
-    if not lines:
-        return Templates([], [], [])
-    joined = "\n".join(lines) if text is None else text
-    keys = _shape_keys(joined, lines)
-    first: dict[str, int] = {}
-    times: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key not in first:
-            first[key] = i
-            times[key] = 0
-        times[key] += 1
-    reps = [lines[i] for i in first.values()]
-    found = _mine_distinct(reps, [times[k] for k in first], len(lines))
-    template_of = dict(zip(first, found.of, strict=True))
-    return Templates([template_of[k] for k in keys], found.text, found.count)
+    (``E501``, which stays in its template) keeps its own key.
+
+    Masking is token by token, so the masked head of a line (its first tokens) is the head
+    of its masked line: ``templates(head=k)`` mines the heads from the same pass."""
+
+    keys: list[str]  # per line, its shape
+    masked: list[str]  # per distinct shape, in first-seen order: the masked line
+    weights: list[int]  # per distinct shape: how many lines have it
+    index: dict[str, int]  # shape -> its position in ``masked``
+
+    @classmethod
+    def of(cls, lines: Sequence[str], text: str | None = None) -> Masked:
+        if not lines:
+            return cls([], [], [], {})
+        joined = "\n".join(lines) if text is None else text
+        keys = _shape_keys(joined, lines)
+        index: dict[str, int] = {}
+        weights: list[int] = []
+        reps: list[str] = []
+        for i, key in enumerate(keys):
+            at = index.get(key)
+            if at is None:
+                index[key] = len(reps)
+                reps.append(lines[i])
+                weights.append(1)
+            else:
+                weights[at] += 1
+        # Every token holding a digit or a path separator is variable: one C-level pass.
+        masked = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(reps)).split("\n")
+        return cls(keys, masked, weights, index)
+
+    def templates(self, head: int | None = None) -> Templates:
+        """Templates of the whole lines, or of their first ``head`` tokens."""
+        if not self.keys:
+            return Templates([], [], [])
+        units = self.masked
+        if head is not None:
+            units = [" ".join(m.split(None, head)[:head]) for m in units]
+        of, texts, count = _group(units, self.weights, len(self.keys))
+        index = self.index
+        return Templates([of[index[k]] for k in self.keys], texts, count)
 
 
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
@@ -103,46 +134,43 @@ def _shape_keys(joined: str, lines: Sequence[str]) -> list[str]:
     return keys
 
 
-def _mine_distinct(lines: list[str], weights: list[int], total: int) -> Templates:
-    """``mine`` over lines that each stand for ``weights[i]`` lines of ``total``."""
-    # Every token holding a digit or a path separator is variable: one C-level pass.
-    masked_text = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(lines))
-    masked = masked_text.split("\n")
-    del masked_text
+def _group(
+    masked: list[str], weights: list[int], total: int
+) -> tuple[list[int], list[str], list[int]]:
+    """Template ids of masked lines that each stand for ``weights[i]`` lines of
+    ``total``; returns the ids (``-1`` for a blank line), the templates and their counts."""
     # Work on distinct masked lines with their multiplicity: logs repeat themselves.
     distinct: dict[str, int] = {}
     for m, w in zip(masked, weights, strict=True):
         distinct[m] = distinct.get(m, 0) + w
-    frequent = _frequent_words(distinct, total)
+    tokens = {m: m.split() for m in distinct}
+    frequent = _frequent_words(tokens, distinct, total)
     groups: dict[tuple[int, str], list[str]] = {}
-    for m in distinct:
-        toks = m.split()
+    for m, toks in tokens.items():
         if toks:
             word = next((t for t in toks[:_KEY_SCAN] if t in frequent), "")
             groups.setdefault((len(toks), word), []).append(m)
-    ids: dict[tuple[str, ...], int] = {}
+    ids: dict[str, int] = {}  # template text (tokens hold no spaces: one text per tuple)
     template_of: dict[str, int] = {}
     texts: list[str] = []
     count: list[int] = []
     for (width, word), members in groups.items():
         # Lines with no frequent word share no family: each keeps its own shape.
-        constant = _constant_values(members, distinct, width) if word else None
+        constant = _constant_values(members, tokens, distinct, width) if word else None
         for m in members:
-            toks = m.split()
-            key = (
-                tuple(t if t in constant[p] else WILDCARD for p, t in enumerate(toks))
-                if constant is not None
-                else tuple(toks)
-            )
+            toks = tokens[m]
+            if constant is not None:
+                toks = [t if t in c else WILDCARD for t, c in zip(toks, constant, strict=True)]
+            key = " ".join(toks)
             t = ids.get(key)
             if t is None:
                 t = ids[key] = len(texts)
-                texts.append(" ".join(key))
+                texts.append(key)
                 count.append(0)
             template_of[m] = t
             count[t] += distinct[m]
     get = template_of.get
-    return Templates([get(m, -1) for m in masked], texts, count)
+    return [get(m, -1) for m in masked], texts, count
 
 
 # A whitespace-separated token with a digit, ``/`` or ``\`` in it (numbers, versions,
@@ -154,19 +182,22 @@ _VARIABLE_TOKEN = re.compile(
 _KEY_SCAN = 4  # the group key is the first frequent word among the first four tokens
 
 
-def _frequent_words(distinct: dict[str, int], n: int) -> set[str]:
+def _frequent_words(tokens: dict[str, list[str]], times: dict[str, int], n: int) -> set[str]:
     """Words found in at least 1 % of the lines (and three): template words, not names. A
     test runner's ``test_x (pkg.Tests.test_x) ... ok`` leads with a name; ``...`` is the
     word its lines share."""
     df: dict[str, int] = {}
-    for m, times in distinct.items():
-        for t in set(m.split(None, _KEY_SCAN)[:_KEY_SCAN]):
-            df[t] = df.get(t, 0) + times
+    for m, toks in tokens.items():
+        w = times[m]
+        for t in set(toks[:_KEY_SCAN]):
+            df[t] = df.get(t, 0) + w
     support = max(3, n // 100)
     return {t for t, c in df.items() if c >= support and t != WILDCARD}
 
 
-def _constant_values(members: list[str], times: dict[str, int], width: int) -> list[set[str]]:
+def _constant_values(
+    members: list[str], tokens: dict[str, list[str]], times: dict[str, int], width: int
+) -> list[set[str]]:
     """Per position, the values that belong to the template: all of them where they are
     few (at most ``max(4, cube root of the group's lines)``: a verb, a level, a status),
     none where they are many (names, messages). The bound grows slowly on purpose: two
@@ -177,7 +208,7 @@ def _constant_values(members: list[str], times: dict[str, int], width: int) -> l
     values: list[set[str]] = [set() for _ in range(width)]
     open_positions = set(range(width))
     for m in members:
-        toks = m.split()
+        toks = tokens[m]
         for p in list(open_positions):
             values[p].add(toks[p])
             if len(values[p]) > few:
