@@ -57,6 +57,8 @@ class Config:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_buffered_bytes: int = 512 * 2**20
+    memo_max_bytes: int = 64 * 2**20  # compressed outputs remembered, per process
+    ledger_max_bytes: int = 16 * 2**20  # mixed-turn ledger, per process
     keepalive_timeout: float = 60.0
     upstream_pool_size: int = 256
     upstream_idle_timeout: float = 30.0
@@ -185,6 +187,19 @@ _FLAGS: tuple[_Flag, ...] = (
         parse_size,
         "request bytes all connections together may hold for buffering; past it bodies wait,"
         " then 503 (default 512MiB)",
+        "SIZE",
+    ),
+    _Flag(
+        "memo-max-bytes",
+        parse_size,
+        "compressed tool outputs remembered per process, so a re-sent history is not"
+        " compressed again (default 64MiB)",
+        "SIZE",
+    ),
+    _Flag(
+        "ledger-max-bytes",
+        parse_size,
+        "retrieval rounds remembered per process to restore into later turns (default 16MiB)",
         "SIZE",
     ),
     _Flag(
@@ -423,7 +438,7 @@ def _check_combinations(values: dict[str, Any], token: str | None) -> None:
     ):
         if name in values and values[name] <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
-    for name in ("max_body_bytes", "max_buffered_bytes"):
+    for name in ("max_body_bytes", "max_buffered_bytes", "memo_max_bytes", "ledger_max_bytes"):
         if values.get(name, 1) <= 0:
             raise UsageError(f"--{name.replace('_', '-')}: must be greater than zero")
     body = values.get("max_body_bytes", Config.max_body_bytes)

@@ -87,6 +87,12 @@ class MemoPipeline:
                     self._bytes -= old.size
         return result
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(bytes, entries) held now, for ``/stats``."""
+        with self._lock:
+            return self._bytes, len(self._entries)
+
 
 def _key(text: str, ctx: CompressContext) -> bytes:
     """Everything the result depends on: the text, the relevance context, and the model

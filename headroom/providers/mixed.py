@@ -28,6 +28,7 @@ from headroom.providers.retrieval import tool_calls
 
 MAX_RECORDS = 4096
 TTL_SECONDS = 6 * 3600.0
+MAX_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -41,30 +42,51 @@ class Removed:
 
 
 class MixedLedger:
-    def __init__(self, max_records: int = MAX_RECORDS, ttl: float = TTL_SECONDS) -> None:
-        self._by_call: OrderedDict[str, Removed] = OrderedDict()
+    """Removed calls by client call id, bounded by records, bytes and age.
+
+    A turn's record is counted in full under each call id that names it (a turn with two
+    client calls counts twice): the byte figure is a bound on what is held, never less."""
+
+    def __init__(
+        self,
+        max_records: int = MAX_RECORDS,
+        ttl: float = TTL_SECONDS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self._by_call: OrderedDict[str, tuple[Removed, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.ttl = ttl
+        self.bytes = 0
         self.remembered = 0  # turns whose removed calls were kept
         self.restored = 0  # requests that had them put back
 
     def remember(self, client_call_ids: list[str], removed: Removed) -> None:
+        size = len(orjson.dumps(removed.calls)) + sum(len(t) for _, t in removed.results)
+        if size > self.max_bytes:
+            return  # larger than the whole bound: the next turn goes without it
         with self._lock:
             self.remembered += 1
             for call_id in client_call_ids:
-                self._by_call[call_id] = removed
-                self._by_call.move_to_end(call_id)
-            while len(self._by_call) > self.max_records:
-                self._by_call.popitem(last=False)
+                self._drop(call_id)
+                self._by_call[call_id] = (removed, size)
+                self.bytes += size
+            while len(self._by_call) > self.max_records or self.bytes > self.max_bytes:
+                self._drop(next(iter(self._by_call)))
 
     def find(self, call_id: str) -> Removed | None:
         with self._lock:
-            removed = self._by_call.get(call_id)
-            if removed is not None and time.time() - removed.created > self.ttl:
-                del self._by_call[call_id]
+            entry = self._by_call.get(call_id)
+            if entry is not None and time.time() - entry[0].created > self.ttl:
+                self._drop(call_id)
                 return None
-            return removed
+            return entry[0] if entry is not None else None
+
+    def _drop(self, call_id: str) -> None:
+        entry = self._by_call.pop(call_id, None)
+        if entry is not None:
+            self.bytes -= entry[1]
 
     def __len__(self) -> int:
         return len(self._by_call)

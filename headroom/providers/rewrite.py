@@ -52,6 +52,7 @@ class Rewrite:
     seconds: float = 0.0
     skipped_reason: str = ""
     streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
+    memo_size: tuple[int, int] | None = None  # the compression process's memo after this
 
     @property
     def changed(self) -> bool:

@@ -60,8 +60,9 @@ class ProxyApp:
         self.stats = Stats()
         self.budget = BufferBudget(config.max_buffered_bytes, self.stats)
         self.turns = TurnGate(loop)
-        self.mixed = MixedLedger()
-        self.transform_request: RequestTransform = Compression(self)
+        self.mixed = MixedLedger(max_bytes=config.ledger_max_bytes)
+        self.compression = Compression(self)
+        self.transform_request: RequestTransform = self.compression
         self.h2_max_streams = config.h2_max_streams
         self.header_timeout = config.header_timeout
         self.keepalive_timeout = config.keepalive_timeout
@@ -114,7 +115,10 @@ class ProxyApp:
 
     def exchange_finished(self, ex: Exchange) -> None:
         self.in_flight -= 1
-        self.stats.active_exchanges = self.in_flight
+        stats = self.stats
+        stats.active_exchanges = self.in_flight
+        stats.memo_bytes, stats.memo_entries = self.compression.memo_size
+        stats.ledger_bytes, stats.ledger_entries = self.mixed.bytes, len(self.mixed)
         self.requests_total += 1
         if self.draining and not self.in_flight:
             self.on_connections_changed()  # the drain also waits for the last exchange

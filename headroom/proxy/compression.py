@@ -40,11 +40,19 @@ class Compression:
     def __init__(self, app: Services) -> None:
         self.app = app
         self.config = app.config
-        self.pipeline = MemoPipeline(Pipeline(PipelineConfig()))
+        self.pipeline = MemoPipeline(Pipeline(PipelineConfig()), app.config.memo_max_bytes)
+        self._process_memo = (0, 0)  # (bytes, entries) the compression process last reported
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
         self.processes: ProcessPoolExecutor | None = None
         self._process_ready = False
         sys.setswitchinterval(SWITCH_INTERVAL)
+
+    @property
+    def memo_size(self) -> tuple[int, int]:
+        """(bytes, entries) of the compressed-output memos: this process's and the
+        compression process's (as of its last rewrite)."""
+        own_bytes, own_entries = self.pipeline.size
+        return own_bytes + self._process_memo[0], own_entries + self._process_memo[1]
 
     async def __call__(self, ex: Requested, body: bytes) -> Decision:
         """What to forward for this buffered body; decides, and writes nothing elsewhere."""
@@ -171,6 +179,8 @@ class Compression:
             return None
         finally:
             cancel.set()  # client gone (task cancelled) or done: either way, stop
+        if result.memo_size is not None:
+            self._process_memo = result.memo_size
         self.app.stats.stage("rewrite", result.seconds * 1000)
         for stage, ms in result.stages.items():
             self.app.stats.stage(stage, ms)
@@ -195,7 +205,7 @@ class Compression:
                 max_workers=1,
                 mp_context=context,
                 initializer=_worker_init,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.config.memo_max_bytes),
             )
             warm = self.processes.submit(_worker_ready)
             warm.add_done_callback(lambda f: setattr(self, "_process_ready", f.exception() is None))
@@ -244,9 +254,9 @@ PROCESS_MIN_BYTES = 256 * 1024
 _WORKER: dict[str, MemoPipeline] = {}
 
 
-def _worker_init(parent: int) -> None:
+def _worker_init(parent: int, memo_max_bytes: int) -> None:
     _exit_with_parent(parent)
-    _WORKER["pipeline"] = MemoPipeline(Pipeline(PipelineConfig()))
+    _WORKER["pipeline"] = MemoPipeline(Pipeline(PipelineConfig()), memo_max_bytes)
 
 
 _PARENT_POLL_S = 0.5
@@ -273,4 +283,7 @@ def _worker_ready() -> bool:
 
 
 def _rewrite_in_worker(body: bytes, provider_name: str, min_chars: int) -> Rewrite:
-    return rewrite_request(body, PROVIDERS[provider_name], _WORKER["pipeline"], min_chars=min_chars)
+    pipeline = _WORKER["pipeline"]
+    result = rewrite_request(body, PROVIDERS[provider_name], pipeline, min_chars=min_chars)
+    result.memo_size = pipeline.size
+    return result

@@ -84,6 +84,10 @@ class Stats:
     active_connections: int = 0
     active_exchanges: int = 0  # requests, HTTP/2 streams and WebSocket sessions in flight
     buffered_bytes: int = 0  # request body bytes held now, against --max-buffered-bytes
+    memo_bytes: int = 0  # compressed outputs remembered (--memo-max-bytes per process)
+    memo_entries: int = 0
+    ledger_bytes: int = 0  # mixed-turn retrieval rounds remembered (--ledger-max-bytes)
+    ledger_entries: int = 0
 
     def request_done(
         self,
@@ -178,6 +182,10 @@ class Stats:
                 "exchanges": self.active_exchanges,
                 "buffered_request_bytes": self.buffered_bytes,
             },
+            "caches": {
+                "compressed_outputs": {"bytes": self.memo_bytes, "entries": self.memo_entries},
+                "retrieval_ledger": {"bytes": self.ledger_bytes, "entries": self.ledger_entries},
+            },
         }
         if extra:
             out.update(extra)
@@ -196,9 +204,21 @@ _SCALARS = (
     "active_connections",
     "active_exchanges",
     "buffered_bytes",
+    "memo_bytes",
+    "memo_entries",
+    "ledger_bytes",
+    "ledger_entries",
 )
 # Values of now, not sums over time: a worker that is gone holds none of them.
-GAUGES = ("active_connections", "active_exchanges", "buffered_bytes")
+GAUGES = (
+    "active_connections",
+    "active_exchanges",
+    "buffered_bytes",
+    "memo_bytes",
+    "memo_entries",
+    "ledger_bytes",
+    "ledger_entries",
+)
 _COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
 
@@ -338,6 +358,20 @@ _GAUGES: tuple[_Spec, ...] = (
         "gauge",
         "Request body bytes held for buffering now (bounded by --max-buffered-bytes).",
         "buffered_bytes",
+        None,
+    ),
+    (
+        "headroom_memo_bytes",
+        "gauge",
+        "Compressed tool outputs remembered now (bounded by --memo-max-bytes per process).",
+        "memo_bytes",
+        None,
+    ),
+    (
+        "headroom_retrieval_ledger_bytes",
+        "gauge",
+        "Mixed-turn retrieval rounds remembered now (bounded by --ledger-max-bytes).",
+        "ledger_bytes",
         None,
     ),
 )

@@ -137,6 +137,13 @@ def test_stats_and_metrics_match_the_traffic(start_proxy, llm: LLMUpstream) -> N
         sum(v for k, v in samples.items() if k.startswith("headroom_tokens_saved_total{"))
         == compression["tokens_saved"]
     )
+    caches = stats["caches"]
+    memo = caches["compressed_outputs"]
+    # log, search and the loop log (request 7 re-sends request 6's output: a memo hit)
+    assert memo["entries"] == 3 and memo["bytes"] > len(LOG.text), caches
+    assert caches["retrieval_ledger"] == {"bytes": 0, "entries": 0}  # no mixed turn here
+    assert samples["headroom_memo_bytes"] == memo["bytes"]
+    assert samples["headroom_retrieval_ledger_bytes"] == 0
     json.dumps(stats)  # plain JSON all the way down
     labels = [k for k in samples if re.search(r"[0-9a-f]{24}", k)] + [
         p for p in paths if re.search(r"[0-9a-f]{24}", p)

@@ -34,6 +34,8 @@ BAD_FLAGS = [
     (["--max-buffered-bytes", "lots"], "--max-buffered-bytes"),
     # one body as large as --max-body-bytes could never be read whole
     (["--max-buffered-bytes", "1MB", "--max-body-bytes", "2MB"], "--max-buffered-bytes"),
+    (["--memo-max-bytes", "0"], "--memo-max-bytes"),
+    (["--ledger-max-bytes", "lots"], "--ledger-max-bytes"),
     # issue 11 point 16: each of these was accepted and then failed every connection
     (["--h2-max-streams", "99999999999"], "--h2-max-streams"),
     (["--upstream-ca", "setup.cfg"], "--upstream-ca"),  # a file, but not PEM

@@ -223,6 +223,35 @@ def test_memo_reuses_results_and_replays_originals_into_each_store() -> None:
     tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
     tiny.compress(LOG, CompressContext("q", PendingWrites(), "claude-x"))
     assert tiny.hits == 0  # too big to keep: recomputed, still correct
+    assert tiny.size == (0, 0)
+    held, entries = memo.size
+    assert entries == 2 and len(LOG) < held <= memo.max_bytes  # two results, one original
+
+
+def test_mixed_ledger_is_bounded_by_bytes_and_counts_what_it_holds() -> None:
+    import time
+
+    from headroom.providers.mixed import MixedLedger, Removed
+
+    def removed(text: str) -> Removed:
+        call = {"type": "tool_use", "id": "r", "name": "headroom_retrieve", "input": {}}
+        return Removed((call,), (("r", text),), time.time())
+
+    ledger = MixedLedger(max_bytes=3000)
+    ledger.remember(["a"], removed("x" * 1000))
+    assert len(ledger) == 1 and 1000 < ledger.bytes < 1200
+    ledger.remember(["b", "c"], removed("y" * 500))  # counted under each call id
+    assert len(ledger) == 3 and ledger.bytes > 2000
+    ledger.remember(["d"], removed("z" * 1000))  # over 3000: the oldest goes first
+    assert ledger.find("a") is None and ledger.find("d") is not None
+    assert ledger.bytes <= 3000 and len(ledger) == 3
+    ledger.remember(["e"], removed("w" * 5000))  # larger than the bound: never kept
+    assert ledger.find("e") is None and ledger.bytes <= 3000
+    ledger.remember(["d"], removed("v" * 10))  # a call id remembered again replaces
+    assert ledger.bytes < 1500 and len(ledger) == 3
+    expired = MixedLedger(ttl=0.0)
+    expired.remember(["x"], Removed((), (("r", "t"),), time.time() - 1))
+    assert expired.find("x") is None and expired.bytes == 0 and len(expired) == 0
 
 
 def test_mixed_turn_is_put_back_on_the_next_request() -> None:
