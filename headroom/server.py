@@ -46,7 +46,9 @@ ACCEPTS_PER_WAKEUP_SHARED = 1
 # closed. Answered with Connection: close instead, that request is not lost in a rollout.
 IDLE_GRACE = 0.5
 ATTACH_WAIT = 1.0
-FINISH_WAIT = 1.0  # after the cut: for aborted exchanges to unwind and be counted
+# Once the connections are gone: how long their exchanges may take to unwind (a loop turn
+# or two) and be counted. Bounded, so an exchange that never ends cannot hold the drain.
+FINISH_WAIT = 1.0
 
 
 class Server:
@@ -66,6 +68,7 @@ class Server:
         self.on_drain: Callable[[], None] = lambda: None
         self.accepts_per_wakeup = ACCEPTS_PER_WAKEUP
         app.on_connections_changed = self._connections_changed
+        app.on_exchanges_done = self._stopped.set
         # TLS listeners (--tls-listen): the context is built once, at startup, so a bad
         # certificate stops the process before it serves anything.
         self.tls = (
@@ -146,7 +149,7 @@ class Server:
             and len(self.app.connections) < self.config.max_connections
         ):
             self._set_accepting(True)
-        if self.app.draining and not self.app.connections and not self.app.in_flight:
+        if self.app.draining and not self.app.connections:
             self._stopped.set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -211,7 +214,7 @@ class Server:
                 await self._wait_idle_gone()
         for conn in list(app.connections):
             conn.shutdown()
-        if app.connections or app.in_flight:
+        if app.connections:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, timeout - (time.monotonic() - started))):
                     await self._wait_empty()
@@ -219,15 +222,16 @@ class Server:
         for conn in list(app.connections):
             conn.abort()
         app.connections.clear()
-        if app.in_flight:  # aborted or client-closed exchanges end on the next loop turns
+        if app.in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FINISH_WAIT):
-                    await self._wait_empty()
+                    await self._wait_finished()
         app.pool.close()
         self.log.info(
             "drain_end",
             completed=app.requests_total - finished_before,
             cut=cut,
+            unfinished=app.in_flight,  # exchanges still unwinding after FINISH_WAIT
             seconds=round(time.monotonic() - started, 3),
         )
         self._stopped.set()
@@ -242,10 +246,15 @@ class Server:
                     await self._stopped.wait()
 
     async def _wait_empty(self) -> None:
-        """Until no connection is left and every exchange has finished: a connection closes
-        (and leaves ``app.connections``) before its exchange's task has unwound, and the
-        final ``/stats`` numbers a worker publishes after the drain must count that
-        exchange too."""
-        while self.app.connections or self.app.in_flight:
+        while self.app.connections:
+            self._stopped.clear()
+            await self._stopped.wait()
+
+    async def _wait_finished(self) -> None:
+        """Until every exchange has finished. A connection closes (and leaves
+        ``app.connections``) before its exchange's task has unwound, a loop turn or more
+        later; the final ``/stats`` numbers a worker publishes after the drain must count
+        that exchange too. Woken by ``exchange_finished`` once none is left."""
+        while self.app.in_flight:
             self._stopped.clear()
             await self._stopped.wait()

@@ -71,6 +71,7 @@ class ProxyApp:
         self.in_flight = 0
         self.requests_total = 0
         self.on_connections_changed: Callable[[], None] = lambda: None
+        self.on_exchanges_done: Callable[[], None] = lambda: None
         self._log_requests = log.enabled("info")
 
     # ------------------------------------------------------------------ ConnectionHost
@@ -121,7 +122,7 @@ class ProxyApp:
         stats.ledger_bytes, stats.ledger_entries = self.mixed.bytes, len(self.mixed)
         self.requests_total += 1
         if self.draining and not self.in_flight:
-            self.on_connections_changed()  # the drain also waits for the last exchange
+            self.on_exchanges_done()  # the drain's last wait is for the last exchange
         facts = ex.facts
         total_ms = round((time.perf_counter() - facts.start) * 1000, 3)
         headers_ms = round((facts.t_headers - facts.start) * 1000, 3) if facts.t_headers else None
