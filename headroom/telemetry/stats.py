@@ -192,23 +192,6 @@ class Stats:
         return out
 
 
-_SCALARS = (
-    "requests",
-    "compressed_requests",
-    "tokens_before",
-    "tokens_after",
-    "ccr_stores",
-    "ccr_store_failures",
-    "ccr_loop_retrievals",
-    "ccr_loop_misses",
-    "active_connections",
-    "active_exchanges",
-    "buffered_bytes",
-    "memo_bytes",
-    "memo_entries",
-    "ledger_bytes",
-    "ledger_entries",
-)
 # Values of now, not sums over time: a worker that is gone holds none of them.
 GAUGES = (
     "active_connections",
@@ -218,6 +201,17 @@ GAUGES = (
     "memo_entries",
     "ledger_bytes",
     "ledger_entries",
+)
+_SCALARS = (
+    "requests",
+    "compressed_requests",
+    "tokens_before",
+    "tokens_after",
+    "ccr_stores",
+    "ccr_store_failures",
+    "ccr_loop_retrievals",
+    "ccr_loop_misses",
+    *GAUGES,
 )
 _COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")

@@ -34,10 +34,9 @@ def _request(path: bytes) -> SimpleNamespace:
     return SimpleNamespace(head=head, path=path, request_id=b"rid")
 
 
-@pytest.fixture
-def compression() -> Any:
-    loop = asyncio.new_event_loop()
-    app = SimpleNamespace(
+def _app(loop: asyncio.AbstractEventLoop) -> Any:
+    """What ``Compression`` asks of the process, with no store."""
+    return SimpleNamespace(
         config=Config(upstream=parse_upstream("http://upstream.test")),
         stats=Stats(),
         log=Logger("debug", io.BytesIO()),
@@ -45,7 +44,12 @@ def compression() -> Any:
         mixed=MixedLedger(),
         store=None,
     )
-    comp = Compression(app)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def compression() -> Any:
+    loop = asyncio.new_event_loop()
+    comp = Compression(_app(loop))
     comp.executor.shutdown()
     comp.executor = _NoExecutor()  # type: ignore[assignment]
     yield comp
@@ -107,15 +111,7 @@ def test_encoded_bodies_are_decoded_off_the_event_loop(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(module, "decode", recording)
     loop = asyncio.new_event_loop()
-    app = SimpleNamespace(
-        config=Config(upstream=parse_upstream("http://upstream.test")),
-        stats=Stats(),
-        log=Logger("debug", io.BytesIO()),
-        loop=loop,
-        mixed=MixedLedger(),
-        store=None,
-    )
-    comp = Compression(app)  # type: ignore[arg-type]
+    comp = Compression(_app(loop))
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]})
     request = _request(b"/v1/messages")
     request.head.headers.append((b"content-encoding", b"br"))
