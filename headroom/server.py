@@ -62,6 +62,7 @@ class Server:
         self.notifier = notifier or Notifier({})
         self.sockets: list[socket.socket] = []
         self._accepting = False
+        self._listeners_closed = False
         self._stopped = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
         self._attaching: set[asyncio.Task[None]] = set()
@@ -94,7 +95,11 @@ class Server:
     # ------------------------------------------------------------------ accepting
 
     def _set_accepting(self, on: bool) -> None:
-        if on == self._accepting:
+        """Listen or not. Once the drain began, never again: its first step closes the
+        listening sockets, and until ``app.draining`` is set a little later a closing
+        connection (below the connection limit) or the EMFILE back-off would re-arm a
+        closed descriptor, raising inside the exchange that was finishing."""
+        if on == self._accepting or (on and self._listeners_closed):
             return
         self._accepting = on
         for sock in self.sockets:
@@ -192,6 +197,7 @@ class Server:
         to expect a refusal, so that request is answered rather than reset."""
         app = self.app
         self._set_accepting(False)
+        self._listeners_closed = True
         for sock in self.sockets:
             sock.close()  # our descriptor only: no shutdown(), see the module docstring
         if self._attaching:  # every socket accepted so far becomes a served connection

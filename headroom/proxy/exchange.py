@@ -441,9 +441,13 @@ class Exchange:
                 self.app.pool.release(upstream)
             else:
                 self.app.pool.discard(upstream)
-        self.set_client_blocked(False)
-        if self.response_done:
-            self.conn.finish(self)
-        elif not self.conn.closed:
-            self.conn.abort()
-        self.app.exchange_finished(self)
+        try:
+            self.set_client_blocked(False)
+            if self.response_done:
+                self.conn.finish(self)
+            elif not self.conn.closed:
+                self.conn.abort()
+        finally:
+            # Counted whatever the connection's teardown raised: an exchange never counted
+            # as finished holds the drain for its whole wait and is missing from /stats.
+            self.app.exchange_finished(self)

@@ -223,7 +223,12 @@ def test_sighup_replaces_every_worker_without_refusing_a_request(start: Start) -
     try:
         data = wait_for(settled, what="totals across generations")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: sent {sent}, counted {seen[-5:]}") from None
+        logged = served_by(proc, "hup-")
+        unlogged = [i for i in range(sent) if f"hup-{i}" not in logged][:5]
+        drains = proc.events("drain_end")
+        raise AssertionError(
+            f"{exc}: sent {sent}, counted {seen[-5:]}, never logged {unlogged}, {drains}"
+        ) from None
     assert data["workers"]["retired"]["workers"] == 2
     assert {w["generation"] for w in data["workers"]["per_worker"]} == {2}
 

@@ -329,3 +329,19 @@ def test_partial_bodies_never_wait_for_each_other() -> None:
         pb.finish(b)
         assert first.status == second.status == 200
         assert pb.app.stats.buffered_bytes == 0
+
+
+class _TeardownFails(FakeClient):
+    def finish(self, exchange: object) -> None:
+        raise ValueError("Invalid file descriptor: -1")
+
+
+def test_an_exchange_is_counted_finished_even_when_its_connection_teardown_raises() -> None:
+    """A drain waits for every exchange to be counted, and /stats counts it then: one that
+    raised in its connection's teardown was never counted (the drain waited its whole
+    second and the request was missing from the fleet's totals)."""
+    with Playbook() as pb:
+        pb.upstream(_ok)
+        pb.request(b"GET", b"/v1/models", client=_TeardownFails())
+        ex = pb.finish(limit=5.0)
+        assert pb.app.finished == [ex] and ex.response_done

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 from types import SimpleNamespace
 from typing import Any
 
@@ -64,3 +65,34 @@ def test_drain_gives_up_on_an_exchange_that_never_finishes() -> None:
         assert FINISH_WAIT <= took < FINISH_WAIT + 1.0, took
 
     asyncio.run(main())
+
+
+def test_a_connection_closing_while_the_drain_waits_for_attaches_does_not_relisten() -> None:
+    """The drain closes the listening sockets, then waits for accepted sockets still being
+    attached; ``app.draining`` is set only after that. A connection that closed in between
+    (its exchange finishing) used to re-arm accepting on the closed descriptor: the
+    ValueError escaped from the exchange's teardown before it was counted, so the drain
+    waited for it in vain and /stats lost the request (a flaky SIGHUP rollout test)."""
+
+    async def main() -> None:
+        server, app = _server(in_flight=0)
+        server.open([_listener()], announce=False)
+        attach = asyncio.get_running_loop().create_future()
+        server._attaching.add(attach)  # type: ignore[arg-type]
+        drain = asyncio.ensure_future(server.drain())
+        await asyncio.sleep(0.01)
+        assert not app.draining and not server._accepting
+        server._connections_changed()  # what app.connection_closed calls
+        assert not server._accepting
+        attach.set_result(None)
+        await asyncio.wait_for(drain, 1.0)
+
+    asyncio.run(main())
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    return sock
