@@ -77,6 +77,12 @@ class Shape(Protocol):
         """The answer without our calls (and with a stop reason that says so)."""
         ...
 
+    def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
+        """The final answer with what earlier retrieval rounds showed (their answers with our
+        calls stripped) in front of its own content, in order: a non-streaming client gets
+        the same content a streaming one saw arrive round by round."""
+        ...
+
     def ids_in(self, item: Json) -> list[str]:
         """Call ids of the calls a history element holds."""
         ...

@@ -3,9 +3,11 @@
 Events of our ``function_call`` items are held back; when the response completes with our
 calls alone, ``response.completed`` is held and the stream continues with the follow-up
 response. Later rounds drop their ``response.created``/``in_progress``, and their
-``output_index`` and ``sequence_number`` continue the client's numbering; the final
-``response.completed`` lists every item the client saw across rounds, with usage summed.
-First-round events the client sees unchanged keep their exact bytes.
+``output_index`` continues the client's numbering. ``sequence_number`` counts the events
+the client receives, so the stream it sees has no gaps where events were held back (ours,
+or a follow-up's opening events); the final ``response.completed`` lists every item the
+client saw across rounds, with usage summed. Events the client sees unchanged (every one of
+the first round until something is held back) keep their exact bytes.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 class ResponsesStream:
     def __init__(self) -> None:
         self._round = 0
-        self._seq_base = 0  # added to the upstream's sequence numbers in this round
-        self._last_seq = -1  # last sequence number the client saw
+        self._next_seq = 0  # the client's next sequence number
         self._index: dict[int, int | None] = {}  # upstream output_index → client's (None: ours)
         self._next_client_index = 0
         self._visible: list[Any] = []  # items the client saw, all rounds
@@ -40,7 +41,6 @@ class ResponsesStream:
 
     def start_round(self) -> None:
         self._round += 1
-        self._seq_base = self._last_seq + 1
         self._index.clear()
         self._round_output = []
         self.calls = []
@@ -129,8 +129,8 @@ class ResponsesStream:
     def _emit(self, event: Event, payload: dict[str, Any], changed: bool) -> bytes:
         seq = payload.get("sequence_number")
         if isinstance(seq, int):
-            client_seq = seq + self._seq_base
-            self._last_seq = client_seq
+            client_seq = self._next_seq
+            self._next_seq += 1
             if client_seq != seq:
                 payload["sequence_number"] = client_seq
                 changed = True
@@ -142,7 +142,7 @@ class ResponsesStream:
         return {"output": self._round_output}
 
     def close_events(self, message: str | None) -> bytes:
-        seq = self._last_seq + 1
+        seq = self._next_seq
         if message is not None or self._held_done is None:
             error = {
                 "type": "error",

@@ -94,6 +94,27 @@ def strip_calls(provider: Provider, response: dict[str, Any]) -> dict[str, Any]:
     return provider.shape.strip_calls(response)
 
 
+def with_earlier_rounds(
+    provider: Provider, earlier: list[dict[str, Any]], final: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer a non-streaming client gets after retrieval rounds: what each earlier round
+    said (its text, its thinking; our calls stripped) before the final content, and usage
+    summed over the rounds, since each was billed."""
+    if not earlier:
+        return final
+    out = provider.shape.merge_rounds(earlier, final)
+    usage = out.get("usage")
+    if isinstance(usage, dict):
+        rounds = [r.get("usage") for r in earlier]
+        out["usage"] = {
+            k: v + sum(u[k] for u in rounds if isinstance(u, dict) and isinstance(u.get(k), int))
+            if isinstance(v, int) and not isinstance(v, bool)
+            else v
+            for k, v in usage.items()
+        }
+    return out
+
+
 def tool_result_text(key: str | None, raw: str, original: bytes | None, status: str) -> str:
     """What the model reads back: the original, or a plain sentence saying why not."""
     if key is None:

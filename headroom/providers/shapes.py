@@ -92,6 +92,10 @@ class AnthropicShape:
             out["stop_reason"] = "end_turn"
         return out
 
+    def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
+        shown = [b for r in earlier for b in r.get("content") or []]
+        return {**final, "content": [*shown, *(final.get("content") or [])]}
+
     def ids_in(self, item: Json) -> list[str]:
         if item.get("role") != "assistant":
             return []
@@ -172,6 +176,18 @@ class ChatShape:
         out["choices"] = choices
         return out
 
+    def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
+        """Text content is concatenated, as a streaming client joins the rounds' deltas."""
+        texts = [chat_message(r).get("content") for r in earlier]
+        shown = "".join(t for t in texts if isinstance(t, str))
+        message = chat_message(final)
+        own = message.get("content")
+        if not shown or not message or not isinstance(own, str | None):
+            return final
+        choices = list(final.get("choices") or [])
+        choices[0] = {**choices[0], "message": {**message, "content": shown + (own or "")}}
+        return {**final, "choices": choices}
+
     def ids_in(self, item: Json) -> list[str]:
         if item.get("role") != "assistant":
             return []
@@ -217,6 +233,10 @@ class ResponsesShape:
         out = dict(response)
         out["output"] = [i for i in self.call_items(response) if not _ours(self, i)]
         return out
+
+    def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
+        shown = [i for r in earlier for i in r.get("output") or []]
+        return {**final, "output": [*shown, *(final.get("output") or [])]}
 
     def ids_in(self, item: Json) -> list[str]:
         return [str(item.get("call_id"))] if item.get("type") == "function_call" else []

@@ -27,6 +27,7 @@ from headroom.providers.retrieval import (
     follow_up,
     strip_calls,
     tool_result_text,
+    with_earlier_rounds,
 )
 from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
@@ -47,13 +48,16 @@ async def complete(
 ) -> tuple[ResponseHead, bytes]:
     """The answer the client gets, after as many retrieval rounds as the model needs."""
     app = ex.app
+    earlier: list[dict[str, Any]] = []  # what the rounds so far showed, our calls stripped
     for round_no in range(MAX_ROUNDS + 1):
         response = _parse(head, raw, app.config.max_body_bytes)
         if response is None:
             return head, raw
         calls = find_calls(provider, response)
         if not calls.ours:
-            return head, raw
+            if not earlier:
+                return head, raw  # no round served: the upstream's exact bytes
+            return _rewritten(head, with_earlier_rounds(provider, earlier, response))
         if calls.others or round_no == MAX_ROUNDS:
             app.log.info(
                 "retrieve_calls_removed",
@@ -64,7 +68,9 @@ async def complete(
             )
             if calls.others:
                 await remember_mixed(ex, provider, response)
-            return _rewritten(head, strip_calls(provider, response))
+            final = strip_calls(provider, response)
+            return _rewritten(head, with_earlier_rounds(provider, earlier, final))
+        earlier.append(strip_calls(provider, response))
         results = await lookup_all(ex, calls.ours)
         body = follow_up(provider, body, response, results)
         headers = ex.upstream_headers(len(body))

@@ -119,20 +119,29 @@ def _sse_events(raw: bytes) -> list[tuple[str, Any]]:
 
 
 def test_anthropic_json_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
-    llm.script(tool_turn(retrieve_call(KEY, "toolu_ret1")), text_turn(FINAL))
+    """What the model said in the retrieval round reaches a non-streaming client too (a
+    streaming one sees it arrive), and usage counts both rounds."""
+    llm.script(tool_turn(retrieve_call(KEY, "toolu_ret1"), text=PREFACE), text_turn(FINAL))
     message = anthropic_sync(proxy, Sent()).messages.create(
         model=traffic.CLAUDE_MODEL, max_tokens=512, messages=CLAUDE_MESSAGES, tools=CLAUDE_TOOLS
     )
-    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [("text", FINAL)]
+    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [
+        ("text", PREFACE),
+        ("text", FINAL),
+    ]
     assert message.stop_reason == "end_turn"
+    usages = [json.loads(bytes(a.sent))["usage"] for a in llm.answers]
+    assert message.usage.output_tokens == sum(u["output_tokens"] for u in usages)
+    assert message.usage.input_tokens == sum(u["input_tokens"] for u in usages)
     _no_trace(message.model_dump_json())
     first, second = _upstream_bodies(llm, "/v1/messages")
     assert KEY in find_keys(first.decode())
     assert [a.status for a in llm.answers] == [200, 200]
     added = json.loads(second)["messages"][len(CLAUDE_MESSAGES) :]
     assert added[0]["role"] == "assistant"
-    assert [(b["type"], b["name"], b["input"]) for b in added[0]["content"]] == [
-        ("tool_use", "headroom_retrieve", {"hash": KEY})
+    assert [(b["type"], b.get("name"), b.get("input")) for b in added[0]["content"]] == [
+        ("text", None, None),
+        ("tool_use", "headroom_retrieve", {"hash": KEY}),
     ]
     result = added[1]["content"][0]
     assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_ret1"
@@ -141,9 +150,12 @@ def test_anthropic_json_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
 
 
 def test_openai_chat_json_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
-    llm.script(tool_turn(retrieve_call(KEY, "call_ret1")), text_turn(FINAL))
+    llm.script(tool_turn(retrieve_call(KEY, "call_ret1"), text=PREFACE), text_turn(FINAL))
     completion = openai_sync(proxy, Sent()).chat.completions.create(**CHAT)
-    assert completion.choices[0].message.content == FINAL
+    assert completion.choices[0].message.content == PREFACE + FINAL  # as a stream joins it
+    usages = [json.loads(bytes(a.sent))["usage"] for a in llm.answers]
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == sum(u["total_tokens"] for u in usages)
     assert completion.choices[0].message.tool_calls is None
     assert completion.choices[0].finish_reason == "stop"
     _no_trace(completion.model_dump_json())
@@ -158,11 +170,11 @@ def test_openai_chat_json_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
 
 
 def test_openai_responses_json_loop(proxy: ProxyProcess, llm: LLMUpstream) -> None:
-    llm.script(tool_turn(retrieve_call(RESPONSES_KEY, "call_ret1")), text_turn(FINAL))
+    llm.script(tool_turn(retrieve_call(RESPONSES_KEY, "call_ret1"), text=PREFACE), text_turn(FINAL))
     payload = {**RESPONSES, "stream": False}
     response = openai_sync(proxy, Sent()).responses.create(**payload)
-    assert response.output_text == FINAL
-    assert [o.type for o in response.output] == ["message"]
+    assert response.output_text == PREFACE + FINAL
+    assert [o.type for o in response.output] == ["message", "message"]
     _no_trace(response.model_dump_json())
     first, second = _upstream_bodies(llm, "/v1/responses")
     assert RESPONSES_KEY in find_keys(first.decode())
@@ -287,14 +299,17 @@ def test_openai_responses_stream_loop(proxy: ProxyProcess, llm: LLMUpstream) -> 
         text_turn(FINAL),
     )
     kinds: list[str] = []
+    seqs: list[int] = []
     with openai_sync(proxy, Sent()).responses.stream(
         model=RESPONSES["model"], input=RESPONSES["input"], tools=RESPONSES["tools"]
     ) as stream:
         for event in stream:
             kinds.append(event.type)
+            seqs.append(event.sequence_number)
             _no_trace(event.model_dump_json())
         final = stream.get_final_response()
     assert kinds.count("response.created") == 1 and kinds.count("response.completed") == 1
+    assert seqs == list(range(len(seqs))), "the client sees one gap-free numbering"
     assert not any(o.type == "function_call" for o in final.output)
     assert PREFACE in final.output_text and FINAL in final.output_text
     first, second = _upstream_bodies(llm, "/v1/responses")
