@@ -10,7 +10,7 @@ Marker formats (``H`` is a 24-hex key):
   ``{"_ccr_dropped":"<<ccr:H 15_rows_offloaded>>"}``. ``H`` stores the whole original array.
 * ``<<ccr:H,KIND,SIZE>>`` — an opaque string value replaced whole (KIND: base64|html|string).
 * ``[X lines compressed to Y. Retrieve more: hash=H]`` — line compressors (log, text);
-  ``UNIT`` may be ``lines``, ``matches`` or ``items``.
+  ``lines`` may be any of ``UNITS`` (``matches`` for search hits, ``rows`` for tables).
 * ``[X lines compressed to Y. Retrieve full diff: hash=H]`` — the diff compressor.
 
 ``find_keys`` recognises exactly these and nothing else: other tools' markers, shorter
@@ -24,6 +24,7 @@ import hashlib
 import re
 
 KEY_LEN = 24
+UNITS = ("lines", "matches", "items", "rows")  # what a line marker may count
 _KEY_RE = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -57,6 +58,8 @@ def opaque_marker(key: str, kind: str, size: int) -> str:
 
 
 def lines_marker(key: str, before: int, after: int, unit: str = "lines") -> str:
+    if unit not in UNITS:  # a marker find_keys cannot see is never stored: refuse it here
+        raise ValueError(f"marker unit {unit!r} is not one of {UNITS}")
     return f"[{before} {unit} compressed to {after}. Retrieve more: hash={key}]"
 
 
@@ -74,7 +77,7 @@ def human_size(size: int) -> str:
 
 _MARKER_RE = re.compile(
     r"<<ccr:([0-9a-f]{24})(?: \d+_rows_offloaded|,[a-z0-9_]+,\d+(?:\.\d)?[KM]?B)>>"
-    r"|\[\d+ (?:lines|matches|items) compressed to \d+\. "
+    r"|\[\d+ (?:" + "|".join(UNITS) + r") compressed to \d+\. "
     r"Retrieve (?:more|full diff): hash=([0-9a-f]{24})\]"
 )
 

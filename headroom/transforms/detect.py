@@ -405,7 +405,8 @@ def restore_numbering(numbered: Numbered, output: str) -> str:
         positions.setdefault(line, []).append(i)
     cursor = 0
     out: list[str] = []
-    for line in output.split("\n"):
+    lines = output.split("\n")
+    for line in lines:
         candidates = positions.get(line)
         if candidates:
             j = bisect.bisect_left(candidates, cursor)
@@ -415,4 +416,11 @@ def restore_numbering(numbered: Numbered, output: str) -> str:
                 cursor = i + 1
                 continue
         out.append(line)
+    # Blank lines after a closing line the compressor wrote (its marker) are the output's
+    # trailing whitespace, not kept lines: numbered, they end the view with a bare "473\t".
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    if end and out[end - 1] == lines[end - 1]:
+        out[end:] = lines[end:]
     return "\n".join(out) + numbered.tail

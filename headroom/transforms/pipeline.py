@@ -198,15 +198,21 @@ def config_class(cls: type) -> type:
     return typing.cast(type, options[0])
 
 
-def _point_keys_at(staged: PendingWrites, body: str, original: str, output: str) -> str:
-    """Re-point markers that name the body the compressors saw at the caller's original.
+def _point_keys_at(
+    staged: PendingWrites, body: str, original: str, output: str, numbered: bool
+) -> str:
+    """Re-point markers that name what the compressors saw at the caller's original.
 
-    A compressor saw the body without line numbers or wrapper header and stored that; the
-    original is what the tool returned, and a retrieval must give back exactly that.
+    A compressor saw the body without line numbers or wrapper header, and perhaps without
+    its surrounding whitespace, and stored that; the original is what the tool returned,
+    and a retrieval must give back exactly those bytes. Text without its line numbers is
+    bytes the client never sent, so for a numbered Read every marker names the whole
+    original (it is one section); otherwise a marker is re-pointed when it stored the
+    whole body, and a section's own original (bytes of the client's text) stays.
     """
-    body_bytes = body.encode("utf-8")
+    whole = {body.encode("utf-8"), body.strip().encode("utf-8")}
     for key, stored in list(staged.items.items()):
-        if stored == body_bytes and key in output:
+        if key in output and (numbered or stored in whole):
             output = output.replace(key, staged.put(original))
     return output
 
@@ -308,7 +314,7 @@ class Pipeline:
             output = restore_numbering(numbered, output)
         output = header + output
         if staged is not None and body != text:
-            output = _point_keys_at(staged, body, text, output)
+            output = _point_keys_at(staged, body, text, output, numbered is not None)
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 
         if not strategies:

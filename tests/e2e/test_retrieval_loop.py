@@ -707,3 +707,43 @@ def test_stream_loop_over_http2(proxy: ProxyProcess, llm: LLMUpstream) -> None:
     kinds = [e for e, _ in _sse_events(got.content)]
     assert kinds.count("message_start") == 1 and kinds[-1] == "message_stop"
     assert _answer_text(got.content, True) == PREFACE + FINAL
+
+
+def test_a_numbered_read_comes_back_as_the_exact_bytes_the_client_sent(
+    proxy: ProxyProcess, llm: LLMUpstream
+) -> None:
+    """Claude Code's Read numbers every line; the compressor works on the file without the
+    numbers, but the model must get back what the client sent, numbers included (it cites
+    and edits by them). A real pylint report, read as a file."""
+    from pathlib import Path
+
+    corpus = Path(__file__).parents[1] / "fidelity" / "corpus" / "a_pylint_requests.txt"
+    lines = corpus.read_text(encoding="utf-8").split("\n")[:-1]
+    read = "\n".join(f"{i + 1:>6}\t{line}" for i, line in enumerate(lines))
+    key = content_key(read)
+    messages = [
+        {"role": "user", "content": "which pylint warnings are in adapters.py?"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_read",
+                    "name": "Read",
+                    "input": {"file_path": "/tmp/pylint.txt"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_read", "content": read}],
+        },
+    ]
+    llm.script(tool_turn(retrieve_call(key, "toolu_ret1")), text_turn(FINAL))
+    anthropic_sync(proxy, Sent()).messages.create(
+        model=traffic.CLAUDE_MODEL, max_tokens=512, messages=messages, tools=CLAUDE_TOOLS
+    )
+    first, second = _upstream_bodies(llm, "/v1/messages")
+    assert find_keys(first.decode()) == [key], "the marker names the numbered original"
+    result = json.loads(second)["messages"][len(messages) + 1]["content"][0]
+    assert result["tool_use_id"] == "toolu_ret1" and result["content"] == read

@@ -1,0 +1,63 @@
+"""Claude Code's ``Read`` numbers every line (``     1\\tline`` or ``     1→line``); the
+compressors see the file without the numbers, but what a marker names must be the exact
+bytes the client sent. Checked on every real artifact of the fidelity corpus, read as a
+numbered file, and on the plain artifacts for the rule beneath it: every hash the model
+can see names something stored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from headroom.ccr.markers import UNITS, find_keys, lines_marker
+from headroom.ccr.store import PendingWrites
+from headroom.transforms.base import CompressContext
+from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
+
+CORPUS = sorted((Path(__file__).parents[1] / "fidelity" / "corpus").glob("*.txt"))
+PIPELINE = Pipeline(PipelineConfig(raise_errors=True))
+# Looser than find_keys on purpose: anything that looks like a hash to a model.
+_ANY_HASH = re.compile(r"(?:hash=|<<ccr:)([0-9a-f]{24})")
+
+
+def _numbered(text: str, separator: str) -> str:
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return "\n".join(f"{i + 1:>6}{separator}{line}" for i, line in enumerate(lines))
+
+
+@pytest.mark.parametrize("separator", ["\t", "\u2192"])
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_a_numbered_read_retrieves_exactly_what_the_client_sent(path: Path, separator: str) -> None:
+    text = _numbered(path.read_text(encoding="utf-8", errors="replace"), separator)
+    store = PendingWrites()
+    result = PIPELINE.compress(text, CompressContext(store=store))
+    if result.strategy == PASSTHROUGH:
+        return
+    assert [store.get(k) for k in result.keys] == [text.encode()] * len(result.keys)
+    last = result.output.rstrip("\n").rsplit("\n", 1)[-1]
+    assert not re.fullmatch(r" *\d+(?:\t|\u2192)\s*", last), f"bare number at the end: {last!r}"
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_every_hash_the_model_sees_is_stored(path: Path) -> None:
+    """A marker find_keys does not recognise is never written to the store (text tables
+    said "rows", which it did not know): the model would retrieve nothing."""
+    store = PendingWrites()
+    result = PIPELINE.compress(
+        path.read_text(encoding="utf-8", errors="replace"), CompressContext(store=store)
+    )
+    shown = _ANY_HASH.findall(result.output)
+    assert set(shown) == set(find_keys(result.output)) == set(result.keys)
+    assert all(store.get(k) is not None for k in shown)
+
+
+def test_a_line_marker_only_counts_units_find_keys_knows() -> None:
+    for unit in UNITS:
+        marker = lines_marker("0" * 24, 10, 2, unit)
+        assert find_keys(marker) == ["0" * 24]
+    with pytest.raises(ValueError):
+        lines_marker("0" * 24, 10, 2, "records")
