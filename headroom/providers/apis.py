@@ -205,6 +205,7 @@ ANTHROPIC = Provider(
     ),
     _name_field,
     AnthropicShape(),
+    (b"event: message_stop", b'"type":"message_stop"', b'"type": "message_stop"'),
 )
 OPENAI_CHAT = Provider(
     "openai_chat",
@@ -221,6 +222,7 @@ OPENAI_CHAT = Provider(
     ),
     _chat_tool_name,
     ChatShape(),
+    (b"data: [DONE]", b"data:[DONE]"),
 )
 OPENAI_RESPONSES = Provider(
     "openai_responses",
@@ -236,6 +238,11 @@ OPENAI_RESPONSES = Provider(
     ),
     _name_field,
     ResponsesShape(),
+    tuple(
+        form % kind.encode()
+        for kind in ("response.completed", "response.incomplete", "response.failed")
+        for form in (b"event: %s", b'"type":"%s"', b'"type": "%s"')
+    ),
 )
 
 PROVIDERS = {p.name: p for p in (ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES)}

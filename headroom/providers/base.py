@@ -106,6 +106,10 @@ class Provider:
     retrieve_tool_json: str  # constant bytes so provider prompt caches stay warm
     tool_name_of: Callable[[dict[str, Any]], str]  # name of an entry in "tools"
     shape: Shape  # where answers keep tool calls and requests keep turns
+    # Bytes that only the last event of a streamed answer carries. A client may close as
+    # soon as it has read that event (Codex does), before the stream's own end arrives: a
+    # normal end, not a client that left early.
+    stream_ends: tuple[bytes, ...] = ()
 
 
 def is_retrieve_tool(name: str) -> bool:

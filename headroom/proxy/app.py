@@ -128,7 +128,10 @@ class ProxyApp:
         headers_ms = round((facts.t_headers - facts.start) * 1000, 3) if facts.t_headers else None
         path = ex.path.decode("latin-1")
         status = ex.status if ex.response_started else None
-        self.stats.request_done(path, status, total_ms, headers_ms, self.routes.known(path))
+        outcome = ex.outcome
+        self.stats.request_done(
+            path, status, total_ms, headers_ms, self.routes.known(path), outcome
+        )
         if not self._log_requests:
             return
         path = loggable_path(path)
@@ -147,7 +150,7 @@ class ProxyApp:
                 facts.upstream_request_id.decode("latin-1") if facts.upstream_request_id else None
             ),
             client=ex.conn.client_ip,
-            outcome=("ok" if ex.response_done else "client_gone" if ex.client_gone else "aborted"),
+            outcome=outcome,
         )
 
 

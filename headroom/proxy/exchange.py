@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from headroom.proxy.upgrade import WebSocketUpstream
 
 Flow = Callable[["Exchange"], Awaitable[None]]
+_END_TAIL = 32  # longer than any stream-end marker: enough to see one split across chunks
 
 
 class Exchange:
@@ -63,6 +64,7 @@ class Exchange:
         "_body_sink",
         "_body_waiter",
         "_done",
+        "_end_tail",
         "_idle",
         "_relay_trailers",
         "_started",
@@ -85,6 +87,7 @@ class Exchange:
         "sink",
         "status",
         "stopped",
+        "stream_ends",
         "streaming",
         "tunnel",
         "upstream",
@@ -122,6 +125,8 @@ class Exchange:
         self.drop_request_headers: frozenset[bytes] = frozenset()
         self.sink: ResponseSink = RELAY  # where the answer goes; flows may install another
         self.tunnel: WebSocketUpstream | None = None  # a WebSocket session
+        self.stream_ends: tuple[bytes, ...] = ()  # the API's last-event bytes (flows set it)
+        self._end_tail = b""
         self._task: asyncio.Task[None] | None = None  # see launch()
 
     # ================================================================ control flow
@@ -304,6 +309,10 @@ class Exchange:
         if self.app.draining:
             self.conn.must_close = True
         self._relay_trailers = header_value(head.headers, b"content-length") is None
+        if self.stream_ends:
+            ctype = (header_value(head.headers, b"content-type") or b"").lower()
+            if b"text/event-stream" not in ctype:
+                self.stream_ends = ()  # a whole answer: complete when its last byte is out
         self.status = head.status
         self.response_started = True
         self.conn.send_head(head.status, headers, head.reason)
@@ -314,7 +323,26 @@ class Exchange:
 
     def relay_body(self, data: bytes) -> None:
         self.facts.bytes_out += len(data)
+        if self.stream_ends and not self.facts.stream_complete:
+            self._see_stream_end(data)
         self.conn.send_body(data)
+
+    def _see_stream_end(self, data: bytes) -> None:
+        """Note when the stream's last event goes out (it may straddle two chunks)."""
+        ends = self.stream_ends
+        seam = self._end_tail + data[:_END_TAIL]
+        if any(end in data for end in ends) or any(end in seam for end in ends):
+            self.facts.stream_complete = True
+        self._end_tail = data[-_END_TAIL:]
+
+    @property
+    def outcome(self) -> str:
+        """How the exchange ended, for the access log and /stats: ``ok`` once the client has
+        the whole answer (a client closing right after a stream's last event is a normal
+        end), ``client_gone`` when it left before, ``aborted`` when the proxy cut it."""
+        if self.response_done or self.facts.stream_complete:
+            return "ok"
+        return "client_gone" if self.client_gone else "aborted"
 
     def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         self._resolve(self.sink.on_end(self, trailers))

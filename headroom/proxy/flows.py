@@ -105,6 +105,9 @@ async def forward_buffered(ex: Exchange) -> None:
         too_large(ex, limit, "--max-body-bytes is")
         return
     ex.watch_body(declared)
+    provider = provider_for(ex.path.decode("latin-1"))
+    if provider is not None:
+        ex.stream_ends = provider.stream_ends
     try:
         body = await ex.read_body(limit)
         decision = await ex.app.transform_request(ex, body)

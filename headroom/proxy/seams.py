@@ -68,6 +68,7 @@ class Facts:
     upstream_request_id: bytes | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    stream_complete: bool = False  # the last event of a streamed answer went out
 
 
 class ResponseSink(Protocol):

@@ -66,6 +66,7 @@ class Stats:
     requests: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    by_outcome: Counter[str] = field(default_factory=Counter)  # ok, client_gone, aborted
     errors: Counter[str] = field(default_factory=Counter)
     compressed_requests: int = 0
     bypassed: Counter[str] = field(default_factory=Counter)
@@ -96,8 +97,10 @@ class Stats:
         total_ms: float,
         headers_ms: float | None,
         known_path: bool,
+        outcome: str,
     ) -> None:
         self.requests += 1
+        self.by_outcome[outcome] += 1
         self.by_path[path if known_path else "other"] += 1
         self.by_status[status or 0] += 1
         self.duration.observe(total_ms)
@@ -157,6 +160,9 @@ class Stats:
                 "total": self.requests,
                 "by_path": dict(self.by_path),
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+                # ok: the client has the whole answer; client_gone: it left before that;
+                # aborted: the proxy cut the answer (upstream failure, drain deadline).
+                "by_outcome": dict(self.by_outcome),
                 "errors": dict(self.errors),
             },
             "compression": {
@@ -213,7 +219,7 @@ _SCALARS = (
     "ccr_loop_misses",
     *GAUGES,
 )
-_COUNTERS = ("by_path", "errors", "bypassed", "by_strategy", "saved_by_strategy")
+_COUNTERS = ("by_path", "by_outcome", "errors", "bypassed", "by_strategy", "saved_by_strategy")
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
 
 
@@ -266,6 +272,13 @@ _TRAFFIC: tuple[_Spec, ...] = (
         "Requests answered, by path.",
         "by_path",
         "path",
+    ),
+    (
+        "headroom_requests_by_outcome_total",
+        "counter",
+        "Requests by how they ended: ok, client_gone (left early), aborted (cut).",
+        "by_outcome",
+        "outcome",
     ),
     ("headroom_errors_total", "counter", "Errors the proxy answered, by type.", "errors", "type"),
     (

@@ -14,7 +14,7 @@ from headroom.telemetry.stats import Stats, prometheus
 def _stats(requests: int, status: int = 200, ms: float = 3.0) -> Stats:
     stats = Stats()
     for _ in range(requests):
-        stats.request_done("/v1/messages", status, ms, ms / 2, True)
+        stats.request_done("/v1/messages", status, ms, ms / 2, True, "ok")
     stats.bypassed["timeout"] += 1
     stats.stage("log", 1.5)
     stats.ratio.observe(0.25)
@@ -40,6 +40,7 @@ def test_merge_adds_every_counter_and_histogram_exactly() -> None:
     snap = merged.snapshot()
     assert snap["requests"]["total"] == 8
     assert snap["requests"]["by_status"] == {"200": 3, "502": 5}
+    assert snap["requests"]["by_outcome"] == {"ok": 8}
     assert snap["compression"]["bypassed"] == {"timeout": 2}
     assert snap["pipeline_timing"]["log"]["count"] == 2
     assert snap["latency"]["count"] == 8 and snap["latency"]["max_ms"] == 700.0

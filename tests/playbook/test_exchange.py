@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+
+import pytest
 
 from headroom.ccr.store import Entry
 from headroom.providers.apis import ANTHROPIC
@@ -345,3 +348,37 @@ def test_an_exchange_is_counted_finished_even_when_its_connection_teardown_raise
         pb.request(b"GET", b"/v1/models", client=_TeardownFails())
         ex = pb.finish(limit=5.0)
         assert pb.app.finished == [ex] and ex.response_done
+
+
+def _sse_in_pieces(*pieces: bytes) -> Callable[[FakeLeg], None]:
+    def script(leg: FakeLeg) -> None:
+        sse = [(b"content-type", b"text/event-stream")]
+        leg.head_only(200, sse)
+        for piece in pieces:
+            leg.handler.on_response_body(piece)
+        # ... and the upstream's own end of stream has not come yet
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("path", "pieces", "outcome"),
+    [
+        (b"/v1/messages", [b"event: message_delta\ndata: {}\n\nevent: mess", b"age_stop\n"], "ok"),
+        (b"/v1/chat/completions", [b'data: {"choices":[]}\n\n', b"data: [DONE]\n\n"], "ok"),
+        (b"/v1/responses", [b'data: {"type":"response.completed"}\n\n'], "ok"),
+        (b"/v1/messages", [b"event: content_block_delta\ndata: {}\n\n"], "client_gone"),
+        (b"/v1/other", [b"data: [DONE]\n\n"], "client_gone"),  # not an API the proxy knows
+    ],
+)
+def test_a_client_that_leaves_after_the_streams_last_event_ended_normally(
+    path: bytes, pieces: list[bytes], outcome: str
+) -> None:
+    with Playbook() as pb:
+        pb.upstream(_sse_in_pieces(*pieces))
+        ex = pb.request(b"POST", path, [JSON], [b"{}"])
+        pb.run(1.0)
+        assert pb.client.status == 200
+        ex.on_client_gone()
+        pb.finish(limit=5.0)
+        assert ex.outcome == outcome

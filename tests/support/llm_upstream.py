@@ -63,6 +63,7 @@ class Turn:
     gate: threading.Event | None = None
     error: str = ""  # for status != 200: the error message
     gate_timed_out: bool | None = None  # set once the stream waited on ``gate``
+    linger: float = 0.0  # seconds a stream stays open after its last event (bounded)
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -223,6 +224,8 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
         await x.start(200, [("Content-Type", "text/event-stream"), *rid])
         try:
             await api.stream(ctx)
+            if turn.linger:
+                await asyncio.sleep(min(turn.linger, GATE_TIMEOUT))
         except _Gone:
             return
         await x.end()
