@@ -334,14 +334,33 @@ _CODEX_HEADER = re.compile(
 )
 
 
-def split_wrapper(text: str) -> tuple[str, str]:
-    """``(header, payload)`` of an agent tool's wrapped output, or ``("", text)``.
+# Claude Code's stand-in for a tool result too large to send: where the whole output was
+# saved, then its first ~2 KB (cut at a line end, "..." when there is more).
+_CLAUDE_PERSISTED = re.compile(
+    r"<persisted-output>\nOutput too large \([^)\n]*\)\. Full output saved to: [^\n]*\n\n"
+    r"Preview \(first [^)\n]*\):\n"
+)
+_CLAUDE_PERSISTED_END = re.compile(r"\n(?:\.\.\.\n)?</persisted-output>\Z")
 
-    The header (Codex's chunk id, wall time, exit code, token count and ``Output:``) is kept
-    verbatim in front of the compressed payload: the exit code is the first thing an agent
-    reads, and the payload compresses by its own kind."""
+
+def split_wrapper(text: str) -> tuple[str, str, str]:
+    """``(header, payload, trailer)`` of an agent tool's wrapped output, or
+    ``("", text, "")``.
+
+    The wrapper is kept verbatim around the compressed payload, which compresses by its own
+    kind: Codex's header (chunk id, wall time, exit code, token count, ``Output:``; the exit
+    code is the first thing an agent reads), and Claude Code's persisted-output frame (the
+    path of the saved output is how the agent reads the rest, and the closing tag and its
+    "..." say the preview is cut)."""
     m = _CODEX_HEADER.match(text)
-    return (m.group(0), text[m.end() :]) if m else ("", text)
+    if m:
+        return m.group(0), text[m.end() :], ""
+    m = _CLAUDE_PERSISTED.match(text)
+    if m:
+        end = _CLAUDE_PERSISTED_END.search(text, m.end())
+        if end is not None:
+            return m.group(0), text[m.end() : end.start()], end.group(0)
+    return "", text, ""
 
 
 # --- numbered Read output -------------------------------------------------------------------

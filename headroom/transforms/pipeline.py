@@ -284,7 +284,7 @@ class Pipeline:
             stats.reason = "already_compressed"
             return None
         t0 = time.perf_counter()
-        header, payload = split_wrapper(text)
+        header, payload, trailer = split_wrapper(text)
         numbered = split_numbering(payload)
         body = numbered.body if numbered is not None else payload
         detection = detect(body)
@@ -312,7 +312,7 @@ class Pipeline:
         output = "".join(pieces)
         if numbered is not None:
             output = restore_numbering(numbered, output)
-        output = header + output
+        output = header + output + trailer
         if staged is not None and body != text:
             output = _point_keys_at(staged, body, text, output, numbered is not None)
         stats.compress_ms = (time.perf_counter() - t1) * 1000

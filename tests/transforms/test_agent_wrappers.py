@@ -1,4 +1,6 @@
-"""Claude Code's ``Read`` numbers every line (``     1\\tline`` or ``     1→line``); the
+"""Agents wrap tool outputs; the wrapper stays verbatim and retrieval returns the client's bytes.
+
+Claude Code's ``Read`` numbers every line (``     1\\tline`` or ``     1→line``); the
 compressors see the file without the numbers, but what a marker names must be the exact
 bytes the client sent. Checked on every real artifact of the fidelity corpus, read as a
 numbered file, and on the plain artifacts for the rule beneath it: every hash the model
@@ -14,6 +16,7 @@ import pytest
 from headroom.ccr.markers import UNITS, find_keys, lines_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
+from headroom.transforms.detect import split_wrapper
 from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
 
 CORPUS = sorted((Path(__file__).parents[1] / "fidelity" / "corpus").glob("*.txt"))
@@ -61,3 +64,33 @@ def test_a_line_marker_only_counts_units_find_keys_knows() -> None:
         assert find_keys(marker) == ["0" * 24]
     with pytest.raises(ValueError):
         lines_marker("0" * 24, 10, 2, "records")
+
+
+def _persisted(full: str, path: str) -> str:
+    """Claude Code 2.1's stand-in for a result over its size limit (the format and the
+    2,000-character preview cut at a line end, as its bundled code builds them)."""
+    limit = 2000
+    if len(full) <= limit:
+        preview, more = full, False
+    else:
+        cut = full[:limit].rfind("\n")
+        preview, more = full[: cut if cut > limit * 0.5 else limit], True
+    return (
+        "<persisted-output>\n"
+        f"Output too large ({len(full) / 1024:.1f}KB). Full output saved to: {path}\n\n"
+        "Preview (first 2KB):\n" + preview + ("\n...\n" if more else "\n") + "</persisted-output>"
+    )
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_a_persisted_output_preview_keeps_its_frame(path: Path) -> None:
+    text = _persisted(
+        path.read_text(encoding="utf-8", errors="replace"),
+        "/home/dev/.claude/projects/-repo/0b1c/tool-results/toolu_01ABC.txt",
+    )
+    header, payload, trailer = split_wrapper(text)
+    assert header and trailer and header + payload + trailer == text
+    store = PendingWrites()
+    result = PIPELINE.compress(text, CompressContext(store=store))
+    assert result.output.startswith(header) and result.output.endswith(trailer)
+    assert [store.get(k) for k in result.keys] == [text.encode()] * len(result.keys)
