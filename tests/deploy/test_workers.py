@@ -112,13 +112,23 @@ def test_killed_worker_is_replaced_and_its_counts_kept(start: Start) -> None:
     proc = start("--workers", "2")
     for i in range(20):
         assert get(proc.port, "/echo", f"a-{i}").status == 200
-    time.sleep(0.7)  # every worker has published its counts
-    victim = worker_pids(proc)[0]
+
+    def published() -> tuple[int, int] | None:
+        """A worker whose file holds all its counts: the totals are complete in a /stats
+        answered by the other one (which counts itself live). Its (pid, slot)."""
+        data = stats(proc.port)
+        workers = data["workers"]
+        if data["requests"]["by_path"].get("other", 0) != 20:
+            return None
+        rows = [w for w in workers["per_worker"] if w["pid"] != workers["answered_by"]]
+        return (rows[0]["pid"], rows[0]["worker"]) if rows else None
+
+    victim, slot = wait_for(published, what="a worker with its counts published")
     os.kill(victim, signal.SIGKILL)
     proc.wait_for_log(lambda e: e.get("event") == "worker_exit" and e.get("crashed"), 5)
     proc.wait_for_log(
         lambda e: (
-            e.get("event") == "worker_ready" and e.get("worker") == 0 and e.get("pid") != victim
+            e.get("event") == "worker_ready" and e.get("worker") == slot and e.get("pid") != victim
         ),
         10,
     )
