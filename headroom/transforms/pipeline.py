@@ -63,7 +63,7 @@ from headroom.transforms.lines import head_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
 from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
-from headroom.transforms.tokens import estimate_tokens
+from headroom.transforms.tokens import estimate_tokens, one_scan
 
 PASSTHROUGH = "passthrough"
 # Below this confidence a prose/code verdict on the whole text triggers a mixed split.
@@ -266,8 +266,9 @@ class Pipeline:
     ) -> tuple[CompressResult, PipelineStats]:
         stats = PipelineStats()
         started = time.perf_counter()
-        tokens_before = estimate_tokens(text, ctx.model)
-        result = self._run(text, ctx, tokens_before, stats)
+        with one_scan():  # the text is sized here, per section and by its compressor
+            tokens_before = estimate_tokens(text, ctx.model)
+            result = self._run(text, ctx, tokens_before, stats)
         stats.total_ms = (time.perf_counter() - started) * 1000
         if result is None:
             return CompressResult(text, PASSTHROUGH, tokens_before, tokens_before), stats

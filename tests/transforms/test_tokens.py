@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,17 @@ def test_exact_counting_never_fetches(monkeypatch):
         assert load.read_file("x") == b"" and fetched == ["x"]  # restored afterwards
     finally:
         tokens._offline_encoding.cache_clear()
+
+
+def test_one_scan_remembers_long_texts_for_the_call_only() -> None:
+    long_text = Path(__file__).read_text(encoding="utf-8") * 20
+    other = long_text.replace("a", "1")  # a digit weighs more than a letter
+    outside = [estimate_tokens(long_text, m) for m in ("gpt-4o", "claude-sonnet-4", "")]
+    with tokens.one_scan():
+        inside = [estimate_tokens(long_text, m) for m in ("gpt-4o", "claude-sonnet-4", "")]
+        assert inside == outside  # one scan, each model's scale applied to it
+        assert estimate_tokens(other) != estimate_tokens(long_text)  # never another's count
+        with tokens.one_scan():  # a nested call shares the outer memo
+            assert len(tokens._scans.memo) == 2
+        assert len(tokens._scans.memo) == 2
+    assert tokens._scans.memo is None, "nothing outlives the call"
