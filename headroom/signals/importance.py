@@ -32,6 +32,7 @@ from headroom.signals.keywords import (
     KeywordDetector,
     lowered_chunks,
 )
+from headroom.signals.scans import remembered
 
 Context = Literal["text", "search", "diff", "log"]
 CONTEXTS: tuple[Context, ...] = ("text", "search", "diff", "log")
@@ -62,7 +63,12 @@ def line_starts(text: str) -> array[int]:
     """Offset of the first character of every ``\\n``-separated line.
 
     An ``array`` filled by a C-level map over the newline matches: 8 bytes per line and no
-    per-line Python code (splitting the text would hold a copy of every line)."""
+    per-line Python code (splitting the text would hold a copy of every line). Shared
+    within one pipeline call (see ``scans``): callers must not change it."""
+    return remembered("line_starts", text, _line_starts)
+
+
+def _line_starts(text: str) -> array[int]:
     starts = array("q", [0])
     starts.extend(map(re.Match.end, _NEWLINE.finditer(text)))
     return starts

@@ -40,6 +40,7 @@ from typing import Any
 
 from headroom.ccr.markers import find_keys, has_marker
 from headroom.ccr.store import PendingWrites
+from headroom.signals.scans import one_scan
 from headroom.transforms.base import CompressContext, Compressor, CompressResult
 from headroom.transforms.detect import (
     DIFF,
@@ -63,7 +64,7 @@ from headroom.transforms.lines import head_lines
 from headroom.transforms.sections import Section, split_sections, starts_like_json
 from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
-from headroom.transforms.tokens import estimate_tokens, one_scan
+from headroom.transforms.tokens import estimate_tokens
 
 PASSTHROUGH = "passthrough"
 # Below this confidence a prose/code verdict on the whole text triggers a mixed split.

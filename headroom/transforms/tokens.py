@@ -19,11 +19,11 @@ Two tiers, and nothing is ever downloaded:
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
+
+from headroom.signals.scans import remembered
 
 
 def _class_table() -> bytes:
@@ -94,37 +94,11 @@ def chars_per_token(model: str) -> float:
     return 4.0 / family_scale(model)
 
 
-# Texts at least this long are remembered inside ``one_scan()``: the pipeline, the section
-# and the compressor each size the same text (four scans of a 250 KB log, 1.8 ms each).
-_REMEMBER_FROM = 16 * 1024
-_scans = threading.local()
-
-
-@contextlib.contextmanager
-def one_scan() -> Iterator[None]:
-    """Within this block (one pipeline call, on this thread), a long text is scanned once
-    however often it is estimated. Keyed by the text itself, so equal texts share an entry
-    and a different text can never be given another's count; forgotten when the block ends,
-    so nothing outlives the call."""
-    outer = getattr(_scans, "memo", None)
-    _scans.memo = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        if outer is None:
-            _scans.memo = None
-
-
 def estimate_tokens(text: str, model: str = "") -> int:
     """Estimated tokens of ``text`` for ``model``'s family; 0 only for the empty string."""
     if not text:
         return 0
-    memo: dict[str, float] | None = getattr(_scans, "memo", None)
-    if memo is None or len(text) < _REMEMBER_FROM:
-        return max(1, int(_raw_tokens(text) * family_scale(model) + 0.5))
-    raw = memo.get(text)
-    if raw is None:
-        raw = memo[text] = _raw_tokens(text)
+    raw = remembered("tokens", text, _raw_tokens)  # one scan per pipeline call
     return max(1, int(raw * family_scale(model) + 0.5))
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from headroom.signals import scans
+from headroom.signals.importance import line_starts
 from headroom.transforms import tokens
 from headroom.transforms.tokens import count_tokens, estimate_tokens, family_scale
 
@@ -83,15 +85,19 @@ def test_exact_counting_never_fetches(monkeypatch):
         tokens._offline_encoding.cache_clear()
 
 
-def test_one_scan_remembers_long_texts_for_the_call_only() -> None:
+def test_one_scan_remembers_long_texts_scans_for_the_call_only() -> None:
     long_text = Path(__file__).read_text(encoding="utf-8") * 20
     other = long_text.replace("a", "1")  # a digit weighs more than a letter
     outside = [estimate_tokens(long_text, m) for m in ("gpt-4o", "claude-sonnet-4", "")]
-    with tokens.one_scan():
+    outside_starts = line_starts(long_text)
+    with scans.one_scan():
         inside = [estimate_tokens(long_text, m) for m in ("gpt-4o", "claude-sonnet-4", "")]
         assert inside == outside  # one scan, each model's scale applied to it
         assert estimate_tokens(other) != estimate_tokens(long_text)  # never another's count
-        with tokens.one_scan():  # a nested call shares the outer memo
-            assert len(tokens._scans.memo) == 2
-        assert len(tokens._scans.memo) == 2
-    assert tokens._scans.memo is None, "nothing outlives the call"
+        starts = line_starts(long_text)
+        assert line_starts(long_text) is starts and list(starts) == list(outside_starts)
+        with scans.one_scan():  # a nested call shares the outer memo
+            assert scans.held() == 3
+        assert scans.held() == 3
+    assert scans.held() == 0, "nothing outlives the call"
+    assert line_starts(long_text) is not line_starts(long_text)
