@@ -188,6 +188,10 @@ def tune_allocator() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["compress"]:  # a dry run of the engine, not a server
+        from headroom.compress_cli import main as compress
+
+        return compress(args[1:])
     try:
         spec = WorkerSpec.take()
         config = load(args)

@@ -262,6 +262,12 @@ class Pipeline:
     def compress(self, text: str, ctx: CompressContext) -> CompressResult:
         return self.compress_with_stats(text, ctx)[0]
 
+    def compressor(self, strategy: str) -> Compressor:
+        """The compressor behind ``strategy`` (a dry run may force one); ``KeyError`` when
+        this config turns it off."""
+        compressor: Compressor = self._routes[strategy].compressor
+        return compressor
+
     def compress_with_stats(
         self, text: str, ctx: CompressContext
     ) -> tuple[CompressResult, PipelineStats]:
