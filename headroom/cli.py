@@ -192,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from headroom.compress_cli import main as compress
 
         return compress(args[1:])
+    if args[:1] == ["stats"]:  # a client of a running proxy's /stats
+        from headroom.stats_cli import main as show_stats
+
+        return show_stats(args[1:])
     try:
         spec = WorkerSpec.take()
         config = load(args)
