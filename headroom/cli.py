@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -186,16 +187,19 @@ def tune_allocator() -> bool:
         return False
 
 
+# Subcommands (``headroom-proxy NAME ...``) and the modules that hold them.
+COMMANDS = {
+    "compress": "headroom.compress_cli",  # a dry run of the engine on one tool output
+    "stats": "headroom.stats_cli",  # a running proxy's /stats as a table
+    "ccr": "headroom.ccr_cli",  # read the configured CCR store
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["compress"]:  # a dry run of the engine, not a server
-        from headroom.compress_cli import main as compress
-
-        return compress(args[1:])
-    if args[:1] == ["stats"]:  # a client of a running proxy's /stats
-        from headroom.stats_cli import main as show_stats
-
-        return show_stats(args[1:])
+    if args and args[0] in COMMANDS:  # a tool beside the server, imported only when used
+        command: Callable[[list[str]], int] = importlib.import_module(COMMANDS[args[0]]).main
+        return command(args[1:])
     try:
         spec = WorkerSpec.take()
         config = load(args)
