@@ -352,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reverse proxy for LLM APIs. Every flag can also be set with "
         f"{ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}UPSTREAM); flags win over the environment. "
         f"{ENV_PREFIX}TOKEN protects /stats and remote retrieval.",
+        epilog="other commands: headroom-proxy compress FILE|- (a dry run on one tool output), "
+        "stats [URL] (a running proxy's /stats), ccr get HASH | ccr stats (the CCR store)",
     )
     for flag in _FLAGS:
         parser.add_argument(
