@@ -205,7 +205,7 @@ ANTHROPIC = Provider(
     ),
     _name_field,
     AnthropicShape(),
-    (b"event: message_stop", b'"type":"message_stop"', b'"type": "message_stop"'),
+    (b"\nevent: message_stop", b'"type":"message_stop"', b'"type": "message_stop"'),
 )
 OPENAI_CHAT = Provider(
     "openai_chat",
@@ -222,7 +222,7 @@ OPENAI_CHAT = Provider(
     ),
     _chat_tool_name,
     ChatShape(),
-    (b"data: [DONE]", b"data:[DONE]"),
+    (b"\ndata: [DONE]", b"\ndata:[DONE]"),
 )
 OPENAI_RESPONSES = Provider(
     "openai_responses",
@@ -241,7 +241,7 @@ OPENAI_RESPONSES = Provider(
     tuple(
         form % kind.encode()
         for kind in ("response.completed", "response.incomplete", "response.failed")
-        for form in (b"event: %s", b'"type":"%s"', b'"type": "%s"')
+        for form in (b"\nevent: %s", b'"type":"%s"', b'"type": "%s"')
     ),
 )
 

@@ -108,7 +108,8 @@ class Provider:
     shape: Shape  # where answers keep tool calls and requests keep turns
     # Bytes that only the last event of a streamed answer carries. A client may close as
     # soon as it has read that event (Codex does), before the stream's own end arrives: a
-    # normal end, not a client that left early.
+    # normal end, not a client that left early. An event line is matched with the newline
+    # before it: a JSON string in a data line cannot hold one, so no text can fake it.
     stream_ends: tuple[bytes, ...] = ()
 
 

@@ -368,6 +368,8 @@ def _sse_in_pieces(*pieces: bytes) -> Callable[[FakeLeg], None]:
         (b"/v1/chat/completions", [b'data: {"choices":[]}\n\n', b"data: [DONE]\n\n"], "ok"),
         (b"/v1/responses", [b'data: {"type":"response.completed"}\n\n'], "ok"),
         (b"/v1/messages", [b"event: content_block_delta\ndata: {}\n\n"], "client_gone"),
+        # the model's own text naming the last event is not the last event
+        (b"/v1/messages", [b'event: x\ndata: {"text":"event: message_stop"}\n\n'], "client_gone"),
         (b"/v1/other", [b"data: [DONE]\n\n"], "client_gone"),  # not an API the proxy knows
     ],
 )
