@@ -22,6 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # entry points and process management
     (
         "headroom.cli",
+        "headroom.compress_cli",
+        "headroom.stats_cli",
+        "headroom.ccr_cli",
         "headroom.proxy.__main__",
         "headroom.supervisor",
         "headroom.workers",
