@@ -22,6 +22,7 @@ import orjson
 
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, CompressResult
+from headroom.transforms.detect import kept_lines
 from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig, PipelineStats
 from headroom.transforms.tokens import estimate_tokens
 
@@ -116,13 +117,9 @@ def line_marks(original: str, output: str) -> Iterator[tuple[str, str]]:
     """Each input line as ``kept`` or ``dropped``, and each line the compressor wrote
     (``written``: markers, summaries), in output order. A kept line is matched to the next
     unused input line with the same text, the way line numbers are put back."""
-    source = original.split("\n")
-    positions: dict[str, list[int]] = {}
-    for i, line in enumerate(source):
-        positions.setdefault(line, []).append(i)
+    source, lines = original.split("\n"), output.split("\n")
     cursor = 0
-    for line in output.split("\n"):
-        match = next((i for i in positions.get(line, ()) if i >= cursor), None)
+    for line, match in zip(lines, kept_lines(source, lines), strict=True):
         if match is None:
             yield "written", line
             continue

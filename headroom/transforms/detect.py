@@ -411,6 +411,26 @@ def split_numbering(text: str) -> Numbered | None:
     return Numbered(tuple(prefixes), "\n".join(body), tail)
 
 
+def kept_lines(source: list[str], output: list[str]) -> list[int | None]:
+    """For each output line, the index of the source line it was copied from, or None for
+    a line the compressor wrote itself. Lines are matched in order: a kept line maps to the
+    first unused source line with the same text after the previous match."""
+    positions: dict[str, list[int]] = {}
+    for i, line in enumerate(source):
+        positions.setdefault(line, []).append(i)
+    cursor = 0
+    found: list[int | None] = []
+    for line in output:
+        candidates = positions.get(line)
+        j = bisect.bisect_left(candidates, cursor) if candidates else 0
+        if candidates and j < len(candidates):
+            cursor = candidates[j] + 1
+            found.append(candidates[j])
+        else:
+            found.append(None)
+    return found
+
+
 def restore_numbering(numbered: Numbered, output: str) -> str:
     """Put the original line numbers back on every output line copied from the body.
 
@@ -419,22 +439,11 @@ def restore_numbering(numbered: Numbered, output: str) -> str:
     and summaries, match nothing and stay unnumbered, which is how the reader tells them
     apart.
     """
-    positions: dict[str, list[int]] = {}
-    for i, line in enumerate(numbered.body.split("\n")):
-        positions.setdefault(line, []).append(i)
-    cursor = 0
-    out: list[str] = []
     lines = output.split("\n")
-    for line in lines:
-        candidates = positions.get(line)
-        if candidates:
-            j = bisect.bisect_left(candidates, cursor)
-            if j < len(candidates):
-                i = candidates[j]
-                out.append(numbered.prefixes[i] + line)
-                cursor = i + 1
-                continue
-        out.append(line)
+    out = [
+        line if i is None else numbered.prefixes[i] + line
+        for line, i in zip(lines, kept_lines(numbered.body.split("\n"), lines), strict=True)
+    ]
     # Blank lines after a closing line the compressor wrote (its marker) are the output's
     # trailing whitespace, not kept lines: numbered, they end the view with a bare "473\t".
     end = len(lines)
