@@ -61,7 +61,12 @@ from headroom.transforms.detect import (
 from headroom.transforms.docs import has_sections
 from headroom.transforms.json_table import is_table
 from headroom.transforms.lines import head_lines
-from headroom.transforms.sections import Section, split_sections, starts_like_json
+from headroom.transforms.sections import (
+    Section,
+    split_json_header,
+    split_sections,
+    starts_like_json,
+)
 from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
 from headroom.transforms.tokens import estimate_tokens
@@ -366,6 +371,10 @@ class Pipeline:
     def _sections(self, body: str, detection: Detection, numbered: bool) -> list[Section]:
         if numbered or not self.config.split_mixed:
             return [Section(body, detection)]
+        if detection.kind not in (JSON_ARRAY, JSON_OBJECT):
+            headed = split_json_header(body)
+            if headed is not None:
+                return headed
         unsure = detection.kind in (PROSE, SOURCE_CODE) and (
             detection.confidence < _MIXED_CONFIDENCE or detection.kind == PROSE
         )

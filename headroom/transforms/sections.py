@@ -199,3 +199,39 @@ def split_json_prefix(text: str) -> tuple[tuple[str, Detection], str] | None:
     newline = text.find("\n", end)  # keep the rest of the value's last line with it
     cut = end if newline < 0 or text[end:newline].strip() else newline + 1
     return (text[:cut], Detection(kind, 0.9)), text[cut:]
+
+
+# A JSON document after a few lines of something else: the command's own status line, a
+# warning, HTTP response headers (``curl -i``). The lines are looked for this far in.
+_HEADER_LINES = 12
+_HEADER_CHARS = 4096
+_JSON_LINE = re.compile(r"^[ \t]*[\[{]", re.M)
+
+
+def split_json_header(text: str) -> list[Section] | None:
+    """``[header, JSON value, trailer]`` sections when ``text`` is a short header and then
+    one JSON document (at least half the text), else None.
+
+    Without this such a text is one section of lines, and pretty-printed JSON compressed as
+    log lines loses what the JSON compressor keeps: the record whose one field deviates.
+    The half rule keeps a log of JSON lines (each a small value) in one piece."""
+    if starts_like_json(text):
+        return None
+    head = text[:_HEADER_CHARS]
+    m = _JSON_LINE.search(head)
+    if m is None or head.count("\n", 0, m.start()) > _HEADER_LINES:
+        return None
+    start = _FIRST_NON_BLANK.search(text, m.start())
+    assert start is not None  # the line holds a bracket
+    try:
+        value, end = _DECODER.raw_decode(text, start.start())
+    except (ValueError, RecursionError):
+        return None
+    if (end - m.start()) * 2 < len(text) or not isinstance(value, list | dict):
+        return None
+    kind = JSON_ARRAY if isinstance(value, list) else JSON_OBJECT
+    newline = text.find("\n", end)  # the rest of the value's last line goes with it
+    cut = len(text) if newline < 0 or text[end:newline].strip() else newline + 1
+    sections = [Section(text[: m.start()], Detection(PROSE, 0.5))]
+    sections.append(Section(text[m.start() : cut], Detection(kind, 0.9)))
+    return sections + _split_plain(text[cut:])

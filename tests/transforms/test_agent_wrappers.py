@@ -8,6 +8,7 @@ can see names something stored."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
 from headroom.transforms.detect import split_wrapper
 from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
+from headroom.transforms.sections import split_json_header
 
 CORPUS = sorted((Path(__file__).parents[1] / "fidelity" / "corpus").glob("*.txt"))
 PIPELINE = Pipeline(PipelineConfig(raise_errors=True))
@@ -94,3 +96,37 @@ def test_a_persisted_output_preview_keeps_its_frame(path: Path) -> None:
     result = PIPELINE.compress(text, CompressContext(store=store))
     assert result.output.startswith(header) and result.output.endswith(trailer)
     assert [store.get(k) for k in result.keys] == [text.encode()] * len(result.keys)
+
+
+_NPM = CORPUS[0].parent / "b_npm_query_all_express"
+# Response headers as ``curl -sS -i`` printed them for this file served by
+# ``python -m http.server`` here (CRLF line ends, then a blank line, then the body).
+_CURL_HEAD = (
+    "HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\n"
+    "Date: Wed, 02 Dec 2026 13:54:41 GMT\r\nContent-type: application/json\r\n"
+    "Content-Length: 155686\r\nLast-Modified: Wed, 02 Dec 2026 13:54:40 GMT\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("header", ["Fetching installed packages...\n", _CURL_HEAD])
+def test_json_after_a_header_is_compressed_as_json(header: str) -> None:
+    """A status line or HTTP headers in front of a JSON document: the JSON compressor takes
+    the document (before, the whole text went to the line compressor, which dropped the one
+    record with a different license), and the header stays as it was."""
+    facts = json.loads(_NPM.with_suffix(".json").read_text(encoding="utf-8"))
+    text = header + _NPM.with_suffix(".txt").read_text(encoding="utf-8")
+    store = PendingWrites()
+    result = PIPELINE.compress(text, CompressContext(query=facts["question"], store=store))
+    assert result.strategy == "smart_crusher" and result.output.startswith(header)
+    compact = result.output.replace('": ', '":').replace(", ", ",")
+    for needle in facts["needles"]:
+        assert needle.strip().rstrip(",").replace('": ', '":') in compact, needle
+    # The document's own original (SmartCrusher stores an array's compact form today).
+    (stored,) = [store.get(k) for k in result.keys]
+    assert stored is not None and json.loads(stored) == json.loads(text[len(header) :])
+
+
+def test_a_log_of_json_lines_after_a_header_stays_one_log() -> None:
+    lines = [json.dumps({"level": "info", "n": i, "msg": f"step {i} done"}) for i in range(400)]
+    text = "starting worker\n" + "\n".join(lines)
+    assert split_json_header(text) is None
