@@ -83,11 +83,17 @@ class _Walk:
             ctx.store is not None and self.cfg.enable_ccr_marker and not self.cfg.lossless_only
         )
         self.top_compact: str | None = None
+        self.top_text: str | None = None
 
-    def document(self, value: Any, depth: int = 0, compact: str | None = None) -> str:
+    def document(
+        self, value: Any, depth: int = 0, compact: str | None = None, text: str | None = None
+    ) -> str:
         """The compressed text of a whole document; ``compact`` is its compact JSON if the
-        caller already wrote it (reused as a top-level array's stored original)."""
+        caller already wrote it, ``text`` the document as the client sent it: what the store
+        keeps for a top-level array, so a retrieval gives back the client's bytes (a nested
+        array's own bytes are not at hand: its compact JSON is kept)."""
         self.top_compact = compact
+        self.top_text = text
         out = self.value(value, depth, top=True)
         return str(out) if isinstance(out, _Table) else self.codec.dumps(out)
 
@@ -138,6 +144,7 @@ class _Walk:
             return items
         # what the store keeps if items are dropped
         original = self.top_compact if top and self.top_compact else self.codec.dumps(items)
+        stored = self.top_text if top and self.top_text is not None else original
         walked, compact = self.walk_items(items, original, depth)
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
@@ -145,13 +152,13 @@ class _Walk:
             rows = ItemTexts(texts, compact)  # compact is exactly the items' texts joined
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
-                cut = self.crush(walked, rows, baseline, original)
+                cut = self.crush(walked, rows, baseline, stored)
                 if cut is not None:
                     return cut
                 rows = None  # nothing worth cutting: every item stays
         whole, size = self.keep_all(walked, compact, top)
         if rows is not None and size > self.cfg.max_lossless_tokens:
-            cut = self.crush(walked, rows, size, original)
+            cut = self.crush(walked, rows, size, stored)
             if cut is not None:
                 return cut
         return whole
@@ -189,7 +196,8 @@ class _Walk:
         """The selected items and a sentinel, if that beats ``baseline`` tokens enough.
 
         ``items``/``rows`` may be the walked items (nested arrays already cut); ``original``
-        is the compact JSON of the array as it came, which is what the sentinel's key names.
+        is what the sentinel's key names: the document's own text for a top-level array, else
+        the array's compact JSON.
         """
         kept = select(items, rows, self.ctx.query, self.cfg, self.crusher.detector)
         dropped = len(items) - len(kept)
@@ -251,7 +259,7 @@ class SmartCrusher:
             return self._passthrough(text, ctx)
         keys: list[str] = []
         try:
-            output = _Walk(self, codec, ctx, keys).document(value, compact=compact)
+            output = _Walk(self, codec, ctx, keys).document(value, compact=compact, text=text)
         except (TypeError, ValueError, RecursionError):
             return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
         before = _tokens(text, ctx.model)
