@@ -23,10 +23,15 @@ import orjson
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.detect import kept_lines
-from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig, PipelineStats
+from headroom.transforms.pipeline import (
+    PASSTHROUGH,
+    STRATEGIES,
+    Pipeline,
+    PipelineConfig,
+    PipelineStats,
+)
 from headroom.transforms.tokens import estimate_tokens
 
-STRATEGIES = ("smart_crusher", "log", "diff", "search", "docs", "table", "text")
 _COLOURS = {"kept": "", "dropped": "\x1b[31m", "written": "\x1b[36m"}
 _RESET = "\x1b[0m"
 _SIGN = {"kept": " ", "dropped": "-", "written": "+"}

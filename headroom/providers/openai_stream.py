@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from headroom.providers.base import is_retrieve_tool
-from headroom.providers.retrieval import RetrieveCall, _call
+from headroom.providers.retrieval import RetrieveCall, _call, summed_usage
 from headroom.providers.sse import Event, format_event
 
 
@@ -133,10 +133,7 @@ class OpenAIChatStream:
             return b""
         if not self._held_usage:
             return event.raw
-        summed = {
-            k: (v + self._held_usage.get(k, 0) if isinstance(v, int) else v)
-            for k, v in usage.items()
-        }
+        summed = summed_usage(usage, self._held_usage)
         return format_event(event.name, orjson.dumps({**chunk, "usage": summed}).decode())
 
     def follow_up_response(self) -> dict[str, Any]:

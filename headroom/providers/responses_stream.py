@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from headroom.providers.base import is_retrieve_tool
-from headroom.providers.retrieval import RetrieveCall, _call
+from headroom.providers.retrieval import RetrieveCall, _call, summed_usage
 from headroom.providers.sse import Event, format_event
 
 _DONE_TYPES = ("response.completed", "response.incomplete")
@@ -120,10 +120,7 @@ class ResponsesStream:
             response["id"] = self._response_id
         usage = response.get("usage")
         if isinstance(usage, dict) and self._held_usage:
-            response["usage"] = {
-                k: (v + self._held_usage.get(k, 0) if isinstance(v, int) else v)
-                for k, v in usage.items()
-            }
+            response["usage"] = summed_usage(usage, self._held_usage)
         return {**payload, "response": response}
 
     def _emit(self, event: Event, payload: dict[str, Any], changed: bool) -> bytes:

@@ -105,14 +105,25 @@ def with_earlier_rounds(
     out = provider.shape.merge_rounds(earlier, final)
     usage = out.get("usage")
     if isinstance(usage, dict):
-        rounds = [r.get("usage") for r in earlier]
-        out["usage"] = {
-            k: v + sum(u[k] for u in rounds if isinstance(u, dict) and isinstance(u.get(k), int))
-            if isinstance(v, int) and not isinstance(v, bool)
-            else v
-            for k, v in usage.items()
-        }
+        spent: dict[str, int] = {}
+        for r in earlier:
+            round_usage = r.get("usage")
+            if isinstance(round_usage, dict):
+                for k, v in round_usage.items():
+                    if _count(v):
+                        spent[k] = spent.get(k, 0) + v
+        out["usage"] = summed_usage(usage, spent)
     return out
+
+
+def summed_usage(usage: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]:
+    """``usage`` with what earlier rounds ``spent`` added to each of its counts (the client
+    pays for every round); other fields as they are."""
+    return {k: v + spent.get(k, 0) if _count(v) else v for k, v in usage.items()}
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def tool_result_text(key: str | None, raw: str, original: bytes | None, status: str) -> str:

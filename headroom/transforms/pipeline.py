@@ -150,6 +150,7 @@ _ROUTES: dict[str, tuple[str, str, str]] = {
     "table": ("headroom.transforms.table", "TableCompressor", "table"),
     "text": ("headroom.transforms.text", "TextCompressor", "text"),
 }
+STRATEGIES = tuple(_ROUTES)  # every compressor's name, in routing order
 _KIND_ROUTE = {
     JSON_ARRAY: "smart_crusher",
     JSON_OBJECT: "smart_crusher",
