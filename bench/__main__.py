@@ -26,6 +26,7 @@ SUITES = (
     "workers",
     "fidelity",
     "hardening",
+    "learning",
 )
 
 

@@ -1,10 +1,14 @@
-"""``headroom-proxy ccr get HASH | ccr stats``: read the CCR store the proxy is configured with.
+"""``headroom-proxy ccr get HASH | stats | learned [--reset]``: the CCR store the proxy is
+configured with, and what its learner learned from retrievals.
 
 The store is chosen by the proxy's own flags and ``HEADROOM_PROXY_*`` variables
 (``--ccr-backend``, ``--ccr-path``, ``--ccr-redis-url``, ...), so on a host whose unit file
 sets them the command needs no arguments. ``--upstream`` is not needed and, if given, not
 used. ``get`` writes the original's exact bytes to stdout (a read counts as a use: it
-extends the entry's TTL, as a retrieval does); ``stats`` prints the store's figures as JSON.
+extends the entry's TTL, as a retrieval does); ``stats`` prints the store's figures as JSON;
+``learned`` prints every (tool, kind) the learner has evidence for, with the decision now
+applied to new outputs and why, as JSON; ``learned --reset`` forgets all of it (counters and
+decisions: outputs compressed before are compressed afresh the next time they are seen).
 A SQLite file that does not exist is reported, never created.
 
 Exit codes: 0 found / shown, 1 not stored (not found, expired) or the store cannot be
@@ -14,6 +18,7 @@ opened, 2 bad arguments (including a hash that is not 24 hex characters).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -24,15 +29,19 @@ from headroom.ccr.factory import from_config
 from headroom.ccr.markers import normalize_key
 from headroom.ccr.store import Entry, StoreError
 from headroom.config import ENV_PREFIX, Config, UsageError, load
+from headroom.learning.factory import learner_for
 
-USAGE = "usage: headroom-proxy ccr get HASH | ccr stats  [the proxy's --ccr-* flags]"
+USAGE = (
+    "usage: headroom-proxy ccr get HASH | ccr stats | ccr learned [--reset]  "
+    "[the proxy's --ccr-* flags]"
+)
 _UNUSED_UPSTREAM = "http://127.0.0.1:9"  # load() needs one; the store does not
 
 
 def main(argv: Sequence[str]) -> int:
     args = list(argv)
     command = args[0] if args else ""
-    if command not in ("get", "stats") or (command == "get" and len(args) < 2):
+    if command not in ("get", "stats", "learned") or (command == "get" and len(args) < 2):
         print(f"headroom-proxy ccr: error: {USAGE}", file=sys.stderr)
         return 2
     key = None
@@ -42,6 +51,8 @@ def main(argv: Sequence[str]) -> int:
             print(f"headroom-proxy ccr: error: {args[1]!r} is not a 24-hex hash", file=sys.stderr)
             return 2
     flags = args[2:] if command == "get" else args[1:]
+    reset = command == "learned" and "--reset" in flags
+    flags = [f for f in flags if f != "--reset"] if command == "learned" else flags
     try:
         config = _config(flags)
     except UsageError as exc:
@@ -51,6 +62,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"headroom-proxy ccr: error: no store at {config.ccr_path}", file=sys.stderr)
         return 1
     try:
+        if command == "learned":
+            return asyncio.run(_learned(config, reset))
         return asyncio.run(_get(config, key) if key is not None else _stats(config))
     except StoreError as exc:
         print(f"headroom-proxy ccr: error: {exc}", file=sys.stderr)
@@ -85,4 +98,23 @@ async def _stats(config: Config) -> int:
     finally:
         await store.close()
     sys.stdout.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+async def _learned(config: Config, reset: bool) -> int:
+    store = await from_config(config)
+    try:
+        learner = await learner_for(dataclasses.replace(config, learning="on"), store)
+        assert learner is not None
+        try:
+            if reset:
+                await learner.reset()
+                print("headroom-proxy ccr: learned state cleared", file=sys.stderr)
+                return 0
+            figures = await learner.stats()
+        finally:
+            await learner.backend.close()
+    finally:
+        await store.close()
+    sys.stdout.write(orjson.dumps(figures["by_tool"], option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

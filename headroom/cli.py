@@ -98,6 +98,8 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
             link.close()
         if fleet is not None:
             await fleet.close()
+        if app.learner is not None:
+            await app.learner.backend.close()
         if app.store is not None:
             await app.store.close()
 
@@ -152,10 +154,11 @@ async def _heartbeat(app: ProxyApp, notifier: Notifier) -> None:
 
 
 async def attach_extensions(app: ProxyApp) -> None:
-    """Open the CCR store (a failure stops startup: no silent fallback) and mount the
-    retrieval routes on it."""
+    """Open the CCR store and the learner beside it (a failure stops startup: no silent
+    fallback) and mount the retrieval routes on them."""
     from headroom.ccr.factory import from_config
     from headroom.ccr.store import StoreError
+    from headroom.learning.factory import learner_for
     from headroom.proxy.retrieve import RetrieveRoutes
 
     try:
@@ -163,7 +166,12 @@ async def attach_extensions(app: ProxyApp) -> None:
     except StoreError as exc:
         raise StartupError(str(exc)) from None
     app.log.info("ccr_ready", backend=store.name, ttl_s=app.config.ccr_ttl)
-    retrieve = RetrieveRoutes(store, app.config)
+    try:
+        app.learner = await learner_for(app.config, store)
+    except StoreError as exc:
+        await store.close()
+        raise StartupError(str(exc)) from None
+    retrieve = RetrieveRoutes(store, app.config, app.learner)
     app.routes.add_prefix(b"/v1/retrieve", retrieve.handle)
     app.store = store
     app.retrieve = retrieve

@@ -81,6 +81,8 @@ class Config:
     compression: str = "on"
     compression_timeout: float = 2.0
     compression_min_chars: int = 1000
+    learning: str = "on"
+    learning_readonly: bool = False
     # deployment
     workers: int | None = None  # None: one process serves; N: a supervisor runs N workers
     inherit_fd: tuple[int, ...] = ()
@@ -240,6 +242,13 @@ _FLAGS: tuple[_Flag, ...] = (
         "N",
     ),
     _Flag(
+        "learning",
+        choice("on", "off"),
+        "learn from retrievals: a tool whose outputs the model fetches back is compressed "
+        "less from then on, shared through the CCR store (default on)",
+        "on|off",
+    ),
+    _Flag(
         "ccr-backend",
         choice("memory", "sqlite", "redis"),
         "where dropped content is kept: memory, sqlite or redis (default sqlite)",
@@ -334,6 +343,10 @@ _BOOL_FLAGS: tuple[tuple[str, str], ...] = (
         "rewrite Host to the upstream's (default); --no-rewrite-host keeps the client's",
     ),
     (
+        "learning-readonly",
+        "apply what was learned but record no evidence (for fleets with one writer)",
+    ),
+    (
         "ccr-allow-remote",
         "serve /v1/retrieve to non-loopback clients that present "
         "HEADROOM_PROXY_TOKEN as a bearer token",
@@ -353,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"{ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}UPSTREAM); flags win over the environment. "
         f"{ENV_PREFIX}TOKEN protects /stats and remote retrieval.",
         epilog="other commands: headroom-proxy compress FILE|- (a dry run on one tool output), "
-        "stats [URL] (a running proxy's /stats), ccr get HASH | ccr stats (the CCR store)",
+        "stats [URL] (a running proxy's /stats), ccr get HASH | ccr stats | ccr learned [--reset] "
+        "(the CCR store and what was learned from retrievals)",
     )
     for flag in _FLAGS:
         parser.add_argument(

@@ -163,6 +163,14 @@ class RedisStore:
 
     # ------------------------------------------------------------ plumbing
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The pool-backed client, for what shares this store's server (the learner)."""
+        return self._client
+
+    async def guard(self, what: str, awaitable: Any) -> Any:
+        return await self._guard(what, awaitable)
+
     async def _guard(self, what: str, awaitable: Any) -> Any:
         """Await a client call, turning every way Redis can fail into one ``StoreError``."""
         started = time.monotonic()

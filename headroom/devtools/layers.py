@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "headroom.devtools",
     ),
     ("headroom.proxy",),  # the exchange, its flows, local routes, the app
-    ("headroom.protocol", "headroom.providers", "headroom.telemetry"),
+    ("headroom.protocol", "headroom.providers", "headroom.telemetry", "headroom.learning"),
     ("headroom.transforms",),
     ("headroom.signals", "headroom.ccr"),
     ("headroom.config", "headroom.log", "headroom"),  # leaves everyone may use

@@ -25,6 +25,7 @@ from headroom.providers.base import (
     ToolOutput,
     is_retrieve_tool,
     make_query,
+    program_of,
     text_of,
 )
 from headroom.providers.jsondoc import Path
@@ -57,7 +58,8 @@ def _outputs(
     if is_retrieve_tool(name):
         return []
     query = make_query(args, said, turn, beside)
-    return [ToolOutput(path, text, name, query) for path, text in pieces]
+    program = program_of(args)
+    return [ToolOutput(path, text, name, query, program) for path, text in pieces]
 
 
 def _entries(payload: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -8,6 +8,7 @@ is spelled in that API. It reads the parsed payload only; byte surgery is ``Json
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,6 +45,53 @@ class ToolOutput:
     text: str
     tool_name: str  # "" when the producing call is not in the history
     query: str
+    program: str = ""  # what a shell tool ran (``program_of``), "" for other tools
+
+
+# Words in front of a command that are not the program it runs.
+_PREFIXES = frozenset({"sudo", "env", "time", "nice", "nohup", "exec", "command", "timeout"})
+_RUNNERS = frozenset({"python", "python3", "uv", "poetry", "npx", "pnpm", "yarn", "bunx"})
+_SEGMENT_SPLIT = re.compile(r"&&|\|\||;|\|")
+
+
+def program_of(arguments: Any) -> str:
+    """The program a shell tool call runs, from its ``command``/``cmd`` argument: agents run
+    nearly everything through one shell tool (Claude Code's ``Bash``, Codex's
+    ``exec_command``), so the tool name alone cannot tell a ``grep`` from a ``pytest``.
+
+    The first pipeline segment that is not a ``cd``; leading ``VAR=value`` words and
+    wrappers (``sudo``, ``env``, ``timeout 60``) skipped; a path's basename; a runner's
+    module or script (``python -m pytest`` → ``pytest``, ``npx tsc`` → ``tsc``). "" when
+    the call has no command."""
+    if not isinstance(arguments, dict):
+        return ""
+    command = arguments.get("command", arguments.get("cmd"))
+    if isinstance(command, list):
+        command = " ".join(str(c) for c in command)
+    if not isinstance(command, str):
+        return ""
+    for segment in _SEGMENT_SPLIT.split(command[:2000]):
+        words = [w.strip("'\"") for w in segment.split()]
+        while words and (
+            "=" in words[0]
+            or words[0] in _PREFIXES
+            or words[0].isdigit()
+            or words[0].startswith("-")  # a wrapper's option: a program never starts so
+        ):
+            words.pop(0)
+        if not words or words[0] == "cd":
+            continue
+        program = words[0].rsplit("/", 1)[-1]
+        if program in ("bash", "sh", "zsh") and words[1:2] == ["-lc"]:
+            return program_of({"command": " ".join(words[2:])})
+        if program in _RUNNERS and len(words) > 1:
+            rest = words[1:]
+            if rest[0] in ("-m", "run", "exec", "x") and len(rest) > 1:
+                rest = rest[1:]
+            if not rest[0].startswith("-"):
+                return rest[0].rsplit("/", 1)[-1][:40]
+        return program[:40]
+    return ""
 
 
 Json = dict[str, Any]

@@ -28,6 +28,15 @@ DEFAULT_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
+class Sight:
+    """How one output met the memo: ``hit`` (compressed before in this process) and the
+    strategies a lossless steer kept whole on a miss."""
+
+    hit: bool
+    held: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Memo:
     result: CompressResult
     originals: tuple[bytes, ...]
@@ -53,6 +62,14 @@ class MemoPipeline:
         self, text: str, ctx: CompressContext, stages: dict[str, float]
     ) -> CompressResult:
         """``compress``, adding each pipeline stage's milliseconds into ``stages``."""
+        return self.compress_seen(text, ctx, stages)[0]
+
+    def compress_seen(
+        self, text: str, ctx: CompressContext, stages: dict[str, float]
+    ) -> tuple[CompressResult, Sight]:
+        """``compress_timed``, also saying whether the memo answered and what a lossless
+        steer kept whole. The memo key leaves ``ctx.steer`` out on purpose: what an output
+        became the first time is what it stays (a prompt cache holds those bytes)."""
         key = _key(text, ctx)
         with self._lock:
             memo = self._entries.get(key)
@@ -61,10 +78,11 @@ class MemoPipeline:
                 self.hits += 1
         if memo is not None:
             _replay(memo, ctx.store)
-            return memo.result
+            return memo.result, Sight(True, ())
         staged = PendingWrites()
+        inner = CompressContext(ctx.query, staged, ctx.model, ctx.steer)
         result, stats = self.pipeline.compress_with_stats(
-            text, CompressContext(ctx.query, staged, ctx.model) if ctx.store is not None else ctx
+            text, inner if ctx.store is not None else ctx
         )
         for name, ms in (
             ("detect", stats.detect_ms),
@@ -85,13 +103,22 @@ class MemoPipeline:
                 while self._bytes > self.max_bytes:
                     _, old = self._entries.popitem(last=False)
                     self._bytes -= old.size
-        return result
+        return result, Sight(False, tuple(stats.held))
+
+    def has(self, text: str, ctx: CompressContext) -> bool:
+        with self._lock:
+            return _key(text, ctx) in self._entries
 
     @property
     def size(self) -> tuple[int, int]:
         """(bytes, entries) held now, for ``/stats``."""
         with self._lock:
             return self._bytes, len(self._entries)
+
+
+def decision_key(text: str, ctx: CompressContext) -> str:
+    """The name of what was decided for this output: the memo key, in hex."""
+    return _key(text, ctx).hex()[:40]
 
 
 def _key(text: str, ctx: CompressContext) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,15 +18,27 @@ import orjson
 
 from headroom.ccr.markers import has_marker
 from headroom.ccr.store import PendingWrites
+from headroom.learning.learner import Seen
+from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
-from headroom.providers.memo import MemoPipeline
+from headroom.providers.memo import MemoPipeline, Sight, decision_key
 from headroom.providers.mixed import MixedLedger, restore
-from headroom.transforms.base import CompressContext
+from headroom.transforms.base import CompressContext, CompressResult, Steer
 from headroom.transforms.pipeline import Pipeline
 
 # Outputs shorter than this are left alone: the saving would not pay for a marker.
 DEFAULT_MIN_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What learning tells one rewrite: the steers for outputs seen for the first time (by
+    tool name, then strategy) and, once fetched, what was decided for the others by their
+    decision key (``None``: not fetched yet)."""
+
+    steers: Mapping[str, Mapping[str, Steer]]
+    decided: Mapping[str, bytes] | None = None
 
 
 class Cancelled(Exception):
@@ -53,6 +66,11 @@ class Rewrite:
     skipped_reason: str = ""
     streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
     memo_size: tuple[int, int] | None = None  # the compression process's memo after this
+    # Learning: decision keys to fetch before this body can be compressed (nothing was
+    # compressed yet), outputs seen for the first time, and decisions taken for them.
+    needs: list[str] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    decided: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -71,6 +89,7 @@ def rewrite_request(
     min_chars: int = DEFAULT_MIN_CHARS,
     cancel: threading.Event | None = None,
     ledger: MixedLedger | None = None,
+    steering: Steering | None = None,
 ) -> Rewrite:
     started = time.perf_counter()
     result = Rewrite(body, provider.name)
@@ -91,17 +110,25 @@ def rewrite_request(
             result.restored = True
     outputs = provider.find_outputs(payload)
     model = str(payload.get("model", ""))
+    candidates = [
+        (o, CompressContext(query=o.query, store=result.writes, model=model))
+        for o in outputs
+        if len(o.text) >= min_chars and not has_marker(o.text)
+    ]
+    if steering is not None and steering.decided is None:
+        result.needs = [
+            decision_key(o.text, ctx)
+            for o, ctx in candidates
+            if not (isinstance(pipeline, MemoPipeline) and pipeline.has(o.text, ctx))
+        ]
+        if result.needs:
+            return result  # the caller fetches these decisions and calls again
+        steering = Steering(steering.steers, {})
     edits: list[tuple[ToolOutput, str]] = []
-    for output in outputs:
+    for output, ctx in candidates:
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        if len(output.text) < min_chars or has_marker(output.text):
-            continue
-        ctx = CompressContext(query=output.query, store=result.writes, model=model)
-        if isinstance(pipeline, MemoPipeline):
-            compressed = pipeline.compress_timed(output.text, ctx, result.stages)
-        else:
-            compressed = pipeline.compress(output.text, ctx)
+        compressed = _compress(output, ctx, pipeline, steering, result)
         if compressed.output == output.text or compressed.tokens_after >= compressed.tokens_before:
             continue
         edits.append((output, compressed.output))
@@ -114,6 +141,46 @@ def rewrite_request(
         _apply(result, body, payload, provider, edits)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _compress(
+    output: ToolOutput,
+    ctx: CompressContext,
+    pipeline: Pipeline | MemoPipeline,
+    steering: Steering | None,
+    result: Rewrite,
+) -> CompressResult:
+    """One output, steered by what was decided for it before or, at its first sight, by
+    what was learned about its tool; a first sight is noted for the learner."""
+    decided, key = None, ""
+    if steering is not None:
+        key = decision_key(output.text, ctx)
+        decided = (steering.decided or {}).get(key)
+        steer = (
+            decode_steer(decided)
+            if decided is not None
+            else steer_for(steering.steers, output.tool_name, output.program)
+        )
+        ctx = CompressContext(ctx.query, ctx.store, ctx.model, steer)
+    if isinstance(pipeline, MemoPipeline):
+        compressed, sight = pipeline.compress_seen(output.text, ctx, result.stages)
+    else:
+        compressed, sight = pipeline.compress(output.text, ctx), Sight(False, ())
+    if steering is not None and decided is None and not sight.hit:
+        if compressed.modified or sight.held:
+            result.decided[key] = encode_steer(ctx.steer)
+        result.seen.append(
+            Seen(
+                output.tool_name,
+                output.program,
+                compressed.strategy,
+                compressed.tokens_before,
+                compressed.tokens_after,
+                compressed.keys,
+                sight.held,
+            )
+        )
+    return compressed
 
 
 def _apply(

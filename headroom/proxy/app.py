@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from headroom.ccr.store import CCRStore
 from headroom.config import Config
+from headroom.learning.learner import Learner
 from headroom.log import Logger, loggable_path, redact
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
@@ -56,6 +57,7 @@ class ProxyApp:
         )
         self.routes = LocalRoutes(self)
         self.store: CCRStore | None = None
+        self.learner: Learner | None = None
         self.retrieve: RetrieveRoutes | None = None
         self.stats = Stats()
         self.budget = BufferBudget(config.max_buffered_bytes, self.stats)

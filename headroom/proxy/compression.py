@@ -23,10 +23,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from headroom.ccr.store import StoreError
+from headroom.learning.learner import guarded
 from headroom.providers.apis import PROVIDERS, provider_for
 from headroom.providers.base import Provider
 from headroom.providers.memo import MemoPipeline
-from headroom.providers.rewrite import Cancelled, Rewrite, rewrite_request
+from headroom.providers.rewrite import Cancelled, Rewrite, Steering, rewrite_request
 from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding, decode
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
@@ -74,13 +75,16 @@ class Compression:
             if decoded is None:
                 return unchanged
             plain = decoded
-        result = await self._rewrite(ex, plain, provider, self.pipeline)
+        result = await self._steered_rewrite(ex, plain, provider)
         if result is None or not result.changed:
             if result is not None and result.skipped_reason:
                 stats.bypassed[result.skipped_reason.split(":")[0]] += 1
+            if result is not None:
+                await self._learn(ex, result)
             return unchanged
         if not await self._store(ex, result):
             return unchanged
+        await self._learn(ex, result)
         self._count(result)
         drop: frozenset[bytes] = frozenset({b"content-encoding"} if plain is not body else ())
         if not len(result.writes):
@@ -132,15 +136,45 @@ class Compression:
             )
         return None
 
+    async def _steered_rewrite(
+        self, ex: Requested, body: bytes, provider: Provider
+    ) -> Rewrite | None:
+        """The rewrite, steered by what was learned. Outputs no process compressed before
+        get the current steers; for the others the decision taken at their first sight is
+        fetched first (a second pass, only when this process's memo lacks some outputs),
+        so an output keeps its bytes across workers and hosts."""
+        learner = self.app.learner
+        if learner is None:
+            return await self._rewrite(ex, body, provider, None)
+        steers = await guarded(learner, "steers", learner.steers(), self.app.log)
+        steering = Steering(steers or {})
+        result = await self._rewrite(ex, body, provider, steering)
+        if result is None or not result.needs:
+            return result
+        decided = await guarded(
+            learner,
+            "decisions",
+            learner.decisions(result.needs),
+            self.app.log,
+            request_id=ex.request_id.decode(),
+        )
+        return await self._rewrite(ex, body, provider, Steering(steering.steers, decided or {}))
+
+    async def _learn(self, ex: Requested, result: Rewrite) -> None:
+        learner = self.app.learner
+        if learner is not None and (result.seen or result.decided):
+            call = learner.record_compressed(result.seen, result.decided)
+            await guarded(learner, "record", call, self.app.log, request_id=ex.request_id.decode())
+
     async def _rewrite(
-        self, ex: Requested, body: bytes, provider: Provider, pipeline: MemoPipeline
+        self, ex: Requested, body: bytes, provider: Provider, steering: Steering | None
     ) -> Rewrite | None:
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars
         if self._use_process(body):
             future = loop.run_in_executor(
-                self.processes, _rewrite_in_worker, body, provider.name, min_chars
+                self.processes, _rewrite_in_worker, body, provider.name, min_chars, steering
             )
         else:
             future = loop.run_in_executor(
@@ -148,10 +182,11 @@ class Compression:
                 lambda: rewrite_request(
                     body,
                     provider,
-                    pipeline,
+                    self.pipeline,
                     min_chars=min_chars,
                     cancel=cancel,
                     ledger=self.app.mixed,
+                    steering=steering,
                 ),
             )
         try:
@@ -282,8 +317,11 @@ def _worker_ready() -> bool:
     return "pipeline" in _WORKER
 
 
-def _rewrite_in_worker(body: bytes, provider_name: str, min_chars: int) -> Rewrite:
+def _rewrite_in_worker(
+    body: bytes, provider_name: str, min_chars: int, steering: Steering | None
+) -> Rewrite:
     pipeline = _WORKER["pipeline"]
-    result = rewrite_request(body, PROVIDERS[provider_name], pipeline, min_chars=min_chars)
+    provider = PROVIDERS[provider_name]
+    result = rewrite_request(body, provider, pipeline, min_chars=min_chars, steering=steering)
     result.memo_size = pipeline.size
     return result

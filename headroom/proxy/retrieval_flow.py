@@ -72,8 +72,8 @@ async def continue_stream(
     follow-up answer, as many rounds as the model needs (bounded)."""
     message: str | None = None
     for _ in range(retrieval_loop.MAX_ROUNDS):
-        results = await retrieval_loop.lookup_all(ex, stream.stream.calls)
         answer = stream.stream.follow_up_response()
+        results = await retrieval_loop.lookup_all(ex, provider, stream.stream.calls, body, answer)
         body = follow_up(provider, body, answer, results)
         stream.next_round()
         ex.release_upstream()

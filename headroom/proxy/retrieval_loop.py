@@ -33,6 +33,7 @@ from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import DecodedTooLarge, DecodeError, content_coding, decode
 from headroom.proxy.headers import header_value
+from headroom.proxy.retrieval_learning import learn_from_retrievals
 from headroom.proxy.seams import ExchangeView, Outcome
 
 MAX_ROUNDS = 3
@@ -71,7 +72,7 @@ async def complete(
             final = strip_calls(provider, response)
             return _rewritten(head, with_earlier_rounds(provider, earlier, final))
         earlier.append(strip_calls(provider, response))
-        results = await lookup_all(ex, calls.ours)
+        results = await lookup_all(ex, provider, calls.ours, body, response)
         body = follow_up(provider, body, response, results)
         headers = ex.upstream_headers(len(body))
         got = await fetch(
@@ -82,23 +83,23 @@ async def complete(
     return head, raw
 
 
-async def _lookup(ex: ExchangeView, key: str | None, raw: str) -> str:
+async def _lookup(ex: ExchangeView, key: str | None, raw: str) -> tuple[str, Entry | None]:
     stats = ex.app.stats
     store = ex.app.store
     if key is None or store is None:
         stats.ccr_loop_misses += 1
-        return tool_result_text(key, raw, None, "not_found")
+        return tool_result_text(key, raw, None, "not_found"), None
     try:
         found = await store.get(key)
     except StoreError as exc:
         stats.ccr_loop_misses += 1
         ex.app.log.warning("ccr_get_failed", request_id=ex.request_id.decode(), error=str(exc))
-        return tool_result_text(key, raw, None, "not_found")
+        return tool_result_text(key, raw, None, "not_found"), None
     if isinstance(found, Entry):
         stats.ccr_loop_retrievals += 1
-        return tool_result_text(key, raw, found.original, "ok")
+        return tool_result_text(key, raw, found.original, "ok"), found
     stats.ccr_loop_misses += 1
-    return tool_result_text(key, raw, None, found.status)
+    return tool_result_text(key, raw, None, found.status), None
 
 
 def _parse(head: ResponseHead, raw: bytes, limit: int) -> dict[str, Any] | None:
@@ -191,7 +192,7 @@ async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict[st
     calls = find_calls(provider, response)
     if not calls.ours or not calls.others:
         return
-    results = await lookup_all(ex, calls.ours)
+    results = await lookup_all(ex, provider, calls.ours, response=response)
     removed = Removed(
         tuple(removed_calls(provider, response)),
         tuple(results),
@@ -201,5 +202,21 @@ async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict[st
     ex.app.mixed.remember(client_call_ids(provider, response), removed)
 
 
-async def lookup_all(ex: ExchangeView, calls: list[RetrieveCall]) -> list[tuple[str, str]]:
-    return [(call.call_id, await _lookup(ex, call.key, call.raw)) for call in calls]
+async def lookup_all(
+    ex: ExchangeView,
+    provider: Provider,
+    calls: list[RetrieveCall],
+    body: bytes = b"",
+    response: dict[str, Any] | None = None,
+) -> list[tuple[str, str]]:
+    """Tool results for our calls; each original found is also evidence for the learner
+    (``body``: what the model was sent, ``response``: the turn that asked)."""
+    results: list[tuple[str, str]] = []
+    found: list[tuple[str, bytes]] = []
+    for call in calls:
+        text, entry = await _lookup(ex, call.key, call.raw)
+        results.append((call.call_id, text))
+        if entry is not None:
+            found.append((entry.key, entry.original))
+    await learn_from_retrievals(ex, provider, found, body, response)
+    return results

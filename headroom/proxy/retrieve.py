@@ -31,6 +31,7 @@ import orjson
 from headroom.ccr.markers import normalize_key
 from headroom.ccr.store import CCRStore, Entry, StoreError
 from headroom.config import Config
+from headroom.learning.learner import Learner
 from headroom.proxy.local import (
     LocalRequest,
     LocalResponse,
@@ -55,9 +56,10 @@ COUNTER_NAMES = (
 
 
 class RetrieveRoutes:
-    def __init__(self, store: CCRStore, config: Config) -> None:
+    def __init__(self, store: CCRStore, config: Config, learner: Learner | None = None) -> None:
         self.store = store
         self.config = config
+        self.learner = learner
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
 
     def handles(self, path: str) -> bool:
@@ -118,6 +120,7 @@ class RetrieveRoutes:
         if isinstance(result, Entry):
             self.counters["retrievals_ok"] += 1
             log.info("ccr_retrieve key=%s size=%d", key, len(result.original))
+            await self._learn(key)
             return json_response(200, _entry_payload(result))
         if result.status == "expired":
             self.counters["retrievals_expired"] += 1
@@ -129,6 +132,17 @@ class RetrieveRoutes:
             )
         self.counters["retrievals_not_found"] += 1
         return error_response(404, "not_found", f"no CCR entry {key} in this store")
+
+    async def _learn(self, key: str) -> None:
+        """A fetch over HTTP is a retrieval too (an MCP tool or a script asked for it); it
+        counts against its output, without the words a tool loop would see."""
+        if self.learner is None:
+            return
+        try:
+            await self.learner.record_retrieval(key)
+        except StoreError as exc:
+            self.learner.counters["errors"] += 1
+            log.warning("learning_failed what=retrieval key=%s %s", key, exc)
 
     async def _stats(self, req: LocalRequest) -> LocalResponse:
         if req.method != "GET":

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 from headroom import __version__
+from headroom.ccr.store import StoreError
 from headroom.protocol.pool import ConnectFailed
 from headroom.providers.apis import provider_for
 from headroom.proxy.client import fetch
@@ -19,10 +20,12 @@ from headroom.proxy.local import (
 )
 from headroom.telemetry.cluster import ClusterView
 from headroom.telemetry.fleet import FleetStats
+from headroom.telemetry.learning_metrics import learning_metrics
 from headroom.telemetry.stats import prometheus
 
 if TYPE_CHECKING:
     from headroom.config import Config
+    from headroom.learning.learner import Learner
     from headroom.protocol.pool import UpstreamPool
     from headroom.proxy.retrieve import RetrieveRoutes
     from headroom.telemetry.stats import Stats
@@ -37,6 +40,7 @@ class RouteHost(Protocol):
     draining: bool
     upstream_authority: bytes
     retrieve: RetrieveRoutes | None
+    learner: Learner | None
 
 
 SERVICE = "headroom-proxy"
@@ -92,10 +96,12 @@ class LocalRoutes:
             return method_not_allowed("GET, HEAD")
         if "fleet" in parse_qs(req.query).get("scope", ()):
             return await self._fleet_stats()
+        learning = await self._learning()
         if self.cluster is None:
-            return json_response(200, self.app.stats.snapshot(self._extra()))
+            return json_response(200, self.app.stats.snapshot({**self._extra(), **learning}))
         total, endpoints, workers = self.cluster.gather()
-        return json_response(200, total.snapshot({"ccr_endpoints": endpoints, "workers": workers}))
+        extra = {"ccr_endpoints": endpoints, "workers": workers, **learning}
+        return json_response(200, total.snapshot(extra))
 
     async def _fleet_stats(self) -> LocalResponse:
         if self.fleet is None:
@@ -122,7 +128,21 @@ class LocalRoutes:
         else:
             total, endpoints, workers = self.cluster.gather()
             text = prometheus(total, endpoints, workers["per_worker"])
+        learning = (await self._learning()).get("learning")
+        if isinstance(learning, dict) and learning.get("enabled"):
+            text += learning_metrics(learning)
         return LocalResponse(200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
+
+    async def _learning(self) -> dict[str, object]:
+        """``{"learning": ...}``: what was learned, as the shared store holds it (every
+        worker sees the same), with this process's learner counters."""
+        learner = self.app.learner
+        if learner is None:
+            return {"learning": {"enabled": False}}
+        try:
+            return {"learning": await learner.stats()}
+        except StoreError as exc:
+            return {"learning": {"enabled": True, "error": str(exc)}}
 
     def _extra(self) -> dict[str, object]:
         retrieve = self.app.retrieve

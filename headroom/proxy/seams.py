@@ -23,6 +23,7 @@ from headroom.telemetry.stats import Stats
 
 if TYPE_CHECKING:
     from headroom.ccr.store import CCRStore
+    from headroom.learning.learner import Learner
     from headroom.protocol.pool import UpstreamPool
     from headroom.proxy.buffering import BufferBudget
     from headroom.proxy.local import LocalHandler
@@ -141,6 +142,7 @@ class Services(Protocol):
     stats: Stats
     pool: UpstreamPool
     store: CCRStore | None
+    learner: Learner | None
     mixed: MixedLedger
     budget: BufferBudget
     turns: TurnGate

@@ -432,3 +432,6 @@ def _worker_metrics(out: _Exposition, workers: list[dict[str, Any]]) -> None:
         "Client connections open now, by worker.",
         [(labels(row), row["active_connections"]) for row in workers],
     )
+
+
+Exposition = _Exposition  # for other modules that render metrics in the same format

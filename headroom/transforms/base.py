@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from headroom.ccr.store import CCRWriter
+
+
+@dataclass(frozen=True)
+class Steer:
+    """What learning from retrievals changes for one compressor (see ``ccr.learning``).
+
+    ``lossless``: its outputs of this tool were fetched back so often that dropping anything
+    costs more than it saves, so only its lossless work runs. ``terms``: words of dropped
+    lines the model fetched back and used; they join the relevance context, so lines and
+    records that carry them are kept like lines the task names.
+    """
+
+    lossless: bool = False
+    terms: tuple[str, ...] = ()
+
+
+NO_STEER: Mapping[str, Steer] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -16,11 +35,14 @@ class CompressContext:
     the user turn that led to it, never later turns, so a turn compresses the same way
     forever. ``store`` is ``None`` when no marker may be emitted (then compressors drop
     nothing they could not describe in place, see each compressor's docstring).
+    ``steer``: per strategy name, what was learned about this tool's outputs; the pipeline
+    applies it, compressors never see it.
     """
 
     query: str = ""
     store: CCRWriter | None = None
     model: str = ""
+    steer: Mapping[str, Steer] = field(default_factory=lambda: NO_STEER)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import threading
 import time
 import typing
 from collections.abc import Mapping
@@ -137,6 +138,7 @@ class PipelineStats:
     ccr_ms: float = 0.0
     total_ms: float = 0.0
     errors: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # strategies a lossless steer kept whole
 
 
 # strategy → (module, class, the suffix of its ``enable_*`` and ``min_tokens_*`` fields);
@@ -260,6 +262,9 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown strategy name(s): {', '.join(sorted(unknown))}")
         self._routes: dict[str, _Route] = {}
+        self._overrides = frozenset(overrides)
+        self._lossless: dict[str, _Route | None] = {}
+        self._lossless_lock = threading.Lock()
         for strategy in _ROUTES:
             route = _build_route(strategy, self.config, overrides.get(strategy))
             if route is not None:
@@ -315,7 +320,7 @@ class Pipeline:
         use_store = self.config.enable_ccr_marker and ctx.store is not None
         # Staged: nothing reaches the real store until the result is accepted.
         staged = PendingWrites() if use_store else None
-        inner = CompressContext(query=ctx.query, store=staged, model=ctx.model)
+        inner = CompressContext(query=ctx.query, store=staged, model=ctx.model, steer=ctx.steer)
         pieces: list[str] = []
         strategies: list[str] = []
         for section in sections:
@@ -400,11 +405,16 @@ class Pipeline:
         if is_table(core):  # SmartCrusher's own output inside a larger text
             return section.text, ""
         before = estimate_tokens(core, ctx.model)  # the compressor's own count may differ
-        for route in self._routes_for(kind, core):
-            if before < route.min_tokens:
+        for planned in self._routes_for(kind, core):
+            if before < planned.min_tokens:
+                continue
+            route, steered = self._steered(planned, ctx)
+            if route is not planned and planned.strategy not in stats.held:
+                stats.held.append(planned.strategy)
+            if route is None:
                 continue
             try:
-                result = self._call(route.compressor, core, section.detection, ctx)
+                result = self._call(route.compressor, core, section.detection, steered)
             except Exception as exc:  # a compressor bug must cost the saving, not the request
                 if self.config.raise_errors:
                     raise
@@ -415,6 +425,35 @@ class Pipeline:
             if result.output != core and result.tokens_after < before:
                 return lead + result.output + trail, result.strategy or route.strategy
         return section.text, ""
+
+    def _steered(
+        self, route: _Route, ctx: CompressContext
+    ) -> tuple[_Route | None, CompressContext]:
+        """The route and context after what was learned about this tool's outputs: a
+        lossless steer swaps in the compressor's lossless mode (none: the section stays as
+        it is), learned terms join the relevance context."""
+        steer = ctx.steer.get(route.strategy)
+        if steer is None:
+            return route, ctx
+        chosen: _Route | None = route
+        if steer.lossless and self.config.lossy:
+            chosen = self._lossless_route(route.strategy)
+        if steer.terms:
+            query = "\n".join(p for p in (ctx.query, " ".join(steer.terms)) if p)
+            ctx = dataclasses.replace(ctx, query=query)
+        return chosen, ctx
+
+    def _lossless_route(self, strategy: str) -> _Route | None:
+        """The lossless-only route of ``strategy``, built at first use (most proxies never
+        learn that a tool must be kept whole). A replaced compressor has none."""
+        with self._lossless_lock:
+            if strategy not in self._lossless:
+                override = strategy in self._overrides
+                lossless = dataclasses.replace(self.config, lossy=False)
+                self._lossless[strategy] = (
+                    None if override else _build_route(strategy, lossless, None)
+                )
+            return self._lossless[strategy]
 
     def _routes_for(self, kind: str, core: str) -> list[_Route]:
         """Which compressors may take a section, in order: its kind's own, unless the text

@@ -80,3 +80,32 @@ def test_get_reads_a_redis_store(redis_server: RedisServer) -> None:
     got = _ccr("get", key, *flags, "--ccr-redis-prefix", prefix)
     assert got.returncode == 0, got.stderr
     assert got.stdout == ORIGINAL
+
+
+def test_learned_lists_what_retrievals_taught_and_reset_clears_it(tmp_path: Path) -> None:
+    from headroom.learning.learner import Learner, Seen
+    from headroom.learning.sqlite_backend import SqliteBackend
+
+    path = tmp_path / "ccr.sqlite3"
+    _sqlite_with(path, ORIGINAL)
+
+    async def teach() -> None:
+        learner = Learner(await SqliteBackend.open(path), ttl=3600)
+        try:
+            for i in range(3):
+                key = f"{i:024x}"
+                await learner.record_compressed([Seen("Bash", "", "log", 900, 100, (key,), ())], {})
+                await learner.record_retrieval(key)
+        finally:
+            await learner.backend.close()
+
+    run(teach())
+    shown = _ccr("learned", "--ccr-path", str(path))
+    assert shown.returncode == 0, shown.stderr
+    [row] = json.loads(shown.stdout)
+    assert (row["tool"], row["kind"], row["decision"]) == ("Bash", "log", "lossless")
+    assert row["why"].startswith("lossless: 3.0 of 3.0 compressed outputs fetched back")
+    cleared = _ccr("learned", "--reset", "--ccr-path", str(path))
+    assert cleared.returncode == 0 and b"cleared" in cleared.stderr
+    assert json.loads(_ccr("learned", "--ccr-path", str(path)).stdout) == []
+    assert _ccr("learned", "--ccr-path", str(tmp_path / "none.db")).returncode == 1

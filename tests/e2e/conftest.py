@@ -17,7 +17,12 @@ import pytest
 from tests.support.llm_upstream import LLMUpstream
 from tests.support.proxy_process import ProxyGroup, ProxyProcess
 
+# Learning off: the proxy is shared by every test of a worker, and what one test's scripted
+# retrievals teach would change how the next test's outputs compress. The learning tests
+# start proxies of their own.
 FLAGS = (
+    "--learning",
+    "off",
     "--ccr-backend",
     "memory",
     "--upstream-timeout",

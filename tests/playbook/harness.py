@@ -264,6 +264,7 @@ class Services:
     log_stream: io.BytesIO = field(default_factory=io.BytesIO)
     stats: Stats = field(default_factory=Stats)
     store: Any = None
+    learner: Any = None
     mixed: MixedLedger = field(default_factory=MixedLedger)
     draining: bool = False
     upstream_authority: bytes = b"upstream.test"

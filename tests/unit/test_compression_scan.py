@@ -43,6 +43,7 @@ def _app(loop: asyncio.AbstractEventLoop) -> Any:
         loop=loop,
         mixed=MixedLedger(),
         store=None,
+        learner=None,
     )
 
 

@@ -1,0 +1,160 @@
+"""Learning from retrievals: a scripted agent conversation over the fidelity corpus, with the
+learner off and on (issue 15's target: retrievals down >= 50%, total tokens no higher).
+
+The conversation: 30 turns; turn ``t`` runs the tool of corpus artifact ``t`` (in corpus
+order, cycling) and the request carries every earlier turn's output as well, as an agent's
+history does. The agent calls its tools without saying why (the first user turn is the only
+task text), which is how long sessions look, so the compressor has no question to aim at.
+The scripted model needs the artifact's needles: when one of them is missing from what it
+saw (content score of the fidelity bench) it retrieves the output, saying the question it
+is answering, which the learner takes as evidence like the proxy's tool loop does.
+
+Tokens, both runs: every turn's prompt (the forwarded size of all outputs in the history),
+plus, per retrieval, a second request (the prompt again) carrying the whole original.
+
+Engine level, in one process: the proxy's own ``rewrite_request`` with a memo, and the
+learner over the memory backend (its decision records included), so what differs between
+the two runs is only the learning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.fidelity import MODEL, Artifact, load, score, tool_result
+from headroom.ccr.markers import find_keys
+from headroom.learning.backend import MemoryBackend
+from headroom.learning.evidence import wanted_terms
+from headroom.learning.learner import Learner
+from headroom.providers.apis import ANTHROPIC
+from headroom.providers.memo import MemoPipeline
+from headroom.providers.rewrite import Steering, rewrite_request
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.tokens import estimate_tokens
+
+TURNS = 30
+TASK = "Work through this repository's build, test and dependency state and report problems."
+
+
+@dataclass
+class Run:
+    learning: bool
+    retrievals: int = 0
+    prompt_tokens: int = 0
+    retrieval_tokens: int = 0
+    kept_whole: int = 0
+    retrieved_turns: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.retrieval_tokens
+
+
+def _history(artifacts: list[Artifact], upto: int) -> bytes:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": TASK}]
+    for t in range(upto + 1):
+        a = artifacts[t % len(artifacts)]
+        tool = a.manifest.get("tool") or {"name": "Bash", "arguments": {}}
+        call = {"type": "tool_use", "id": f"t{t}", "name": tool["name"], "input": tool["arguments"]}
+        result = {"type": "tool_result", "tool_use_id": f"t{t}", "content": tool_result(a)}
+        messages += [
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+        ]
+        if t < upto:
+            messages += [
+                {"role": "assistant", "content": [{"type": "text", "text": f"noted {t}"}]},
+                {"role": "user", "content": "go on"},
+            ]
+    return json.dumps({"model": MODEL, "max_tokens": 1024, "messages": messages}).encode()
+
+
+def _forwarded(body: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for message in json.loads(body)["messages"]:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                if block.get("type") == "tool_result":
+                    out[block["tool_use_id"]] = block["content"]
+    return out
+
+
+async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -> Run:
+    run = Run(learning)
+    memo = MemoPipeline(Pipeline())
+    learner = Learner(MemoryBackend(), ttl=86_400.0) if learning else None
+    for t in range(turns):
+        artifact = artifacts[t % len(artifacts)]
+        body = _history(artifacts, t)
+        steering = None
+        if learner is not None:
+            steering = Steering(await learner.steers())
+        result = rewrite_request(body, ANTHROPIC, memo, steering=steering)
+        if learner is not None and result.needs:
+            decided = await learner.decisions(result.needs)
+            result = rewrite_request(
+                body,
+                ANTHROPIC,
+                memo,
+                steering=Steering(steering.steers if steering else {}, decided),
+            )
+        if learner is not None:
+            await learner.record_compressed(result.seen, result.decided)
+            run.kept_whole += sum(1 for s in result.seen if s.held)
+        forwarded = _forwarded(result.body)
+        prompt = sum(estimate_tokens(text, MODEL) for text in forwarded.values())
+        run.prompt_tokens += prompt
+        seen = forwarded[f"t{t}"]
+        needed = score(artifact.needles, seen, len(artifact.fragments))
+        if all(needed.content):
+            continue
+        sent = tool_result(artifact)
+        run.retrievals += 1
+        run.retrieved_turns.append(t)
+        run.retrieval_tokens += prompt + estimate_tokens(sent, MODEL)
+        if learner is not None:
+            for key in find_keys(seen):
+                found = await learner.record_retrieval(key)
+                if found is not None:
+                    question = str(artifact.manifest.get("question", ""))
+                    await learner.record_terms(found, wanted_terms(sent, seen, question))
+    return run
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    artifacts = load()
+    turns = 10 if quick else TURNS
+    rows = []
+    for learning in (False, True):
+        r = asyncio.run(_conversation(artifacts, learning, turns))
+        rows.append(
+            {
+                "learning": "on" if learning else "off",
+                "turns": turns,
+                "retrievals": r.retrievals,
+                "prompt_tokens": r.prompt_tokens,
+                "retrieval_tokens": r.retrieval_tokens,
+                "total_tokens": r.total,
+                "kept_whole": r.kept_whole,
+                "retrieved_at": " ".join(map(str, r.retrieved_turns)),
+            }
+        )
+    off, on = rows
+    rows.append(
+        {
+            "learning": "on/off",
+            "turns": turns,
+            "retrievals": round(on["retrievals"] / off["retrievals"], 3)
+            if off["retrievals"]
+            else None,
+            "prompt_tokens": round(on["prompt_tokens"] / off["prompt_tokens"], 3),
+            "retrieval_tokens": None,
+            "total_tokens": round(on["total_tokens"] / off["total_tokens"], 3),
+            "kept_whole": None,
+            "retrieved_at": "",
+        }
+    )
+    return rows

@@ -1,0 +1,1 @@
+"""Learning from retrievals: a tool whose outputs the model fetches back is compressed less."""

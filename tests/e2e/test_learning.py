@@ -1,0 +1,197 @@
+"""Learning from retrievals end to end (issue 15): real proxy processes, the scripted LLM
+upstream, real tool outputs from the fidelity corpus.
+
+The scripted model fetches back every output of ``Bash`` it is shown compressed and never
+one of ``Grep``. After three such retrievals new ``Bash`` outputs reach the model whole while
+``Grep``'s are still compressed, and every output an earlier request carried keeps its exact
+bytes in every later request, whichever proxy serves it (the prompt cache holds them). Two
+proxies on one SQLite file, and two on one real redis-server, learn as one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from headroom.ccr.markers import find_keys
+from headroom.ccr.store import PendingWrites
+from headroom.transforms.base import CompressContext
+from headroom.transforms.pipeline import Pipeline
+from tests.support.llm_upstream import LLMUpstream, retrieve_call, text_turn, tool_turn
+from tests.support.proxy_process import ProxyProcess
+from tests.support.redis_server import RedisServer, must_run_redis_tests, redis_server_binary
+
+pytestmark = [pytest.mark.timeout(120)]
+
+CORPUS = Path(__file__).resolve().parents[1] / "fidelity" / "corpus"
+BASH = [
+    "b_dpkg_log_today",
+    "b_apt_install_graphviz_gnuplot_ruby",
+    "a_npm_install_verbose_jsdom",
+    "a_service_log_docs_mirror",
+]
+GREP = [
+    "a_ruff_requests_src",
+    "b_grep_raise_valueerror_site_packages",
+    "a_pylint_requests",
+    "a_ruff_requests_src",  # the same output again, in a later turn: it must not matter
+]
+RETRIEVING_TURNS = 3
+
+
+def _text(name: str) -> str:
+    return (CORPUS / f"{name}.txt").read_text()
+
+
+def _key(text: str) -> str:
+    """The key the proxy's marker names: a log's whole original (checked, not assumed)."""
+    result = Pipeline().compress(text, CompressContext("", PendingWrites()))
+    [key] = find_keys(result.output)
+    return key
+
+
+def _turn(i: int) -> list[dict[str, Any]]:
+    ask = {"role": "user", "content": f"step {i}: check the logs and the search hits"}
+    calls = {
+        "role": "assistant",
+        "content": [
+            {
+                "type": "tool_use",
+                "id": f"b{i}",
+                "name": "Bash",
+                "input": {"command": "journalctl -u app"},
+            },
+            {"type": "tool_use", "id": f"g{i}", "name": "Grep", "input": {"pattern": "x"}},
+        ],
+    }
+    results = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": f"b{i}", "content": _text(BASH[i])},
+            {"type": "tool_result", "tool_use_id": f"g{i}", "content": _text(GREP[i])},
+        ],
+    }
+    return [ask, calls, results]
+
+
+def _outputs(body: bytes) -> dict[str, str]:
+    """tool_use_id -> the tool_result content the upstream was sent."""
+    found: dict[str, str] = {}
+    for message in json.loads(body)["messages"]:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                if block.get("type") == "tool_result":
+                    found[block["tool_use_id"]] = block["content"]
+    return found
+
+
+def _conversation(llm: LLMUpstream, proxies: list[ProxyProcess]) -> list[dict[str, str]]:
+    """Four turns, served by the proxies in turn; what the upstream saw first at each."""
+    history: list[dict[str, Any]] = []
+    seen: list[dict[str, str]] = []
+    for i in range(len(BASH)):
+        history += _turn(i)
+        if i < RETRIEVING_TURNS:
+            call = retrieve_call(_key(_text(BASH[i])))
+            llm.script(tool_turn(call, text=f"Let me fetch the whole log of step {i}."))
+        llm.script(text_turn(f"step {i} looks fine"))
+        before = len(llm.posts("/v1/messages"))
+        proxy = proxies[i % len(proxies)]
+        reply = httpx.post(
+            proxy.url + "/v1/messages",
+            json={"model": "claude-sonnet-4", "max_tokens": 64, "messages": history},
+            headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+            timeout=30,
+            trust_env=False,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["content"][-1]["text"] == f"step {i} looks fine"
+        seen.append(_outputs(bytes(llm.posts("/v1/messages")[before].body)))
+        history.append({"role": "assistant", "content": reply.json()["content"]})
+    assert llm.pending == 0
+    return seen
+
+
+def _check(seen: list[dict[str, str]]) -> None:
+    last = len(BASH) - 1
+    for i in range(last):
+        assert seen[i][f"b{i}"] != _text(BASH[i]), f"step {i}: Bash output not compressed"
+    assert seen[last][f"b{last}"] == _text(BASH[last]), "a new Bash output was compressed"
+    for i in range(last + 1):
+        assert find_keys(seen[i][f"g{i}"]), f"step {i}: Grep output not compressed"
+    for later in range(1, last + 1):
+        for earlier in range(later):
+            for call in (f"b{earlier}", f"g{earlier}"):
+                assert seen[later][call] == seen[earlier][call], (
+                    f"request {later} changed the bytes of {call} sent in request {earlier}"
+                )
+
+
+def _learning(proxy: ProxyProcess) -> dict[str, Any]:
+    stats = httpx.get(proxy.url + "/stats", timeout=5, trust_env=False).json()
+    learning: dict[str, Any] = stats["learning"]
+    return learning
+
+
+def _row(learning: dict[str, Any], tool: str, kind: str) -> dict[str, Any]:
+    return next(r for r in learning["by_tool"] if (r["tool"], r["kind"]) == (tool, kind))
+
+
+def test_a_tool_whose_outputs_are_fetched_back_is_kept_whole_and_earlier_bytes_stay(
+    llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    proxy = start_proxy("--learning", "on")
+    _check(_conversation(llm, [proxy]))
+    learning = _learning(proxy)
+    # Counted for the tool and for the program it ran ("Bash:journalctl"); the program has
+    # evidence of its own, so its verdict decided and the kept-whole output counts there.
+    for name in ("Bash", "Bash:journalctl"):
+        bash = _row(learning, name, "log")
+        assert bash["decision"] == "lossless" and bash["retrieved"] == pytest.approx(3, abs=0.01)
+        assert bash["why"].startswith("lossless: 3.0 of 3.0")
+    assert bash["held_whole"] == pytest.approx(1, abs=0.01) and bash["extra_tokens"] > 0
+    grep = _row(learning, "Grep", "search")
+    assert grep["decision"] == "default" and grep["retrieved"] == 0
+    metrics = httpx.get(proxy.url + "/metrics", timeout=5, trust_env=False).text
+    assert 'headroom_learning_decision{decision="lossless",kind="log",tool="Bash"} 1' in metrics
+    assert 'headroom_learning_decision{decision="default",kind="search",tool="Grep"} 1' in metrics
+
+
+def test_learning_off_changes_nothing(
+    llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    proxy = start_proxy("--learning", "off")
+    seen = _conversation(llm, [proxy])
+    last = len(BASH) - 1
+    assert seen[last][f"b{last}"] != _text(BASH[last])  # still compressed
+    assert _learning(proxy) == {"enabled": False}
+
+
+def test_two_proxies_on_one_sqlite_file_learn_together(
+    llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess], tmp_path: Path
+) -> None:
+    flags = ("--learning", "on", "--ccr-backend", "sqlite", "--ccr-path", str(tmp_path / "c.db"))
+    proxies = [start_proxy(*flags), start_proxy(*flags)]
+    _check(_conversation(llm, proxies))
+    for proxy in proxies:
+        assert _row(_learning(proxy), "Bash", "log")["decision"] == "lossless"
+
+
+def test_two_proxies_on_one_redis_server_learn_together(
+    llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    if redis_server_binary() is None:
+        if must_run_redis_tests():
+            pytest.fail("redis-server is not installed [CI=true: Redis tests must run]")
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        flags = ("--learning", "on", "--ccr-backend", "redis", "--ccr-redis-url", server.url)
+        proxies = [start_proxy(*flags), start_proxy(*flags)]
+        _check(_conversation(llm, proxies))
+        for proxy in proxies:
+            assert _row(_learning(proxy), "Bash", "log")["decision"] == "lossless"
