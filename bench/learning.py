@@ -1,9 +1,15 @@
 """Learning from retrievals: a scripted agent conversation over the fidelity corpus, with the
 learner off and on (issue 15's target: retrievals down >= 50%, total tokens no higher).
 
-The conversation: 30 turns; turn ``t`` runs the tool of corpus artifact ``t`` (in corpus
-order, cycling) and the request carries every earlier turn's output as well, as an agent's
-history does. The agent calls its tools without saying why (the first user turn is the only
+Two conversations of 30 turns; turn ``t`` runs the tool of one corpus artifact and the
+request carries every earlier turn's output as well, as an agent's history does:
+
+* ``corpus``: artifacts 0..29 in corpus order, each once (every output a different program:
+  the hardest case for learning, which can only generalise across programs of one tool);
+* ``reruns``: the first 15 shell-tool artifacts, then the same 15 commands again (an agent
+  re-running its checks after a change; here the outputs come back identical, in a new turn,
+  so to the proxy they are new outputs).
+ The agent calls its tools without saying why (the first user turn is the only
 task text), which is how long sessions look, so the compressor has no question to aim at.
 The scripted model needs the artifact's needles: when one of them is missing from what it
 saw (content score of the fidelity bench) it retrieves the output, saying the question it
@@ -53,10 +59,15 @@ class Run:
         return self.prompt_tokens + self.retrieval_tokens
 
 
+def schedules(artifacts: list[Artifact]) -> dict[str, list[Artifact]]:
+    shell = [a for a in artifacts if a.manifest["tool"]["name"] in ("Bash", "exec_command")]
+    return {"corpus": artifacts[:TURNS], "reruns": (shell[: TURNS // 2] * 2)[:TURNS]}
+
+
 def _history(artifacts: list[Artifact], upto: int) -> bytes:
     messages: list[dict[str, Any]] = [{"role": "user", "content": TASK}]
     for t in range(upto + 1):
-        a = artifacts[t % len(artifacts)]
+        a = artifacts[t]
         tool = a.manifest.get("tool") or {"name": "Bash", "arguments": {}}
         call = {"type": "tool_use", "id": f"t{t}", "name": tool["name"], "input": tool["arguments"]}
         result = {"type": "tool_result", "tool_use_id": f"t{t}", "content": tool_result(a)}
@@ -67,7 +78,7 @@ def _history(artifacts: list[Artifact], upto: int) -> bytes:
         if t < upto:
             messages += [
                 {"role": "assistant", "content": [{"type": "text", "text": f"noted {t}"}]},
-                {"role": "user", "content": "go on"},
+                {"role": "user", "content": f"step {t + 1}: go on"},
             ]
     return json.dumps({"model": MODEL, "max_tokens": 1024, "messages": messages}).encode()
 
@@ -87,7 +98,7 @@ async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -
     memo = MemoPipeline(Pipeline())
     learner = Learner(MemoryBackend(), ttl=86_400.0) if learning else None
     for t in range(turns):
-        artifact = artifacts[t % len(artifacts)]
+        artifact = artifacts[t]
         body = _history(artifacts, t)
         steering = None
         if learner is not None:
@@ -115,46 +126,47 @@ async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -
         run.retrievals += 1
         run.retrieved_turns.append(t)
         run.retrieval_tokens += prompt + estimate_tokens(sent, MODEL)
-        if learner is not None:
-            for key in find_keys(seen):
-                found = await learner.record_retrieval(key)
-                if found is not None:
-                    question = str(artifact.manifest.get("question", ""))
-                    await learner.record_terms(found, wanted_terms(sent, seen, question))
+        keys = find_keys(seen)
+        if learner is not None and keys:  # the model fetches the output's (first) marker
+            found = await learner.record_retrieval(keys[0], estimate_tokens(sent, MODEL), prompt)
+            if found is not None:
+                question = str(artifact.manifest.get("question", ""))
+                await learner.record_terms(found, wanted_terms(sent, seen, question))
     return run
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    artifacts = load()
-    turns = 10 if quick else TURNS
-    rows = []
-    for learning in (False, True):
-        r = asyncio.run(_conversation(artifacts, learning, turns))
+    rows: list[dict[str, Any]] = []
+    for name, schedule in schedules(load()).items():
+        turns = min(len(schedule), 10 if quick else TURNS)
+        off, on = (
+            asyncio.run(_conversation(schedule, learning, turns)) for learning in (False, True)
+        )
+        for r in (off, on):
+            rows.append(
+                {
+                    "scenario": name,
+                    "learning": "on" if r.learning else "off",
+                    "turns": turns,
+                    "retrievals": r.retrievals,
+                    "prompt_tokens": r.prompt_tokens,
+                    "retrieval_tokens": r.retrieval_tokens,
+                    "total_tokens": r.total,
+                    "kept_whole": r.kept_whole,
+                    "retrieved_at": " ".join(map(str, r.retrieved_turns)),
+                }
+            )
         rows.append(
             {
-                "learning": "on" if learning else "off",
+                "scenario": name,
+                "learning": "on/off",
                 "turns": turns,
-                "retrievals": r.retrievals,
-                "prompt_tokens": r.prompt_tokens,
-                "retrieval_tokens": r.retrieval_tokens,
-                "total_tokens": r.total,
-                "kept_whole": r.kept_whole,
-                "retrieved_at": " ".join(map(str, r.retrieved_turns)),
+                "retrievals": round(on.retrievals / off.retrievals, 3) if off.retrievals else None,
+                "prompt_tokens": round(on.prompt_tokens / off.prompt_tokens, 3),
+                "retrieval_tokens": None,
+                "total_tokens": round(on.total / off.total, 3),
+                "kept_whole": None,
+                "retrieved_at": "",
             }
         )
-    off, on = rows
-    rows.append(
-        {
-            "learning": "on/off",
-            "turns": turns,
-            "retrievals": round(on["retrievals"] / off["retrievals"], 3)
-            if off["retrievals"]
-            else None,
-            "prompt_tokens": round(on["prompt_tokens"] / off["prompt_tokens"], 3),
-            "retrieval_tokens": None,
-            "total_tokens": round(on["total_tokens"] / off["total_tokens"], 3),
-            "kept_whole": None,
-            "retrieved_at": "",
-        }
-    )
     return rows

@@ -113,7 +113,7 @@ async def _learned(config: Config, reset: bool) -> int:
                 return 0
             figures = await learner.stats()
         finally:
-            await learner.backend.close()
+            await learner.close()
     finally:
         await store.close()
     sys.stdout.write(orjson.dumps(figures["by_tool"], option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -99,7 +99,7 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
         if fleet is not None:
             await fleet.close()
         if app.learner is not None:
-            await app.learner.backend.close()
+            await app.learner.close()
         if app.store is not None:
             await app.store.close()
 

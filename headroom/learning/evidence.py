@@ -5,8 +5,9 @@ After a retrieval the proxy has three texts: the original, what the model had se
 retrieval (the text of the turn that asked, and of the answer that followed). A dropped
 line is a line of the original that the seen text does not hold. A word is evidence when
 the model's words and a dropped line share it and it is rare in the original (in at most
-``RARE_SHARE`` of its lines, and never in the seen text): a word found everywhere, or one
-the model could have read already, says nothing about what it went back for.
+``RARE_SHARE`` of its lines): a word found everywhere says nothing about what it went back
+for. A word the kept lines also hold still counts (a hunk's header kept, its body dropped:
+the function's name is in both).
 
 Deterministic, bounded (``MAX_WORDS`` per retrieval, the said text cut at
 ``MAX_SAID_CHARS``), and no model download: plain word sets.
@@ -28,7 +29,6 @@ def wanted_terms(original: str, seen: str, said: str) -> list[str]:
     if not words:
         return []
     seen_lines = set(seen.splitlines())
-    seen_lower = seen.lower()
     lines = original.splitlines()
     dropped = [line.lower() for line in lines if line not in seen_lines]
     if not dropped:
@@ -36,8 +36,6 @@ def wanted_terms(original: str, seen: str, said: str) -> list[str]:
     cap = max(1, int(len(lines) * RARE_SHARE)) if len(lines) >= _MIN_LINES_FOR_SHARE else 1
     scored: list[tuple[int, str]] = []
     for word in words:
-        if word in seen_lower:
-            continue
         hits = sum(1 for line in dropped if word in line)
         if 0 < hits <= cap:
             scored.append((hits, word))

@@ -7,6 +7,9 @@ compression should do now, and keeps decisions once made.
   decision taken for the output (the steer applied, by its memo key) is recorded too.
 * ``record_retrieval``: a retrieval of a key counts against that key's (tool, kind).
 * ``record_terms``: the words a retrieval showed were wanted (``evidence.wanted_terms``).
+* Requests that only carry outputs compressed before add their savings in memory, written
+  with the next write or after ``FLUSH_S``: a request that re-sends a conversation costs
+  no store write (first sights, kept-whole outputs and retrievals are written at once).
 * ``steers``: what to apply to outputs seen for the first time, from a snapshot of the
   counters refreshed at most every ``REFRESH_S`` seconds.
 * ``decisions``: for outputs this process has not compressed, what was decided when some
@@ -32,15 +35,17 @@ from headroom.ccr.store import StoreError
 from headroom.learning.backend import LearnBackend
 from headroom.learning.model import EMPTY, Learned, counter, learned_names
 from headroom.transforms.base import Steer
+from headroom.transforms.tokens import estimate_tokens
 
 REFRESH_S = 1.0
+FLUSH_S = 1.0  # savings of outputs carried again are written at most this often
 PROVENANCE = "p"
 DECISIONS = "d"
 
 
 @dataclass(frozen=True)
 class Seen:
-    """One output compressed for the first time, as the learner needs it."""
+    """One output a request carried compressed (or kept whole), as the learner needs it."""
 
     tool: str
     program: str  # what a shell tool ran ("" for other tools), see ``program_of``
@@ -49,6 +54,7 @@ class Seen:
     tokens_after: int
     keys: tuple[str, ...]
     held: tuple[str, ...]  # strategies a lossless steer kept whole
+    first: bool = True  # its first sight anywhere (else: a request carrying it again)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class Learner:
         self._learned: Learned = EMPTY
         self._learned_at = -1e18
         self._refresh: asyncio.Lock | None = None
+        self._pending: dict[str, float] = {}  # savings of outputs carried again, not written
+        self._flushed_at = time.monotonic()
         self.counters = dict.fromkeys(
             ("retrievals", "unknown_retrievals", "terms", "refused", "errors"), 0
         )
@@ -132,26 +140,47 @@ class Learner:
             for name in learned_names(out.tool, out.program):
                 _count_seen(increments, name, out)
             _count_held(increments, learned, out)
-            record = orjson.dumps({"tool": out.tool, "program": out.program, "kind": out.strategy})
-            for key in out.keys:
-                records[key] = record
+            if out.first:
+                record = orjson.dumps(
+                    {"tool": out.tool, "program": out.program, "kind": out.strategy}
+                )
+                records.update(dict.fromkeys(out.keys, record))
         if records:
             await self.backend.put_records(PROVENANCE, records, self.ttl, now)
-        await self._add(increments, now)
+        if records or any(out.held for out in seen):
+            await self._add(increments, now)
+        else:  # only outputs carried again: counted, written with the next write or flush
+            for name, value in increments.items():
+                _add(self._pending, name, value)
+            if time.monotonic() - self._flushed_at >= FLUSH_S:
+                await self._add({}, now)
 
-    async def record_retrieval(self, key: str) -> Provenance | None:
-        """Count a retrieval of ``key``; the provenance it was counted under, if known."""
+    async def close(self) -> None:
+        """Write what is pending, then close the backend."""
+        try:
+            await self._add({}, self._clock())
+        finally:
+            await self.backend.close()
+
+    async def record_retrieval(
+        self, key: str, original_tokens: int, resent_tokens: int = 0
+    ) -> Provenance | None:
+        """Count a retrieval of ``key`` and what it cost (the original, and the request
+        re-sent to fetch it: 0 when the fetch came over HTTP); the provenance it was counted
+        under, if known."""
         self.counters["retrievals"] += 1
         found = await self.provenance(key)
         if found is None:
             self.counters["unknown_retrievals"] += 1
             return None
         if not self.readonly:
-            now = self._clock()
-            increments = {
-                counter("r", name, k): 1.0 for name in found.names for k in kinds_of(found.kind)
-            }
-            await self._add(increments, now)
+            increments: dict[str, float] = {}
+            for name in found.names:
+                for kind in kinds_of(found.kind):
+                    _add(increments, counter("r", name, kind), 1.0)
+                    _add(increments, counter("o", name, kind), original_tokens)
+                    _add(increments, counter("p", name, kind), resent_tokens)
+            await self._add(increments, self._clock())
         return found
 
     async def record_terms(self, found: Provenance, terms: Sequence[str]) -> None:
@@ -171,8 +200,14 @@ class Learner:
         self._learned, self._learned_at = EMPTY, -1e18
 
     async def _add(self, increments: Mapping[str, float], now: float) -> None:
-        if increments:
-            self.counters["refused"] += await self.backend.add(increments, now)
+        """Write ``increments`` and whatever was pending, in one backend call."""
+        merged = self._pending
+        self._pending = {}
+        for name, value in increments.items():
+            _add(merged, name, value)
+        self._flushed_at = time.monotonic()
+        if merged:
+            self.counters["refused"] += await self.backend.add(merged, now)
             self._learned_at = -1e18  # the next snapshot shows this
 
     async def stats(self) -> dict[str, Any]:
@@ -189,6 +224,11 @@ class Learner:
         }
 
 
+def tokens_of(data: bytes) -> int:
+    """Estimated tokens of bytes (a request body, an original), as compression counts them."""
+    return estimate_tokens(data.decode("utf-8", "replace"))
+
+
 def kinds_of(strategy: str) -> list[str]:
     """The compressors behind a result's strategy (``mixed:log+text`` names two)."""
     if strategy.startswith("mixed:"):
@@ -197,11 +237,14 @@ def kinds_of(strategy: str) -> list[str]:
 
 
 def _count_seen(into: dict[str, float], name: str, out: Seen) -> None:
-    """A first-seen output compressed lossily: evidence a later retrieval is measured on."""
+    """An output sent compressed: what this request saved (every request that carries it
+    saves again, as every request that re-sends it for a retrieval costs again), and, at
+    its first sight, one more compressed output a retrieval rate is measured on."""
     if not out.keys:
         return
     for kind in kinds_of(out.strategy):
-        _add(into, counter("c", name, kind), 1.0)
+        if out.first:
+            _add(into, counter("c", name, kind), 1.0)
         _add(into, counter("b", name, kind), out.tokens_before)
         _add(into, counter("a", name, kind), out.tokens_after)
 
@@ -218,7 +261,8 @@ def _count_held(into: dict[str, float], learned: Learned, out: Seen) -> None:
             continue
         _add(into, counter("k", name, kind), 1.0)
         _add(into, counter("x", name, kind), out.tokens_before * (1.0 - verdict.kept_share))
-        _add(into, counter("s", name, kind), min(1.0, verdict.rate))
+        if out.first:
+            _add(into, counter("s", name, kind), min(1.0, verdict.rate))
 
 
 def _add(into: dict[str, float], name: str, value: float) -> None:

@@ -4,21 +4,26 @@ Every ``headroom_retrieve`` call says a compression dropped something the model 
 evidence is kept as plain counters, each a (value, time) pair that halves every
 ``HALF_LIFE`` seconds, so old behaviour fades and nothing grows without bound:
 
-* ``c`` outputs of the tool and kind compressed lossily for the first time, ``b`` and ``a``
-  their estimated tokens before and after (their ratio is the share a compression keeps);
-* ``r`` retrievals of such outputs;
+* ``c`` outputs of the tool and kind compressed lossily for the first time; ``b`` and ``a``
+  their estimated tokens before and after, added for every request that carried them (an
+  agent re-sends its history each turn, so an output saves again in every later request;
+  their ratio is the share a compression keeps);
+* ``r`` retrievals of such outputs, ``o`` the tokens of the originals they fetched and ``p``
+  the tokens of the request each re-sent to fetch them (the follow-up carries the whole
+  conversation again);
 * ``t`` one per word of the dropped lines a retrieval showed were wanted (see
   ``evidence``);
-* ``k`` outputs kept whole because of a verdict, ``x`` the tokens that cost (what a
-  default compression would have removed, at the kept share seen so far), ``s`` the
-  retrievals that saved (the verdict's retrieval rate per such output).
+* ``k`` requests that carried an output kept whole because of a verdict, ``x`` the tokens
+  that cost (what a default compression would have removed, at the kept share seen so
+  far), ``s`` the retrievals that saved (the verdict's retrieval rate, once per output).
 
-A verdict is arithmetic on those counts. Keeping an output whole costs the tokens a
-compression would have removed, a share ``1 - kept`` of it; compressing it costs, with
-probability ``rate``, a retrieval of the whole original plus a round trip. So once there is
-enough evidence (``MIN_RETRIEVALS``) and ``rate >= (1 - kept) / (1 + ROUND_TRIP)``, the
-tool's outputs of that kind are kept whole ("lossless"). Below that, words seen in at least
-``MIN_TERM`` wanted lines join the relevance context ("terms"). Every verdict carries the
+A verdict is arithmetic on those counts. Compressing this tool's outputs of this kind saved
+``b - a`` tokens; the retrievals that compression caused cost ``o + p``. Once there is
+enough evidence (``MIN_RETRIEVALS``) and the retrievals cost at least what the compression
+saved, new outputs are kept whole ("lossless"): both sums are over the same decayed window,
+so this is "compressing it has cost more than it saved". Below that, words seen in at least
+``MIN_TERM`` wanted lines (one, for a program's own verdict) join the relevance context
+("terms"). Every verdict carries the
 numbers it was made from.
 """
 
@@ -34,13 +39,12 @@ import orjson
 from headroom.transforms.base import NO_STEER, Steer
 
 HALF_LIFE = 3 * 86_400.0
-MIN_RETRIEVALS = 3.0
-ROUND_TRIP = 0.1  # a retrieval also re-sends the turn: ~10% of the original, roughly
-MIN_TERM = 2.0
+MIN_RETRIEVALS = 2.0
+MIN_TERM = 2.0  # for a tool; for one program a single wanted line counts
 MAX_TERMS = 12
 FORGET_BELOW = 0.05  # a counter decayed below this is gone
 SEP = "\t"
-KINDS = ("c", "b", "a", "r", "t", "k", "x", "s")
+KINDS = ("c", "b", "a", "r", "o", "p", "t", "k", "x", "s")
 
 Counts = Mapping[str, tuple[float, float]]  # counter name -> (value, time it was last moved)
 
@@ -69,6 +73,8 @@ class Verdict:
     kind: str  # the compressor's strategy name ("log", "search", "smart_crusher", ...)
     compressed: float = 0.0
     retrieved: float = 0.0
+    retrieved_tokens: float = 0.0  # originals fetched
+    resent_tokens: float = 0.0  # requests re-sent to fetch them
     tokens_before: float = 0.0
     tokens_after: float = 0.0
     held: float = 0.0
@@ -85,21 +91,32 @@ class Verdict:
         return self.retrieved / self.compressed if self.compressed else 0.0
 
     @property
-    def break_even(self) -> float:
-        return (1.0 - self.kept_share) / (1.0 + ROUND_TRIP)
+    def saved(self) -> float:
+        """Tokens the compression of these outputs removed."""
+        return max(0.0, self.tokens_before - self.tokens_after)
+
+    @property
+    def retrieval_cost(self) -> float:
+        return self.retrieved_tokens + self.resent_tokens
 
     @property
     def lossless(self) -> bool:
-        return _at_least(self.retrieved, MIN_RETRIEVALS) and self.rate >= self.break_even
+        return _at_least(self.retrieved, MIN_RETRIEVALS) and self.retrieval_cost >= self.saved
 
     @property
     def has_evidence(self) -> bool:
         return _at_least(max(self.compressed, self.retrieved), MIN_RETRIEVALS)
 
     @property
+    def min_term(self) -> float:
+        """A program's outputs look alike, so one fetched-back line teaches; a tool's
+        programs differ (``Bash`` runs everything), so a word must recur."""
+        return 1.0 if PROGRAM_SEP in self.tool else MIN_TERM
+
+    @property
     def learned_terms(self) -> tuple[str, ...]:
         ranked = sorted(
-            (t for t, n in self.terms.items() if _at_least(n, MIN_TERM)),
+            (t for t, n in self.terms.items() if _at_least(n, self.min_term)),
             key=lambda t: (-self.terms[t], t),
         )
         return tuple(ranked[:MAX_TERMS])
@@ -112,19 +129,20 @@ class Verdict:
         return Steer(terms=terms) if terms else None
 
     def why(self) -> str:
+        cost = (
+            f"{self.retrieved:.1f} retrievals of {self.compressed:.1f} compressed outputs cost "
+            f"{self.retrieval_cost:,.0f} tokens (originals {self.retrieved_tokens:,.0f}, "
+            f"re-sent requests {self.resent_tokens:,.0f})"
+        )
         if self.lossless:
-            return (
-                f"lossless: {self.retrieved:.1f} of {self.compressed:.1f} compressed outputs "
-                f"fetched back (rate {self.rate:.2f}) >= break-even {self.break_even:.2f} "
-                f"(a compression keeps {self.kept_share:.0%})"
-            )
+            return f"lossless: {cost} >= the {self.saved:,.0f} the compression saved"
         terms = self.learned_terms
         if terms:
             shown = ", ".join(terms)
-            return f"keeps lines with {shown}: each was in >= {MIN_TERM:.0f} wanted lines"
+            return f"keeps lines with {shown}: words of dropped lines the model fetched and named"
         if not _at_least(self.retrieved, MIN_RETRIEVALS):
             return f"default: {self.retrieved:.1f} retrievals, fewer than {MIN_RETRIEVALS:.0f}"
-        return f"default: rate {self.rate:.2f} below break-even {self.break_even:.2f}"
+        return f"default: {cost} < the {self.saved:,.0f} the compression saved"
 
     def as_json(self) -> dict[str, Any]:
         steer = self.steer
@@ -135,6 +153,8 @@ class Verdict:
             "retrieved": round(self.retrieved, 2),
             "rate": round(self.rate, 3),
             "kept_share": round(self.kept_share, 3),
+            "saved_tokens": round(self.saved),
+            "retrieval_tokens": round(self.retrieval_cost),
             "decision": "lossless" if self.lossless else ("terms" if steer else "default"),
             "terms": list(self.learned_terms),
             "why": self.why(),
@@ -153,6 +173,8 @@ def _at_least(count: float, threshold: float) -> bool:
 _FIELD = {
     "c": "compressed",
     "r": "retrieved",
+    "o": "retrieved_tokens",
+    "p": "resent_tokens",
     "b": "tokens_before",
     "a": "tokens_after",
     "k": "held",

@@ -51,7 +51,27 @@ class ToolOutput:
 # Words in front of a command that are not the program it runs.
 _PREFIXES = frozenset({"sudo", "env", "time", "nice", "nohup", "exec", "command", "timeout"})
 _RUNNERS = frozenset({"python", "python3", "uv", "poetry", "npx", "pnpm", "yarn", "bunx"})
+# Programs whose first argument names what they do (``git diff`` and ``git blame`` print
+# different things): the program is named with it.
+_SUBCOMMANDS = frozenset(
+    {"git", "npm", "pnpm", "yarn", "cargo", "go", "docker", "kubectl", "pip", "pip3",
+     "apt", "apt-get", "dnf", "brew", "gh", "terraform", "dotnet", "mvn", "gradle"}
+)  # fmt: skip
 _SEGMENT_SPLIT = re.compile(r"&&|\|\||;|\|")
+
+
+def _subcommand(words: list[str]) -> str:
+    """The first word that is not an option, nor the value of ``-C``/``-c`` (``git -C repo
+    log``: ``log``)."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("-C", "-c"):
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return ""
 
 
 def program_of(arguments: Any) -> str:
@@ -82,6 +102,9 @@ def program_of(arguments: Any) -> str:
         if not words or words[0] == "cd":
             continue
         program = words[0].rsplit("/", 1)[-1]
+        if program in _SUBCOMMANDS:
+            sub = _subcommand(words[1:])
+            return f"{program} {sub}".strip()[:40] if sub.isidentifier() or "-" in sub else program
         if program in ("bash", "sh", "zsh") and words[1:2] == ["-lc"]:
             return program_of({"command": " ".join(words[2:])})
         if program in _RUNNERS and len(words) > 1:

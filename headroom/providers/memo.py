@@ -30,7 +30,7 @@ DEFAULT_MAX_BYTES = 64 << 20
 @dataclass(frozen=True)
 class Sight:
     """How one output met the memo: ``hit`` (compressed before in this process) and the
-    strategies a lossless steer kept whole on a miss."""
+    strategies a lossless steer kept whole (when it was first compressed)."""
 
     hit: bool
     held: tuple[str, ...]
@@ -41,6 +41,7 @@ class _Memo:
     result: CompressResult
     originals: tuple[bytes, ...]
     size: int
+    held: tuple[str, ...] = ()
 
 
 class MemoPipeline:
@@ -78,7 +79,7 @@ class MemoPipeline:
                 self.hits += 1
         if memo is not None:
             _replay(memo, ctx.store)
-            return memo.result, Sight(True, ())
+            return memo.result, Sight(True, memo.held)
         staged = PendingWrites()
         inner = CompressContext(ctx.query, staged, ctx.model, ctx.steer)
         result, stats = self.pipeline.compress_with_stats(
@@ -91,9 +92,8 @@ class MemoPipeline:
         ):
             stages[name] = stages.get(name, 0.0) + ms
         originals = tuple(staged.items.values())
-        memo = _Memo(
-            result, originals, len(result.output) + sum(len(o) for o in originals) + len(key)
-        )
+        size = len(result.output) + sum(len(o) for o in originals) + len(key)
+        memo = _Memo(result, originals, size, tuple(stats.held))
         _replay(memo, ctx.store)
         with self._lock:
             self.misses += 1

@@ -67,7 +67,8 @@ class Rewrite:
     streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
     memo_size: tuple[int, int] | None = None  # the compression process's memo after this
     # Learning: decision keys to fetch before this body can be compressed (nothing was
-    # compressed yet), outputs seen for the first time, and decisions taken for them.
+    # compressed yet), the outputs compressed or kept whole, and decisions taken for those
+    # seen for the first time.
     needs: list[str] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     decided: dict[str, bytes] = field(default_factory=dict)
@@ -151,7 +152,8 @@ def _compress(
     result: Rewrite,
 ) -> CompressResult:
     """One output, steered by what was decided for it before or, at its first sight, by
-    what was learned about its tool; a first sight is noted for the learner."""
+    what was learned about its tool. Every output sent compressed or kept whole is noted
+    for the learner (what each request saved or cost), its first sight marked."""
     decided, key = None, ""
     if steering is not None:
         key = decision_key(output.text, ctx)
@@ -166,9 +168,10 @@ def _compress(
         compressed, sight = pipeline.compress_seen(output.text, ctx, result.stages)
     else:
         compressed, sight = pipeline.compress(output.text, ctx), Sight(False, ())
-    if steering is not None and decided is None and not sight.hit:
-        if compressed.modified or sight.held:
-            result.decided[key] = encode_steer(ctx.steer)
+    first = decided is None and not sight.hit
+    if steering is not None and first and (compressed.modified or sight.held):
+        result.decided[key] = encode_steer(ctx.steer)
+    if steering is not None and (compressed.keys or sight.held):
         result.seen.append(
             Seen(
                 output.tool_name,
@@ -178,6 +181,7 @@ def _compress(
                 compressed.tokens_after,
                 compressed.keys,
                 sight.held,
+                first,
             )
         )
     return compressed

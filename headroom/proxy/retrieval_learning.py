@@ -1,10 +1,12 @@
 """What a retrieval teaches: count it against the output it came from, and find the words the
 model used that only the dropped lines carried (``learning.evidence``).
 
-Runs after the tool loop looked the hashes up, before the follow-up leaves. The evidence
-needs the original, what the model saw of it (the output in the forwarded body whose marker
-names the key) and what the model said in the turn that asked; the comparison runs in a
-worker thread, since an original may be megabytes.
+Runs after the tool loop looked the hashes up, before the follow-up leaves. A retrieval
+costs the original and the request re-sent to fetch it (both counted, see
+``learning.model``). The evidence needs the original, what the model saw of it (the output
+in the forwarded body whose marker names the key) and what the model said in the turn that
+asked; the comparison and the token counts run in a worker thread, since an original may
+be megabytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from headroom.learning.evidence import wanted_terms
-from headroom.learning.learner import guarded
+from headroom.learning.learner import guarded, tokens_of
 from headroom.providers.base import Provider
 from headroom.providers.retrieval import answer_text, output_naming
 from headroom.proxy.seams import ExchangeView
@@ -33,8 +35,10 @@ async def learn_from_retrievals(
         return
     said = answer_text(provider, response) if response is not None else ""
     request_id = ex.request_id.decode()
+    resent = await asyncio.to_thread(tokens_of, body)
     for key, original in found:
-        call = learner.record_retrieval(key)
+        size = await asyncio.to_thread(tokens_of, original)
+        call = learner.record_retrieval(key, size, resent)
         provenance = await guarded(learner, "retrieval", call, ex.app.log, request_id=request_id)
         if provenance is None or not said or not body:
             continue

@@ -20,6 +20,7 @@ present the proxy token (``Authorization: Bearer`` or ``X-Headroom-Proxy-Token``
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
@@ -31,7 +32,7 @@ import orjson
 from headroom.ccr.markers import normalize_key
 from headroom.ccr.store import CCRStore, Entry, StoreError
 from headroom.config import Config
-from headroom.learning.learner import Learner
+from headroom.learning.learner import Learner, tokens_of
 from headroom.proxy.local import (
     LocalRequest,
     LocalResponse,
@@ -120,7 +121,7 @@ class RetrieveRoutes:
         if isinstance(result, Entry):
             self.counters["retrievals_ok"] += 1
             log.info("ccr_retrieve key=%s size=%d", key, len(result.original))
-            await self._learn(key)
+            await self._learn(key, result.original)
             return json_response(200, _entry_payload(result))
         if result.status == "expired":
             self.counters["retrievals_expired"] += 1
@@ -133,13 +134,14 @@ class RetrieveRoutes:
         self.counters["retrievals_not_found"] += 1
         return error_response(404, "not_found", f"no CCR entry {key} in this store")
 
-    async def _learn(self, key: str) -> None:
+    async def _learn(self, key: str, original: bytes) -> None:
         """A fetch over HTTP is a retrieval too (an MCP tool or a script asked for it); it
         counts against its output, without the words a tool loop would see."""
         if self.learner is None:
             return
         try:
-            await self.learner.record_retrieval(key)
+            size = await asyncio.to_thread(tokens_of, original)
+            await self.learner.record_retrieval(key, size)
         except StoreError as exc:
             self.learner.counters["errors"] += 1
             log.warning("learning_failed what=retrieval key=%s %s", key, exc)

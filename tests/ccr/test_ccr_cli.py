@@ -95,7 +95,7 @@ def test_learned_lists_what_retrievals_taught_and_reset_clears_it(tmp_path: Path
             for i in range(3):
                 key = f"{i:024x}"
                 await learner.record_compressed([Seen("Bash", "", "log", 900, 100, (key,), ())], {})
-                await learner.record_retrieval(key)
+                await learner.record_retrieval(key, 900, 300)
         finally:
             await learner.backend.close()
 
@@ -104,7 +104,7 @@ def test_learned_lists_what_retrievals_taught_and_reset_clears_it(tmp_path: Path
     assert shown.returncode == 0, shown.stderr
     [row] = json.loads(shown.stdout)
     assert (row["tool"], row["kind"], row["decision"]) == ("Bash", "log", "lossless")
-    assert row["why"].startswith("lossless: 3.0 of 3.0 compressed outputs fetched back")
+    assert row["why"].startswith("lossless: 3.0 retrievals of 3.0 compressed outputs cost 3,600")
     cleared = _ccr("learned", "--reset", "--ccr-path", str(path))
     assert cleared.returncode == 0 and b"cleared" in cleared.stderr
     assert json.loads(_ccr("learned", "--ccr-path", str(path)).stdout) == []

@@ -124,14 +124,17 @@ def test_a_learner_on_each_backend_learns_lossless_from_retrievals(harness: Harn
                 key = f"{i:024x}"
                 seen = Seen("Bash", "", "log", 1000, 200, (key,), ())
                 await learner.record_compressed([seen], {f"d{i}": b"{}"})
-                assert await learner.record_retrieval(key) is not None
-            assert await learner.record_retrieval("f" * 24) is None
+                assert await learner.record_retrieval(key, 1000) is not None
+            assert await learner.record_retrieval("f" * 24, 1000) is None
             steers = await learner.steers()
             assert steers["Bash"]["log"].lossless
             stats = await learner.stats()
             row = stats["by_tool"][0]
             assert (row["tool"], row["kind"], row["decision"]) == ("Bash", "log", "lossless")
-            assert "4.0 of 4.0" in row["why"]
+            assert row["why"] == (
+                "lossless: 4.0 retrievals of 4.0 compressed outputs cost 4,000 tokens "
+                "(originals 4,000, re-sent requests 0) >= the 3,200 the compression saved"
+            )
             assert stats["unknown_retrievals"] == 1
             assert await learner.decisions(["d0", "d9"]) == {"d0": b"{}"}
         finally:

@@ -2,7 +2,9 @@
 upstream, real tool outputs from the fidelity corpus.
 
 The scripted model fetches back every output of ``Bash`` it is shown compressed and never
-one of ``Grep``. After three such retrievals new ``Bash`` outputs reach the model whole while
+one of ``Grep``. After two such retrievals (each re-sends the whole conversation and the
+agent's long system prompt, so together they cost more than compressing ``Bash``'s outputs
+saved) new ``Bash`` outputs reach the model whole while
 ``Grep``'s are still compressed, and every output an earlier request carried keeps its exact
 bytes in every later request, whichever proxy serves it (the prompt cache holds them). Two
 proxies on one SQLite file, and two on one real redis-server, learn as one.
@@ -41,7 +43,12 @@ GREP = [
     "a_pylint_requests",
     "a_ruff_requests_src",  # the same output again, in a later turn: it must not matter
 ]
-RETRIEVING_TURNS = 3
+RETRIEVING_TURNS = 2
+# An agent's system prompt and tool definitions run to tens of thousands of tokens (Claude
+# Code's are ~20k), and a retrieval re-sends them with the whole conversation: that is what
+# makes fetching outputs back cost more than compressing them saved. A real document stands
+# in for it (no compressor touches a system prompt).
+SYSTEM = (CORPUS / "b_debian_python_policy_html.txt").read_text()
 
 
 def _text(name: str) -> str:
@@ -104,7 +111,12 @@ def _conversation(llm: LLMUpstream, proxies: list[ProxyProcess]) -> list[dict[st
         proxy = proxies[i % len(proxies)]
         reply = httpx.post(
             proxy.url + "/v1/messages",
-            json={"model": "claude-sonnet-4", "max_tokens": 64, "messages": history},
+            json={
+                "model": "claude-sonnet-4",
+                "max_tokens": 64,
+                "system": SYSTEM,
+                "messages": history,
+            },
             headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
             timeout=30,
             trust_env=False,
@@ -118,13 +130,11 @@ def _conversation(llm: LLMUpstream, proxies: list[ProxyProcess]) -> list[dict[st
 
 
 def _check(seen: list[dict[str, str]]) -> None:
-    last = len(BASH) - 1
-    for i in range(last):
-        assert seen[i][f"b{i}"] != _text(BASH[i]), f"step {i}: Bash output not compressed"
-    assert seen[last][f"b{last}"] == _text(BASH[last]), "a new Bash output was compressed"
-    for i in range(last + 1):
+    for i in range(len(BASH)):
+        whole = seen[i][f"b{i}"] == _text(BASH[i])
+        assert whole == (i >= RETRIEVING_TURNS), f"step {i}: Bash output whole: {whole}"
         assert find_keys(seen[i][f"g{i}"]), f"step {i}: Grep output not compressed"
-    for later in range(1, last + 1):
+    for later in range(1, len(BASH)):
         for earlier in range(later):
             for call in (f"b{earlier}", f"g{earlier}"):
                 assert seen[later][call] == seen[earlier][call], (
@@ -149,16 +159,24 @@ def test_a_tool_whose_outputs_are_fetched_back_is_kept_whole_and_earlier_bytes_s
     _check(_conversation(llm, [proxy]))
     learning = _learning(proxy)
     # Counted for the tool and for the program it ran ("Bash:journalctl"); the program has
-    # evidence of its own, so its verdict decided and the kept-whole output counts there.
+    # evidence of its own, so its verdict decided and the kept-whole outputs count there.
+    # Steps 2 and 3 carried the compressed outputs of steps 0 and 1 again, which saved
+    # again: the verdict is whatever the sums say now, and says it.
     for name in ("Bash", "Bash:journalctl"):
         bash = _row(learning, name, "log")
-        assert bash["decision"] == "lossless" and bash["retrieved"] == pytest.approx(3, abs=0.01)
-        assert bash["why"].startswith("lossless: 3.0 of 3.0")
-    assert bash["held_whole"] == pytest.approx(1, abs=0.01) and bash["extra_tokens"] > 0
+        assert bash["retrieved"] == pytest.approx(2, abs=0.01)
+        costly = bash["retrieval_tokens"] >= bash["saved_tokens"] > 0
+        assert bash["decision"] == ("lossless" if costly else "default")
+        assert bash["why"].startswith(f"{bash['decision']}: 2.0 retrievals of 2.0 compressed")
+    # kept whole: step 2's output in requests 2 and 3, step 3's in request 3
+    assert bash["held_whole"] == pytest.approx(3, abs=0.01) and bash["extra_tokens"] > 0
     grep = _row(learning, "Grep", "search")
     assert grep["decision"] == "default" and grep["retrieved"] == 0
     metrics = httpx.get(proxy.url + "/metrics", timeout=5, trust_env=False).text
-    assert 'headroom_learning_decision{decision="lossless",kind="log",tool="Bash"} 1' in metrics
+    decision = _row(learning, "Bash", "log")["decision"]
+    assert (
+        f'headroom_learning_decision{{decision="{decision}",kind="log",tool="Bash"}} 1' in metrics
+    )
     assert 'headroom_learning_decision{decision="default",kind="search",tool="Grep"} 1' in metrics
 
 
@@ -178,8 +196,8 @@ def test_two_proxies_on_one_sqlite_file_learn_together(
     flags = ("--learning", "on", "--ccr-backend", "sqlite", "--ccr-path", str(tmp_path / "c.db"))
     proxies = [start_proxy(*flags), start_proxy(*flags)]
     _check(_conversation(llm, proxies))
-    for proxy in proxies:
-        assert _row(_learning(proxy), "Bash", "log")["decision"] == "lossless"
+    one, two = (_row(_learning(p), "Bash", "log") for p in proxies)
+    assert one == two and one["retrieved"] == pytest.approx(2, abs=0.01)
 
 
 def test_two_proxies_on_one_redis_server_learn_together(
@@ -193,5 +211,5 @@ def test_two_proxies_on_one_redis_server_learn_together(
         flags = ("--learning", "on", "--ccr-backend", "redis", "--ccr-redis-url", server.url)
         proxies = [start_proxy(*flags), start_proxy(*flags)]
         _check(_conversation(llm, proxies))
-        for proxy in proxies:
-            assert _row(_learning(proxy), "Bash", "log")["decision"] == "lossless"
+        one, two = (_row(_learning(p), "Bash", "log") for p in proxies)
+        assert one == two and one["retrieved"] == pytest.approx(2, abs=0.01)

@@ -18,6 +18,7 @@ from headroom.learning.model import (
     decayed,
     decode_steer,
     encode_steer,
+    steer_for,
 )
 from headroom.transforms.base import CompressContext, Steer
 from headroom.transforms.pipeline import Pipeline
@@ -42,33 +43,49 @@ def test_a_count_halves_every_half_life() -> None:
     assert decayed(8.0, NOW, NOW - 100) == 8.0  # a clock behind the writer's never grows it
 
 
-def test_lossless_needs_enough_retrievals_and_a_rate_past_break_even() -> None:
-    # keeps 20%: break-even rate (1 - 0.2) / 1.1 = 0.73
-    few = Learned.of(_counts(c=2, r=2, b=1000, a=200), NOW).verdict("Bash", "log")
+def test_lossless_once_the_retrievals_cost_more_than_the_compression_saved() -> None:
+    few = Learned.of(_counts(c=1, r=1, o=5000, b=1000, a=200), NOW).verdict("Bash", "log")
     assert few is not None and not few.lossless
     assert f"fewer than {MIN_RETRIEVALS:.0f}" in few.why()
-    rare = Learned.of(_counts(c=10, r=5, b=1000, a=200), NOW).verdict("Bash", "log")
-    assert rare is not None and not rare.lossless
-    assert "below break-even 0.73" in rare.why()
-    often = Learned.of(_counts(c=10, r=8, b=1000, a=200), NOW).verdict("Bash", "log")
+    # 10 outputs saved 8,000 tokens; 2 retrievals cost 2,000 + 3,000 re-sent
+    rare = Learned.of(_counts(c=10, r=2, o=2000, p=3000, b=10000, a=2000), NOW)
+    verdict = rare.verdict("Bash", "log")
+    assert verdict is not None and not verdict.lossless
+    assert verdict.why() == (
+        "default: 2.0 retrievals of 10.0 compressed outputs cost 5,000 tokens (originals "
+        "2,000, re-sent requests 3,000) < the 8,000 the compression saved"
+    )
+    costly = _counts(c=10, r=3, o=3000, p=6000, b=10000, a=2000)
+    often = Learned.of(costly, NOW).verdict("Bash", "log")
     assert often is not None and often.lossless
-    assert often.why().startswith("lossless: 8.0 of 10.0")
-    assert Learned.of(_counts(c=10, r=8, b=1000, a=200), NOW).steers() == {
-        "Bash": {"log": Steer(lossless=True)}
-    }
+    assert often.why().startswith("lossless: 3.0 retrievals of 10.0 compressed outputs cost 9,000")
+    assert Learned.of(costly, NOW).steers() == {"Bash": {"log": Steer(lossless=True)}}
 
 
 def test_evidence_fades_until_the_decision_is_default_again() -> None:
-    counts = _counts(c=10, r=8, b=1000, a=200)
+    counts = _counts(c=10, r=4, o=4000, p=6000, b=10000, a=2000)
     assert Learned.of(counts, NOW).steers()
-    later = Learned.of(counts, NOW + 2 * HALF_LIFE)  # 8 retrievals are now 2: too few
+    later = Learned.of(counts, NOW + 2 * HALF_LIFE)  # 4 retrievals are now 1: too few
     assert later.steers() == {}
     gone = Learned.of(counts, NOW + 20 * HALF_LIFE)
     assert gone.verdicts == {} and len(gone.faded) == len(counts)
 
 
+def test_a_program_with_evidence_of_its_own_overrides_its_tool() -> None:
+    """``Bash`` as a whole is kept whole (its greps were fetched back), but its ``pytest``
+    runs, never fetched, keep being compressed; a program without evidence follows Bash."""
+    counts = _counts(c=10, r=4, o=4000, p=6000, b=10000, a=2000)
+    counts[counter("c", "Bash:pytest", "log")] = (5.0, NOW)
+    counts[counter("b", "Bash:pytest", "log")] = (5000.0, NOW)
+    counts[counter("a", "Bash:pytest", "log")] = (1000.0, NOW)
+    steers = Learned.of(counts, NOW).steers()
+    assert steer_for(steers, "Bash", "pytest") == {}
+    assert steer_for(steers, "Bash", "grep") == {"log": Steer(lossless=True)}
+    assert steer_for(steers, "Read", "") == {}
+
+
 def test_terms_need_two_wanted_lines_and_are_capped() -> None:
-    counts = _counts(c=10, r=2, b=1000, a=200)
+    counts = _counts(c=10, r=2, b=10000, a=2000)
     counts[counter("t", "Bash", "log", "upgrade")] = (3.0, NOW)
     counts[counter("t", "Bash", "log", "purge")] = (1.0, NOW)  # seen once: not yet
     for i in range(20):

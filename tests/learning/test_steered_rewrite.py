@@ -51,7 +51,7 @@ def test_a_first_sight_is_compressed_as_learned_and_its_decision_recorded() -> N
     plain = _steered(MemoPipeline(Pipeline()), {})
     assert plain.changed
     [seen] = plain.seen
-    assert (seen.tool, seen.strategy, seen.held) == ("Bash", "log", ())
+    assert (seen.tool, seen.strategy, seen.held, seen.first) == ("Bash", "log", (), True)
     assert seen.keys and seen.tokens_after < seen.tokens_before
     [(key, decided)] = plain.decided.items()
     assert decided == encode_steer({})
@@ -68,13 +68,15 @@ def test_an_output_decided_before_keeps_its_bytes_whatever_was_learned_since() -
     memo = MemoPipeline(Pipeline())
     _steered(memo, {})
     again = rewrite_request(_body(), ANTHROPIC, memo, steering=Steering(LOSSLESS))
-    assert not again.needs and again.body == first.body and again.seen == []
+    assert not again.needs and again.body == first.body and again.decided == {}
+    assert [s.first for s in again.seen] == [False]  # carried again: it saves again
     # Another process (a fresh memo): the decision record says how it was compressed.
     other = MemoPipeline(Pipeline())
     asked = rewrite_request(_body(), ANTHROPIC, other, steering=Steering(LOSSLESS))
     assert asked.needs == list(first.decided)
     replay = rewrite_request(_body(), ANTHROPIC, other, steering=Steering(LOSSLESS, first.decided))
-    assert replay.body == first.body and replay.seen == [] and replay.decided == {}
+    assert replay.body == first.body and replay.decided == {}
+    assert [s.first for s in replay.seen] == [False]
 
 
 def test_without_learning_a_rewrite_neither_asks_nor_records() -> None:

@@ -398,3 +398,26 @@ def test_only_the_top_level_stream_key_decides_streaming() -> None:
     tool_use["input"] = {"stream": True}
     only_nested = json.dumps({"model": "m", "messages": messages}).encode()
     assert rewrite_request(only_nested, ANTHROPIC, Pipeline()).streams is False
+
+
+def test_program_of_names_what_a_shell_tool_ran() -> None:
+    from headroom.providers.base import program_of
+
+    cases = {
+        "grep -rn 'raise ValueError' .": "grep",
+        "cd repo && python -m pytest -q": "pytest",
+        "DEBIAN_FRONTEND=noninteractive sudo -n apt-get install -y ruby": "apt-get install",
+        "git -C repo diff HEAD~1 HEAD": "git diff",
+        "timeout 60 /usr/bin/make -k": "make",
+        "bash -lc 'npx tsc --noEmit'": "tsc",
+        "ls -lR pip | head -n 50": "ls",
+        "uv run pytest tests": "pytest",
+    }
+    for command, program in cases.items():
+        assert program_of({"command": command}) == program, command
+    assert program_of({"cmd": ["bash", "-lc", "cargo build"]}) == "cargo build"  # Codex
+    assert program_of({"file_path": "/etc/hosts"}) == ""
+    assert program_of("grep x") == ""
+    body = _anthropic_body()
+    [output] = [o for o in ANTHROPIC.find_outputs(json.loads(body)) if o.tool_name == "Bash"]
+    assert output.program == "pytest"  # the call's {"cmd": "pytest"}, as Codex spells it
