@@ -13,7 +13,8 @@ request carries every earlier turn's output as well, as an agent's history does:
 task text), which is how long sessions look, so the compressor has no question to aim at.
 The scripted model needs the artifact's needles: when one of them is missing from what it
 saw (content score of the fidelity bench) it retrieves the output, saying the question it
-is answering, which the learner takes as evidence like the proxy's tool loop does.
+is answering, and then answers quoting the needed lines; the learner takes both as
+evidence, as the proxy's tool loop does with the asking turn and the answer after it.
 
 Tokens, both runs: every turn's prompt (the forwarded size of all outputs in the history),
 plus, per retrieval, a second request (the prompt again) carrying the whole original.
@@ -129,9 +130,11 @@ async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -
         keys = find_keys(seen)
         if learner is not None and keys:  # the model fetches the output's (first) marker
             found = await learner.record_retrieval(keys[0], estimate_tokens(sent, MODEL), prompt)
-            if found is not None:
-                question = str(artifact.manifest.get("question", ""))
+            if found is not None:  # the turn that asked names the question; the answer
+                question = str(artifact.manifest.get("question", ""))  # quotes the lines
                 await learner.record_terms(found, wanted_terms(sent, seen, question))
+                answer = "\n".join(artifact.needles)
+                await learner.record_terms(found, wanted_terms(sent, seen, answer))
     return run
 
 

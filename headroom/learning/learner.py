@@ -7,9 +7,10 @@ compression should do now, and keeps decisions once made.
   decision taken for the output (the steer applied, by its memo key) is recorded too.
 * ``record_retrieval``: a retrieval of a key counts against that key's (tool, kind).
 * ``record_terms``: the words a retrieval showed were wanted (``evidence.wanted_terms``).
-* Requests that only carry outputs compressed before add their savings in memory, written
-  with the next write or after ``FLUSH_S``: a request that re-sends a conversation costs
-  no store write (first sights, kept-whole outputs and retrievals are written at once).
+* Requests that only carry outputs compressed (or kept whole) before add their savings and
+  costs in memory, written with the next write or after ``FLUSH_S``: a request that
+  re-sends a conversation costs no store write (first sights and retrievals are written
+  at once).
 * ``steers``: what to apply to outputs seen for the first time, from a snapshot of the
   counters refreshed at most every ``REFRESH_S`` seconds.
 * ``decisions``: for outputs this process has not compressed, what was decided when some
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from headroom.transforms.base import Steer
 from headroom.transforms.tokens import estimate_tokens
 
 REFRESH_S = 1.0
+MAX_BACKGROUND = 64  # learning tasks in flight; past it new evidence is dropped, and counted
 FLUSH_S = 1.0  # savings of outputs carried again are written at most this often
 PROVENANCE = "p"
 DECISIONS = "d"
@@ -55,6 +57,7 @@ class Seen:
     keys: tuple[str, ...]
     held: tuple[str, ...]  # strategies a lossless steer kept whole
     first: bool = True  # its first sight anywhere (else: a request carrying it again)
+    extra: int = 0  # tokens its steer kept beyond the default compression (measured)
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,11 @@ class Learner:
         self._learned: Learned = EMPTY
         self._learned_at = -1e18
         self._refresh: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, float] = {}  # savings of outputs carried again, not written
         self._flushed_at = time.monotonic()
         self.counters = dict.fromkeys(
-            ("retrievals", "unknown_retrievals", "terms", "refused", "errors"), 0
+            ("retrievals", "unknown_retrievals", "terms", "refused", "errors", "dropped"), 0
         )
 
     # ------------------------------------------------------------ reading
@@ -147,7 +151,7 @@ class Learner:
                 records.update(dict.fromkeys(out.keys, record))
         if records:
             await self.backend.put_records(PROVENANCE, records, self.ttl, now)
-        if records or any(out.held for out in seen):
+        if records:
             await self._add(increments, now)
         else:  # only outputs carried again: counted, written with the next write or flush
             for name, value in increments.items():
@@ -155,9 +159,29 @@ class Learner:
             if time.monotonic() - self._flushed_at >= FLUSH_S:
                 await self._add({}, now)
 
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run learning beside the exchange that found the evidence: it must not delay an
+        answer, and must finish when the client closes as soon as it has read one (which
+        cancels the exchange). At most ``MAX_BACKGROUND`` at once."""
+        if len(self._tasks) >= MAX_BACKGROUND:
+            work.close()
+            self.counters["dropped"] += 1
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) for the learning tasks in flight."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
     async def close(self) -> None:
-        """Write what is pending, then close the backend."""
+        """Finish the tasks in flight (bounded), write what is pending, close the backend."""
         try:
+            await self.settle()
+            for task in self._tasks:
+                task.cancel()
             await self._add({}, self._clock())
         finally:
             await self.backend.close()
@@ -250,18 +274,23 @@ def _count_seen(into: dict[str, float], name: str, out: Seen) -> None:
 
 
 def _count_held(into: dict[str, float], learned: Learned, out: Seen) -> None:
-    """An output kept whole by a verdict: what it cost and saved, under the name whose
-    verdict decided (the program's where it has evidence of its own, else the tool's)."""
+    """What a steer cost in this request (``extra``: measured against the default
+    compression) and, at an output's first sight, the retrievals a kept-whole output is
+    expected to save; under the name whose verdict decided (the program's where it has
+    evidence of its own, else the tool's)."""
+    if not out.extra and not out.held:
+        return
     specific = learned_names(out.tool, out.program)[-1]
-    for kind in out.held:
-        own = learned.verdict(specific, kind)
-        name = specific if own is not None and own.has_evidence else out.tool
-        verdict = learned.verdict(name, kind)
-        if verdict is None or not verdict.lossless:
+    for kind in out.held or kinds_of(out.strategy):
+        own = learned.verdict(specific, kind)  # the program's steer wins where it has one
+        decided = own is not None and (own.has_evidence or own.steer is not None)
+        name = specific if decided else out.tool
+        _add(into, counter("x", name, kind), out.extra)
+        if kind not in out.held:
             continue
         _add(into, counter("k", name, kind), 1.0)
-        _add(into, counter("x", name, kind), out.tokens_before * (1.0 - verdict.kept_share))
-        if out.first:
+        verdict = learned.verdict(name, kind)
+        if out.first and verdict is not None:
             _add(into, counter("s", name, kind), min(1.0, verdict.rate))
 
 

@@ -65,8 +65,9 @@ def answer_text(provider: Provider, response: dict[str, Any]) -> str:
     """The text an answer says besides its tool calls (what the model said it looks for)."""
     if provider.name == "anthropic":
         return text_of(response.get("content"))
-    if provider.name == "openai_chat":
-        return text_of(chat_message(response).get("content"))
+    if provider.name == "openai_chat":  # a whole answer, or a streamed round's message
+        message = chat_message(response) if "choices" in response else response
+        return text_of(message.get("content"))
     items = response.get("output")
     if not isinstance(items, list):
         return ""

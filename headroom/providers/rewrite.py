@@ -171,7 +171,7 @@ def _compress(
     first = decided is None and not sight.hit
     if steering is not None and first and (compressed.modified or sight.held):
         result.decided[key] = encode_steer(ctx.steer)
-    if steering is not None and (compressed.keys or sight.held):
+    if steering is not None and (compressed.keys or sight.held or sight.extra):
         result.seen.append(
             Seen(
                 output.tool_name,
@@ -182,6 +182,7 @@ def _compress(
                 compressed.keys,
                 sight.held,
                 first,
+                sight.extra,
             )
         )
     return compressed

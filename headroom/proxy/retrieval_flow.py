@@ -16,6 +16,7 @@ from headroom.providers.base import Provider
 from headroom.providers.retrieval import follow_up
 from headroom.proxy import retrieval_loop
 from headroom.proxy.exchange import Exchange
+from headroom.proxy.retrieval_learning import Fetched, learn_from_answer
 from headroom.proxy.retrieval_loop import StreamRetrieval
 from headroom.proxy.seams import ClientGone, Decision, Outcome
 from headroom.proxy.sinks import HeldAnswer
@@ -71,9 +72,11 @@ async def continue_stream(
     """Serve the held headroom_retrieve calls and continue the client's stream with the
     follow-up answer, as many rounds as the model needs (bounded)."""
     message: str | None = None
+    fetched: list[Fetched] = []
     for _ in range(retrieval_loop.MAX_ROUNDS):
         answer = stream.stream.follow_up_response()
-        results = await retrieval_loop.lookup_all(ex, provider, stream.stream.calls, body, answer)
+        calls = stream.stream.calls
+        results = await retrieval_loop.lookup_all(ex, provider, calls, body, answer, fetched)
         body = follow_up(provider, body, answer, results)
         stream.next_round()
         ex.release_upstream()
@@ -86,6 +89,8 @@ async def continue_stream(
         if outcome is Outcome.OK:
             answer = stream.stream.follow_up_response()
             await retrieval_loop.remember_mixed(ex, provider, answer)
+            if ex.app.learner is not None and fetched:
+                ex.app.learner.in_background(learn_from_answer(ex, provider, fetched, answer))
             return
         if outcome is not Outcome.FOLLOW_UP:
             message = stream.error or ex.failure or f"follow-up {outcome.value}"

@@ -33,7 +33,7 @@ from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import DecodedTooLarge, DecodeError, content_coding, decode
 from headroom.proxy.headers import header_value
-from headroom.proxy.retrieval_learning import learn_from_retrievals
+from headroom.proxy.retrieval_learning import Fetched, learn_from_answer, learn_from_retrievals
 from headroom.proxy.seams import ExchangeView, Outcome
 
 MAX_ROUNDS = 3
@@ -50,6 +50,7 @@ async def complete(
     """The answer the client gets, after as many retrieval rounds as the model needs."""
     app = ex.app
     earlier: list[dict[str, Any]] = []  # what the rounds so far showed, our calls stripped
+    fetched: list[Fetched] = []
     for round_no in range(MAX_ROUNDS + 1):
         response = _parse(head, raw, app.config.max_body_bytes)
         if response is None:
@@ -58,6 +59,8 @@ async def complete(
         if not calls.ours:
             if not earlier:
                 return head, raw  # no round served: the upstream's exact bytes
+            if app.learner is not None and fetched:
+                app.learner.in_background(learn_from_answer(ex, provider, fetched, response))
             return _rewritten(head, with_earlier_rounds(provider, earlier, response))
         if calls.others or round_no == MAX_ROUNDS:
             app.log.info(
@@ -72,7 +75,7 @@ async def complete(
             final = strip_calls(provider, response)
             return _rewritten(head, with_earlier_rounds(provider, earlier, final))
         earlier.append(strip_calls(provider, response))
-        results = await lookup_all(ex, provider, calls.ours, body, response)
+        results = await lookup_all(ex, provider, calls.ours, body, response, fetched)
         body = follow_up(provider, body, response, results)
         headers = ex.upstream_headers(len(body))
         got = await fetch(
@@ -208,15 +211,21 @@ async def lookup_all(
     calls: list[RetrieveCall],
     body: bytes = b"",
     response: dict[str, Any] | None = None,
+    fetched: list[Fetched] | None = None,
 ) -> list[tuple[str, str]]:
-    """Tool results for our calls; each original found is also evidence for the learner
-    (``body``: what the model was sent, ``response``: the turn that asked)."""
+    """Tool results for our calls. Each original found is evidence for the learner
+    (``body``: what the model was sent, ``response``: the turn that asked) and is added
+    to ``fetched``, for the answer that follows to be read against it."""
     results: list[tuple[str, str]] = []
-    found: list[tuple[str, bytes]] = []
+    found: list[Fetched] = []
     for call in calls:
         text, entry = await _lookup(ex, call.key, call.raw)
         results.append((call.call_id, text))
         if entry is not None:
-            found.append((entry.key, entry.original))
-    await learn_from_retrievals(ex, provider, found, body, response)
+            found.append(Fetched(entry.key, entry.original, body))
+    learner = ex.app.learner
+    if response is not None and learner is not None and found:
+        learner.in_background(learn_from_retrievals(ex, provider, found, response))
+    if fetched is not None:
+        fetched.extend(found)
     return results

@@ -97,14 +97,17 @@ def _outputs(body: bytes) -> dict[str, str]:
     return found
 
 
-def _conversation(llm: LLMUpstream, proxies: list[ProxyProcess]) -> list[dict[str, str]]:
+def _conversation(
+    llm: LLMUpstream, proxies: list[ProxyProcess], learning: bool = True
+) -> list[dict[str, str]]:
     """Four turns, served by the proxies in turn; what the upstream saw first at each."""
     history: list[dict[str, Any]] = []
     seen: list[dict[str, str]] = []
     for i in range(len(BASH)):
         history += _turn(i)
+        key = _key(_text(BASH[i]))
         if i < RETRIEVING_TURNS:
-            call = retrieve_call(_key(_text(BASH[i])))
+            call = retrieve_call(key)
             llm.script(tool_turn(call, text=f"Let me fetch the whole log of step {i}."))
         llm.script(text_turn(f"step {i} looks fine"))
         before = len(llm.posts("/v1/messages"))
@@ -124,6 +127,10 @@ def _conversation(llm: LLMUpstream, proxies: list[ProxyProcess]) -> list[dict[st
         assert reply.status_code == 200, reply.text
         assert reply.json()["content"][-1]["text"] == f"step {i} looks fine"
         seen.append(_outputs(bytes(llm.posts("/v1/messages")[before].body)))
+        if learning and i < RETRIEVING_TURNS:  # learning runs beside the exchange: let it land
+            proxy.wait_for_log(
+                lambda e, key=key: e.get("event") == "learning_retrieval" and e["key"] == key
+            )
         history.append({"role": "assistant", "content": reply.json()["content"]})
     assert llm.pending == 0
     return seen
@@ -184,7 +191,7 @@ def test_learning_off_changes_nothing(
     llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
 ) -> None:
     proxy = start_proxy("--learning", "off")
-    seen = _conversation(llm, [proxy])
+    seen = _conversation(llm, [proxy], learning=False)
     last = len(BASH) - 1
     assert seen[last][f"b{last}"] != _text(BASH[last])  # still compressed
     assert _learning(proxy) == {"enabled": False}
@@ -213,3 +220,89 @@ def test_two_proxies_on_one_redis_server_learn_together(
         _check(_conversation(llm, proxies))
         one, two = (_row(_learning(p), "Bash", "log") for p in proxies)
         assert one == two and one["retrieved"] == pytest.approx(2, abs=0.01)
+
+
+LS = "b_ls_lR_pip_site_packages"
+LS_NEEDLES = json.loads((CORPUS / f"{LS}.json").read_text())["needles"]
+ANSWER = "pip/_vendor/pkg_resources/__init__.py is 109364 bytes (-rw-r--r-- root)."
+
+
+def _ls_turn(i: int, prefix: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        *prefix,
+        {"role": "user", "content": f"go on ({i})"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": f"l{i}",
+                    "name": "Bash",
+                    "input": {"command": "ls -lR pip"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": f"l{i}", "content": _text(LS)}],
+        },
+    ]
+
+
+def _post(proxy: ProxyProcess, messages: list[dict[str, Any]], stream: bool) -> str:
+    """The answer's last text, read whole (streamed or not)."""
+    payload = {"model": "claude-sonnet-4", "max_tokens": 64, "messages": messages}
+    headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+    if not stream:
+        reply = httpx.post(
+            proxy.url + "/v1/messages", json=payload, headers=headers, timeout=30, trust_env=False
+        )
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["content"][-1]["text"])
+    text = ""
+    with httpx.stream(
+        "POST",
+        proxy.url + "/v1/messages",
+        json={**payload, "stream": True},
+        headers=headers,
+        timeout=30,
+        trust_env=False,
+    ) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event.get("type") == "content_block_delta":
+                    text += event["delta"].get("text", "")
+    return text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_the_words_of_the_answer_after_a_retrieval_keep_those_lines_next_time(
+    llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess], stream: bool
+) -> None:
+    """The model fetches a listing back without saying why, then answers with the line it
+    needed; the next listing the same program prints keeps that line."""
+    proxy = start_proxy("--learning", "on")
+    first = _ls_turn(0, [])
+    llm.script(
+        tool_turn(retrieve_call(_key(_text(LS))), text="Let me see the whole listing."),
+        text_turn(ANSWER),
+    )
+    assert _post(proxy, first, stream).endswith(ANSWER)
+    seen_first = _outputs(bytes(llm.posts("/v1/messages")[0].body))["l0"]
+    assert [n for n in LS_NEEDLES if n not in seen_first.splitlines()]  # dropped at first
+    evidence = proxy.wait_for_log(  # from the answer (the asking turn named nothing useful)
+        lambda e: e.get("event") == "learning_evidence" and "pkg_resources" in e["terms"]
+    )
+    assert evidence["program"] == "ls" and evidence["tool"] == "Bash"
+    llm.script(text_turn("same as before"))
+    second = _ls_turn(1, [*first, {"role": "assistant", "content": ANSWER}])
+    assert _post(proxy, second, stream) == "same as before"
+    sent = _outputs(bytes(llm.posts("/v1/messages")[-1].body))
+    assert sent["l0"] == seen_first  # the first listing keeps its bytes
+    assert all(n in sent["l1"].splitlines() for n in LS_NEEDLES), "the learned line was dropped"
+    assert find_keys(sent["l1"])  # still compressed, only less
+    row = _row(_learning(proxy), "Bash:ls", "log")
+    assert row["decision"] == "terms" and "pkg_resources" in row["terms"]
+    assert row["extra_tokens"] > 0  # what keeping those lines cost, measured
