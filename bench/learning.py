@@ -84,7 +84,8 @@ def _history(artifacts: list[Artifact], upto: int) -> bytes:
     return json.dumps({"model": MODEL, "max_tokens": 1024, "messages": messages}).encode()
 
 
-def _forwarded(body: bytes) -> dict[str, str]:
+def tool_results(body: bytes) -> dict[str, str]:
+    """tool_use_id -> the tool_result content an Anthropic request body carries."""
     out: dict[str, str] = {}
     for message in json.loads(body)["messages"]:
         if isinstance(message["content"], list):
@@ -116,7 +117,7 @@ async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -
         if learner is not None:
             await learner.record_compressed(result.seen, result.decided)
             run.kept_whole += sum(1 for s in result.seen if s.held)
-        forwarded = _forwarded(result.body)
+        forwarded = tool_results(result.body)
         prompt = sum(estimate_tokens(text, MODEL) for text in forwarded.values())
         run.prompt_tokens += prompt
         seen = forwarded[f"t{t}"]

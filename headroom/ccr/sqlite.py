@@ -43,7 +43,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,6 +62,7 @@ from headroom.ccr.sqlite_file import (
     check_integrity,
     connect,
     describe,
+    immediate,
     prepare_file,
     statements,
     switch_to_wal,
@@ -261,16 +262,8 @@ class SqliteStore:
             raise sqlite3.ProgrammingError("store is not open")
         return self._conn
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db)
 
     # ------------------------------------------------------------ store thread only
 

@@ -4,10 +4,12 @@ processes sharing one file wait for each other instead of failing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -15,6 +17,19 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
     return db
+
+
+@contextlib.contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, its lock taken at once (``BEGIN IMMEDIATE``: two processes
+    never deadlock upgrading a read lock); rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def statements(script: str) -> list[str]:

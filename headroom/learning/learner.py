@@ -171,6 +171,11 @@ class Learner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def busy(self) -> int:
+        """Learning tasks in flight."""
+        return len(self._tasks)
+
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait (bounded) for the learning tasks in flight."""
         if self._tasks:

@@ -12,12 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headroom.ccr.sqlite_file import connect, describe, prepare_file, statements, switch_to_wal
+from headroom.ccr.sqlite_file import (
+    connect,
+    describe,
+    immediate,
+    prepare_file,
+    statements,
+    switch_to_wal,
+)
 from headroom.ccr.store import StoreError
 from headroom.learning.backend import MAX_COUNTERS, MAX_RECORDS, bump
 
@@ -115,16 +122,8 @@ class SqliteBackend:
             raise sqlite3.ProgrammingError("learning store is not open")
         return self._conn
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db)
 
     # ------------------------------------------------------------ thread only
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.learning import tool_results
 from headroom.ccr.markers import find_keys
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
@@ -86,17 +87,6 @@ def _turn(i: int) -> list[dict[str, Any]]:
     return [ask, calls, results]
 
 
-def _outputs(body: bytes) -> dict[str, str]:
-    """tool_use_id -> the tool_result content the upstream was sent."""
-    found: dict[str, str] = {}
-    for message in json.loads(body)["messages"]:
-        if isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    found[block["tool_use_id"]] = block["content"]
-    return found
-
-
 def _conversation(
     llm: LLMUpstream, proxies: list[ProxyProcess], learning: bool = True
 ) -> list[dict[str, str]]:
@@ -126,7 +116,7 @@ def _conversation(
         )
         assert reply.status_code == 200, reply.text
         assert reply.json()["content"][-1]["text"] == f"step {i} looks fine"
-        seen.append(_outputs(bytes(llm.posts("/v1/messages")[before].body)))
+        seen.append(tool_results(bytes(llm.posts("/v1/messages")[before].body)))
         if learning and i < RETRIEVING_TURNS:  # learning runs beside the exchange: let it land
             proxy.wait_for_log(
                 lambda e, key=key: e.get("event") == "learning_retrieval" and e["key"] == key
@@ -290,7 +280,7 @@ def test_the_words_of_the_answer_after_a_retrieval_keep_those_lines_next_time(
         text_turn(ANSWER),
     )
     assert _post(proxy, first, stream).endswith(ANSWER)
-    seen_first = _outputs(bytes(llm.posts("/v1/messages")[0].body))["l0"]
+    seen_first = tool_results(bytes(llm.posts("/v1/messages")[0].body))["l0"]
     assert [n for n in LS_NEEDLES if n not in seen_first.splitlines()]  # dropped at first
     evidence = proxy.wait_for_log(  # from the answer (the asking turn named nothing useful)
         lambda e: e.get("event") == "learning_evidence" and "pkg_resources" in e["terms"]
@@ -299,7 +289,7 @@ def test_the_words_of_the_answer_after_a_retrieval_keep_those_lines_next_time(
     llm.script(text_turn("same as before"))
     second = _ls_turn(1, [*first, {"role": "assistant", "content": ANSWER}])
     assert _post(proxy, second, stream) == "same as before"
-    sent = _outputs(bytes(llm.posts("/v1/messages")[-1].body))
+    sent = tool_results(bytes(llm.posts("/v1/messages")[-1].body))
     assert sent["l0"] == seen_first  # the first listing keeps its bytes
     assert all(n in sent["l1"].splitlines() for n in LS_NEEDLES), "the learned line was dropped"
     assert find_keys(sent["l1"])  # still compressed, only less
