@@ -25,11 +25,11 @@ from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.detect import kept_lines
 from headroom.transforms.pipeline import (
     PASSTHROUGH,
-    STRATEGIES,
     Pipeline,
     PipelineConfig,
     PipelineStats,
 )
+from headroom.transforms.pipeline_config import STRATEGIES
 from headroom.transforms.tokens import estimate_tokens
 
 _COLOURS = {"kept": "", "dropped": "\x1b[31m", "written": "\x1b[36m"}

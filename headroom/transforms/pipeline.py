@@ -31,10 +31,8 @@ so the input is parsed once. Without that method ``compress(text, ctx)`` is call
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import threading
 import time
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +60,12 @@ from headroom.transforms.detect import (
 from headroom.transforms.docs import has_sections
 from headroom.transforms.json_table import is_table
 from headroom.transforms.lines import head_lines
+from headroom.transforms.pipeline_config import (
+    ROUTES,
+    PipelineConfig,
+    Route,
+    build_route,
+)
 from headroom.transforms.sections import (
     Section,
     split_json_header,
@@ -82,48 +86,6 @@ _LINE_OUTPUT_MIN_LINES = 40
 _LINE_OUTPUT_SAMPLE = 400
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Every knob of the pipeline, with the defaults the proxy uses.
-
-    ``min_tokens_*``: a section smaller than this (estimated tokens) is left alone — the
-    saving would not pay for the marker and the model's retrieval round trip.
-    ``lossy=False``: only lossless work (see module docstring).
-    ``enable_ccr_marker=False``: compressors get no store, so they emit no marker and must
-    keep or describe in place whatever they drop.
-    ``raise_errors``: a compressor exception, or an output naming a key nobody stored,
-    raises (tests) instead of turning into a passthrough recorded in
-    ``PipelineStats.errors`` (proxy).
-    """
-
-    lossy: bool = True
-    enable_ccr_marker: bool = True
-    split_mixed: bool = True
-    raise_errors: bool = False
-    enable_json: bool = True
-    enable_log: bool = True
-    enable_diff: bool = True
-    enable_search: bool = True
-    enable_text: bool = True
-    enable_table: bool = True
-    enable_docs: bool = True
-    min_tokens_json: int = 60
-    min_tokens_log: int = 120
-    min_tokens_diff: int = 120
-    min_tokens_search: int = 80
-    min_tokens_text: int = 300
-    min_tokens_table: int = 120
-    min_tokens_docs: int = 600
-    # Each compressor's own config dataclass; None → its defaults.
-    smart_crusher: Any = None
-    log: Any = None
-    diff: Any = None
-    search: Any = None
-    text: Any = None
-    table: Any = None
-    docs: Any = None
-
-
 @dataclass
 class PipelineStats:
     """What one ``compress`` call did and where its time went (for ``/stats``)."""
@@ -141,18 +103,6 @@ class PipelineStats:
     held: list[str] = field(default_factory=list)  # strategies a lossless steer kept whole
 
 
-# strategy → (module, class, the suffix of its ``enable_*`` and ``min_tokens_*`` fields);
-# its own config is the PipelineConfig field named like the strategy.
-_ROUTES: dict[str, tuple[str, str, str]] = {
-    "smart_crusher": ("headroom.transforms.smart_crusher", "SmartCrusher", "json"),
-    "log": ("headroom.transforms.log", "LogCompressor", "log"),
-    "diff": ("headroom.transforms.diff", "DiffCompressor", "diff"),
-    "search": ("headroom.transforms.search", "SearchCompressor", "search"),
-    "docs": ("headroom.transforms.docs", "DocsCompressor", "docs"),
-    "table": ("headroom.transforms.table", "TableCompressor", "table"),
-    "text": ("headroom.transforms.text", "TextCompressor", "text"),
-}
-STRATEGIES = tuple(_ROUTES)  # every compressor's name, in routing order
 _KIND_ROUTE = {
     JSON_ARRAY: "smart_crusher",
     JSON_OBJECT: "smart_crusher",
@@ -165,46 +115,10 @@ _KIND_ROUTE = {
 }
 
 
-@dataclass(frozen=True)
-class _Route:
-    strategy: str
-    compressor: Any
-    min_tokens: int
-
-
 def _numbered_ok(kind: str, body: str) -> bool:
     """A numbered Read may be compressed where its compressor keeps whole lines (so the
     numbers go back on every kept line): logs, search results, diffs, tables, documents."""
     return kind in _NUMBERED_OK or is_text_table(body) or has_sections(body)
-
-
-def _build_route(
-    strategy: str, config: PipelineConfig, override: Compressor | None
-) -> _Route | None:
-    module_name, cls_name, kind = _ROUTES[strategy]
-    flag, min_field, cfg_field = f"enable_{kind}", f"min_tokens_{kind}", strategy
-    if not getattr(config, flag):
-        return None
-    if override is not None:
-        return _Route(strategy, override, getattr(config, min_field))
-    module = importlib.import_module(module_name)
-    cfg = getattr(config, cfg_field)
-    if not config.lossy:
-        cfg_cls = config_class(getattr(module, cls_name))
-        names = {f.name for f in dataclasses.fields(cfg_cls)}
-        if "lossless_only" not in names:
-            return None  # this compressor has no lossless mode: off when lossy is off
-        cfg = dataclasses.replace(cfg if cfg is not None else cfg_cls(), lossless_only=True)
-    compressor = getattr(module, cls_name)(cfg)
-    return _Route(strategy, compressor, getattr(config, min_field))
-
-
-def config_class(cls: type) -> type:
-    """The config dataclass a compressor's ``__init__(config: X | None)`` takes."""
-    init = cls.__init__  # type: ignore[misc]  # the class's own signature is what we read
-    hint = typing.get_type_hints(init).get("config")
-    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    return typing.cast(type, options[0])
 
 
 def _point_keys_at(
@@ -258,15 +172,15 @@ class Pipeline:
         size still apply."""
         self.config = config if config is not None else PipelineConfig()
         overrides = dict(compressors or {})
-        unknown = set(overrides) - set(_ROUTES)
+        unknown = set(overrides) - set(ROUTES)
         if unknown:
             raise ValueError(f"unknown strategy name(s): {', '.join(sorted(unknown))}")
-        self._routes: dict[str, _Route] = {}
+        self._routes: dict[str, Route] = {}
         self._overrides = frozenset(overrides)
-        self._lossless: dict[str, _Route | None] = {}
+        self._lossless: dict[str, Route | None] = {}
         self._lossless_lock = threading.Lock()
-        for strategy in _ROUTES:
-            route = _build_route(strategy, self.config, overrides.get(strategy))
+        for strategy in ROUTES:
+            route = build_route(strategy, self.config, overrides.get(strategy))
             if route is not None:
                 self._routes[strategy] = route
 
@@ -426,16 +340,14 @@ class Pipeline:
                 return lead + result.output + trail, result.strategy or route.strategy
         return section.text, ""
 
-    def _steered(
-        self, route: _Route, ctx: CompressContext
-    ) -> tuple[_Route | None, CompressContext]:
+    def _steered(self, route: Route, ctx: CompressContext) -> tuple[Route | None, CompressContext]:
         """The route and context after what was learned about this tool's outputs: a
         lossless steer swaps in the compressor's lossless mode (none: the section stays as
         it is), learned terms join the relevance context."""
         steer = ctx.steer.get(route.strategy)
         if steer is None:
             return route, ctx
-        chosen: _Route | None = route
+        chosen: Route | None = route
         if steer.lossless and self.config.lossy:
             chosen = self._lossless_route(route.strategy)
         if steer.terms:
@@ -443,7 +355,7 @@ class Pipeline:
             ctx = dataclasses.replace(ctx, query=query)
         return chosen, ctx
 
-    def _lossless_route(self, strategy: str) -> _Route | None:
+    def _lossless_route(self, strategy: str) -> Route | None:
         """The lossless-only route of ``strategy``, built at first use (most proxies never
         learn that a tool must be kept whole). A replaced compressor has none."""
         with self._lossless_lock:
@@ -451,11 +363,11 @@ class Pipeline:
                 override = strategy in self._overrides
                 lossless = dataclasses.replace(self.config, lossy=False)
                 self._lossless[strategy] = (
-                    None if override else _build_route(strategy, lossless, None)
+                    None if override else build_route(strategy, lossless, None)
                 )
             return self._lossless[strategy]
 
-    def _routes_for(self, kind: str, core: str) -> list[_Route]:
+    def _routes_for(self, kind: str, core: str) -> list[Route]:
         """Which compressors may take a section, in order: its kind's own, unless the text
         is a table (rows), a sectioned document (docs first, prose after) or line-shaped
         program output detected as prose (log)."""
