@@ -19,15 +19,18 @@ evidence, as the proxy's tool loop does with the asking turn and the answer afte
 Tokens, both runs: every turn's prompt (the forwarded size of all outputs in the history),
 plus, per retrieval, a second request (the prompt again) carrying the whole original.
 
-Engine level, in one process: the proxy's own ``rewrite_request`` with a memo, and the
-learner over the memory backend (its decision records included), so what differs between
-the two runs is only the learning.
+``engine_ms``: the time of the rewrite passes and the learner's calls over all turns (a
+memo answers every output after its first turn, so this is mostly what learning adds to a
+request that re-sends a conversation). Engine level, in one process: the proxy's own
+``rewrite_request`` with a memo, and the learner over the memory backend (its decision
+records included), so what differs between the two runs is only the learning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +57,7 @@ class Run:
     retrieval_tokens: int = 0
     kept_whole: int = 0
     retrieved_turns: list[int] = field(default_factory=list)
+    engine_ms: float = 0.0  # rewrite passes and learner calls, all turns
 
     @property
     def total(self) -> int:
@@ -102,21 +106,19 @@ async def _conversation(artifacts: list[Artifact], learning: bool, turns: int) -
     for t in range(turns):
         artifact = artifacts[t]
         body = _history(artifacts, t)
+        started = time.perf_counter()
         steering = None
         if learner is not None:
             steering = Steering(await learner.steers())
-        result = rewrite_request(body, ANTHROPIC, memo, steering=steering)
+        result = rewrite_request(body, ANTHROPIC, memo, steering=steering, keep_plan=True)
         if learner is not None and result.needs:
             decided = await learner.decisions(result.needs)
-            result = rewrite_request(
-                body,
-                ANTHROPIC,
-                memo,
-                steering=Steering(steering.steers if steering else {}, decided),
-            )
+            again = Steering(steering.steers if steering else {}, decided)
+            result = rewrite_request(body, ANTHROPIC, memo, steering=again, plan=result.plan)
         if learner is not None:
             await learner.record_compressed(result.seen, result.decided)
             run.kept_whole += sum(1 for s in result.seen if s.held)
+        run.engine_ms += (time.perf_counter() - started) * 1000
         forwarded = tool_results(result.body)
         prompt = sum(estimate_tokens(text, MODEL) for text in forwarded.values())
         run.prompt_tokens += prompt
@@ -157,6 +159,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "retrieval_tokens": r.retrieval_tokens,
                     "total_tokens": r.total,
                     "kept_whole": r.kept_whole,
+                    "engine_ms": round(r.engine_ms, 1),
                     "retrieved_at": " ".join(map(str, r.retrieved_turns)),
                 }
             )
@@ -170,6 +173,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 "retrieval_tokens": None,
                 "total_tokens": round(on.total / off.total, 3),
                 "kept_whole": None,
+                "engine_ms": round(on.engine_ms / off.engine_ms, 3) if off.engine_ms else None,
                 "retrieved_at": "",
             }
         )

@@ -57,7 +57,6 @@ class Seen:
     keys: tuple[str, ...]
     held: tuple[str, ...]  # strategies a lossless steer kept whole
     first: bool = True  # its first sight anywhere (else: a request carrying it again)
-    extra: int = 0  # tokens its steer kept beyond the default compression (measured)
 
 
 @dataclass(frozen=True)
@@ -191,6 +190,15 @@ class Learner:
         finally:
             await self.backend.close()
 
+    async def record_extra(self, tool: str, program: str, kind: str, extra: int) -> None:
+        """What a steer cost one output: the tokens its result keeps beyond the default
+        compression's (measured beside the request, see ``proxy.compression``)."""
+        if self.readonly or extra <= 0:
+            return
+        kind = kinds_of(kind)[0]
+        name = _deciding(await self.learned(), tool, program, kind)
+        await self._add({counter("x", name, kind): float(extra)}, self._clock())
+
     async def record_retrieval(
         self, key: str, original_tokens: int, resent_tokens: int = 0
     ) -> Provenance | None:
@@ -278,21 +286,20 @@ def _count_seen(into: dict[str, float], name: str, out: Seen) -> None:
         _add(into, counter("a", name, kind), out.tokens_after)
 
 
+def _deciding(learned: Learned, tool: str, program: str, kind: str) -> str:
+    """The name whose verdict steered an output: its program's where that has a steer or
+    evidence of its own (as ``steer_for`` merges them), else its tool's."""
+    specific = learned_names(tool, program)[-1]
+    own = learned.verdict(specific, kind)
+    decided = own is not None and (own.has_evidence or own.steer is not None)
+    return specific if decided else tool
+
+
 def _count_held(into: dict[str, float], learned: Learned, out: Seen) -> None:
-    """What a steer cost in this request (``extra``: measured against the default
-    compression) and, at an output's first sight, the retrievals a kept-whole output is
-    expected to save; under the name whose verdict decided (the program's where it has
-    evidence of its own, else the tool's)."""
-    if not out.extra and not out.held:
-        return
-    specific = learned_names(out.tool, out.program)[-1]
-    for kind in out.held or kinds_of(out.strategy):
-        own = learned.verdict(specific, kind)  # the program's steer wins where it has one
-        decided = own is not None and (own.has_evidence or own.steer is not None)
-        name = specific if decided else out.tool
-        _add(into, counter("x", name, kind), out.extra)
-        if kind not in out.held:
-            continue
+    """A request that carried an output kept whole, and at the output's first sight the
+    retrievals that is expected to save, under the name whose verdict decided."""
+    for kind in out.held:
+        name = _deciding(learned, out.tool, out.program, kind)
         _add(into, counter("k", name, kind), 1.0)
         verdict = learned.verdict(name, kind)
         if out.first and verdict is not None:

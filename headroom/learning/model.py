@@ -14,9 +14,9 @@ evidence is kept as plain counters, each a (value, time) pair that halves every
 * ``t`` one per word of the dropped lines a retrieval showed were wanted (see
   ``evidence``);
 * ``k`` requests that carried an output kept whole because of a verdict; ``x`` the tokens
-  every steer (kept whole, or learned terms) cost in each request that carried its output,
-  measured against the default compression of the same output; ``s`` the retrievals a
-  kept-whole output is expected to save (the verdict's retrieval rate, once per output).
+  a steer (kept whole, or learned terms) cost an output, measured once against the default
+  compression of the same output; ``s`` the retrievals a kept-whole output is expected to
+  save (the verdict's retrieval rate, once per output).
 
 A verdict is arithmetic on those counts. Compressing this tool's outputs of this kind saved
 ``b - a`` tokens; the retrievals that compression caused cost ``o + p``. Once there is

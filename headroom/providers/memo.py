@@ -34,7 +34,6 @@ class Sight:
 
     hit: bool
     held: tuple[str, ...]
-    extra: int = 0  # tokens the steer kept beyond what the default compression keeps
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ class _Memo:
     originals: tuple[bytes, ...]
     size: int
     held: tuple[str, ...] = ()
-    extra: int = 0
 
 
 class MemoPipeline:
@@ -81,7 +79,7 @@ class MemoPipeline:
                 self.hits += 1
         if memo is not None:
             _replay(memo, ctx.store)
-            return memo.result, Sight(True, memo.held, memo.extra)
+            return memo.result, Sight(True, memo.held)
         staged = PendingWrites()
         inner = CompressContext(ctx.query, staged, ctx.model, ctx.steer)
         result, stats = self.pipeline.compress_with_stats(
@@ -95,7 +93,7 @@ class MemoPipeline:
             stages[name] = stages.get(name, 0.0) + ms
         originals = tuple(staged.items.values())
         size = len(result.output) + sum(len(o) for o in originals) + len(key)
-        memo = _Memo(result, originals, size, tuple(stats.held), self._extra(text, ctx, result))
+        memo = _Memo(result, originals, size, tuple(stats.held))
         _replay(memo, ctx.store)
         with self._lock:
             self.misses += 1
@@ -105,15 +103,7 @@ class MemoPipeline:
                 while self._bytes > self.max_bytes:
                     _, old = self._entries.popitem(last=False)
                     self._bytes -= old.size
-        return result, Sight(False, memo.held, memo.extra)
-
-    def _extra(self, text: str, ctx: CompressContext, result: CompressResult) -> int:
-        """What a steer cost: the tokens its result keeps beyond the default compression's
-        (compressed again without it, once per output, only when a steer was given)."""
-        if not ctx.steer:
-            return 0
-        plain = self.pipeline.compress(text, CompressContext(ctx.query, PendingWrites(), ctx.model))
-        return max(0, result.tokens_after - plain.tokens_after)
+        return result, Sight(False, memo.held)
 
     def has(self, text: str, ctx: CompressContext) -> bool:
         with self._lock:

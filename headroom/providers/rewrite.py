@@ -41,6 +41,32 @@ class Steering:
     decided: Mapping[str, bytes] | None = None
 
 
+@dataclass(frozen=True)
+class Steered:
+    """A first-seen output compressed with a steer: what the learner measures its cost on
+    (compressing it again without the steer, beside the request)."""
+
+    tool: str
+    program: str
+    strategy: str
+    text: str
+    query: str
+    model: str
+    tokens_after: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request body parsed for compression, kept between the two passes of a steered
+    rewrite in one process (the second pass then parses nothing)."""
+
+    body: bytes
+    payload: dict[str, Any]
+    restored: bool
+    outputs: list[ToolOutput]
+    model: str
+
+
 class Cancelled(Exception):
     """The client went away or the deadline passed; stop spending CPU on this body."""
 
@@ -72,6 +98,8 @@ class Rewrite:
     needs: list[str] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     decided: dict[str, bytes] = field(default_factory=dict)
+    steered: list[Steered] = field(default_factory=list)
+    plan: Plan | None = None  # set with ``needs`` when the caller asked to keep it
 
     @property
     def changed(self) -> bool:
@@ -91,29 +119,23 @@ def rewrite_request(
     cancel: threading.Event | None = None,
     ledger: MixedLedger | None = None,
     steering: Steering | None = None,
+    plan: Plan | None = None,
+    keep_plan: bool = False,
 ) -> Rewrite:
+    """``steering``: what was learned (see ``Steering``); a first pass may end with
+    ``needs`` and, with ``keep_plan``, the parsed body to hand to the second as ``plan``."""
     started = time.perf_counter()
     result = Rewrite(body, provider.name)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        result.skipped_reason = "invalid_json"
-        return result
-    if not isinstance(payload, dict):
-        result.skipped_reason = "not_an_object"
-        return result
+    if plan is None:
+        plan = _plan(result, body, provider, ledger)
+        if plan is None:
+            return result
+    body, payload = plan.body, plan.payload
+    result.body, result.restored = body, plan.restored
     result.streams = payload.get("stream") is True
-    if ledger is not None:
-        restored = restore(provider, body, payload, ledger)
-        if restored is not body:
-            body = result.body = restored
-            payload = orjson.loads(body)
-            result.restored = True
-    outputs = provider.find_outputs(payload)
-    model = str(payload.get("model", ""))
     candidates = [
-        (o, CompressContext(query=o.query, store=result.writes, model=model))
-        for o in outputs
+        (o, CompressContext(query=o.query, store=result.writes, model=plan.model))
+        for o in plan.outputs
         if len(o.text) >= min_chars and not has_marker(o.text)
     ]
     if steering is not None and steering.decided is None:
@@ -123,6 +145,7 @@ def rewrite_request(
             if not (isinstance(pipeline, MemoPipeline) and pipeline.has(o.text, ctx))
         ]
         if result.needs:
+            result.plan = plan if keep_plan else None
             return result  # the caller fetches these decisions and calls again
         steering = Steering(steering.steers, {})
     edits: list[tuple[ToolOutput, str]] = []
@@ -142,6 +165,29 @@ def rewrite_request(
         _apply(result, body, payload, provider, edits)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _plan(
+    result: Rewrite, body: bytes, provider: Provider, ledger: MixedLedger | None
+) -> Plan | None:
+    """Parse the body (and put earlier retrievals back into it); None, with the reason on
+    ``result``, when it is not a JSON object."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        result.skipped_reason = "invalid_json"
+        return None
+    if not isinstance(payload, dict):
+        result.skipped_reason = "not_an_object"
+        return None
+    restored_body = body
+    if ledger is not None:
+        restored_body = restore(provider, body, payload, ledger)
+        if restored_body is not body:
+            payload = orjson.loads(restored_body)
+    outputs = provider.find_outputs(payload)
+    model = str(payload.get("model", ""))
+    return Plan(restored_body, payload, restored_body is not body, outputs, model)
 
 
 def _compress(
@@ -171,7 +217,7 @@ def _compress(
     first = decided is None and not sight.hit
     if steering is not None and first and (compressed.modified or sight.held):
         result.decided[key] = encode_steer(ctx.steer)
-    if steering is not None and (compressed.keys or sight.held or sight.extra):
+    if steering is not None and (compressed.keys or sight.held):
         result.seen.append(
             Seen(
                 output.tool_name,
@@ -182,7 +228,18 @@ def _compress(
                 compressed.keys,
                 sight.held,
                 first,
-                sight.extra,
+            )
+        )
+    if steering is not None and first and ctx.steer:
+        result.steered.append(
+            Steered(
+                output.tool_name,
+                output.program,
+                sight.held[0] if sight.held else compressed.strategy,
+                output.text,
+                ctx.query,
+                ctx.model,
+                compressed.tokens_after,
             )
         )
     return compressed

@@ -22,15 +22,23 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-from headroom.ccr.store import StoreError
-from headroom.learning.learner import guarded
+from headroom.ccr.store import PendingWrites, StoreError
+from headroom.learning.learner import Learner, guarded
 from headroom.providers.apis import PROVIDERS, provider_for
 from headroom.providers.base import Provider
 from headroom.providers.memo import MemoPipeline
-from headroom.providers.rewrite import Cancelled, Rewrite, Steering, rewrite_request
+from headroom.providers.rewrite import (
+    Cancelled,
+    Plan,
+    Rewrite,
+    Steered,
+    Steering,
+    rewrite_request,
+)
 from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding, decode
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
+from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 
 BYPASS_HEADER = b"x-headroom-bypass"
@@ -158,21 +166,49 @@ class Compression:
             self.app.log,
             request_id=ex.request_id.decode(),
         )
-        return await self._rewrite(ex, body, provider, Steering(steering.steers, decided or {}))
+        again = Steering(steering.steers, decided or {})
+        return await self._rewrite(ex, body, provider, again, result.plan)
 
     async def _learn(self, ex: Requested, result: Rewrite) -> None:
         learner = self.app.learner
-        if learner is not None and (result.seen or result.decided):
+        if learner is None:
+            return
+        if result.seen or result.decided:
             call = learner.record_compressed(result.seen, result.decided)
             await guarded(learner, "record", call, self.app.log, request_id=ex.request_id.decode())
+        for steered in result.steered:
+            learner.in_background(self._measure(learner, steered))
+
+    async def _measure(self, learner: Learner, steered: Steered) -> None:
+        """What a steer cost: the output compressed again without it, on the compression
+        thread, after the request has left."""
+        ctx = CompressContext(steered.query, PendingWrites(), steered.model)
+        plain = await self.app.loop.run_in_executor(
+            self.executor, self.pipeline.pipeline.compress, steered.text, ctx
+        )
+        extra = steered.tokens_after - plain.tokens_after
+        call = learner.record_extra(steered.tool, steered.program, steered.strategy, extra)
+        await guarded(learner, "extra", call, self.app.log)
+        self.app.log.info(
+            "learning_cost",
+            tool=steered.tool,
+            program=steered.program,
+            kind=steered.strategy,
+            extra_tokens=extra,
+        )
 
     async def _rewrite(
-        self, ex: Requested, body: bytes, provider: Provider, steering: Steering | None
+        self,
+        ex: Requested,
+        body: bytes,
+        provider: Provider,
+        steering: Steering | None,
+        plan: Plan | None = None,
     ) -> Rewrite | None:
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars
-        if self._use_process(body):
+        if plan is None and self._use_process(body):
             future = loop.run_in_executor(
                 self.processes, _rewrite_in_worker, body, provider.name, min_chars, steering
             )
@@ -187,6 +223,8 @@ class Compression:
                     cancel=cancel,
                     ledger=self.app.mixed,
                     steering=steering,
+                    plan=plan,
+                    keep_plan=True,
                 ),
             )
         try:

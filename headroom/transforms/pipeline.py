@@ -140,11 +140,6 @@ def _point_keys_at(
     return output
 
 
-def _may_have_marker(text: str) -> bool:
-    """Cheap substring pre-check (C ``in``) before the marker regex runs over the text."""
-    return "<<ccr:" in text or "hash=" in text
-
-
 def _split_whitespace(text: str) -> tuple[str, str, str]:
     core = text.strip()
     if not core:
@@ -213,7 +208,7 @@ class Pipeline:
         if not text or text.isspace():
             stats.reason = "empty"
             return None
-        if (_may_have_marker(text) and has_marker(text)) or is_table(text):  # our own output
+        if has_marker(text) or is_table(text):  # our own output
             stats.reason = "already_compressed"
             return None
         t0 = time.perf_counter()

@@ -289,6 +289,8 @@ def test_the_words_of_the_answer_after_a_retrieval_keep_those_lines_next_time(
     llm.script(text_turn("same as before"))
     second = _ls_turn(1, [*first, {"role": "assistant", "content": ANSWER}])
     assert _post(proxy, second, stream) == "same as before"
+    cost = proxy.wait_for_log(lambda e: e.get("event") == "learning_cost")  # measured beside
+    assert cost["program"] == "ls" and cost["extra_tokens"] > 0
     sent = tool_results(bytes(llm.posts("/v1/messages")[-1].body))
     assert sent["l0"] == seen_first  # the first listing keeps its bytes
     assert all(n in sent["l1"].splitlines() for n in LS_NEEDLES), "the learned line was dropped"
