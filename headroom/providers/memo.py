@@ -66,12 +66,17 @@ class MemoPipeline:
         return self.compress_seen(text, ctx, stages)[0]
 
     def compress_seen(
-        self, text: str, ctx: CompressContext, stages: dict[str, float]
+        self,
+        text: str,
+        ctx: CompressContext,
+        stages: dict[str, float],
+        key: bytes | None = None,
     ) -> tuple[CompressResult, Sight]:
         """``compress_timed``, also saying whether the memo answered and what a lossless
         steer kept whole. The memo key leaves ``ctx.steer`` out on purpose: what an output
-        became the first time is what it stays (a prompt cache holds those bytes)."""
-        key = _key(text, ctx)
+        became the first time is what it stays (a prompt cache holds those bytes). ``key``:
+        ``memo_key(text, ctx)``, when the caller has it already."""
+        key = memo_key(text, ctx) if key is None else key
         with self._lock:
             memo = self._entries.get(key)
             if memo is not None:
@@ -105,9 +110,9 @@ class MemoPipeline:
                     self._bytes -= old.size
         return result, Sight(False, memo.held)
 
-    def has(self, text: str, ctx: CompressContext) -> bool:
+    def has(self, key: bytes) -> bool:
         with self._lock:
-            return _key(text, ctx) in self._entries
+            return key in self._entries
 
     @property
     def size(self) -> tuple[int, int]:
@@ -116,12 +121,12 @@ class MemoPipeline:
             return self._bytes, len(self._entries)
 
 
-def decision_key(text: str, ctx: CompressContext) -> str:
-    """The name of what was decided for this output: the memo key, in hex."""
-    return _key(text, ctx).hex()[:40]
+def decision_key(key: bytes) -> str:
+    """The name of what was decided for an output: its memo key, in hex."""
+    return key.hex()[:40]
 
 
-def _key(text: str, ctx: CompressContext) -> bytes:
+def memo_key(text: str, ctx: CompressContext) -> bytes:
     """Everything the result depends on: the text, the relevance context, and the model
     family (it sets the token estimate the pipeline decides with)."""
     digest = hashlib.sha256()

@@ -22,7 +22,7 @@ from headroom.learning.learner import Seen
 from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
-from headroom.providers.memo import MemoPipeline, Sight, decision_key
+from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
 from headroom.providers.mixed import MixedLedger, restore
 from headroom.transforms.base import CompressContext, CompressResult, Steer
 from headroom.transforms.pipeline import Pipeline
@@ -139,11 +139,9 @@ def rewrite_request(
         if len(o.text) >= min_chars and not has_marker(o.text)
     ]
     if steering is not None and steering.decided is None:
-        result.needs = [
-            decision_key(o.text, ctx)
-            for o, ctx in candidates
-            if not (isinstance(pipeline, MemoPipeline) and pipeline.has(o.text, ctx))
-        ]
+        keys = (memo_key(o.text, ctx) for o, ctx in candidates)
+        known = pipeline.has if isinstance(pipeline, MemoPipeline) else lambda _: False
+        result.needs = [decision_key(k) for k in keys if not known(k)]
         if result.needs:
             result.plan = plan if keep_plan else None
             return result  # the caller fetches these decisions and calls again
@@ -200,9 +198,10 @@ def _compress(
     """One output, steered by what was decided for it before or, at its first sight, by
     what was learned about its tool. Every output sent compressed or kept whole is noted
     for the learner (what each request saved or cost), its first sight marked."""
-    decided, key = None, ""
+    decided, key, memoed = None, "", None
     if steering is not None:
-        key = decision_key(output.text, ctx)
+        memoed = memo_key(output.text, ctx)
+        key = decision_key(memoed)
         decided = (steering.decided or {}).get(key)
         steer = (
             decode_steer(decided)
@@ -211,7 +210,7 @@ def _compress(
         )
         ctx = CompressContext(ctx.query, ctx.store, ctx.model, steer)
     if isinstance(pipeline, MemoPipeline):
-        compressed, sight = pipeline.compress_seen(output.text, ctx, result.stages)
+        compressed, sight = pipeline.compress_seen(output.text, ctx, result.stages, memoed)
     else:
         compressed, sight = pipeline.compress(output.text, ctx), Sight(False, ())
     first = decided is None and not sight.hit
