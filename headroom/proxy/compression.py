@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.shared_memory import SharedMemory
 
 from headroom.ccr.store import PendingWrites, StoreError
 from headroom.learning.learner import Learner, guarded
@@ -38,6 +39,7 @@ from headroom.providers.rewrite import (
 from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding, decode
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
+from headroom.proxy.shared_body import borrow, give_back, lend
 from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 
@@ -208,9 +210,17 @@ class Compression:
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars
+        lent: SharedMemory | None = None
         if plan is None and self._use_process(body):
+            lent = await lend(body)
             future = loop.run_in_executor(
-                self.processes, _rewrite_in_worker, body, provider.name, min_chars, steering
+                self.processes,
+                _rewrite_in_worker,
+                lent.name,
+                len(body),
+                provider.name,
+                min_chars,
+                steering,
             )
         else:
             future = loop.run_in_executor(
@@ -252,6 +262,10 @@ class Compression:
             return None
         finally:
             cancel.set()  # client gone (task cancelled) or done: either way, stop
+            if lent is not None:
+                give_back(lent)
+        if result.same_body:
+            result.body = body
         if result.memo_size is not None:
             self._process_memo = result.memo_size
         self.app.stats.stage("rewrite", result.seconds * 1000)
@@ -356,10 +370,13 @@ def _worker_ready() -> bool:
 
 
 def _rewrite_in_worker(
-    body: bytes, provider_name: str, min_chars: int, steering: Steering | None
+    name: str, size: int, provider_name: str, min_chars: int, steering: Steering | None
 ) -> Rewrite:
+    body = borrow(name, size)
     pipeline = _WORKER["pipeline"]
     provider = PROVIDERS[provider_name]
     result = rewrite_request(body, provider, pipeline, min_chars=min_chars, steering=steering)
     result.memo_size = pipeline.size
+    if result.body is body:  # the proxy has these bytes: do not pickle them back
+        result.body, result.same_body = b"", True
     return result
