@@ -140,6 +140,11 @@ class Shape(Protocol):
 
     def call_name(self, item: Json) -> str: ...
 
+    def answer_text(self, response: Json) -> str:
+        """The text an answer says besides its tool calls (what the model said it looks
+        for, or what it found)."""
+        ...
+
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         """The history elements that continue a request after this answer."""
         ...

@@ -15,9 +15,8 @@ from typing import Any
 import orjson
 
 from headroom.ccr.markers import normalize_key
-from headroom.providers.base import Provider, ToolOutput, is_retrieve_tool, text_of
+from headroom.providers.base import Provider, ToolOutput, is_retrieve_tool
 from headroom.providers.jsondoc import JsonDoc
-from headroom.providers.shapes import chat_message
 
 
 @dataclass(frozen=True)
@@ -59,23 +58,6 @@ def find_calls(provider: Provider, response: dict[str, Any]) -> Calls:
         else:
             others += 1
     return Calls(ours, others)
-
-
-def answer_text(provider: Provider, response: dict[str, Any]) -> str:
-    """The text an answer says besides its tool calls (what the model said it looks for)."""
-    if provider.name == "anthropic":
-        return text_of(response.get("content"))
-    if provider.name == "openai_chat":  # a whole answer, or a streamed round's message
-        message = chat_message(response) if "choices" in response else response
-        return text_of(message.get("content"))
-    items = response.get("output")
-    if not isinstance(items, list):
-        return ""
-    return "\n".join(
-        text_of(item.get("content"), ("output_text",))
-        for item in items
-        if isinstance(item, dict) and item.get("type") == "message"
-    )
 
 
 def output_naming(provider: Provider, body: bytes, key: str) -> ToolOutput | None:

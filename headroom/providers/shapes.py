@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from headroom.providers.base import Call, Json, Plan, Results, is_retrieve_tool
+from headroom.providers.base import Call, Json, Plan, Results, is_retrieve_tool, text_of
 
 
 def dumps(items: list[Any]) -> str:
@@ -74,6 +74,9 @@ class AnthropicShape:
 
     def call_name(self, item: Json) -> str:
         return str(item.get("name", "")) if item.get("type") == "tool_use" else ""
+
+    def answer_text(self, response: Json) -> str:
+        return text_of(response.get("content"))
 
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         blocks = _tool_results(results)
@@ -153,6 +156,11 @@ class ChatShape:
         fn = item.get("function")
         return str(fn.get("name", "")) if isinstance(fn, dict) else ""
 
+    def answer_text(self, response: Json) -> str:
+        """A whole answer, or a streamed round's message (what the stream filter rebuilds)."""
+        message = chat_message(response) if "choices" in response else response
+        return text_of(message.get("content"))
+
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         message = dict(chat_message(response))
         message.setdefault("role", "assistant")
@@ -223,6 +231,13 @@ class ResponsesShape:
 
     def call_name(self, item: Json) -> str:
         return str(item.get("name", "")) if item.get("type") == "function_call" else ""
+
+    def answer_text(self, response: Json) -> str:
+        return "\n".join(
+            text_of(item.get("content"), ("output_text",))
+            for item in response.get("output") or []
+            if isinstance(item, dict) and item.get("type") == "message"
+        )
 
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         outputs = [item for item in response.get("output") or [] if isinstance(item, dict)]

@@ -20,7 +20,7 @@ from typing import Any
 from headroom.learning.evidence import wanted_terms
 from headroom.learning.learner import Provenance, guarded, tokens_of
 from headroom.providers.base import Provider
-from headroom.providers.retrieval import answer_text, output_naming
+from headroom.providers.retrieval import output_naming
 from headroom.proxy.seams import ExchangeView
 
 
@@ -41,7 +41,7 @@ async def learn_from_retrievals(
     learner = ex.app.learner
     if learner is None or not fetched:
         return
-    said = answer_text(provider, response)
+    said = provider.shape.answer_text(response)
     request_id = ex.request_id.decode()
     resent = await asyncio.to_thread(tokens_of, fetched[0].body)
     for item in fetched:
@@ -65,7 +65,7 @@ async def learn_from_answer(
     """The answer the model gave after its retrievals: the words it used of what it fetched
     (a quoted line, a package name, a path) are the strongest evidence of what was wanted."""
     learner = ex.app.learner
-    said = answer_text(provider, response)
+    said = provider.shape.answer_text(response)
     if learner is None or not fetched or not said:
         return
     for item in fetched:

@@ -421,3 +421,27 @@ def test_program_of_names_what_a_shell_tool_ran() -> None:
     body = _anthropic_body()
     [output] = [o for o in ANTHROPIC.find_outputs(json.loads(body)) if o.tool_name == "Bash"]
     assert output.program == "pytest"  # the call's {"cmd": "pytest"}, as Codex spells it
+
+
+def test_answer_text_reads_what_each_api_says_besides_its_calls() -> None:
+    claude = {
+        "content": [
+            {"type": "text", "text": "pkg_resources is 109364 bytes"},
+            {"type": "tool_use", "id": "t", "name": "x", "input": {}},
+        ]
+    }
+    assert ANTHROPIC.shape.answer_text(claude) == "pkg_resources is 109364 bytes"
+    chat = {
+        "choices": [{"message": {"role": "assistant", "content": "it failed", "tool_calls": []}}]
+    }
+    assert OPENAI_CHAT.shape.answer_text(chat) == "it failed"
+    assert OPENAI_CHAT.shape.answer_text({"role": "assistant", "content": "streamed"}) == "streamed"
+    responses = {
+        "output": [
+            {"type": "reasoning", "summary": []},
+            {"type": "message", "content": [{"type": "output_text", "text": "two"}]},
+            {"type": "function_call", "name": "f", "arguments": "{}", "call_id": "c"},
+        ]
+    }
+    assert OPENAI_RESPONSES.shape.answer_text(responses) == "two"
+    assert OPENAI_RESPONSES.shape.answer_text({}) == ""
