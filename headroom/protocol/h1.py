@@ -88,7 +88,7 @@ class H1Server:
                 out.append(ProtocolError(exc.error_status_hint or 400, str(exc)))
                 return out
             if isinstance(event, h11.Data):
-                out.append(Body(bytes(event.data)))
+                out.append(Body(event.data))  # h11 hands out a fresh bytearray: no copy
             elif isinstance(event, h11.Request):
                 if event.http_version not in (b"1.1", b"1.0"):
                     # "HTTP/2.0" or "PRI * HTTP/2.0" as text is not HTTP/1.1 (nginx: 505)
@@ -200,7 +200,7 @@ class H1Client:
                 out.append(ProtocolError(502, f"upstream broke HTTP/1.1: {exc}"))
                 return out
             if isinstance(event, h11.Data):
-                out.append(Body(bytes(event.data)))
+                out.append(Body(event.data))  # h11 hands out a fresh bytearray: no copy
             elif isinstance(event, h11.Response):
                 headers, raw_names = _split(event.headers)
                 problem = _check_head(event.reason, headers, MAX_UPSTREAM_HEAD_BYTES)
