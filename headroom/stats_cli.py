@@ -102,8 +102,30 @@ def render(data: dict[str, Any]) -> str:
     if isinstance(workers, dict):
         retired = workers.get("retired", {}).get("workers", 0)
         rows.append(("workers", f"{workers.get('count', 0)} live, {retired} retired"))
+    rows += _learning(data.get("learning"))
     width = max(len(name) for name, _ in rows)
     return "".join(f"{name.ljust(width)}  {value}\n" for name, value in rows)
+
+
+def _learning(learning: Any) -> list[tuple[str, str]]:
+    """The learner's state in a line, then each tool or program whose new outputs it steers
+    (lossless or learned terms), with the reason it gives."""
+    if not isinstance(learning, dict) or not learning.get("enabled"):
+        return [("learning", "off")]
+    if "error" in learning:
+        return [("learning", f"unavailable: {learning['error']}")]
+    rows = [
+        (
+            "learning",
+            f"{learning.get('retrievals', 0):,} retrievals recorded here, "
+            f"{learning.get('extra_tokens', 0):,} tokens kept by steers"
+            + (", read-only" if learning.get("readonly") else ""),
+        )
+    ]
+    for row in learning.get("by_tool", []):
+        if row.get("decision") in ("lossless", "terms"):
+            rows.append((f"  {row['tool']} ({row['kind']})", str(row.get("why", ""))))
+    return rows
 
 
 def _pairs(counts: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from headroom.stats_cli import stats_url
+from headroom.stats_cli import render, stats_url
 from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,6 +33,7 @@ def test_it_shows_the_proxys_counts(proxy: ProxyProcess) -> None:
     total = int(rows["requests"].replace(",", ""))
     assert total >= 1 and rows["proxy"].startswith("headroom-proxy ")
     assert "by outcome" in shown.stdout and "tokens" in shown.stdout
+    assert rows["learning"] == "off"  # the shared proxy runs with --learning off
     raw = _run(f"127.0.0.1:{proxy.port}", "--json")
     assert raw.returncode == 0 and json.loads(raw.stdout)["requests"]["total"] >= total
 
@@ -56,3 +57,24 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_the_learning_rows_name_each_steered_tool_and_why() -> None:
+    why = "lossless: 2.0 retrievals of 2.0 compressed outputs cost 9 tokens"
+    data = {
+        "learning": {
+            "enabled": True,
+            "retrievals": 3,
+            "extra_tokens": 1200,
+            "by_tool": [
+                {"tool": "Bash:grep", "kind": "search", "decision": "lossless", "why": why},
+                {"tool": "Bash", "kind": "log", "decision": "default", "why": "default: ..."},
+            ],
+        }
+    }
+    shown = render(data)
+    assert "learning" in shown and "3 retrievals recorded here, 1,200 tokens kept" in shown
+    assert f"  Bash:grep (search)  {why}" in shown and "Bash (log)" not in shown
+    assert "unavailable: ccr sqlite: locked" in render(
+        {"learning": {"enabled": True, "error": "ccr sqlite: locked"}}
+    )
