@@ -92,7 +92,9 @@ class SendQueue:
     __slots__ = ("chunks", "end", "size", "trailers")
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        # A chunk cut by a window is kept as a view of its rest: slicing a 20 MB body's
+        # bytes for every frame would copy what remains each time (quadratic).
+        self.chunks: list[bytes | memoryview] = []
         self.size = 0
         self.end = False
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -114,8 +116,9 @@ class SendQueue:
                 out += chunk
                 self.chunks.pop(0)
             else:
-                out += chunk[:room]
-                self.chunks[0] = chunk[room:]
+                view = memoryview(chunk)
+                out += view[:room]
+                self.chunks[0] = view[room:]
         self.size -= len(out)
         return bytes(out)
 
