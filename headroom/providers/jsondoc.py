@@ -48,6 +48,9 @@ class JsonDoc:
         except UnicodeDecodeError as exc:
             raise JsonDocError(f"body is not UTF-8: {exc}") from None
         self._edits: list[tuple[int, int, str]] = []
+        # Values of the wanted leaves, by start index, as ``spans`` scanned them: a 270 KB
+        # tool output is scanned (and decoded) once, not again by ``value``.
+        self._values: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ locating
 
@@ -69,7 +72,9 @@ class JsonDoc:
         """Walk the value at ``pos`` along ``node``; return the index just past it."""
         text = self.text
         children = {k: v for k, v in node.items() if k is not _END}
-        if not children:
+        if not children and _END in node:  # a wanted leaf: keep what the scan built
+            self._values[pos], end = self._scan(pos)
+        elif not children:
             end = self._skip(pos)
         elif text.startswith("{", pos):
             end = self._walk_object(pos, children, found)
@@ -130,6 +135,8 @@ class JsonDoc:
         return self._scan(pos)[1]
 
     def value(self, span: Span) -> Any:
+        if span.start in self._values:
+            return self._values[span.start]
         return self._scan(span.start)[0]
 
     # ------------------------------------------------------------------ editing

@@ -79,3 +79,26 @@ def test_splice_equals_reserialising_that_one_value(value, indent, replacement) 
     untouched = JsonDoc(body)
     untouched.spans([path, ("other",)])
     assert untouched.render() == body
+
+
+def test_a_wanted_value_is_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``spans`` decodes the value it finds; ``value`` hands that back instead of scanning a
+    large tool output a second time."""
+    import headroom.providers.jsondoc as jsondoc
+
+    big = "log line\\n" * 20_000
+    body = json.dumps({"messages": [{"content": big}], "other": [1, 2]}).encode()
+    doc = jsondoc.JsonDoc(body)
+    scanned: list[int] = []
+    real = jsondoc._scan_once
+
+    def counting(text: str, pos: int) -> object:
+        value, end = real(text, pos)
+        if isinstance(value, str) and len(value) > 1000:
+            scanned.append(pos)
+        return value, end
+
+    monkeypatch.setattr(jsondoc, "_scan_once", counting)
+    span = doc.spans([("messages", 0, "content")])[("messages", 0, "content")]
+    assert doc.value(span) == big
+    assert len(scanned) == 1
