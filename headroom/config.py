@@ -9,32 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headroom.config_flags import BOOL_FLAGS, ENV_PREFIX, FLAGS
 from headroom.values import (
     ListenAddr,
     Upstream,
-    ca_file,
-    choice,
-    existing_file,
     parse_bool,
-    parse_duration,
-    parse_fd,
-    parse_listen,
-    parse_size,
-    parse_upstream,
-    parse_workers,
-    path_value,
-    positive_int,
-    redis_url,
-    stream_count,
-    text_value,
 )
-
-ENV_PREFIX = "HEADROOM_PROXY_"
 
 
 class UsageError(Exception):
@@ -90,270 +75,6 @@ class Config:
     stats_redis: str | None = None
 
 
-# ---------------------------------------------------------------- flag table
-
-
-@dataclass(frozen=True)
-class _Flag:
-    name: str  # without the leading dashes
-    parse: Callable[[str], Any]
-    help: str
-    metavar: str = "VALUE"
-    repeat: bool = False  # may be given more than once; env value is comma-separated
-
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.replace("-", "_").upper()
-
-
-_FLAGS: tuple[_Flag, ...] = (
-    _Flag(
-        "listen",
-        parse_listen,
-        "address to listen on, IP:PORT or [IPv6]:PORT; repeatable (default 0.0.0.0:8787)",
-        "ADDR",
-        repeat=True,
-    ),
-    _Flag(
-        "upstream",
-        parse_upstream,
-        "upstream base URL, http(s)://host[:port][/base/path] (required)",
-        "URL",
-    ),
-    _Flag(
-        "upstream-timeout",
-        parse_duration,
-        "time allowed until response headers and between response body chunks (default 600s)",
-        "DURATION",
-    ),
-    _Flag(
-        "upstream-connect-timeout",
-        parse_duration,
-        "TCP + TLS connect timeout (default 10s)",
-        "DURATION",
-    ),
-    _Flag(
-        "max-body-bytes",
-        parse_size,
-        "largest request body buffered on the compression routes; larger gets 413 (default 100MB)",
-        "SIZE",
-    ),
-    _Flag(
-        "log-level",
-        choice("debug", "info", "warning", "error"),
-        "debug, info, warning or error (default info)",
-        "LEVEL",
-    ),
-    _Flag(
-        "graceful-shutdown-timeout",
-        parse_duration,
-        "how long in-flight requests may run after SIGTERM (default 30s)",
-        "DURATION",
-    ),
-    _Flag(
-        "upstream-ca",
-        ca_file,
-        "PEM file of a private CA to trust for an https upstream, in addition to the system CAs",
-        "FILE",
-    ),
-    _Flag(
-        "loop",
-        choice("auto", "uvloop", "asyncio"),
-        "event loop: auto (uvloop when installed), uvloop, asyncio (default auto)",
-        "LOOP",
-    ),
-    _Flag(
-        "max-connections",
-        positive_int,
-        "client connections held at once; accepting pauses above it (default 10000)",
-        "N",
-    ),
-    _Flag(
-        "header-timeout",
-        parse_duration,
-        "time a client has to send complete request headers (default 10s)",
-        "DURATION",
-    ),
-    _Flag(
-        "body-timeout",
-        parse_duration,
-        "silence allowed between request body bytes; then 408 and close (default 30s)",
-        "DURATION",
-    ),
-    _Flag(
-        "max-buffered-bytes",
-        parse_size,
-        "request bytes all connections together may hold for buffering; past it bodies wait,"
-        " then 503 (default 512MiB)",
-        "SIZE",
-    ),
-    _Flag(
-        "memo-max-bytes",
-        parse_size,
-        "compressed tool outputs remembered per process, so a re-sent history is not"
-        " compressed again (default 64MiB)",
-        "SIZE",
-    ),
-    _Flag(
-        "ledger-max-bytes",
-        parse_size,
-        "retrieval rounds remembered per process to restore into later turns (default 16MiB)",
-        "SIZE",
-    ),
-    _Flag(
-        "keepalive-timeout",
-        parse_duration,
-        "idle time before a client keep-alive connection is closed (default 60s)",
-        "DURATION",
-    ),
-    _Flag(
-        "upstream-pool-size",
-        positive_int,
-        "idle upstream connections kept per origin (default 256)",
-        "N",
-    ),
-    _Flag(
-        "upstream-idle-timeout",
-        parse_duration,
-        "idle time before a pooled upstream connection is closed (default 30s)",
-        "DURATION",
-    ),
-    _Flag(
-        "compression",
-        choice("on", "off"),
-        "compress tool outputs in request bodies (default on); the request header "
-        "x-headroom-bypass: true skips one request",
-        "on|off",
-    ),
-    _Flag(
-        "compression-timeout",
-        parse_duration,
-        "deadline for compressing one request; past it the original body is forwarded (default 2s)",
-        "DURATION",
-    ),
-    _Flag(
-        "compression-min-chars",
-        positive_int,
-        "tool outputs shorter than this are left alone (default 1000)",
-        "N",
-    ),
-    _Flag(
-        "learning",
-        choice("on", "off"),
-        "learn from retrievals: a tool whose outputs the model fetches back is compressed "
-        "less from then on, shared through the CCR store (default on)",
-        "on|off",
-    ),
-    _Flag(
-        "ccr-backend",
-        choice("memory", "sqlite", "redis"),
-        "where dropped content is kept: memory, sqlite or redis (default sqlite)",
-        "NAME",
-    ),
-    _Flag(
-        "ccr-path",
-        path_value,
-        "SQLite file for the CCR store (default ~/.headroom/ccr.sqlite3)",
-        "FILE",
-    ),
-    _Flag(
-        "ccr-ttl",
-        parse_duration,
-        "how long a stored original lives after its last use (default 24h)",
-        "DURATION",
-    ),
-    _Flag(
-        "ccr-max-bytes",
-        parse_size,
-        "size cap of the memory and SQLite CCR stores (for Redis use its maxmemory); "
-        "least recently used go first (default 1GiB)",
-        "SIZE",
-    ),
-    _Flag(
-        "ccr-max-entries", positive_int, "entry cap of the memory CCR store (default 100000)", "N"
-    ),
-    _Flag("ccr-redis-url", text_value, "redis:// or rediss:// URL for --ccr-backend redis", "URL"),
-    _Flag(
-        "ccr-redis-prefix",
-        text_value,
-        "key prefix in Redis, for tenants sharing one server (default headroom:ccr:)",
-        "PREFIX",
-    ),
-    _Flag(
-        "tls-listen",
-        parse_listen,
-        "address for a TLS listener offering ALPN h2 and http/1.1 (needs --tls-cert and "
-        "--tls-key); repeatable",
-        "ADDR",
-        repeat=True,
-    ),
-    _Flag("tls-cert", existing_file, "PEM certificate chain for --tls-listen", "FILE"),
-    _Flag("tls-key", existing_file, "PEM private key for --tls-listen", "FILE"),
-    _Flag(
-        "upstream-http2",
-        choice("auto", "off", "prior-knowledge"),
-        "HTTP/2 to the upstream: auto (offer h2 over TLS, use it when chosen), off, or "
-        "prior-knowledge (h2c to an http upstream) (default auto)",
-        "MODE",
-    ),
-    _Flag(
-        "h2-max-streams",
-        stream_count,
-        "concurrent HTTP/2 streams a client may open per connection (default 100)",
-        "N",
-    ),
-    _Flag(
-        "workers",
-        parse_workers,
-        "worker processes behind a supervisor, N or auto (= CPUs); without it one process "
-        "serves (see deploy/README.md)",
-        "N|auto",
-    ),
-    _Flag(
-        "inherit-fd",
-        parse_fd,
-        "serve on this already-listening socket instead of binding --listen (zero-downtime "
-        "rollouts outside systemd); repeatable",
-        "FD",
-        repeat=True,
-    ),
-    _Flag(
-        "worker-hang-timeout",
-        parse_duration,
-        "with --workers: a worker whose event loop has not answered the supervisor for this "
-        "long is killed and replaced (default 30s)",
-        "DURATION",
-    ),
-    _Flag(
-        "stats-redis",
-        redis_url,
-        "redis:// or rediss:// URL where this host publishes its totals, so that "
-        "/stats?scope=fleet on any host adds up every host using the same Redis",
-        "URL",
-    ),
-)
-
-_BOOL_FLAGS: tuple[tuple[str, str], ...] = (
-    (
-        "rewrite-host",
-        "rewrite Host to the upstream's (default); --no-rewrite-host keeps the client's",
-    ),
-    (
-        "learning-readonly",
-        "apply what was learned but record no evidence (for fleets with one writer)",
-    ),
-    (
-        "ccr-allow-remote",
-        "serve /v1/retrieve to non-loopback clients that present "
-        "HEADROOM_PROXY_TOKEN as a bearer token",
-    ),
-)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, never usage noise
         raise UsageError(message)
@@ -369,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stats [URL] (a running proxy's /stats), ccr get HASH | ccr stats | ccr learned [--reset] "
         "(the CCR store and what was learned from retrievals)",
     )
-    for flag in _FLAGS:
+    for flag in FLAGS:
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.dest,
@@ -377,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="append" if flag.repeat else "store",
             help=f"{flag.help} [env {flag.env}]",
         )
-    for name, help_text in _BOOL_FLAGS:
+    for name, help_text in BOOL_FLAGS:
         dest = name.replace("-", "_")
         env = ENV_PREFIX + dest.upper()
         parser.add_argument(
@@ -396,7 +117,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     values: dict[str, Any] = {}
-    for flag in _FLAGS:
+    for flag in FLAGS:
         raw = getattr(args, flag.dest)
         source = f"--{flag.name}"
         if raw is None and flag.env in environ:
@@ -411,7 +132,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             )
         except ValueError as exc:
             raise UsageError(f"{source}: {exc}") from None
-    for name, _ in _BOOL_FLAGS:
+    for name, _ in BOOL_FLAGS:
         dest = name.replace("-", "_")
         env = ENV_PREFIX + dest.upper()
         value = getattr(args, dest)
