@@ -33,16 +33,15 @@ from typing import Any
 import orjson
 
 from headroom.ccr.store import StoreError
-from headroom.learning.backend import LearnBackend
+from headroom.learning.backend import TABLES, LearnBackend
 from headroom.learning.model import EMPTY, Learned, counter, learned_names
 from headroom.transforms.base import Steer
 from headroom.transforms.tokens import estimate_tokens
 
 REFRESH_S = 1.0
+PROVENANCE, DECISIONS = TABLES  # by CCR key: tool and kind; by memo key: the steer applied
 MAX_BACKGROUND = 64  # learning tasks in flight; past it new evidence is dropped, and counted
 FLUSH_S = 1.0  # savings of outputs carried again are written at most this often
-PROVENANCE = "p"
-DECISIONS = "d"
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,6 @@ class Learner:
                 records.update(dict.fromkeys(out.keys, record))
         if records:
             await self.backend.put_records(PROVENANCE, records, self.ttl, now)
-        if records:
             await self._add(increments, now)
         else:  # only outputs carried again: counted, written with the next write or flush
             for name, value in increments.items():
@@ -287,12 +285,11 @@ def _count_seen(into: dict[str, float], name: str, out: Seen) -> None:
 
 
 def _deciding(learned: Learned, tool: str, program: str, kind: str) -> str:
-    """The name whose verdict steered an output: its program's where that has a steer or
-    evidence of its own (as ``steer_for`` merges them), else its tool's."""
+    """The name whose verdict steered an output: its program's where that applies one
+    (``Verdict.applied``, as ``steer_for`` merges them), else its tool's."""
     specific = learned_names(tool, program)[-1]
     own = learned.verdict(specific, kind)
-    decided = own is not None and (own.has_evidence or own.steer is not None)
-    return specific if decided else tool
+    return specific if own is not None and own.applied is not None else tool
 
 
 def _count_held(into: dict[str, float], learned: Learned, out: Seen) -> None:

@@ -45,7 +45,6 @@ MIN_TERM = 2.0  # for a tool; for one program a single wanted line counts
 MAX_TERMS = 12
 FORGET_BELOW = 0.05  # a counter decayed below this is gone
 SEP = "\t"
-KINDS = ("c", "b", "a", "r", "o", "p", "t", "k", "x", "s")
 
 Counts = Mapping[str, tuple[float, float]]  # counter name -> (value, time it was last moved)
 
@@ -128,6 +127,15 @@ class Verdict:
             return Steer(lossless=True)
         terms = self.learned_terms
         return Steer(terms=terms) if terms else None
+
+    @property
+    def applied(self) -> Steer | None:
+        """What this name contributes to ``steer_for``: its steer, or for a program with
+        evidence of its own an empty one (its "default" overrides its tool's verdict)."""
+        steer = self.steer
+        if steer is None and PROGRAM_SEP in self.tool and self.has_evidence:
+            return Steer()
+        return steer
 
     def why(self) -> str:
         cost = (
@@ -219,9 +227,7 @@ class Learned:
         the tool's verdict applies (``steer_for``)."""
         out: dict[str, dict[str, Steer]] = {}
         for (name, strategy), verdict in self.verdicts.items():
-            steer = verdict.steer
-            if steer is None and PROGRAM_SEP in name and verdict.has_evidence:
-                steer = Steer()
+            steer = verdict.applied
             if steer is not None:
                 out.setdefault(name, {})[strategy] = steer
         return dict(out)  # plain dicts: they travel to the compression process by pickle

@@ -139,19 +139,20 @@ def rewrite_request(
         for o in plan.outputs
         if len(o.text) >= min_chars and not has_marker(o.text)
     ]
+    # With learning, each output's memo key names its decision too: hashed once here.
+    keys = [memo_key(o.text, ctx) if steering is not None else None for o, ctx in candidates]
     if steering is not None and steering.decided is None:
-        keys = (memo_key(o.text, ctx) for o, ctx in candidates)
         known = pipeline.has if isinstance(pipeline, MemoPipeline) else lambda _: False
-        result.needs = [decision_key(k) for k in keys if not known(k)]
+        result.needs = [decision_key(k) for k in keys if k is not None and not known(k)]
         if result.needs:
             result.plan = plan if keep_plan else None
             return result  # the caller fetches these decisions and calls again
         steering = Steering(steering.steers, {})
     edits: list[tuple[ToolOutput, str]] = []
-    for output, ctx in candidates:
+    for (output, ctx), memoed in zip(candidates, keys, strict=True):
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        compressed = _compress(output, ctx, pipeline, steering, result)
+        compressed = _compress(output, ctx, memoed, pipeline, steering, result)
         if compressed.output == output.text or compressed.tokens_after >= compressed.tokens_before:
             continue
         edits.append((output, compressed.output))
@@ -192,16 +193,17 @@ def _plan(
 def _compress(
     output: ToolOutput,
     ctx: CompressContext,
+    memoed: bytes | None,
     pipeline: Pipeline | MemoPipeline,
     steering: Steering | None,
     result: Rewrite,
 ) -> CompressResult:
     """One output, steered by what was decided for it before or, at its first sight, by
     what was learned about its tool. Every output sent compressed or kept whole is noted
-    for the learner (what each request saved or cost), its first sight marked."""
-    decided, key, memoed = None, "", None
-    if steering is not None:
-        memoed = memo_key(output.text, ctx)
+    for the learner (what each request saved or cost), its first sight marked.
+    ``memoed``: the output's memo key (given when steering is)."""
+    decided, key = None, ""
+    if steering is not None and memoed is not None:
         key = decision_key(memoed)
         decided = (steering.decided or {}).get(key)
         steer = (

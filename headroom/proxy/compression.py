@@ -213,15 +213,19 @@ class Compression:
         lent: SharedMemory | None = None
         if plan is None and self._use_process(body):
             lent = await lend(body)
-            future = loop.run_in_executor(
-                self.processes,
-                _rewrite_in_worker,
-                lent.name,
-                len(body),
-                provider.name,
-                min_chars,
-                steering,
-            )
+            try:
+                future = loop.run_in_executor(
+                    self.processes,
+                    _rewrite_in_worker,
+                    lent.name,
+                    len(body),
+                    provider.name,
+                    min_chars,
+                    steering,
+                )
+            except BaseException:  # a broken pool refuses the call: the segment goes too
+                give_back(lent)
+                raise
         else:
             future = loop.run_in_executor(
                 self.executor,

@@ -12,7 +12,7 @@ from headroom.ccr.store import CCRWriter
 
 @dataclass(frozen=True)
 class Steer:
-    """What learning from retrievals changes for one compressor (see ``ccr.learning``).
+    """What learning from retrievals changes for one compressor (``headroom.learning``).
 
     ``lossless``: its outputs of this tool were fetched back so often that dropping anything
     costs more than it saves, so only its lossless work runs. ``terms``: words of dropped
