@@ -145,15 +145,18 @@ class SqliteBackend:
     def _add(self, increments: dict[str, float], now: float) -> int:
         refused = 0
         with self._write() as db:
-            (total,) = db.execute("SELECT count(*) FROM learn_counts").fetchone()
+            total: int | None = None  # counted (a full scan) only when a new name comes
             for name, inc in increments.items():
                 row = db.execute(
                     "SELECT value, t FROM learn_counts WHERE name = ?", (name,)
                 ).fetchone()
-                if row is None and total >= self.max_counters:
-                    refused += 1
-                    continue
-                total += row is None
+                if row is None:
+                    if total is None:
+                        (total,) = db.execute("SELECT count(*) FROM learn_counts").fetchone()
+                    if total >= self.max_counters:
+                        refused += 1
+                        continue
+                    total += 1
                 value, t = bump(row, inc, now)
                 db.execute(
                     "INSERT INTO learn_counts (name, value, t) VALUES (?, ?, ?) "

@@ -44,6 +44,8 @@ class Informational:
 
 @dataclass(slots=True)
 class Body:
+    # bytes-like: HTTP/1.1 hands on the fresh bytearray h11 made for the chunk (a copy of
+    # each read saved); nothing writes to it afterwards.
     data: bytes
 
 
