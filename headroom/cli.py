@@ -76,7 +76,7 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
         link.start()
     fields = {
         "version": __version__,
-        "upstream": str(config.upstream),
+        "upstreams": {origin.name: origin.url for origin in app.origins},
         "loop": type(loop).__module__.split(".")[0],
     }
     heartbeat = None

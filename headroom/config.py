@@ -28,7 +28,7 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    upstream: Upstream
+    upstream: Upstream | None = None  # None: only per-API upstreams (at least one is set)
     listen: tuple[ListenAddr, ...] = (ListenAddr("0.0.0.0", 8787),)
     upstream_timeout: float = 600.0
     upstream_connect_timeout: float = 10.0
@@ -61,6 +61,16 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     upstream_http2: str = "auto"
+    # per-API upstreams (headroom.proxy.origins routes to them); ca/http2 None: --upstream's
+    anthropic_upstream: Upstream | None = None
+    anthropic_upstream_ca: Path | None = None
+    anthropic_upstream_http2: str | None = None
+    openai_upstream: Upstream | None = None
+    openai_upstream_ca: Path | None = None
+    openai_upstream_http2: str | None = None
+    gemini_upstream: Upstream | None = None
+    gemini_upstream_ca: Path | None = None
+    gemini_upstream_http2: str | None = None
     h2_max_streams: int = 100
     # compression
     compression: str = "on"
@@ -143,14 +153,27 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 raise UsageError(f"{env}: {exc}") from None
         if value is not None:
             values[dest] = value
-    if "upstream" not in values:
-        raise UsageError(f"--upstream is required (or set {ENV_PREFIX}UPSTREAM)")
     token = environ.get(ENV_PREFIX + "TOKEN") or None
     _check_combinations(values, token)
     return Config(proxy_token=token, **values)
 
 
+def _check_upstreams(values: dict[str, Any]) -> None:
+    """At least one upstream; a per-API setting only beside that API's upstream."""
+    apis = ("anthropic", "openai", "gemini")
+    if not any(values.get(f"{name}upstream") for name in ("", *(f"{a}_" for a in apis))):
+        raise UsageError(
+            f"--upstream is required (or set {ENV_PREFIX}UPSTREAM), unless "
+            "--anthropic-upstream, --openai-upstream or --gemini-upstream is set"
+        )
+    for api in apis:
+        for setting in ("ca", "http2"):
+            if values.get(f"{api}_upstream_{setting}") and not values.get(f"{api}_upstream"):
+                raise UsageError(f"--{api}-upstream-{setting} is set but --{api}-upstream is not")
+
+
 def _check_combinations(values: dict[str, Any], token: str | None) -> None:
+    _check_upstreams(values)
     backend = values.get("ccr_backend", "sqlite")
     if backend == "redis" and not values.get("ccr_redis_url"):
         raise UsageError("--ccr-backend redis needs --ccr-redis-url")

@@ -58,8 +58,32 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "upstream",
         parse_upstream,
-        "upstream base URL, http(s)://host[:port][/base/path] (required)",
+        "upstream base URL, http(s)://host[:port][/base/path]: every request no per-API "
+        "upstream below takes (required unless one of those is set)",
         "URL",
+    ),
+    *(
+        flag
+        for api, label in (
+            ("anthropic", "Anthropic Messages API (/v1/messages...)"),
+            ("openai", "OpenAI API (/v1/chat/completions, /v1/responses, Bearer /v1/...)"),
+            ("gemini", "Gemini API (/v1beta/..., /v1/models/M:generateContent...)"),
+        )
+        for flag in (
+            Flag(f"{api}-upstream", parse_upstream, f"upstream URL for the {label}", "URL"),
+            Flag(
+                f"{api}-upstream-ca",
+                ca_file,
+                f"private CA for --{api}-upstream (default --upstream-ca)",
+                "FILE",
+            ),
+            Flag(
+                f"{api}-upstream-http2",
+                choice("auto", "off", "prior-knowledge"),
+                f"HTTP/2 to --{api}-upstream (default --upstream-http2)",
+                "MODE",
+            ),
+        )
     ),
     Flag(
         "upstream-timeout",

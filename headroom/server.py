@@ -232,7 +232,7 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FINISH_WAIT):
                     await self._wait_finished()
-        app.pool.close()
+        app.origins.close()
         self.log.info(
             "drain_end",
             completed=app.requests_total - finished_before,

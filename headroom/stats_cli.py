@@ -81,6 +81,8 @@ def render(data: dict[str, Any]) -> str:
         ("requests", f"{req.get('total', 0):,}"),
         ("  by status", _pairs(req.get("by_status", {}))),
         ("  by outcome", _pairs(req.get("by_outcome", {}))),
+        ("  by upstream", _pairs(req.get("by_upstream", {}))),
+        ("  upstream errors", _pairs(data.get("upstream", {}).get("errors_by_upstream", {}))),
         ("  errors", _pairs(req.get("errors", {}))),
         ("compressed requests", f"{comp.get('requests_compressed', 0):,}"),
         ("  tokens", f"{before:,} -> {after:,} (ratio {ratio}, saved {before - after:,})"),

@@ -1,7 +1,7 @@
 """Per-process proxy state: the host every client connection reports to.
 
-It builds exchanges, owns the upstream pool and local routes, answers protocol errors, and
-counts connections and requests for drain and logs. Sockets and signals live in
+It builds exchanges, owns the upstreams (``Origins``, a pool each) and local routes, answers
+protocol errors, and counts connections and requests for drain and logs. Sockets and signals live in
 ``headroom.server``; this class never touches a listener.
 """
 
@@ -19,7 +19,6 @@ from headroom.log import Logger, loggable_path, redact
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.h2_stream import H2Carrier, H2Stream
-from headroom.protocol.pool import UpstreamPool, client_tls_context
 from headroom.providers.mixed import MixedLedger
 from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BufferBudget
@@ -27,6 +26,7 @@ from headroom.proxy.compression import Compression
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
 from headroom.proxy.local import error_response
+from headroom.proxy.origins import Origins
 from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
 from headroom.proxy.seams import Decision, Requested
@@ -41,20 +41,7 @@ class ProxyApp:
         self.config = config
         self.log = log
         self.loop = loop
-        up = config.upstream
-        self.upstream_authority = up.authority.encode("ascii")
-        self.upstream_base = up.base_path.encode("ascii")
-        self.pool = UpstreamPool(
-            up.host,
-            up.port,
-            tls=client_tls_context(config.upstream_ca) if up.tls else None,
-            connect_timeout=config.upstream_connect_timeout,
-            max_idle=config.upstream_pool_size,
-            idle_timeout=config.upstream_idle_timeout,
-            http2=config.upstream_http2 if up.tls or config.upstream_http2 != "auto" else "off",
-            authority=self.upstream_authority,
-            extra_ca=config.upstream_ca,
-        )
+        self.origins = Origins.from_config(config)
         self.routes = LocalRoutes(self)
         self.store: CCRStore | None = None
         self.learner: Learner | None = None
@@ -131,8 +118,10 @@ class ProxyApp:
         path = ex.path.decode("latin-1")
         status = ex.status if ex.response_started else None
         outcome = ex.outcome
+        origin = ex.origin.name if ex.origin is not None else None
+        failed = facts.upstream_status is None and status in (502, 503, 504)
         self.stats.request_done(
-            path, status, total_ms, headers_ms, self.routes.known(path), outcome
+            path, status, total_ms, headers_ms, self.routes.known(path), outcome, origin, failed
         )
         if not self._log_requests:
             return
@@ -143,6 +132,7 @@ class ProxyApp:
             method=ex.head.method.decode("latin-1"),
             path=path,
             status=status,
+            upstream=origin,
             upstream_status=facts.upstream_status,
             bytes_in=facts.bytes_in,
             bytes_out=facts.bytes_out,

@@ -50,7 +50,8 @@ from headroom.proxy.timers import IdleTimer
 from headroom.proxy.turns import LARGE
 
 if TYPE_CHECKING:
-    from headroom.protocol.pool import Upstream
+    from headroom.protocol.pool import Upstream, UpstreamPool
+    from headroom.proxy.origins import Origin
     from headroom.proxy.upgrade import WebSocketUpstream
 
 Flow = Callable[["Exchange"], Awaitable[None]]
@@ -78,6 +79,7 @@ class Exchange:
         "failure",
         "failure_retryable",
         "head",
+        "origin",
         "path",
         "req_ended",
         "req_trailers",
@@ -100,6 +102,7 @@ class Exchange:
         self.facts = Facts(time.perf_counter())
         self.request_id = request_id_for(head)
         self.path = head.target.partition(b"?")[0]
+        self.origin: Origin | None = None  # where it goes; the routing table chooses
         self.upstream: Upstream | None = None
         self.streaming = False  # body chunks go straight upstream
         self._body = RequestBody()
@@ -205,7 +208,7 @@ class Exchange:
             self.head,
             client_ip=self.conn.client_ip,
             scheme=self.conn.scheme,
-            upstream_authority=self.app.upstream_authority,
+            upstream_authority=self._origin.authority,
             rewrite_host=cfg.rewrite_host,
             request_id=self.request_id,
             content_length=content_length,
@@ -215,7 +218,18 @@ class Exchange:
 
     @property
     def upstream_target(self) -> bytes:
-        return upstream_target(self.app.upstream_base, self.head.target)
+        return upstream_target(self._origin.base, self.head.target)
+
+    @property
+    def pool(self) -> UpstreamPool:
+        return self._origin.pool
+
+    @property
+    def _origin(self) -> Origin:
+        """Only forwarding flows ask, and the routing table gives each of them an origin."""
+        if self.origin is None:
+            raise RuntimeError("the request was given no upstream")
+        return self.origin
 
     def replayable(self, body: bytes | None) -> bool:
         """The request is still in hand: buffered, or a streamed body within the replay
@@ -225,7 +239,7 @@ class Exchange:
     def release_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
-            self.app.pool.release(upstream)
+            self.pool.release(upstream)
 
     def _start_streaming(self, upstream: Upstream) -> None:
         self.streaming = True
@@ -466,9 +480,9 @@ class Exchange:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             if self.response_done and not self.client_gone:
-                self.app.pool.release(upstream)
+                self.pool.release(upstream)
             else:
-                self.app.pool.discard(upstream)
+                self.pool.discard(upstream)
         try:
             self.set_client_blocked(False)
             if self.response_done:

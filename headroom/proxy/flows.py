@@ -17,6 +17,7 @@ from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.exchange import Exchange, Flow
 from headroom.proxy.headers import header_value
 from headroom.proxy.local import LocalHandler, LocalRequest
+from headroom.proxy.origins import Unrouted
 from headroom.proxy.retrieval_flow import forward_with_retrieval
 from headroom.proxy.seams import BodyTooLarge, ClientGone, Outcome, UpgradableStream
 from headroom.proxy.upgrade import Tunnel, has_body, is_websocket_upgrade
@@ -38,6 +39,10 @@ def route(ex: Exchange) -> Flow:
     handler = ex.app.routes.match(ex.path)
     if handler is not None:
         return lambda ex: serve_local(ex, handler)
+    origin = ex.app.origins.route(ex.path, head.headers)
+    if isinstance(origin, Unrouted):
+        return lambda ex: refuse_unrouted(ex, origin.message)
+    ex.origin = origin
     if is_websocket_upgrade(head):
         return refuse_upgrade_body if has_body(head) else tunnel
     if h2_websocket:
@@ -51,6 +56,12 @@ async def refuse_connect(ex: Exchange) -> None:
     # What follows a CONNECT head may be anything: the connection is not reused.
     ex.conn.must_close = True
     ex.fail(405, "method_not_allowed", "CONNECT is not served by a reverse proxy")
+
+
+async def refuse_unrouted(ex: Exchange, message: str) -> None:
+    if not ex.req_ended:
+        ex.conn.must_close = True  # the unread body must not be parsed as a request
+    ex.fail(404, "not_found", message)
 
 
 async def refuse_upgrade_body(ex: Exchange) -> None:
@@ -141,7 +152,7 @@ async def forward(ex: Exchange, body: bytes | None) -> Outcome | None:
     """Send the request upstream (``body`` None: stream it) with the answer going to the
     exchange's sink. Returns how the answer ended (OK, or FOLLOW_UP for a streamed
     retrieval), or None when the client was answered an error instead."""
-    pool = ex.app.pool
+    pool = ex.pool
     outcome = Outcome.FAILED
     for attempt in range(MAX_TRIES):
         try:

@@ -81,7 +81,7 @@ async def continue_stream(
         stream.next_round()
         ex.release_upstream()
         try:
-            upstream, _ = await ex.app.pool.acquire()
+            upstream, _ = await ex.pool.acquire()
         except ConnectFailed as exc:
             message = f"follow-up for headroom_retrieve failed: {exc}"
             break

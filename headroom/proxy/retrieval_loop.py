@@ -79,7 +79,7 @@ async def complete(
         body = follow_up(provider, body, response, results)
         headers = ex.upstream_headers(len(body))
         got = await fetch(
-            app.pool, ex.head.method, ex.upstream_target, headers, body, app.config.upstream_timeout
+            ex.pool, ex.head.method, ex.upstream_target, headers, body, app.config.upstream_timeout
         )
         head = ResponseHead(got.status, got.headers, b"", [n for n, _ in got.headers])
         raw = got.body

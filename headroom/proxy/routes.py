@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
@@ -26,7 +27,7 @@ from headroom.telemetry.stats import prometheus
 if TYPE_CHECKING:
     from headroom.config import Config
     from headroom.learning.learner import Learner
-    from headroom.protocol.pool import UpstreamPool
+    from headroom.proxy.origins import Origin, Origins
     from headroom.proxy.retrieve import RetrieveRoutes
     from headroom.telemetry.stats import Stats
 
@@ -35,10 +36,9 @@ class RouteHost(Protocol):
     """What the local routes read of the process (``ProxyApp``)."""
 
     config: Config
-    pool: UpstreamPool
+    origins: Origins
     stats: Stats
     draining: bool
-    upstream_authority: bytes
     retrieve: RetrieveRoutes | None
     learner: Learner | None
 
@@ -170,20 +170,34 @@ class LocalRoutes:
         return json_response(200, {"ok": True, "service": SERVICE, "version": __version__})
 
     async def healthz_upstream(self, req: LocalRequest) -> LocalResponse:
-        """Probe the origin's /healthz (base path dropped) with a timeout of its own, so a
-        hung upstream answers this in 5 s, not in --upstream-timeout."""
+        """Probe every upstream at once; 200 only when all answer. The top level also
+        carries the first failure's reason, so a one-upstream proxy reads as before."""
         if req.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
-        headers = [(b"host", self.app.upstream_authority), (b"user-agent", b"headroom-proxy")]
-        try:
-            got = await fetch(self.app.pool, b"GET", b"/healthz", headers, b"", PROBE_TIMEOUT)
-        except TimeoutError:
-            return json_response(503, {"ok": False, "error": "timeout after 5s"})
-        except (ConnectFailed, ConnectionError) as exc:
-            return json_response(503, {"ok": False, "error": str(exc)})
-        if 200 <= got.status < 300:
-            return json_response(200, {"ok": True})
-        return json_response(503, {"ok": False, "upstream_status": got.status})
+        origins = list(self.app.origins)
+        probes = await asyncio.gather(*(probe(origin) for origin in origins))
+        body: dict[str, object] = {"ok": all(p["ok"] for p in probes)}
+        failed = next((p for p in probes if not p["ok"]), None)
+        if failed is not None:
+            body.update((k, v) for k, v in failed.items() if k in ("error", "upstream_status"))
+        pairs = zip(origins, probes, strict=True)
+        body["upstreams"] = {origin.name: {"url": origin.url, **got} for origin, got in pairs}
+        return json_response(200 if body["ok"] else 503, body)
+
+
+async def probe(origin: Origin) -> dict[str, object]:
+    """The origin's /healthz (base path dropped) with a timeout of its own, so a hung
+    upstream answers in 5 s, not in --upstream-timeout."""
+    headers = [(b"host", origin.authority), (b"user-agent", b"headroom-proxy")]
+    try:
+        got = await fetch(origin.pool, b"GET", b"/healthz", headers, b"", PROBE_TIMEOUT)
+    except TimeoutError:
+        return {"ok": False, "error": "timeout after 5s"}
+    except (ConnectFailed, ConnectionError) as exc:
+        return {"ok": False, "error": str(exc)}
+    if 200 <= got.status < 300:
+        return {"ok": True}
+    return {"ok": False, "upstream_status": got.status}
 
 
 def method_not_allowed(allow: str) -> LocalResponse:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from headroom.protocol.pool import UpstreamPool
     from headroom.proxy.buffering import BufferBudget
     from headroom.proxy.local import LocalHandler
+    from headroom.proxy.origins import Origin, Origins
     from headroom.proxy.turns import TurnGate
 
 Pairs = list[tuple[bytes, bytes]]
@@ -133,22 +134,20 @@ class Routes(Protocol):
 
 
 class Services(Protocol):
-    """What an exchange and its flows use of the process: configuration, the upstream
-    pool, the store, counters and the loop. ``ProxyApp`` is the one implementation."""
+    """What an exchange and its flows use of the process: configuration, the upstreams,
+    the store, counters and the loop. ``ProxyApp`` is the one implementation."""
 
     config: Config
     log: Logger
     loop: asyncio.AbstractEventLoop
     stats: Stats
-    pool: UpstreamPool
+    origins: Origins
     store: CCRStore | None
     learner: Learner | None
     mixed: MixedLedger
     budget: BufferBudget
     turns: TurnGate
     draining: bool
-    upstream_authority: bytes
-    upstream_base: bytes
     transform_request: Callable[[Requested, bytes], Awaitable[Decision]]
 
     @property
@@ -179,9 +178,13 @@ class ExchangeView(Requested, Protocol):
     response_done: bool
     facts: Facts
     drop_request_headers: frozenset[bytes]
+    origin: Origin | None
 
     @property
     def conn(self) -> ClientStream: ...
+
+    @property
+    def pool(self) -> UpstreamPool: ...
 
     @property
     def upstream_target(self) -> bytes: ...

@@ -61,7 +61,7 @@ class WebSocketUpstream:
     async def run(self) -> None:
         ex = self.ex
         try:
-            upstream = await ex.app.pool.connect(http1=True)
+            upstream = await ex.pool.connect(http1=True)
         except ConnectFailed as exc:
             ex.fail(exc.status, exc.error_type, str(exc))
             return

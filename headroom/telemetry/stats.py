@@ -67,6 +67,8 @@ class Stats:
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     by_outcome: Counter[str] = field(default_factory=Counter)  # ok, client_gone, aborted
+    by_upstream: Counter[str] = field(default_factory=Counter)  # requests each upstream took
+    upstream_errors: Counter[str] = field(default_factory=Counter)  # its 502/503/504s
     errors: Counter[str] = field(default_factory=Counter)
     compressed_requests: int = 0
     bypassed: Counter[str] = field(default_factory=Counter)
@@ -98,9 +100,17 @@ class Stats:
         headers_ms: float | None,
         known_path: bool,
         outcome: str,
+        upstream: str | None = None,
+        upstream_failed: bool = False,
     ) -> None:
+        """``upstream`` names the origin a forwarded request went to (None: answered
+        here); ``upstream_failed`` that the proxy answered for it (unreachable, timed out)."""
         self.requests += 1
         self.by_outcome[outcome] += 1
+        if upstream is not None:
+            self.by_upstream[upstream] += 1
+            if upstream_failed:
+                self.upstream_errors[upstream] += 1
         self.by_path[path if known_path else "other"] += 1
         self.by_status[status or 0] += 1
         self.duration.observe(total_ms)
@@ -163,6 +173,7 @@ class Stats:
                 # ok: the client has the whole answer; client_gone: it left before that;
                 # aborted: the proxy cut the answer (upstream failure, drain deadline).
                 "by_outcome": dict(self.by_outcome),
+                "by_upstream": dict(self.by_upstream),
                 "errors": dict(self.errors),
             },
             "compression": {
@@ -181,7 +192,10 @@ class Stats:
                 "retrievals_by_tool_loop": self.ccr_loop_retrievals,
                 "tool_loop_misses": self.ccr_loop_misses,
             },
-            "upstream": {"time_to_headers": self.time_to_headers.summary()},
+            "upstream": {
+                "time_to_headers": self.time_to_headers.summary(),
+                "errors_by_upstream": dict(self.upstream_errors),
+            },
             "latency": self.duration.summary(),
             "connections": {
                 "active": self.active_connections,
@@ -219,7 +233,16 @@ _SCALARS = (
     "ccr_loop_misses",
     *GAUGES,
 )
-_COUNTERS = ("by_path", "by_outcome", "errors", "bypassed", "by_strategy", "saved_by_strategy")
+_COUNTERS = (
+    "by_path",
+    "by_outcome",
+    "by_upstream",
+    "upstream_errors",
+    "errors",
+    "bypassed",
+    "by_strategy",
+    "saved_by_strategy",
+)
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
 
 
@@ -279,6 +302,20 @@ _TRAFFIC: tuple[_Spec, ...] = (
         "Requests by how they ended: ok, client_gone (left early), aborted (cut).",
         "by_outcome",
         "outcome",
+    ),
+    (
+        "headroom_requests_by_upstream_total",
+        "counter",
+        "Requests forwarded, by the upstream that took them (--upstream is 'upstream').",
+        "by_upstream",
+        "upstream",
+    ),
+    (
+        "headroom_upstream_errors_total",
+        "counter",
+        "Requests the proxy answered 502/503/504 for, by upstream (unreachable, timed out).",
+        "upstream_errors",
+        "upstream",
     ),
     ("headroom_errors_total", "counter", "Errors the proxy answered, by type.", "errors", "type"),
     (

@@ -24,6 +24,7 @@ from headroom.providers.mixed import MixedLedger
 from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
+from headroom.proxy.origins import Origin, Origins
 from headroom.proxy.seams import Decision
 from headroom.proxy.turns import TurnGate
 from headroom.telemetry.stats import Stats
@@ -267,14 +268,14 @@ class Services:
     learner: Any = None
     mixed: MixedLedger = field(default_factory=MixedLedger)
     draining: bool = False
-    upstream_authority: bytes = b"upstream.test"
-    upstream_base: bytes = b""
     routes: Any = field(default_factory=NoRoutes)
     finished: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log = Logger("debug", self.log_stream)
         self.pool = FakePool(self.loop)
+        origin = Origin("upstream", "http://upstream.test", b"upstream.test", b"", self.pool)  # type: ignore[arg-type]
+        self.origins = Origins([origin])
         self.budget = BufferBudget(self.config.max_buffered_bytes, self.stats)
         self.turns = TurnGate(self.loop)
         self._done: dict[int, asyncio.Event] = {}

@@ -38,7 +38,11 @@ def test_healthz_upstream_ok_probes_origin_healthz(
     upstream_server.clear()
     proc = start_proxy(upstream_server.url + "/base")
     resp = httpx.get(f"{proc.url}/healthz/upstream", trust_env=False)
-    assert (resp.status_code, resp.json()) == (200, {"ok": True})
+    url = upstream_server.url + "/base"
+    assert (resp.status_code, resp.json()) == (
+        200,
+        {"ok": True, "upstreams": {"upstream": {"url": url, "ok": True}}},
+    )
     assert upstream_server.only().path == "/healthz"  # the origin's, not the base path's
 
 

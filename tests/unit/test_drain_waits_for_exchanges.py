@@ -26,7 +26,7 @@ def _server(in_flight: int, **config: Any) -> tuple[Server, Any]:
         in_flight=in_flight,
         requests_total=0,
         draining=False,
-        pool=SimpleNamespace(close=lambda: None),
+        origins=SimpleNamespace(close=lambda: None),
         on_connections_changed=lambda: None,
         on_exchanges_done=lambda: None,
     )
