@@ -170,6 +170,16 @@ def _check_upstreams(values: dict[str, Any]) -> None:
         for setting in ("ca", "http2"):
             if values.get(f"{api}_upstream_{setting}") and not values.get(f"{api}_upstream"):
                 raise UsageError(f"--{api}-upstream-{setting} is set but --{api}-upstream is not")
+    for prefix in ("", *(f"{a}_" for a in apis)):
+        # prior-knowledge is h2c: over TLS the origin expects ALPN to choose h2 ("auto").
+        up, own = values.get(f"{prefix}upstream"), values.get(f"{prefix}upstream_http2")
+        mode = own or values.get("upstream_http2")
+        if up is not None and up.tls and mode == "prior-knowledge":
+            flag = f"--{prefix.replace('_', '-')}upstream-http2" if own else "--upstream-http2"
+            raise UsageError(
+                f"{flag} prior-knowledge is h2c, for an http upstream; "
+                f"--{prefix.replace('_', '-')}upstream is https (use auto)"
+            )
 
 
 def _check_combinations(values: dict[str, Any], token: str | None) -> None:

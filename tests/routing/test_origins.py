@@ -122,6 +122,25 @@ def test_per_api_http2_defaults_to_the_upstream_one() -> None:
     assert origins.by_name["openai"].pool.http2 == "prior-knowledge"
 
 
+def test_prior_knowledge_stays_with_the_http_upstream_that_asked_for_it() -> None:
+    config = load(
+        [
+            "--upstream",
+            "http://127.0.0.1:9000",
+            "--upstream-http2",
+            "prior-knowledge",
+            "--anthropic-upstream",
+            "https://127.0.0.1:9443",
+            "--anthropic-upstream-http2",
+            "auto",
+        ],
+        {},
+    )
+    origins = Origins.from_config(config)
+    assert origins.by_name["upstream"].pool.http2 == "prior-knowledge"
+    assert origins.by_name["anthropic"].pool.http2 == "auto"
+
+
 def test_environment_sets_per_api_upstreams() -> None:
     config = load([], {"HEADROOM_PROXY_GEMINI_UPSTREAM": "http://127.0.0.1:9002"})
     assert str(config.gemini_upstream) == "http://127.0.0.1:9002"
@@ -133,6 +152,25 @@ def test_environment_sets_per_api_upstreams() -> None:
         ([], "--upstream is required"),
         (["--gemini-upstream-http2", "off", "--upstream", "http://a"], "--gemini-upstream is not"),
         (["--openai-upstream", "ftp://x"], "--openai-upstream:"),
+        (
+            ["--upstream", "https://a", "--upstream-http2", "prior-knowledge"],
+            "--upstream-http2 prior-knowledge is h2c.*--upstream is https",
+        ),
+        (  # inherited from --upstream-http2 by an https per-API upstream
+            [
+                "--upstream",
+                "http://a",
+                "--upstream-http2",
+                "prior-knowledge",
+                "--anthropic-upstream",
+                "https://b",
+            ],
+            "--upstream-http2 prior-knowledge is h2c.*--anthropic-upstream is https",
+        ),
+        (
+            ["--gemini-upstream", "https://g", "--gemini-upstream-http2", "prior-knowledge"],
+            "--gemini-upstream-http2 prior-knowledge is h2c.*--gemini-upstream is https",
+        ),
     ],
 )
 def test_bad_combinations_are_usage_errors(argv: list[str], message: str) -> None:
