@@ -1,7 +1,8 @@
 """The routing table and the flows it picks: one per request, above the exchange core.
 
 Order matters and is the table itself: CONNECT is refused (a reverse proxy opens no
-tunnels), local routes are answered here, WebSocket handshakes become tunnels, JSON POSTs
+tunnels), local routes are answered here, a request no upstream takes is answered 404 (the
+others are given their origin), WebSocket handshakes become tunnels, JSON POSTs
 to a provider API are buffered (and may be compressed), and everything else is forwarded
 as it streams. Each flow is a coroutine over the exchange; the core runs it and finishes
 the exchange whatever happens.
