@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headroom.config_flags import BOOL_FLAGS, ENV_PREFIX, FLAGS
+from headroom.config_flags import BOOL_FLAGS, ENV_PREFIX, FLAGS, UPSTREAM_APIS
 from headroom.values import (
     ListenAddr,
     Upstream,
@@ -24,6 +24,21 @@ from headroom.values import (
 
 class UsageError(Exception):
     """A flag or environment value that cannot be used; maps to exit code 2."""
+
+
+DEFAULT_UPSTREAM = "upstream"  # the name of --upstream beside the APIs' own
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """One upstream's URL, CA and HTTP/2 mode, a per-API CA or mode defaulting to
+    --upstream's; ``http2_flag`` names the flag the mode came from."""
+
+    flag: str  # "--upstream" or "--<api>-upstream"
+    url: Upstream | None
+    ca: Path | None
+    http2: str
+    http2_flag: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,22 @@ class Config:
     inherit_fd: tuple[int, ...] = ()
     worker_hang_timeout: float = 30.0
     stats_redis: str | None = None
+
+    def upstream_settings(self, name: str) -> UpstreamSettings:
+        """``name``: ``DEFAULT_UPSTREAM`` or one of ``UPSTREAM_APIS``."""
+        flag = "--upstream" if name == DEFAULT_UPSTREAM else f"--{name}-upstream"
+        if name == DEFAULT_UPSTREAM:
+            return UpstreamSettings(
+                flag, self.upstream, self.upstream_ca, self.upstream_http2, "--upstream-http2"
+            )
+        own_http2 = getattr(self, f"{name}_upstream_http2")
+        return UpstreamSettings(
+            flag,
+            getattr(self, f"{name}_upstream"),
+            getattr(self, f"{name}_upstream_ca") or self.upstream_ca,
+            own_http2 or self.upstream_http2,
+            f"{flag}-http2" if own_http2 else "--upstream-http2",
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,35 +186,35 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             values[dest] = value
     token = environ.get(ENV_PREFIX + "TOKEN") or None
     _check_combinations(values, token)
-    return Config(proxy_token=token, **values)
+    config = Config(proxy_token=token, **values)
+    _check_upstreams(config)
+    return config
 
 
-def _check_upstreams(values: dict[str, Any]) -> None:
-    """At least one upstream; a per-API setting only beside that API's upstream."""
-    apis = ("anthropic", "openai", "gemini")
-    if not any(values.get(f"{name}upstream") for name in ("", *(f"{a}_" for a in apis))):
+def _check_upstreams(config: Config) -> None:
+    """At least one upstream; a per-API setting only beside that API's upstream; h2c
+    (prior-knowledge) only to an http one: over TLS, ALPN chooses h2 ("auto")."""
+    settings = [config.upstream_settings(n) for n in (DEFAULT_UPSTREAM, *UPSTREAM_APIS)]
+    if all(s.url is None for s in settings):
+        flags = ", ".join(f"--{api}-upstream" for api in UPSTREAM_APIS)
         raise UsageError(
-            f"--upstream is required (or set {ENV_PREFIX}UPSTREAM), unless "
-            "--anthropic-upstream, --openai-upstream or --gemini-upstream is set"
+            f"--upstream is required (or set {ENV_PREFIX}UPSTREAM), unless one of {flags} is set"
         )
-    for api in apis:
+    for api in UPSTREAM_APIS:
         for setting in ("ca", "http2"):
-            if values.get(f"{api}_upstream_{setting}") and not values.get(f"{api}_upstream"):
+            if getattr(config, f"{api}_upstream_{setting}") and not getattr(
+                config, f"{api}_upstream"
+            ):
                 raise UsageError(f"--{api}-upstream-{setting} is set but --{api}-upstream is not")
-    for prefix in ("", *(f"{a}_" for a in apis)):
-        # prior-knowledge is h2c: over TLS the origin expects ALPN to choose h2 ("auto").
-        up, own = values.get(f"{prefix}upstream"), values.get(f"{prefix}upstream_http2")
-        mode = own or values.get("upstream_http2")
-        if up is not None and up.tls and mode == "prior-knowledge":
-            flag = f"--{prefix.replace('_', '-')}upstream-http2" if own else "--upstream-http2"
+    for s in settings:
+        if s.url is not None and s.url.tls and s.http2 == "prior-knowledge":
             raise UsageError(
-                f"{flag} prior-knowledge is h2c, for an http upstream; "
-                f"--{prefix.replace('_', '-')}upstream is https (use auto)"
+                f"{s.http2_flag} prior-knowledge is h2c, for an http upstream; "
+                f"{s.flag} is https (use auto)"
             )
 
 
 def _check_combinations(values: dict[str, Any], token: str | None) -> None:
-    _check_upstreams(values)
     backend = values.get("ccr_backend", "sqlite")
     if backend == "redis" and not values.get("ccr_redis_url"):
         raise UsageError("--ccr-backend redis needs --ccr-redis-url")

@@ -28,6 +28,13 @@ from headroom.values import (
 )
 
 ENV_PREFIX = "HEADROOM_PROXY_"
+# The APIs with an upstream of their own: --<api>-upstream, --<api>-upstream-ca and
+# --<api>-upstream-http2, with what the flags' help says each takes.
+UPSTREAM_APIS: dict[str, str] = {
+    "anthropic": "Anthropic Messages API (/v1/messages...)",
+    "openai": "OpenAI API (/v1/chat/completions, /v1/responses, Bearer /v1/...)",
+    "gemini": "Gemini API (/v1beta/..., /v1/models/M:generateContent...)",
+}
 
 
 @dataclass(frozen=True)
@@ -64,11 +71,7 @@ FLAGS: tuple[Flag, ...] = (
     ),
     *(
         flag
-        for api, label in (
-            ("anthropic", "Anthropic Messages API (/v1/messages...)"),
-            ("openai", "OpenAI API (/v1/chat/completions, /v1/responses, Bearer /v1/...)"),
-            ("gemini", "Gemini API (/v1beta/..., /v1/models/M:generateContent...)"),
-        )
+        for api, label in UPSTREAM_APIS.items()
         for flag in (
             Flag(f"{api}-upstream", parse_upstream, f"upstream URL for the {label}", "URL"),
             Flag(

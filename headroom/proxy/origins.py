@@ -14,12 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from headroom.config import Config
+from headroom.config import DEFAULT_UPSTREAM, Config
+from headroom.config_flags import UPSTREAM_APIS
 from headroom.protocol.pool import UpstreamPool, client_tls_context
-from headroom.values import Upstream
-
-DEFAULT = "upstream"  # the origin of --upstream
-APIS = ("anthropic", "openai", "gemini")
 
 # Paths that name their API whatever headers come with them: (exact path or prefix, API).
 # A prefix ends with "/" and also matches the path without it.
@@ -96,11 +93,14 @@ class Origins:
 
     def __init__(self, origins: Sequence[Origin]) -> None:
         self.by_name = {origin.name: origin for origin in origins}
-        self._default = self.by_name.get(DEFAULT)
+        self._default = self.by_name.get(DEFAULT_UPSTREAM)
 
     @classmethod
     def from_config(cls, config: Config) -> Origins:
-        return cls([_origin(name, up, config) for name, up in configured(config)])
+        """One origin per upstream the configuration sets, --upstream first."""
+        names = (DEFAULT_UPSTREAM, *UPSTREAM_APIS)
+        origins = (_origin(name, config) for name in names)
+        return cls([origin for origin in origins if origin is not None])
 
     def route(self, path: bytes, headers: Sequence[tuple[bytes, bytes]]) -> Origin | Unrouted:
         if len(self.by_name) == 1 and self._default is not None:
@@ -121,17 +121,11 @@ class Origins:
             origin.pool.close()
 
 
-def configured(config: Config) -> list[tuple[str, Upstream]]:
-    """(name, URL) of every upstream the configuration sets, --upstream first."""
-    named = [(DEFAULT, config.upstream)]
-    named += [(api, getattr(config, f"{api}_upstream")) for api in APIS]
-    return [(name, up) for name, up in named if up is not None]
-
-
-def _origin(name: str, up: Upstream, config: Config) -> Origin:
-    prefix = "" if name == DEFAULT else f"{name}_"
-    ca = getattr(config, f"{prefix}upstream_ca") or config.upstream_ca
-    http2 = getattr(config, f"{prefix}upstream_http2") or config.upstream_http2
+def _origin(name: str, config: Config) -> Origin | None:
+    settings = config.upstream_settings(name)
+    up, ca, http2 = settings.url, settings.ca, settings.http2
+    if up is None:
+        return None
     authority = up.authority.encode("ascii")
     pool = UpstreamPool(
         up.host,
