@@ -241,7 +241,7 @@ class Pipeline:
         if numbered is not None:
             output = restore_numbering(numbered, output)
         output = header + output + trailer
-        if staged is not None and body != text:
+        if staged is not None:  # also for a bare body: a compressor may have stripped it
             output = _point_keys_at(staged, body, text, output, numbered is not None)
         stats.compress_ms = (time.perf_counter() - t1) * 1000
 

@@ -47,6 +47,21 @@ def test_a_numbered_read_retrieves_exactly_what_the_client_sent(path: Path, sepa
     assert not re.fullmatch(r" *\d+(?:\t|\u2192)\s*", last), f"bare number at the end: {last!r}"
 
 
+@pytest.mark.parametrize("around", [("", "\n"), ("\n", "\n\n  ")], ids=["newline", "spaces"])
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_a_retrieval_gives_back_the_whitespace_around_an_output(
+    path: Path, around: tuple[str, str]
+) -> None:
+    """Outputs end with a newline (a program's last line): a marker for the whole output
+    names it with that newline, not the stripped text a compressor saw."""
+    text = around[0] + path.read_text(encoding="utf-8", errors="replace").strip() + around[1]
+    store = PendingWrites()
+    result = PIPELINE.compress(text, CompressContext(store=store))
+    originals = [store.get(k) for k in result.keys]
+    assert None not in originals
+    assert text.strip().encode() not in originals
+
+
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_every_hash_the_model_sees_is_stored(path: Path) -> None:
     """A marker find_keys does not recognise is never written to the store (text tables
