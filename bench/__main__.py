@@ -25,6 +25,7 @@ SUITES = (
     "protocols",
     "workers",
     "fidelity",
+    "api_shapes",
     "hardening",
     "learning",
 )

@@ -238,23 +238,32 @@ def _row(o: Outcome) -> dict[str, Any]:
 
 
 def total_row(outcomes: list[Outcome], name: str = "TOTAL") -> dict[str, Any]:
-    tin = sum(o.tokens_in for o in outcomes)
-    tout = sum(o.tokens_out for o in outcomes)
-    needles = sum(len(o.score.content) for o in outcomes)
-    verbatim = sum(sum(o.score.verbatim) for o in outcomes)
-    content = sum(sum(o.score.content) for o in outcomes)
     return {
         "artifact": name,
         "kind": f"{len(outcomes)} artifacts",
         "KB": round(sum(len(o.sent.encode()) for o in outcomes) / 1024, 1),
-        "tokens_in": tin,
-        "tokens_out": tout,
-        "ratio": round(tout / tin, 3) if tin else 1.0,
+        **score_columns(
+            sum(o.tokens_in for o in outcomes),
+            sum(o.tokens_out for o in outcomes),
+            [o.score for o in outcomes],
+        ),
+        "ms": round(sum(o.ms for o in outcomes), 1),
+    }
+
+
+def score_columns(tokens_in: int, tokens_out: int, scores: list[Score]) -> dict[str, Any]:
+    """The ratio and the needles kept over many artifacts, as every total row shows them."""
+    needles = sum(len(s.content) for s in scores)
+    verbatim = sum(sum(s.verbatim) for s in scores)
+    content = sum(sum(s.content) for s in scores)
+    return {
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "ratio": round(tokens_out / tokens_in, 3) if tokens_in else 1.0,
         "needles": needles,
         "verbatim": f"{100 * verbatim / needles:.1f}%" if needles else "",
         "content": f"{100 * content / needles:.1f}%" if needles else "",
         "lost": needles - content,
-        "ms": round(sum(o.ms for o in outcomes), 1),
     }
 
 

@@ -23,6 +23,7 @@ from headroom import __version__
 from headroom.config import Config, UsageError, load
 from headroom.listeners import BindError
 from headroom.log import Logger
+from headroom.prices import PriceTableError
 from headroom.protocol.tls import TLSSetupError
 from headroom.systemd import Notifier
 from headroom.workers import WorkerLink, WorkerLogger, WorkerSpec
@@ -58,7 +59,10 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
     from headroom.server import ACCEPTS_PER_WAKEUP_SHARED, Server
 
     loop = asyncio.get_running_loop()
-    app = ProxyApp(config, log, loop)
+    try:
+        app = ProxyApp(config, log, loop)
+    except PriceTableError as exc:  # checked at parse time; the file changed since
+        raise StartupError(str(exc)) from None
     await attach_extensions(app)
     fleet = await _open_fleet(app, supervised=spec is not None)
     # A worker never talks to systemd (its environment has no NOTIFY_SOCKET anyway).

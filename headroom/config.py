@@ -62,6 +62,7 @@ class Config:
     keepalive_timeout: float = 60.0
     upstream_pool_size: int = 256
     upstream_idle_timeout: float = 30.0
+    price_table: Path | None = None  # --price-table: prices for the cost estimate
     # CCR store
     ccr_backend: str = "sqlite"
     ccr_path: Path = field(default_factory=lambda: Path.home() / ".headroom" / "ccr.sqlite3")

@@ -22,6 +22,7 @@ from headroom.values import (
     parse_workers,
     path_value,
     positive_int,
+    price_table,
     redis_url,
     stream_count,
     text_value,
@@ -211,6 +212,13 @@ FLAGS: tuple[Flag, ...] = (
         "learn from retrievals: a tool whose outputs the model fetches back is compressed "
         "less from then on, shared through the CCR store (default on)",
         "on|off",
+    ),
+    Flag(
+        "price-table",
+        price_table,
+        "JSON file of per-model prices (USD per million input, cached input, cache write and "
+        "output tokens): /stats and /metrics then estimate cost with and without headroom",
+        "FILE",
     ),
     Flag(
         "ccr-backend",

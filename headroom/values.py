@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from headroom.prices import PriceTableError, load_prices
+
 
 @dataclass(frozen=True)
 class ListenAddr:
@@ -219,6 +221,17 @@ def ca_file(text: str) -> Path:
         ssl.create_default_context().load_verify_locations(cafile=str(path))
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ValueError(f"{text} holds no usable PEM CA certificate ({exc})") from None
+    return path
+
+
+def price_table(text: str) -> Path:
+    """A ``--price-table`` file, read and checked once here so that a wrong file stops
+    startup with one line naming what is wrong."""
+    path = existing_file(text)
+    try:
+        load_prices(path)
+    except PriceTableError as exc:
+        raise ValueError(str(exc)) from None
     return path
 
 

@@ -50,7 +50,7 @@ def _parts(base: Path, content: Any, text_key: str, types: tuple[str, ...]) -> l
     return out
 
 
-def _outputs(
+def call_outputs(
     pieces: list[tuple[Path, str]], call: _Call | None, fallback_turn: str, beside: str = ""
 ) -> list[ToolOutput]:
     """``beside``: the user's own text in the message that carries the result."""
@@ -62,7 +62,7 @@ def _outputs(
     return [ToolOutput(path, text, name, query, program) for path, text in pieces]
 
 
-def _entries(payload: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def entries(payload: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, entry)`` of the objects in ``payload[key]``; nothing if it is not a list."""
     entries = payload.get(key)
     if isinstance(entries, list):
@@ -78,7 +78,7 @@ def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
     calls: dict[str, _Call] = {}
     user_turn = ""
     found: list[ToolOutput] = []
-    for i, msg in _entries(payload, "messages"):
+    for i, msg in entries(payload, "messages"):
         content = msg.get("content")
         role = msg.get("role")
         if role == "assistant" and isinstance(content, list):
@@ -103,7 +103,7 @@ def anthropic_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
                             ("text",),
                         )
                         call = calls.get(str(block.get("tool_use_id")))
-                        found.extend(_outputs(pieces, call, user_turn, typed))
+                        found.extend(call_outputs(pieces, call, user_turn, typed))
             if typed:
                 user_turn = typed
     return found
@@ -116,7 +116,7 @@ def openai_chat_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
     calls: dict[str, _Call] = {}
     user_turn = ""
     found: list[ToolOutput] = []
-    for i, msg in _entries(payload, "messages"):
+    for i, msg in entries(payload, "messages"):
         role = msg.get("role")
         if role == "assistant":
             said = text_of(msg.get("content"))
@@ -135,7 +135,7 @@ def openai_chat_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
                 user_turn = typed
         elif role == "tool":
             pieces = _parts(("messages", i, "content"), msg.get("content"), "text", ("text",))
-            found.extend(_outputs(pieces, calls.get(str(msg.get("tool_call_id"))), user_turn))
+            found.extend(call_outputs(pieces, calls.get(str(msg.get("tool_call_id"))), user_turn))
     return found
 
 
@@ -157,7 +157,7 @@ def openai_responses_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
     user_turn = ""
     said = ""  # the assistant's text since the last user turn: calls follow it as items
     found: list[ToolOutput] = []
-    for i, item in _entries(payload, "input"):
+    for i, item in entries(payload, "input"):
         kind = item.get("type")
         if kind in _RESPONSES_CALLS:
             args = item.get("arguments", item.get("input", item.get("action")))
@@ -170,7 +170,7 @@ def openai_responses_outputs(payload: dict[str, Any]) -> list[ToolOutput]:
                 "text",
                 ("input_text", "output_text", "text"),
             )
-            found.extend(_outputs(pieces, calls.get(str(item.get("call_id"))), user_turn))
+            found.extend(call_outputs(pieces, calls.get(str(item.get("call_id"))), user_turn))
         elif (kind in (None, "message")) and item.get("role") == "user":
             typed = text_of(item.get("content"), ("input_text", "text"))
             if typed:
@@ -186,13 +186,13 @@ def _compact(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _name_field(tool: dict[str, Any]) -> str:
-    return str(tool.get("name", ""))
+def _name_field(tool: dict[str, Any]) -> tuple[str, ...]:
+    return (str(tool.get("name", "")),)
 
 
-def _chat_tool_name(tool: dict[str, Any]) -> str:
+def _chat_tool_name(tool: dict[str, Any]) -> tuple[str, ...]:
     fn = tool.get("function")
-    return str(fn.get("name", "")) if isinstance(fn, dict) else ""
+    return (str(fn.get("name", "")),) if isinstance(fn, dict) else ()
 
 
 ANTHROPIC = Provider(
@@ -246,20 +246,3 @@ OPENAI_RESPONSES = Provider(
         for form in (b"\nevent: %s", b'"type":"%s"', b'"type": "%s"')
     ),
 )
-
-PROVIDERS = {p.name: p for p in (ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES)}
-
-_BY_SUFFIX = (
-    ("/v1/messages", ANTHROPIC),
-    ("/v1/messages/count_tokens", ANTHROPIC),
-    ("/v1/chat/completions", OPENAI_CHAT),
-    ("/v1/responses", OPENAI_RESPONSES),
-)
-
-
-def provider_for(path: str) -> Provider | None:
-    """The adapter for a request path (also under a base path: matched on the suffix)."""
-    for suffix, provider in _BY_SUFFIX:
-        if path == suffix or path.endswith(suffix):
-            return provider
-    return None

@@ -127,7 +127,8 @@ Plan = list[tuple[tuple[str | int, ...], str, str]]
 class Shape(Protocol):
     """Where one API keeps a conversation's tool calls and results (``shapes.py``)."""
 
-    history_key: str  # the request's list of turns ("messages", or "input")
+    history_key: str  # the request's list of turns ("messages", "input" or "contents")
+    usage_key: str  # where an answer keeps its token counts ("usage", "usageMetadata")
     # Bytes at least one of which a request body holds if it carries any tool output: a
     # scan for them costs microseconds, a parse of a body without outputs milliseconds.
     output_hints: tuple[bytes, ...]
@@ -175,18 +176,39 @@ class Shape(Protocol):
         ...
 
 
+def top_tools(payload: dict[str, Any]) -> Path | None:
+    """Where a request declares its tools: ``tools`` at the top (every API but Gemini's
+    ``countTokens``)."""
+    return ("tools",)
+
+
+def stream_field(payload: dict[str, Any]) -> bool:
+    """Whether the body asks for a streamed answer: a top-level ``"stream": true`` (never a
+    nested tool input's)."""
+    return payload.get("stream") is True
+
+
 @dataclass(frozen=True)
 class Provider:
-    name: str  # "anthropic" | "openai_chat" | "openai_responses"
+    name: str  # "anthropic" | "openai_chat" | "openai_responses" | "gemini" | ...
     find_outputs: Callable[[dict[str, Any]], list[ToolOutput]]
     retrieve_tool_json: str  # constant bytes so provider prompt caches stay warm
-    tool_name_of: Callable[[dict[str, Any]], str]  # name of an entry in "tools"
+    # The tool names an entry of the tools list declares (one, or Gemini's several).
+    tool_names_of: Callable[[dict[str, Any]], tuple[str, ...]]
     shape: Shape  # where answers keep tool calls and requests keep turns
     # Bytes that only the last event of a streamed answer carries. A client may close as
     # soon as it has read that event (Codex does), before the stream's own end arrives: a
     # normal end, not a client that left early. An event line is matched with the newline
     # before it: a JSON string in a data line cannot hold one, so no text can fake it.
     stream_ends: tuple[bytes, ...] = ()
+    streams: Callable[[dict[str, Any]], bool] = stream_field
+    # The tools list to declare the retrieval tool in; None: this request has none (a
+    # token count of bare ``contents``), and markers go out without it, since no model
+    # answers such a request.
+    tools_path: Callable[[dict[str, Any]], Path | None] = top_tools
+    # The answer is SSE only with ``alt=sse`` in the query (Gemini's streamed methods);
+    # without it, a JSON array the retrieval loop cannot follow.
+    sse_by_query: bool = False
 
 
 def is_retrieve_tool(name: str) -> bool:
@@ -229,8 +251,8 @@ def text_of(content: Any, text_types: tuple[str, ...] = ("text",)) -> str:
     return ""
 
 
-def has_tool(payload: dict[str, Any], provider: Provider, name: str) -> bool:
-    tools = payload.get("tools")
+def has_tool(tools: Any, provider: Provider, name: str) -> bool:
+    """Whether a tools list already declares ``name``."""
     if not isinstance(tools, list):
         return False
-    return any(isinstance(t, dict) and provider.tool_name_of(t) == name for t in tools)
+    return any(isinstance(t, dict) and name in provider.tool_names_of(t) for t in tools)

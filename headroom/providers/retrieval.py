@@ -114,16 +114,17 @@ def with_earlier_rounds(
     if not earlier:
         return final
     out = provider.shape.merge_rounds(earlier, final)
-    usage = out.get("usage")
+    key = provider.shape.usage_key
+    usage = out.get(key)
     if isinstance(usage, dict):
         spent: dict[str, int] = {}
         for r in earlier:
-            round_usage = r.get("usage")
+            round_usage = r.get(key)
             if isinstance(round_usage, dict):
                 for k, v in round_usage.items():
                     if _count(v):
                         spent[k] = spent.get(k, 0) + v
-        out["usage"] = summed_usage(usage, spent)
+        out[key] = summed_usage(usage, spent)
     return out
 
 

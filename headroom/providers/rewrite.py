@@ -21,7 +21,7 @@ from headroom.ccr.store import PendingWrites
 from headroom.learning.learner import Seen
 from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
-from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
+from headroom.providers.jsondoc import JsonDoc, JsonDocError, Path, Span, dump_string, root_span
 from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
 from headroom.providers.mixed import MixedLedger, restore
 from headroom.transforms.base import CompressContext, CompressResult, Steer
@@ -133,7 +133,7 @@ def rewrite_request(
             return result
     body, payload = plan.body, plan.payload
     result.body, result.restored = body, plan.restored
-    result.streams = payload.get("stream") is True
+    result.streams = provider.streams(payload)
     candidates = [
         (o, CompressContext(query=o.query, store=result.writes, model=plan.model))
         for o in plan.outputs
@@ -254,9 +254,13 @@ def _apply(
     provider: Provider,
     edits: list[tuple[ToolOutput, str]],
 ) -> None:
+    tools_at = provider.tools_path(payload)
+    wanted = [o.path for o, _ in edits]
+    if tools_at is not None:
+        wanted += [tools_at, tools_at[:-1]] if len(tools_at) > 1 else [tools_at]
     try:
         doc = JsonDoc(body)
-        spans = doc.spans([o.path for o, _ in edits] + [("tools",)])
+        spans = doc.spans(wanted)
         for output, new_text in edits:
             span = spans.get(output.path)
             # The scanner must see the same string the parse did (duplicate keys could
@@ -265,19 +269,44 @@ def _apply(
                 _undo(result, body, "span_mismatch")
                 return
             doc.replace(span, dump_string(new_text))
-        if len(result.writes) and not has_tool(payload, provider, RETRIEVE_TOOL):
-            tools = spans.get(("tools",))
-            if tools is not None and isinstance(payload.get("tools"), list):
-                doc.append_to_array(tools, provider.retrieve_tool_json)
-            elif "tools" not in payload:
-                doc.add_member(root_span(doc), "tools", "[" + provider.retrieve_tool_json + "]")
-            else:  # "tools" is there but not a list: a marker could never be retrieved
-                _undo(result, body, "tools_not_a_list")
-                return
+        if len(result.writes) and not _declare_retrieve(doc, spans, payload, provider, tools_at):
+            _undo(result, body, "tools_not_a_list")
+            return
         result.body = doc.render()
         result.outputs_compressed = len(edits)
     except JsonDocError as exc:
         _undo(result, body, f"json_scan: {exc}")
+
+
+def _declare_retrieve(
+    doc: JsonDoc,
+    spans: Mapping[Path, Span],
+    payload: dict[str, Any],
+    provider: Provider,
+    tools_at: Path | None,
+) -> bool:
+    """Declare the retrieval tool in the request's tools list (made when there is none).
+    False when that place holds something else: a marker could never be retrieved.
+    ``tools_at`` None: the request has no tools list to declare it in (nothing to do)."""
+    if tools_at is None:
+        return True
+    parent_path, key = tools_at[:-1], tools_at[-1]
+    parent: Any = payload
+    for step in parent_path:
+        parent = parent.get(step) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict):
+        return False
+    tools = parent.get(key)
+    if has_tool(tools, provider, RETRIEVE_TOOL):
+        return True
+    if isinstance(tools, list) and tools_at in spans:
+        doc.append_to_array(spans[tools_at], provider.retrieve_tool_json)
+        return True
+    holder = spans.get(parent_path) if parent_path else root_span(doc)
+    if key in parent or holder is None:
+        return False
+    doc.add_member(holder, str(key), "[" + provider.retrieve_tool_json + "]")
+    return True
 
 
 def _undo(result: Rewrite, body: bytes, reason: str) -> None:

@@ -8,7 +8,7 @@ branch in each of those places.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -39,7 +39,34 @@ def in_place(
     return steps
 
 
-def _ours(shape: AnthropicShape | ChatShape | ResponsesShape, item: Any) -> bool:
+def restore_in_turns(
+    where: tuple[str, str],
+    items: list[Any],
+    i: int,
+    calls: list[Json],
+    answers: list[Json],
+    positions: tuple[int, ...],
+) -> Plan:
+    """Steps for APIs whose calls are parts of the model's turn and whose results are parts
+    of the next user turn (``where``: the history key and the parts key): the calls back at
+    their places in turn ``i``, their results first in the turn after it (a new user turn
+    when there is none)."""
+    key, field = where
+    steps = in_place((key, i, field), items[i].get(field), calls, positions)
+    nxt = items[i + 1] if i + 1 < len(items) else None
+    if isinstance(nxt, dict) and isinstance(nxt.get(field), list) and nxt[field]:
+        steps.append(((key, i + 1, field, 0), "before", dumps(answers)))
+    else:
+        steps.append(((key, i), "after", dumps([{"role": "user", field: answers}])))
+    return steps
+
+
+class _Named(Protocol):
+    def call_name(self, item: Json) -> str: ...
+
+
+def ours(shape: _Named, item: Any) -> bool:
+    """Whether an answer's element is a call of our retrieval tool."""
     return isinstance(item, dict) and is_retrieve_tool(shape.call_name(item))
 
 
@@ -60,6 +87,7 @@ def _call_outputs(results: Results) -> list[Json]:
 
 class AnthropicShape:
     history_key = "messages"
+    usage_key = "usage"
     output_hints: tuple[bytes, ...] = (b'"tool_result"',)
 
     def tool_calls(self, response: Json) -> list[Call]:
@@ -87,7 +115,7 @@ class AnthropicShape:
 
     def strip_calls(self, response: Json) -> Json:
         out = dict(response)
-        content = [b for b in self.call_items(response) if not _ours(self, b)]
+        content = [b for b in self.call_items(response) if not ours(self, b)]
         out["content"] = content
         if out.get("stop_reason") == "tool_use" and not any(
             isinstance(b, dict) and b.get("type") == "tool_use" for b in content
@@ -116,15 +144,9 @@ class AnthropicShape:
         results: Results,
         positions: tuple[int, ...],
     ) -> Plan:
-        key = self.history_key
-        blocks = _tool_results(results)
-        steps = in_place((key, i, "content"), items[i].get("content"), calls, positions)
-        nxt = items[i + 1] if i + 1 < len(items) else None
-        if isinstance(nxt, dict) and isinstance(nxt.get("content"), list) and nxt["content"]:
-            steps.append(((key, i + 1, "content", 0), "before", dumps(blocks)))
-        else:
-            steps.append(((key, i), "after", dumps([{"role": "user", "content": blocks}])))
-        return steps
+        return restore_in_turns(
+            (self.history_key, "content"), items, i, calls, _tool_results(results), positions
+        )
 
 
 def chat_message(response: Json) -> Json:
@@ -139,6 +161,7 @@ def chat_message(response: Json) -> Json:
 
 class ChatShape:
     history_key = "messages"
+    usage_key = "usage"
     output_hints: tuple[bytes, ...] = (b'"tool"',)  # the role of a tool message
 
     def tool_calls(self, response: Json) -> list[Call]:
@@ -173,7 +196,7 @@ class ChatShape:
         if not choices or not isinstance(choices[0], dict):
             return out
         message = dict(chat_message(response))
-        kept = [c for c in self.call_items(response) if not _ours(self, c)]
+        kept = [c for c in self.call_items(response) if not ours(self, c)]
         if kept:
             message["tool_calls"] = kept
         else:
@@ -217,6 +240,7 @@ class ChatShape:
 
 class ResponsesShape:
     history_key = "input"
+    usage_key = "usage"
     output_hints: tuple[bytes, ...] = (b'_call_output"',)  # function_call_output, ...
 
     def tool_calls(self, response: Json) -> list[Call]:
@@ -246,7 +270,7 @@ class ResponsesShape:
 
     def strip_calls(self, response: Json) -> Json:
         out = dict(response)
-        out["output"] = [i for i in self.call_items(response) if not _ours(self, i)]
+        out["output"] = [i for i in self.call_items(response) if not ours(self, i)]
         return out
 
     def merge_rounds(self, earlier: list[Json], final: Json) -> Json:

@@ -16,10 +16,12 @@ from headroom.ccr.store import CCRStore
 from headroom.config import Config
 from headroom.learning.learner import Learner
 from headroom.log import Logger, loggable_path, redact
+from headroom.prices import load_prices
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.h2_stream import H2Carrier, H2Stream
 from headroom.providers.mixed import MixedLedger
+from headroom.providers.registry import path_label
 from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.compression import Compression
@@ -31,6 +33,7 @@ from headroom.proxy.retrieve import RetrieveRoutes
 from headroom.proxy.routes import LocalRoutes
 from headroom.proxy.seams import Decision, Requested
 from headroom.proxy.turns import TurnGate
+from headroom.proxy.usage_tap import UsageTap
 from headroom.telemetry.stats import Stats
 
 RequestTransform = Callable[[Requested, bytes], Awaitable[Decision]]
@@ -47,6 +50,8 @@ class ProxyApp:
         self.learner: Learner | None = None
         self.retrieve: RetrieveRoutes | None = None
         self.stats = Stats()
+        # Checked when the flag was parsed: a file that changed since is a runtime error.
+        self.prices = load_prices(config.price_table) if config.price_table else None
         self.budget = BufferBudget(config.max_buffered_bytes, self.stats)
         self.turns = TurnGate(loop)
         self.mixed = MixedLedger(max_bytes=config.ledger_max_bytes)
@@ -121,8 +126,17 @@ class ProxyApp:
         origin = ex.origin.name if ex.origin is not None else None
         failed = facts.upstream_status is None and status in (502, 503, 504)
         self.stats.request_done(
-            path, status, total_ms, headers_ms, self.routes.known(path), outcome, origin, failed
+            path_label(path),
+            status,
+            total_ms,
+            headers_ms,
+            self.routes.known(path),
+            outcome,
+            origin,
+            failed,
         )
+        if ex.usage is not None:
+            self._count_usage(ex.usage)
         if not self._log_requests:
             return
         path = loggable_path(path)
@@ -144,6 +158,15 @@ class ProxyApp:
             client=ex.conn.client_ip,
             outcome=outcome,
         )
+
+    def _count_usage(self, tap: UsageTap) -> None:
+        """What the answer said it cost, with what compression saved on its request."""
+        usage = tap.end()
+        if usage is not None:
+            counts = (usage.input, usage.cached, usage.cache_write, usage.output)
+            self.stats.tokens.add(tap.api, usage.model, counts, tap.saved)
+        elif tap.unread:
+            self.stats.tokens.not_read(tap.api)
 
 
 def _error_type(status: int) -> str:

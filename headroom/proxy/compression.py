@@ -25,9 +25,9 @@ from multiprocessing.shared_memory import SharedMemory
 
 from headroom.ccr.store import PendingWrites, StoreError
 from headroom.learning.learner import Learner, guarded
-from headroom.providers.apis import PROVIDERS, provider_for
 from headroom.providers.base import Provider
 from headroom.providers.memo import MemoPipeline
+from headroom.providers.registry import PROVIDERS, provider_for
 from headroom.providers.rewrite import (
     Cancelled,
     Plan,
@@ -76,6 +76,12 @@ class Compression:
         provider = provider_for(ex.path.decode("latin-1"))
         if provider is None:
             return unchanged
+        query = ex.head.target.partition(b"?")[2]
+        if provider.sse_by_query and b"alt=sse" not in query.split(b"&"):
+            # The answer streams as a JSON array, which the retrieval loop cannot follow:
+            # a marker sent here could never be answered, so the body goes as it came.
+            stats.bypassed["stream_not_sse"] += 1
+            return unchanged
         coding = content_coding(ex.head.headers)
         if coding is None and not self._may_compress(provider, body):
             return unchanged  # decided on the loop: no thread hand-off, no parse
@@ -98,12 +104,12 @@ class Compression:
         self._count(result)
         drop: frozenset[bytes] = frozenset({b"content-encoding"} if plain is not body else ())
         if not len(result.writes):
-            return Decision(result.body, drop)
+            return Decision(result.body, drop, tokens_saved=result.tokens_saved)
         # Markers went out: the proxy serves the model's headroom_retrieve calls, and a
         # streamed answer must arrive unencoded for the proxy to follow it.
         if result.streams:
             drop |= {b"accept-encoding"}
-        return Decision(result.body, drop, provider, result.streams)
+        return Decision(result.body, drop, provider, result.streams, result.tokens_saved)
 
     def _may_compress(self, provider: Provider, body: bytes) -> bool:
         """Whether the body can hold a tool output worth compressing (or turns to restore),

@@ -48,6 +48,7 @@ from headroom.proxy.seams import (
 from headroom.proxy.sinks import RELAY
 from headroom.proxy.timers import IdleTimer
 from headroom.proxy.turns import LARGE
+from headroom.proxy.usage_tap import UsageTap
 
 if TYPE_CHECKING:
     from headroom.protocol.pool import Upstream, UpstreamPool
@@ -93,6 +94,7 @@ class Exchange:
         "streaming",
         "tunnel",
         "upstream",
+        "usage",
     )
 
     def __init__(self, app: Services, conn: ClientStream, head: RequestHead) -> None:
@@ -130,6 +132,7 @@ class Exchange:
         self.tunnel: WebSocketUpstream | None = None  # a WebSocket session
         self.stream_ends: tuple[bytes, ...] = ()  # the API's last-event bytes (flows set it)
         self._end_tail = b""
+        self.usage: UsageTap | None = None  # reads the answer's token counts (flows set it)
         self._task: asyncio.Task[None] | None = None  # see launch()
 
     # ================================================================ control flow
@@ -329,6 +332,8 @@ class Exchange:
                 self.stream_ends = ()  # a whole answer: complete when its last byte is out
         self.status = head.status
         self.response_started = True
+        if self.usage is not None:
+            self.usage.start(head)
         self.conn.send_head(head.status, headers, head.reason)
 
     def on_response_body(self, data: bytes) -> None:
@@ -339,6 +344,8 @@ class Exchange:
         self.facts.bytes_out += len(data)
         if self.stream_ends and not self.facts.stream_complete:
             self._see_stream_end(data)
+        if self.usage is not None:
+            self.usage.feed(data)
         self.conn.send_body(data)
 
     def _see_stream_end(self, data: bytes) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import cast
 
 from headroom.protocol.pool import ConnectFailed
-from headroom.providers.apis import provider_for
+from headroom.providers.registry import provider_for
+from headroom.providers.usage import READERS
 from headroom.proxy.encoding import DecodedTooLarge
 from headroom.proxy.exchange import Exchange, Flow
 from headroom.proxy.headers import header_value
@@ -22,6 +23,7 @@ from headroom.proxy.origins import Unrouted
 from headroom.proxy.retrieval_flow import forward_with_retrieval
 from headroom.proxy.seams import BodyTooLarge, ClientGone, Outcome, UpgradableStream
 from headroom.proxy.upgrade import Tunnel, has_body, is_websocket_upgrade
+from headroom.proxy.usage_tap import UsageTap
 from headroom.proxy.ws_bridge import WebSocketBridge, is_h2_websocket
 
 # Bodies of requests the proxy answers itself (retrieval lookups) are small JSON.
@@ -120,6 +122,7 @@ async def forward_buffered(ex: Exchange) -> None:
     provider = provider_for(ex.path.decode("latin-1"))
     if provider is not None:
         ex.stream_ends = provider.stream_ends
+        ex.usage = UsageTap(provider.name) if provider.name in READERS else None
     try:
         body = await ex.read_body(limit)
         decision = await ex.app.transform_request(ex, body)
@@ -127,6 +130,8 @@ async def forward_buffered(ex: Exchange) -> None:
         too_large(ex, limit, "--max-body-bytes is")
         return
     ex.drop_request_headers = decision.drop_headers
+    if ex.usage is not None:
+        ex.usage.saved = decision.tokens_saved
     if decision.retrieval is None:
         await forward(ex, decision.body)
     else:

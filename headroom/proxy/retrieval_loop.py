@@ -18,6 +18,7 @@ from headroom.ccr.store import Entry, StoreError
 from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
+from headroom.providers.gemini_stream import GeminiStream
 from headroom.providers.mixed import Removed, client_call_ids, removed_calls, removed_positions
 from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.responses_stream import ResponsesStream
@@ -41,6 +42,7 @@ _FILTERS: dict[str, type] = {
     "anthropic": AnthropicStream,
     "openai_chat": OpenAIChatStream,
     "openai_responses": ResponsesStream,
+    "gemini_stream": GeminiStream,
 }
 
 

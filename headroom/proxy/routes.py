@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from headroom import __version__
 from headroom.ccr.store import StoreError
 from headroom.protocol.pool import ConnectFailed
-from headroom.providers.apis import provider_for
+from headroom.providers.registry import provider_for
 from headroom.proxy.client import fetch
 from headroom.proxy.local import (
     LocalHandler,
@@ -27,6 +27,7 @@ from headroom.telemetry.stats import prometheus
 if TYPE_CHECKING:
     from headroom.config import Config
     from headroom.learning.learner import Learner
+    from headroom.prices import Prices
     from headroom.proxy.origins import Origin, Origins
     from headroom.proxy.retrieve import RetrieveRoutes
     from headroom.telemetry.stats import Stats
@@ -38,6 +39,7 @@ class RouteHost(Protocol):
     config: Config
     origins: Origins
     stats: Stats
+    prices: Prices | None
     draining: bool
     retrieve: RetrieveRoutes | None
     learner: Learner | None
@@ -98,10 +100,12 @@ class LocalRoutes:
             return await self._fleet_stats()
         learning = await self._learning()
         if self.cluster is None:
-            return json_response(200, self.app.stats.snapshot({**self._extra(), **learning}))
+            return json_response(
+                200, self.app.stats.snapshot({**self._extra(), **learning}, self.app.prices)
+            )
         total, endpoints, workers = self.cluster.gather()
         extra = {"ccr_endpoints": endpoints, "workers": workers, **learning}
-        return json_response(200, total.snapshot(extra))
+        return json_response(200, total.snapshot(extra, self.app.prices))
 
     async def _fleet_stats(self) -> LocalResponse:
         if self.fleet is None:
@@ -114,7 +118,7 @@ class LocalRoutes:
             message = f"stats redis: {type(exc).__name__}"
             return json_response(503, {"error": {"type": "unavailable", "message": message}})
         extra = {"scope": "fleet", "ccr_endpoints": endpoints, "hosts": hosts}
-        return json_response(200, total.snapshot(extra))
+        return json_response(200, total.snapshot(extra, self.app.prices))
 
     async def metrics(self, req: LocalRequest) -> LocalResponse:
         denied = self._check_token(req)
@@ -124,10 +128,11 @@ class LocalRoutes:
             return method_not_allowed("GET, HEAD")
         if self.cluster is None:
             retrieve = self.app.retrieve
-            text = prometheus(self.app.stats, retrieve.counters if retrieve is not None else None)
+            counters = retrieve.counters if retrieve is not None else None
+            text = prometheus(self.app.stats, counters, prices=self.app.prices)
         else:
             total, endpoints, workers = self.cluster.gather()
-            text = prometheus(total, endpoints, workers["per_worker"])
+            text = prometheus(total, endpoints, workers["per_worker"], self.app.prices)
         learning = (await self._learning()).get("learning")
         if isinstance(learning, dict) and learning.get("enabled"):
             text += learning_metrics(learning)

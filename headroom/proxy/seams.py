@@ -58,6 +58,7 @@ class Decision:
     drop_headers: frozenset[bytes] = frozenset()  # framing the new body no longer has
     retrieval: Provider | None = None  # markers went out: serve headroom_retrieve here
     streamed: bool = False  # ...and the answer is an SSE stream the proxy must follow
+    tokens_saved: int = 0  # estimated tokens compression kept out of the body
 
 
 @dataclass(slots=True)

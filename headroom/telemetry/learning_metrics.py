@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headroom.telemetry.stats import Exposition
+from headroom.telemetry.exposition import Exposition
 
 _DECISIONS = ("default", "terms", "lossless")
 

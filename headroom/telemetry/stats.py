@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom import __version__
+from headroom.prices import Prices
+from headroom.telemetry.exposition import Exposition
+from headroom.telemetry.tokens import TokenTally, token_metrics
 
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -91,6 +94,7 @@ class Stats:
     memo_entries: int = 0
     ledger_bytes: int = 0  # mixed-turn retrieval rounds remembered (--ledger-max-bytes)
     ledger_entries: int = 0
+    tokens: TokenTally = field(default_factory=TokenTally)  # what the providers billed
 
     def request_done(
         self,
@@ -135,6 +139,7 @@ class Stats:
             "by_status": {str(k): v for k, v in self.by_status.items()},
             **{name: getattr(self, name).to_data() for name in _HISTOGRAMS},
             "pipeline": {k: v.to_data() for k, v in self.pipeline.items()},
+            "tokens": self.tokens.to_data(),
         }
 
     def add_data(self, data: dict[str, Any]) -> None:
@@ -152,6 +157,7 @@ class Stats:
             if key not in self.pipeline:
                 self.pipeline[key] = Histogram(LATENCY_BUCKETS_MS)
             self.pipeline[key].add_data(hist)
+        self.tokens.add_data(data.get("tokens", {}))
 
     @classmethod
     def merged(cls, parts: list[dict[str, Any]]) -> Stats:
@@ -160,7 +166,9 @@ class Stats:
             total.add_data(part)
         return total
 
-    def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def snapshot(
+        self, extra: dict[str, Any] | None = None, prices: Prices | None = None
+    ) -> dict[str, Any]:
         saved = self.tokens_before - self.tokens_after
         out: dict[str, Any] = {
             "service": "headroom-proxy",
@@ -206,6 +214,7 @@ class Stats:
                 "compressed_outputs": {"bytes": self.memo_bytes, "entries": self.memo_entries},
                 "retrieval_ledger": {"bytes": self.ledger_bytes, "entries": self.ledger_entries},
             },
+            "tokens": self.tokens.snapshot(prices),
         }
         if extra:
             out.update(extra)
@@ -244,44 +253,6 @@ _COUNTERS = (
     "saved_by_strategy",
 )
 _HISTOGRAMS = ("time_to_headers", "duration", "ratio")
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class _Exposition:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def metric(
-        self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
-    ) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self.lines.append(f"{name}{_labels(labels)} {_num(value)}")
-
-    def histogram(self, name: str, help_text: str, hist: Histogram) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} histogram")
-        running = 0
-        for bound, count in zip(hist.buckets, hist.counts, strict=True):
-            running += count
-            self.lines.append(f'{name}_bucket{{le="{_num(bound)}"}} {running}')
-        self.lines.append(f'{name}_bucket{{le="+Inf"}} {hist.n}')
-        self.lines.append(f"{name}_sum {_num(hist.total)}")
-        self.lines.append(f"{name}_count {hist.n}")
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # What /metrics exposes, in order: (name, type, help, Stats field, label). A ``label``
@@ -421,7 +392,7 @@ _GAUGES: tuple[_Spec, ...] = (
 )
 
 
-def _expose(out: _Exposition, stats: Stats, specs: tuple[_Spec, ...]) -> None:
+def _expose(out: Exposition, stats: Stats, specs: tuple[_Spec, ...]) -> None:
     for name, kind, help_text, attr, label in specs:
         value = getattr(stats, attr)
         if kind == "histogram":
@@ -437,10 +408,11 @@ def prometheus(
     stats: Stats,
     ccr: dict[str, int] | None = None,
     workers: list[dict[str, Any]] | None = None,
+    prices: Prices | None = None,
 ) -> str:
     """Totals (summed over workers when there are several), plus per-worker rows labelled
     by worker slot and pid when ``workers`` is given."""
-    out = _Exposition()
+    out = Exposition()
     _expose(out, stats, _TRAFFIC)
     for key, value in sorted((ccr or {}).items()):
         out.metric(
@@ -449,10 +421,10 @@ def prometheus(
     _expose(out, stats, _GAUGES)
     if workers is not None:
         _worker_metrics(out, workers)
-    return "\n".join(out.lines) + "\n"
+    return "\n".join(out.lines) + "\n" + token_metrics(stats.tokens, prices)
 
 
-def _worker_metrics(out: _Exposition, workers: list[dict[str, Any]]) -> None:
+def _worker_metrics(out: Exposition, workers: list[dict[str, Any]]) -> None:
     def labels(row: dict[str, Any]) -> dict[str, str]:
         return {"worker": str(row["worker"]), "pid": str(row["pid"])}
 
@@ -469,6 +441,3 @@ def _worker_metrics(out: _Exposition, workers: list[dict[str, Any]]) -> None:
         "Client connections open now, by worker.",
         [(labels(row), row["active_connections"]) for row in workers],
     )
-
-
-Exposition = _Exposition  # for other modules that render metrics in the same format

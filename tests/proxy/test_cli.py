@@ -39,6 +39,8 @@ BAD_FLAGS = [
     # issue 11 point 16: each of these was accepted and then failed every connection
     (["--h2-max-streams", "99999999999"], "--h2-max-streams"),
     (["--upstream-ca", "setup.cfg"], "--upstream-ca"),  # a file, but not PEM
+    (["--price-table", "/nonexistent/prices.json"], "--price-table"),
+    (["--price-table", "setup.cfg"], "--price-table"),  # a file, but not a price table
 ]
 
 

@@ -1,4 +1,5 @@
-"""A scripted fake LLM API on real sockets: Anthropic Messages, OpenAI Chat and Responses.
+"""A scripted fake LLM API on real sockets: Anthropic Messages, OpenAI Chat and Responses
+(and Gemini, in ``tests.support.gemini_api``).
 
 Built on ``tests.support.upstream`` (same h11 connection handling, same ``Recorded``
 requests), but every request is answered the way the real API would: JSON, or SSE with the
@@ -27,6 +28,7 @@ import brotli
 import orjson
 import zstandard
 
+from tests.support.prefix_cache import PrefixCache
 from tests.support.upstream import Exchange, FakeUpstream, Recorded, _Conn, _Gone
 
 # -------------------------------------------------------------------- scripted turns
@@ -113,6 +115,7 @@ class _Ctx:
     ids: Iterator[int]
     input_tokens: int
     answer: Answer
+    cached_tokens: int = 0  # read from the emulated prompt cache (``prefix_cache``)
     model: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +143,8 @@ class LLMUpstream(FakeUpstream):
         super().__init__()
         self.answers: list[Answer] = []
         self.validate = True
+        # Set to a PrefixCache to report cache reads as the providers do (off: always 0).
+        self.prefix_cache: PrefixCache | None = None
         self._script: deque[Turn] = deque()
         self._keyed: dict[bytes, deque[Turn]] = {}
         self._ids = itertools.count(1)
@@ -160,6 +165,7 @@ class LLMUpstream(FakeUpstream):
             self._keyed.clear()
             self.answers.clear()
         self.validate = True
+        self.prefix_cache = None
 
     @property
     def pending(self) -> int:
@@ -189,6 +195,11 @@ class LLMUpstream(FakeUpstream):
 
 
 async def _route(server: LLMUpstream, x: Exchange) -> None:
+    from tests.support import gemini_api  # here: it is built on this module's helpers
+
+    if gemini_api.handles(x.rec.path):
+        await gemini_api.route(server, x)
+        return
     body = await x.body()
     path = x.rec.path
     if x.rec.method != "POST":
@@ -217,6 +228,10 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
     answer = Answer(x.rec, turn, turn.status, stream)
     server._answered(answer)
     ctx = _Ctx(x, payload, turn, server._ids, _tokens(body), answer)
+    if server.prefix_cache is not None:
+        names = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai_chat"}
+        name = names.get(_suffix(path), "openai_responses")
+        ctx.input_tokens, ctx.cached_tokens = server.prefix_cache.read(name, payload)
     rid = [(api.rid_header, ctx.new_id("req_"))]
     if turn.status != 200:
         await _json(x, turn.status, api.error(turn.error, turn.status), rid, answer.sent)
@@ -378,15 +393,16 @@ def _anthropic_message(ctx: _Ctx) -> dict[str, Any]:
         "content": [_anthropic_block(ctx, b) for b in ctx.turn.blocks],
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": _anthropic_usage(ctx.input_tokens, output_tokens(ctx.turn)),
+        "usage": _anthropic_usage(ctx, output_tokens(ctx.turn)),
     }
 
 
-def _anthropic_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _anthropic_usage(ctx: _Ctx, output_tokens: int) -> dict[str, Any]:
+    """Anthropic counts cache reads beside ``input_tokens`` (the uncached rest)."""
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": ctx.input_tokens - ctx.cached_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": ctx.cached_tokens,
         "output_tokens": output_tokens,
     }
 
@@ -400,7 +416,7 @@ def output_tokens(turn: Turn) -> int:
 async def _anthropic_stream(ctx: _Ctx) -> None:
     turn = ctx.turn
     start = _anthropic_message(ctx)
-    start.update(content=[], stop_reason=None, usage=_anthropic_usage(ctx.input_tokens, 1))
+    start.update(content=[], stop_reason=None, usage=_anthropic_usage(ctx, 1))
     await _sse(ctx, "message_start", {"type": "message_start", "message": start})
     await _sse(ctx, "ping", {"type": "ping"})
     held = False
@@ -495,6 +511,7 @@ def _chat_usage(ctx: _Ctx) -> dict[str, Any]:
         "prompt_tokens": ctx.input_tokens,
         "completion_tokens": out,
         "total_tokens": ctx.input_tokens + out,
+        "prompt_tokens_details": {"cached_tokens": ctx.cached_tokens},
     }
 
 
@@ -611,7 +628,7 @@ def _responses_object(ctx: _Ctx, rid: str, status: str, output: list[Any]) -> di
     if status == "completed":
         usage = {
             "input_tokens": ctx.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": ctx.cached_tokens},
             "output_tokens": out,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": ctx.input_tokens + out,

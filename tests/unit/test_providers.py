@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from headroom.ccr.markers import find_keys
-from headroom.providers.apis import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES, provider_for
+from headroom.providers.apis import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES
+from headroom.providers.registry import provider_for
 from headroom.providers.retrieval import find_calls, follow_up, strip_calls, tool_result_text
 from headroom.providers.rewrite import rewrite_request
 from headroom.transforms.pipeline import Pipeline
