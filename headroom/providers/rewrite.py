@@ -85,6 +85,7 @@ class Rewrite:
     tokens_before: int = 0  # over the compressed outputs only
     tokens_after: int = 0
     by_strategy: dict[str, StrategyTally] = field(default_factory=dict)
+    by_tool: dict[str, StrategyTally] = field(default_factory=dict)  # "" when unnamed
     writes: PendingWrites = field(default_factory=PendingWrites)
     stages: dict[str, float] = field(default_factory=dict)  # pipeline stage → total ms
     restored: bool = False  # earlier retrieval calls were put back into the history
@@ -158,9 +159,14 @@ def rewrite_request(
         edits.append((output, compressed.output))
         result.tokens_before += compressed.tokens_before
         result.tokens_after += compressed.tokens_after
-        tally = result.by_strategy.setdefault(compressed.strategy, StrategyTally())
-        tally.count += 1
-        tally.tokens_saved += compressed.tokens_before - compressed.tokens_after
+        saved = compressed.tokens_before - compressed.tokens_after
+        for tallies, name in (
+            (result.by_strategy, compressed.strategy),
+            (result.by_tool, output.tool_name),
+        ):
+            tally = tallies.setdefault(name, StrategyTally())
+            tally.count += 1
+            tally.tokens_saved += saved
     if edits:
         _apply(result, body, payload, provider, edits)
     result.seconds = time.perf_counter() - started
@@ -316,4 +322,5 @@ def _undo(result: Rewrite, body: bytes, reason: str) -> None:
     result.outputs_compressed = 0
     result.tokens_before = result.tokens_after = 0
     result.by_strategy.clear()
+    result.by_tool.clear()
     result.writes = PendingWrites()

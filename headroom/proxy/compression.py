@@ -343,6 +343,8 @@ class Compression:
         for strategy, tally in result.by_strategy.items():
             stats.by_strategy[strategy] += tally.count
             stats.saved_by_strategy[strategy] += tally.tokens_saved
+        for tool, tally in result.by_tool.items():
+            stats.compressed_tool(tool, tally.count, tally.tokens_saved)
 
 
 # ---------------------------------------------------------------- compression process

@@ -3,6 +3,8 @@ lets a local route be written and tested without knowing about sockets or HTTP v
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,8 +68,17 @@ def is_loopback(ip: str) -> bool:
     return addr.is_loopback
 
 
-def bearer_token(request: LocalRequest) -> str | None:
+def presented_token(request: LocalRequest) -> str | None:
+    """The proxy token a caller presents: ``Authorization: Bearer``, the
+    ``x-headroom-proxy-token`` header, or HTTP Basic with the token as password (any user
+    name), which is what a browser sends once it has asked for credentials."""
     auth = request.header("authorization")
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip()
+    if auth and auth[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] if ":" in decoded else None
     return request.header("x-headroom-proxy-token")

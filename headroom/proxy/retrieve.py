@@ -36,9 +36,9 @@ from headroom.learning.learner import Learner, tokens_of
 from headroom.proxy.local import (
     LocalRequest,
     LocalResponse,
-    bearer_token,
     error_response,
     json_response,
+    presented_token,
 )
 
 log = logging.getLogger("headroom.ccr")
@@ -102,7 +102,7 @@ class RetrieveRoutes:
         if not self.config.ccr_allow_remote:
             return _not_found()
         expected = self.config.proxy_token
-        presented = bearer_token(req)
+        presented = presented_token(req)
         if (
             expected
             and presented is not None

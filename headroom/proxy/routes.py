@@ -12,17 +12,19 @@ from headroom.ccr.store import StoreError
 from headroom.protocol.pool import ConnectFailed
 from headroom.providers.registry import provider_for
 from headroom.proxy.client import fetch
+from headroom.proxy.dashboard import dashboard_response
 from headroom.proxy.local import (
     LocalHandler,
     LocalRequest,
     LocalResponse,
-    bearer_token,
+    error_response,
     json_response,
+    presented_token,
 )
 from headroom.telemetry.cluster import ClusterView
 from headroom.telemetry.fleet import FleetStats
 from headroom.telemetry.learning_metrics import learning_metrics
-from headroom.telemetry.stats import prometheus
+from headroom.telemetry.metrics import prometheus
 
 if TYPE_CHECKING:
     from headroom.config import Config
@@ -57,6 +59,7 @@ class LocalRoutes:
             b"/healthz/upstream": self.healthz_upstream,
             b"/stats": self.stats,
             b"/metrics": self.metrics,
+            b"/dashboard": self.dashboard,
         }
         self._prefixed: list[tuple[bytes, LocalHandler]] = []
         # Set in a worker under a supervisor: /stats and /metrics then cover all workers.
@@ -138,6 +141,14 @@ class LocalRoutes:
             text += learning_metrics(learning)
         return LocalResponse(200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
+    async def dashboard(self, req: LocalRequest) -> LocalResponse:
+        denied = self._check_token(req)
+        if denied is not None:
+            return denied
+        if req.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        return dashboard_response()
+
     async def _learning(self) -> dict[str, object]:
         """``{"learning": ...}``: what was learned, as the shared store holds it (every
         worker sees the same), with this process's learner counters."""
@@ -158,11 +169,14 @@ class LocalRoutes:
         token = self.app.config.proxy_token
         if token is None or req.from_loopback:
             return None
-        given = bearer_token(req)
+        given = presented_token(req)
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
             return None
-        return json_response(
-            401, {"error": {"type": "unauthorized", "message": "missing or wrong proxy token"}}
+        return error_response(
+            401,
+            "unauthorized",
+            "missing or wrong proxy token",
+            ((b"www-authenticate", b'Basic realm="headroom-proxy", charset="UTF-8"'),),
         )
 
     async def healthz(self, req: LocalRequest) -> LocalResponse:
@@ -206,9 +220,6 @@ async def probe(origin: Origin) -> dict[str, object]:
 
 
 def method_not_allowed(allow: str) -> LocalResponse:
-    response = json_response(
-        405, {"error": {"type": "method_not_allowed", "message": f"use {allow}"}}
-    )
-    return LocalResponse(
-        response.status, response.body, response.content_type, ((b"allow", allow.encode("ascii")),)
+    return error_response(
+        405, "method_not_allowed", f"use {allow}", ((b"allow", allow.encode("ascii")),)
     )

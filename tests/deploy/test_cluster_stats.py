@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from headroom.telemetry.cluster import ClusterView, StatsDir
-from headroom.telemetry.stats import Stats, prometheus
+from headroom.telemetry.metrics import prometheus
+from headroom.telemetry.stats import Stats
 
 
 def _stats(requests: int, status: int = 200, ms: float = 3.0) -> Stats:

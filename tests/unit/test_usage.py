@@ -14,7 +14,8 @@ from headroom.prices import PriceTableError, load_prices
 from headroom.protocol.events import ResponseHead
 from headroom.providers.usage import Usage
 from headroom.proxy.usage_tap import MAX_COPY, UsageTap
-from headroom.telemetry.stats import Stats, prometheus
+from headroom.telemetry.metrics import prometheus
+from headroom.telemetry.stats import Stats
 from headroom.telemetry.tokens import TokenTally
 
 
