@@ -1,11 +1,12 @@
-"""The real Claude Code and Codex CLIs, each finishing a non-interactive task through one
-headroom process with ``--anthropic-upstream`` and ``--openai-upstream``.
+"""The real Claude Code and Codex CLIs (and, beside them, Gemini CLI), each finishing a
+non-interactive task through one headroom process with ``--anthropic-upstream``,
+``--openai-upstream`` and ``--gemini-upstream``.
 
 Each task makes the (scripted) model call the CLI's own shell tool on a command with a big
 real output; the CLI runs it and sends the output back through the proxy. What is proved is
 what a user relies on: the upstream got that output compressed (shorter than what the CLI
 sent, with a marker whose hash names the stored original, ``headroom_retrieve`` declared),
-the CLI got the model's answer and exited 0, both CLIs can do this at the same time through
+the CLI got the model's answer and exited 0, the CLIs can do this at the same time through
 the one process without either upstream seeing the other's API, and a ``headroom_retrieve``
 call the model makes is served by the proxy without the CLI ever seeing it.
 
@@ -46,9 +47,18 @@ from tests.agents.claude_codex_support import (
     declared_tools,
     tool_output,
 )
+from tests.agents.gemini_cli_agent import SHELL_TOOL, gemini_binary, run_gemini
 from tests.agents.process import CLI_TIMEOUT, Agent, Run
 from tests.e2e.conftest import FLAGS
-from tests.support.llm_upstream import ToolCall, Turn, retrieve_call, text_turn, tool_turn
+from tests.support import llm_upstream as fake
+from tests.support.llm_upstream import (
+    LLMUpstream,
+    ToolCall,
+    Turn,
+    retrieve_call,
+    text_turn,
+    tool_turn,
+)
 from tests.support.proxy_process import REPO, ProxyGroup, ProxyProcess
 from tests.support.upstream import Recorded
 
@@ -70,28 +80,31 @@ OURS = "call_headroom"  # the id of the model's headroom_retrieve call
 class Fleet:
     anthropic: AgentUpstream
     openai: AgentUpstream
+    gemini: LLMUpstream
     proxy: ProxyProcess
     claude: Path
     codex: Path
+    gemini_cli: Path
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     claude, codex = npm.cli(*CLAUDE_PACKAGE), npm.cli(*CODEX_PACKAGE)
-    anthropic, openai = AgentUpstream(), AgentUpstream()
-    anthropic.start()
-    openai.start()
+    gemini_cli = gemini_binary()
+    anthropic, openai, gemini = AgentUpstream(), AgentUpstream(), LLMUpstream()
+    for upstream in (anthropic, openai, gemini):
+        upstream.start()
     args = [
-        "--listen", "127.0.0.1:0", *FLAGS,
-        "--anthropic-upstream", anthropic.url, "--openai-upstream", openai.url,
+        "--listen", "127.0.0.1:0", *FLAGS, "--anthropic-upstream", anthropic.url,
+        "--openai-upstream", openai.url, "--gemini-upstream", gemini.url,
     ]  # fmt: skip
     try:
         with ProxyGroup() as group:
             proxy = group.start(args, tmp_path_factory.mktemp("proxy-home"))
-            yield Fleet(anthropic, openai, proxy, claude, codex)
+            yield Fleet(anthropic, openai, gemini, proxy, claude, codex, gemini_cli)
     finally:
-        anthropic.stop()
-        openai.stop()
+        for upstream in (anthropic, openai, gemini):
+            upstream.stop()
 
 
 @pytest.fixture
@@ -99,6 +112,7 @@ def routed(fleet: Fleet) -> Fleet:
     assert fleet.proxy.running, fleet.proxy.output()
     fleet.anthropic.clear()
     fleet.openai.clear()
+    fleet.gemini.clear()
     return fleet
 
 
@@ -345,6 +359,127 @@ def test_both_clis_at_once_through_one_proxy(routed: Fleet, agents: Agents, tmp_
     only_own_api(routed, routed.openai, "openai", "/v1/responses")
     assert not any(codex_needle.encode() in r.body for r in routed.anthropic.requests)
     assert not any(claude_needle.encode() in r.body for r in routed.openai.requests)
+
+
+GEMINI_KEY = "gemini-cli-test-key"
+GEMINI_MODEL = "gemini-2.5-flash"  # named, so the CLI asks no router model first
+
+
+def test_three_clis_at_once_through_one_proxy(
+    routed: Fleet, agents: Agents, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code, Codex and Gemini CLI on one listener at the same time. Gemini starts
+    first; Claude's final answer is held until Codex has sent its tool output and Gemini's
+    conversation has begun, Codex's likewise, and Gemini's final answer until both others
+    have sent their outputs: so all three conversations are in the proxy together (the
+    holds end within seconds: Claude Code retries a stream that stalls ~10 s). Each
+    upstream sees only its own API and each output arrives compressed."""
+    monkeypatch.setattr(fake, "GATE_TIMEOUT", 20.0)  # three CLIs start slower than two
+    claude_needle, codex_needle = "[task three-claude]", "[task three-codex]"
+    finals = {"claude": "Claude saw the tree.", "codex": "Codex saw the tree."}
+    gemini_final = "Gemini saw the tree."
+    gates = {name: threading.Event() for name in ("claude", "codex", "gemini")}
+    claude_last = text_turn(finals["claude"], gate=gates["claude"])
+    codex_last = text_turn(finals["codex"], gate=gates["codex"])
+    gemini_last = text_turn(gemini_final, gate=gates["gemini"])
+    routed.anthropic.script_for(claude_needle, claude_listing_turn("toolu_three"), claude_last)
+    routed.openai.script_for(codex_needle, codex_listing_turn("call_three"), codex_last)
+    routed.gemini.script(
+        tool_turn(ToolCall(SHELL_TOOL, {"command": LISTING, "description": "List"})),
+        gemini_last,
+    )
+    done = threading.Event()
+
+    def carries(upstream: LLMUpstream, needle: bytes, times: int) -> bool:
+        return any(r.complete and bytes(r.body).count(needle) >= times for r in upstream.requests)
+
+    def coordinate() -> None:
+        deadline = time.monotonic() + 2 * CLI_TIMEOUT
+        while not done.is_set() and time.monotonic() < deadline:
+            claude_sent = carries(routed.anthropic, b"toolu_three", 2)
+            codex_sent = carries(routed.openai, b"call_three", 2)
+            gemini_began = carries(routed.gemini, b"What is in the tree?", 1)
+            if codex_sent and gemini_began:
+                gates["claude"].set()
+            if claude_sent and gemini_began:
+                gates["codex"].set()
+            if claude_sent and codex_sent:
+                gates["gemini"].set()
+            done.wait(0.05)
+
+    coordinator = threading.Thread(target=coordinate)
+    home, work = tmp_path / "gemini-home", tmp_path / "gemini-work"
+    work.mkdir()
+    runs: dict[str, Run] = {}
+
+    def gemini() -> None:
+        runs["gemini"] = run_gemini(
+            routed.gemini_cli, "What is in the tree?", base_url=routed.proxy.url,
+            api_key=GEMINI_KEY, home=home, cwd=work, model=GEMINI_MODEL,
+        )  # fmt: skip
+
+    gemini_thread = threading.Thread(target=gemini)
+    try:
+        coordinator.start()
+        gemini_thread.start()
+        claude = start_claude(routed, agents, tmp_path, f"{claude_needle} What is in the tree?")
+        codex = start_codex(routed, agents, tmp_path, f"{codex_needle} What is in the tree?")
+        claude_run, codex_run = claude.wait(), codex.wait()
+        gemini_thread.join(CLI_TIMEOUT + 10)
+    finally:
+        done.set()
+        coordinator.join(5)
+
+    check_claude_run(claude_run, finals["claude"])
+    check_codex_run(codex_run, finals["codex"])
+    gemini_run = runs["gemini"]
+    assert gemini_run.returncode == 0, gemini_run.describe()
+    assert gemini_run.document.get("response", "").strip() == gemini_final, gemini_run.describe()
+    for last in (claude_last, codex_last, gemini_last):
+        assert last.gate_timed_out is False
+    check_compressed(
+        routed,
+        first_with_output(routed.anthropic, claude_needle, "toolu_three"),
+        "toolu_three",
+        claude_tool_result(claude_run, "toolu_three"),
+    )
+    check_compressed(
+        routed,
+        first_with_output(routed.openai, codex_needle, "call_three"),
+        "call_three",
+        codex_listing(codex_run),
+    )
+    streams = routed.gemini.posts(":streamGenerateContent")
+    assert len(streams) == 2, [r.target for r in routed.gemini.requests]
+    output = str(gemini_output(body_json(streams[1].body)))
+    keys = find_keys(output)
+    assert len(keys) == 1, output[-2000:]
+    assert RETRIEVE in gemini_declared(body_json(streams[1].body))
+    only_own_api(routed, routed.anthropic, "anthropic", "/v1/messages")
+    only_own_api(routed, routed.openai, "openai", "/v1/responses")
+    only_own_api(routed, routed.gemini, "gemini", ":streamGenerateContent")
+    for rec in routed.gemini.requests:
+        assert rec.header("x-goog-api-key") == GEMINI_KEY
+
+
+def gemini_output(payload: dict[str, Any]) -> Any:
+    """The one shell ``functionResponse`` output of a Gemini request."""
+    (output,) = [
+        part["functionResponse"]["response"].get("output")
+        for content in payload.get("contents", [])
+        for part in content.get("parts", [])
+        if isinstance(part.get("functionResponse"), dict)
+        and part["functionResponse"].get("name") == SHELL_TOOL
+    ]
+    return output
+
+
+def gemini_declared(payload: dict[str, Any]) -> list[str]:
+    return [
+        str(decl.get("name"))
+        for tool in payload.get("tools", [])
+        for decl in tool.get("functionDeclarations", [])
+    ]
 
 
 def test_claude_code_never_sees_a_retrieval_the_proxy_serves(

@@ -119,7 +119,7 @@ def test_shell_output_reaches_the_model_compressed_and_the_cli_finishes(
         cwd=workspace,
     )
 
-    # --- passes now: the CLI finishes through the proxy with the scripted answer
+    # The CLI finishes through the proxy with the scripted answer
     assert run.returncode == 0, run.describe()
     result = run.document
     assert result.get("response", "").strip() == ANSWER, run.describe()
@@ -153,7 +153,7 @@ def test_shell_output_reaches_the_model_compressed_and_the_cli_finishes(
     head = raw.splitlines()[0]
     assert head in output, output[:500]  # the CLI sent the command's real output
 
-    # --- waits on the Gemini adapter: the output is shortened, retrievable, and the model
+    # The output is shortened, retrievable, and the model
     # is given the tool to retrieve it
     assert len(output) < len(raw), f"output not compressed: {len(output)} >= raw {len(raw)}"
     keys = find_keys(output)
