@@ -90,6 +90,7 @@ class Config:
     h2_max_streams: int = 100
     # compression
     compression: str = "on"
+    retrieve_tool: str = "when-needed"  # --retrieve-tool: or "always"
     compression_timeout: float = 2.0
     compression_min_chars: int = 1000
     learning: str = "on"

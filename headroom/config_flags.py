@@ -195,6 +195,15 @@ FLAGS: tuple[Flag, ...] = (
         "on|off",
     ),
     Flag(
+        "retrieve-tool",
+        choice("when-needed", "always"),
+        "when headroom_retrieve is declared to the model: when-needed (default: only in "
+        "requests that carry a marker, so others go byte for byte) or always (in every "
+        "request with tools on a compression route, so the prompt's tools never change "
+        "mid-conversation and the provider's prompt cache is never rewritten for it)",
+        "when-needed|always",
+    ),
+    Flag(
         "compression-timeout",
         parse_duration,
         "deadline for compressing one request; past it the original body is forwarded (default 2s)",

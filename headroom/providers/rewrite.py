@@ -89,6 +89,7 @@ class Rewrite:
     writes: PendingWrites = field(default_factory=PendingWrites)
     stages: dict[str, float] = field(default_factory=dict)  # pipeline stage → total ms
     restored: bool = False  # earlier retrieval calls were put back into the history
+    declared: bool = False  # headroom_retrieve was added to the request's tools
     seconds: float = 0.0
     skipped_reason: str = ""
     streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
@@ -105,7 +106,7 @@ class Rewrite:
 
     @property
     def changed(self) -> bool:
-        return self.outputs_compressed > 0 or self.restored
+        return self.outputs_compressed > 0 or self.restored or self.declared
 
     @property
     def tokens_saved(self) -> int:
@@ -123,9 +124,12 @@ def rewrite_request(
     steering: Steering | None = None,
     plan: Plan | None = None,
     keep_plan: bool = False,
+    declare: bool = False,
 ) -> Rewrite:
     """``steering``: what was learned (see ``Steering``); a first pass may end with
-    ``needs`` and, with ``keep_plan``, the parsed body to hand to the second as ``plan``."""
+    ``needs`` and, with ``keep_plan``, the parsed body to hand to the second as ``plan``.
+    ``declare`` (``--retrieve-tool always``): a request with tools of the client's gets
+    ``headroom_retrieve`` among them even when nothing is compressed."""
     started = time.perf_counter()
     result = Rewrite(body, provider.name)
     if plan is None:
@@ -167,8 +171,8 @@ def rewrite_request(
             tally = tallies.setdefault(name, StrategyTally())
             tally.count += 1
             tally.tokens_saved += saved
-    if edits:
-        _apply(result, body, payload, provider, edits)
+    if edits or (declare and _client_tools(payload, provider)):
+        _apply(result, body, payload, provider, edits, declare)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -259,6 +263,7 @@ def _apply(
     payload: dict[str, Any],
     provider: Provider,
     edits: list[tuple[ToolOutput, str]],
+    declare: bool = False,
 ) -> None:
     tools_at = provider.tools_path(payload)
     wanted = [o.path for o, _ in edits]
@@ -275,9 +280,12 @@ def _apply(
                 _undo(result, body, "span_mismatch")
                 return
             doc.replace(span, dump_string(new_text))
-        if len(result.writes) and not _declare_retrieve(doc, spans, payload, provider, tools_at):
-            _undo(result, body, "tools_not_a_list")
-            return
+        if len(result.writes) or declare:
+            declared = _declare_retrieve(doc, spans, payload, provider, tools_at)
+            if declared is None:
+                _undo(result, body, "tools_not_a_list")
+                return
+            result.declared = declared
         result.body = doc.render()
         result.outputs_compressed = len(edits)
     except JsonDocError as exc:
@@ -290,29 +298,39 @@ def _declare_retrieve(
     payload: dict[str, Any],
     provider: Provider,
     tools_at: Path | None,
-) -> bool:
-    """Declare the retrieval tool in the request's tools list (made when there is none).
-    False when that place holds something else: a marker could never be retrieved.
-    ``tools_at`` None: the request has no tools list to declare it in (nothing to do)."""
+) -> bool | None:
+    """Declare the retrieval tool in the request's tools list (made when there is none):
+    whether it was added. None when that place holds something else: a marker could never
+    be retrieved. ``tools_at`` None: the request has no tools list to declare it in."""
     if tools_at is None:
-        return True
+        return False
     parent_path, key = tools_at[:-1], tools_at[-1]
     parent: Any = payload
     for step in parent_path:
         parent = parent.get(step) if isinstance(parent, dict) else None
     if not isinstance(parent, dict):
-        return False
+        return None
     tools = parent.get(key)
     if has_tool(tools, provider, RETRIEVE_TOOL):
-        return True
+        return False
     if isinstance(tools, list) and tools_at in spans:
         doc.append_to_array(spans[tools_at], provider.retrieve_tool_json)
         return True
     holder = spans.get(parent_path) if parent_path else root_span(doc)
     if key in parent or holder is None:
-        return False
+        return None
     doc.add_member(holder, str(key), "[" + provider.retrieve_tool_json + "]")
     return True
+
+
+def _client_tools(payload: dict[str, Any], provider: Provider) -> bool:
+    """Whether the request declares tools of its own (a non-empty list where this API
+    keeps them): only then is the model in a tool-using conversation to add ours to."""
+    at = provider.tools_path(payload)
+    value: Any = payload
+    for step in at or ():
+        value = value.get(step) if isinstance(value, dict) else None
+    return isinstance(value, list) and len(value) > 0
 
 
 def _undo(result: Rewrite, body: bytes, reason: str) -> None:
@@ -323,4 +341,5 @@ def _undo(result: Rewrite, body: bytes, reason: str) -> None:
     result.tokens_before = result.tokens_after = 0
     result.by_strategy.clear()
     result.by_tool.clear()
+    result.declared = False
     result.writes = PendingWrites()

@@ -51,6 +51,7 @@ class Compression:
     def __init__(self, app: Services) -> None:
         self.app = app
         self.config = app.config
+        self.declare = app.config.retrieve_tool == "always"
         self.pipeline = MemoPipeline(Pipeline(PipelineConfig()), app.config.memo_max_bytes)
         self._process_memo = (0, 0)  # (bytes, entries) the compression process last reported
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-compress")
@@ -103,10 +104,11 @@ class Compression:
         await self._learn(ex, result)
         self._count(result)
         drop: frozenset[bytes] = frozenset({b"content-encoding"} if plain is not body else ())
-        if not len(result.writes):
+        if not len(result.writes) and not result.declared:
             return Decision(result.body, drop, tokens_saved=result.tokens_saved)
-        # Markers went out: the proxy serves the model's headroom_retrieve calls, and a
-        # streamed answer must arrive unencoded for the proxy to follow it.
+        # Markers went out, or the tool was declared anyway: the proxy serves the model's
+        # headroom_retrieve calls, and a streamed answer must arrive unencoded for the
+        # proxy to follow it.
         if result.streams:
             drop |= {b"accept-encoding"}
         return Decision(result.body, drop, provider, result.streams, result.tokens_saved)
@@ -117,6 +119,8 @@ class Compression:
         its API spells it with one of the provider's hints."""
         if len(self.app.mixed):
             return True  # earlier retrievals may have to be put back into this history
+        if self.declare and b'"tools"' in body:
+            return True  # --retrieve-tool always: its tools may need ours added
         if len(body) < self.config.compression_min_chars:
             return False
         return any(hint in body for hint in provider.shape.output_hints)
@@ -228,6 +232,7 @@ class Compression:
                     provider.name,
                     min_chars,
                     steering,
+                    self.declare,
                 )
             except BaseException:  # a broken pool refuses the call: the segment goes too
                 give_back(lent)
@@ -245,6 +250,7 @@ class Compression:
                     steering=steering,
                     plan=plan,
                     keep_plan=True,
+                    declare=self.declare,
                 ),
             )
         try:
@@ -382,12 +388,19 @@ def _worker_ready() -> bool:
 
 
 def _rewrite_in_worker(
-    name: str, size: int, provider_name: str, min_chars: int, steering: Steering | None
+    name: str,
+    size: int,
+    provider_name: str,
+    min_chars: int,
+    steering: Steering | None,
+    declare: bool,
 ) -> Rewrite:
     body = borrow(name, size)
     pipeline = _WORKER["pipeline"]
     provider = PROVIDERS[provider_name]
-    result = rewrite_request(body, provider, pipeline, min_chars=min_chars, steering=steering)
+    result = rewrite_request(
+        body, provider, pipeline, min_chars=min_chars, steering=steering, declare=declare
+    )
     result.memo_size = pipeline.size
     if result.body is body:  # the proxy has these bytes: do not pickle them back
         result.body, result.same_body = b"", True

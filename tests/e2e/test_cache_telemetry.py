@@ -71,6 +71,20 @@ def fleet(
         proxied.stop()
 
 
+@pytest.fixture(scope="module")
+def always(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LLMUpstream, ProxyProcess]]:
+    """A proxy with ``--retrieve-tool always`` in front of its own prefix-caching fake."""
+    home = tmp_path_factory.mktemp("always")
+    upstream = LLMUpstream().start()
+    args = ["--listen", "127.0.0.1:0", *FLAGS, "--upstream", upstream.url,
+            "--retrieve-tool", "always"]  # fmt: skip
+    try:
+        with ProxyGroup() as group:
+            yield upstream, group.start(args, home)
+    finally:
+        upstream.stop()
+
+
 def _script(upstream: LLMUpstream) -> None:
     upstream.clear()
     upstream.prefix_cache = PrefixCache()
@@ -183,6 +197,28 @@ def test_cache_reads_through_headroom_follow_the_direct_run(
     labels = f'api="anthropic",kind="cached",model="{MODEL}"'
     assert f"headroom_provider_tokens_total{{{labels}}} {row['cached']}" in metrics
     assert f'headroom_estimated_cost_usd{{case="with_headroom",model="{MODEL}"}}' in metrics
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_with_the_tool_always_declared_every_turn_reads_the_whole_previous_prompt(
+    fleet: tuple[LLMUpstream, LLMUpstream, ProxyProcess],
+    always: tuple[LLMUpstream, ProxyProcess],
+    stream: bool,
+) -> None:
+    """``--retrieve-tool always``: the tools hold ``headroom_retrieve`` from the first turn
+    on, so no turn rewrites the cache, as in the direct run; the prompts stay compressed."""
+    direct, _, _ = fleet
+    upstream, proxy = always
+    _script(direct)
+    _script(upstream)
+    plain = _conversation(direct.url, stream)
+    through = _conversation(proxy.url, stream)
+    for n in range(1, len(through)):
+        assert through[n]["cache_read_input_tokens"] == _prompt(through[n - 1]), n
+        assert plain[n]["cache_read_input_tokens"] == _prompt(plain[n - 1]), n
+    assert _prompt(through[2]) < _prompt(plain[2]) * 0.6
+    first = upstream.posts("/v1/messages")[0]
+    assert b'"name":"headroom_retrieve"' in bytes(first.body)  # declared before any marker
 
 
 def _tokens(proxy: ProxyProcess) -> dict[str, Any]:

@@ -41,6 +41,7 @@ BAD_FLAGS = [
     (["--upstream-ca", "setup.cfg"], "--upstream-ca"),  # a file, but not PEM
     (["--price-table", "/nonexistent/prices.json"], "--price-table"),
     (["--price-table", "setup.cfg"], "--price-table"),  # a file, but not a price table
+    (["--retrieve-tool", "sometimes"], "--retrieve-tool"),
 ]
 
 
