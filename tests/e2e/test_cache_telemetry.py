@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import FLAGS
-from tests.support.llm_upstream import LLMUpstream, ToolCall, text_turn, tool_turn
+from tests.support.llm_upstream import LLMUpstream, ToolCall, retrieve_call, text_turn, tool_turn
 from tests.support.prefix_cache import PrefixCache
 from tests.support.proxy_process import ProxyGroup, ProxyProcess
 
@@ -219,6 +219,27 @@ def test_with_the_tool_always_declared_every_turn_reads_the_whole_previous_promp
     assert _prompt(through[2]) < _prompt(plain[2]) * 0.6
     first = upstream.posts("/v1/messages")[0]
     assert b'"name":"headroom_retrieve"' in bytes(first.body)  # declared before any marker
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_retrieval_asked_before_any_marker_is_answered_by_the_proxy(
+    always: tuple[LLMUpstream, ProxyProcess], stream: bool
+) -> None:
+    """Declared with nothing stored, the tool can still be called: the proxy answers the
+    call (a miss) and the client gets only the model's next answer."""
+    upstream, proxy = always
+    upstream.clear()
+    upstream.script(tool_turn(retrieve_call("0" * 24, "toolu_r")), text_turn("No such output."))
+    body = {"model": MODEL, "max_tokens": 64, "tools": TOOLS, "stream": stream,
+            "messages": [{"role": "user", "content": "Fetch it."}]}  # fmt: skip
+    got = httpx.post(proxy.url + "/v1/messages", json=body, timeout=20, trust_env=False)
+    assert got.status_code == 200, got.text
+    blocks, _ = _answer(got, stream)
+    assert [b["type"] for b in blocks] == ["text"], blocks
+    assert b"headroom_retrieve" not in got.content
+    posts = upstream.posts("/v1/messages")
+    assert len(posts) == 2  # the proxy asked again with the call answered
+    assert b"toolu_r" in bytes(posts[1].body)
 
 
 def _tokens(proxy: ProxyProcess) -> dict[str, Any]:
