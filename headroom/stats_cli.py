@@ -87,6 +87,7 @@ def render(data: dict[str, Any]) -> str:
         ("compressed requests", f"{comp.get('requests_compressed', 0):,}"),
         ("  tokens", f"{before:,} -> {after:,} (ratio {ratio}, saved {before - after:,})"),
         ("  saved by strategy", _pairs(data.get("tokens_saved_by_strategy", {}))),
+        ("  saved by tool", _pairs(data.get("tokens_saved_by_tool", {}))),
         ("  bypassed", _pairs(comp.get("bypassed", {}))),
         (
             "retrievals",
@@ -100,6 +101,7 @@ def render(data: dict[str, Any]) -> str:
             f"{conns.get('buffered_request_bytes', 0):,} B buffered",
         ),
     ]
+    rows += _provider_tokens(data.get("tokens"))
     workers = data.get("workers")
     if isinstance(workers, dict):
         retired = workers.get("retired", {}).get("workers", 0)
@@ -107,6 +109,32 @@ def render(data: dict[str, Any]) -> str:
     rows += _learning(data.get("learning"))
     width = max(len(name) for name, _ in rows)
     return "".join(f"{name.ljust(width)}  {value}\n" for name, value in rows)
+
+
+def _provider_tokens(tokens: Any) -> list[tuple[str, str]]:
+    """What the providers reported billing: tokens, the cache's share and, with a price
+    table, the estimated cost with and without headroom."""
+    if not isinstance(tokens, dict) or not tokens.get("answers"):
+        return [("provider tokens", "-")]
+    rows = [
+        (
+            "provider tokens",
+            f"{tokens.get('input', 0):,} in ({tokens.get('cached', 0):,} cached, hit rate "
+            f"{100 * float(tokens.get('cache_hit_rate', 0)):.1f}%), "
+            f"{tokens.get('output', 0):,} out, over {tokens.get('answers', 0):,} answers",
+        )
+    ]
+    cost = tokens.get("cost")
+    if isinstance(cost, dict):
+        rows.append(
+            (
+                "  estimated cost",
+                f"${cost.get('with_headroom', 0):.4f} billed, "
+                f"${cost.get('without_headroom', 0):.4f} without headroom "
+                f"(saved ${cost.get('saved', 0):.4f})",
+            )
+        )
+    return rows
 
 
 def _learning(learning: Any) -> list[tuple[str, str]]:

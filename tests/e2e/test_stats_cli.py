@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,21 @@ def test_the_learning_rows_name_each_steered_tool_and_why() -> None:
     assert "unavailable: ccr sqlite: locked" in render(
         {"learning": {"enabled": True, "error": "ccr sqlite: locked"}}
     )
+
+
+def test_the_provider_rows_show_tokens_cache_and_cost() -> None:
+    data = {
+        "tokens_saved_by_tool": {"Bash": 900, "Grep": 1200},
+        "tokens": {
+            "answers": 4, "input": 30000, "cached": 21000, "output": 120,
+            "cache_hit_rate": 0.7,
+            "cost": {"with_headroom": 0.0312, "without_headroom": 0.1, "saved": 0.0688},
+        },
+    }  # fmt: skip
+    shown = render(data)
+    assert "saved by tool" in shown and "Grep 1,200, Bash 900" in shown
+    assert "30,000 in (21,000 cached, hit rate 70.0%), 120 out, over 4 answers" in shown
+    assert "$0.0312 billed, $0.1000 without headroom (saved $0.0688)" in shown
+    unpriced = render({"tokens": {**data["tokens"], "cost": None}})
+    assert "estimated cost" not in unpriced
+    assert re.search(r"^provider tokens +-$", render({}), re.M)
