@@ -133,10 +133,13 @@ def _point_keys_at(
     original (it is one section); otherwise a marker is re-pointed when it stored the
     whole body, and a section's own original (bytes of the client's text) stays.
     """
-    whole = {body.encode("utf-8"), body.strip().encode("utf-8")}
+    exact = original.encode("utf-8")
+    whole = {exact if body is original else body.encode("utf-8"), body.strip().encode("utf-8")}
     for key, stored in list(staged.items.items()):
+        if stored == exact:
+            continue  # already the client's bytes: hashing them again would give this key
         if key in output and (numbered or stored in whole):
-            output = output.replace(key, staged.put(original))
+            output = output.replace(key, staged.put(exact))
     return output
 
 
