@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from headroom.providers.gemini import GeminiShape, call_key, function_call, with_parts
-from headroom.providers.retrieval import RetrieveCall, _call, summed_usage
+from headroom.providers.retrieval import RetrieveCall, _call, add_counts, summed_usage
 from headroom.providers.shapes import ours
 from headroom.providers.sse import Event, format_event
 
@@ -56,7 +56,7 @@ class GeminiStream:
         finished = isinstance(first, dict) and first.get("finishReason") is not None
         if finished and self.calls and not self.other_tool_calls:
             self.wants_follow_up = True
-            self._hold(self._round_usage)
+            add_counts(self._held_usage, self._round_usage)
             if not kept:
                 return b""
             chunk = {k: v for k, v in with_parts(chunk, kept).items() if k != "usageMetadata"}
@@ -86,11 +86,6 @@ class GeminiStream:
             self.other_tool_calls += call is not None
             kept.append(part)
         return kept, len(kept) != len(parts)
-
-    def _hold(self, usage: dict[str, Any]) -> None:
-        for key, value in usage.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                self._held_usage[key] = self._held_usage.get(key, 0) + value
 
     def follow_up_response(self) -> dict[str, Any]:
         return {"candidates": [{"content": {"role": "model", "parts": list(self._parts)}}]}

@@ -121,9 +121,7 @@ def with_earlier_rounds(
         for r in earlier:
             round_usage = r.get(key)
             if isinstance(round_usage, dict):
-                for k, v in round_usage.items():
-                    if _count(v):
-                        spent[k] = spent.get(k, 0) + v
+                add_counts(spent, round_usage)
         out[key] = summed_usage(usage, spent)
     return out
 
@@ -132,6 +130,13 @@ def summed_usage(usage: dict[str, Any], spent: dict[str, int]) -> dict[str, Any]
     """``usage`` with what earlier rounds ``spent`` added to each of its counts (the client
     pays for every round); other fields as they are."""
     return {k: v + spent.get(k, 0) if _count(v) else v for k, v in usage.items()}
+
+
+def add_counts(spent: dict[str, int], usage: dict[str, Any]) -> None:
+    """Add a round's token counts (its integer fields) to ``spent``."""
+    for k, v in usage.items():
+        if _count(v):
+            spent[k] = spent.get(k, 0) + v
 
 
 def _count(value: Any) -> bool:
