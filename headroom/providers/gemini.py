@@ -41,10 +41,14 @@ MAX_LEAF_DEPTH = 8
 _Pending = tuple[str, Any, str, str]  # name, args, what the model said, the user turn before
 
 
+def spelling(obj: Json, camel: str, snake: str) -> str:
+    """Which of a member's two accepted spellings the object uses (camel when it has it)."""
+    return snake if obj.get(camel) is None else camel
+
+
 def field(obj: Json, camel: str, snake: str) -> Any:
     """A member under either of its two accepted spellings."""
-    value = obj.get(camel)
-    return obj.get(snake) if value is None else value
+    return obj.get(spelling(obj, camel, snake))
 
 
 def function_call(part: Any) -> Json | None:
@@ -89,13 +93,9 @@ def _leaves(base: Path, value: Any, depth: int = 0) -> list[tuple[Path, str]]:
 
 def _history(payload: Json) -> tuple[Path, Json]:
     """Where the turns are: ``contents``, or a token count's ``generateContentRequest``."""
-    inner = field(payload, "generateContentRequest", "generate_content_request")
+    key = spelling(payload, "generateContentRequest", "generate_content_request")
+    inner = payload.get(key)
     if isinstance(inner, dict) and "contents" not in payload:
-        key = (
-            "generateContentRequest"
-            if "generateContentRequest" in payload
-            else ("generate_content_request")
-        )
         return (key,), inner
     return (), payload
 
@@ -121,10 +121,12 @@ def gemini_outputs(payload: Json) -> list[ToolOutput]:
             continue
         typed = _texts(parts)
         for j, part in enumerate(parts):
-            answer = field(part, "functionResponse", "function_response")
-            if not isinstance(part, dict) or not isinstance(answer, dict):
+            if not isinstance(part, dict):
                 continue
-            spelled = "functionResponse" if "functionResponse" in part else "function_response"
+            spelled = spelling(part, "functionResponse", "function_response")
+            answer = part.get(spelled)
+            if not isinstance(answer, dict):
+                continue
             where = (*base, "contents", i, "parts", j, spelled, "response")
             pieces = _leaves(where, answer.get("response"))
             caller = _caller(by_id, by_name, answer, user_turn)
