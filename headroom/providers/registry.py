@@ -36,21 +36,29 @@ def provider_for(path: str) -> Provider | None:
     for suffix, provider in _BY_SUFFIX:
         if path == suffix or path.endswith(suffix):
             return provider
-    head, colon, method = path.rpartition(":")
-    if colon and method in _BY_METHOD and any(d in head for d in _MODEL_DIRS):
-        return _BY_METHOD[method]
-    return None
+    gemini = _model_method(path)
+    return _BY_METHOD[gemini[2]] if gemini is not None else None
 
 
 def path_label(path: str) -> str:
     """A request path as a ``/stats`` and ``/metrics`` label: a Gemini path with its model
     replaced by ``{model}``, so the label set does not grow with every model a client
     names; other paths as they are."""
+    gemini = _model_method(path)
+    if gemini is None:
+        return path
+    prefix, _, method = gemini
+    return f"{prefix}{{model}}:{method}"
+
+
+def _model_method(path: str) -> tuple[str, str, str] | None:
+    """(everything up to the model directory, the model, the method) of a Gemini path."""
     head, colon, method = path.rpartition(":")
     if not colon or method not in _BY_METHOD:
-        return path
+        return None
     for directory in _MODEL_DIRS:
         at = head.find(directory)
         if at >= 0:
-            return f"{head[: at + len(directory)]}{{model}}:{method}"
-    return path
+            end = at + len(directory)
+            return head[:end], head[end:], method
+    return None
