@@ -251,6 +251,14 @@ def text_of(content: Any, text_types: tuple[str, ...] = ("text",)) -> str:
     return ""
 
 
+def value_at(doc: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` of nested objects, None when a step is missing or not an
+    object."""
+    for step in path:
+        doc = doc.get(step) if isinstance(doc, dict) else None
+    return doc
+
+
 def has_tool(tools: Any, provider: Provider, name: str) -> bool:
     """Whether a tools list already declares ``name``."""
     if not isinstance(tools, list):

@@ -20,7 +20,7 @@ from headroom.ccr.markers import has_marker
 from headroom.ccr.store import PendingWrites
 from headroom.learning.learner import Seen
 from headroom.learning.model import decode_steer, encode_steer, steer_for
-from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool
+from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool, value_at
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, Path, Span, dump_string, root_span
 from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
 from headroom.providers.mixed import MixedLedger, restore
@@ -305,9 +305,7 @@ def _declare_retrieve(
     if tools_at is None:
         return False
     parent_path, key = tools_at[:-1], tools_at[-1]
-    parent: Any = payload
-    for step in parent_path:
-        parent = parent.get(step) if isinstance(parent, dict) else None
+    parent = value_at(payload, parent_path)
     if not isinstance(parent, dict):
         return None
     tools = parent.get(key)
@@ -327,9 +325,7 @@ def _client_tools(payload: dict[str, Any], provider: Provider) -> bool:
     """Whether the request declares tools of its own (a non-empty list where this API
     keeps them): only then is the model in a tool-using conversation to add ours to."""
     at = provider.tools_path(payload)
-    value: Any = payload
-    for step in at or ():
-        value = value.get(step) if isinstance(value, dict) else None
+    value = value_at(payload, at) if at is not None else None
     return isinstance(value, list) and len(value) > 0
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from headroom.providers.base import value_at
+
 Json = dict[str, Any]
 
 
@@ -33,9 +35,8 @@ class Usage:
 
 def _int(obj: Any, *keys: str) -> int:
     """The integer at ``obj[k0][k1]...``, 0 when any step is missing or not a count."""
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj if isinstance(obj, int) and not isinstance(obj, bool) else 0
+    value = value_at(obj, keys)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _anthropic(doc: Json, seen: Usage | None) -> Usage | None:
