@@ -94,11 +94,9 @@ class LocalRoutes:
         )
 
     async def stats(self, req: LocalRequest) -> LocalResponse:
-        denied = self._check_token(req)
-        if denied is not None:
-            return denied
-        if req.method not in ("GET", "HEAD"):
-            return method_not_allowed("GET, HEAD")
+        refused = self._refusal(req)
+        if refused is not None:
+            return refused
         if "fleet" in parse_qs(req.query).get("scope", ()):
             return await self._fleet_stats()
         learning = await self._learning()
@@ -112,23 +110,19 @@ class LocalRoutes:
 
     async def _fleet_stats(self) -> LocalResponse:
         if self.fleet is None:
-            return json_response(
-                400, {"error": {"type": "bad_request", "message": "fleet stats need --stats-redis"}}
-            )
+            return error_response(400, "bad_request", "fleet stats need --stats-redis")
         try:
             total, endpoints, hosts = await self.fleet.read()
         except Exception as exc:  # redis raises many types; all mean "fleet view unavailable"
             message = f"stats redis: {type(exc).__name__}"
-            return json_response(503, {"error": {"type": "unavailable", "message": message}})
+            return error_response(503, "unavailable", message)
         extra = {"scope": "fleet", "ccr_endpoints": endpoints, "hosts": hosts}
         return json_response(200, total.snapshot(extra, self.app.prices))
 
     async def metrics(self, req: LocalRequest) -> LocalResponse:
-        denied = self._check_token(req)
-        if denied is not None:
-            return denied
-        if req.method not in ("GET", "HEAD"):
-            return method_not_allowed("GET, HEAD")
+        refused = self._refusal(req)
+        if refused is not None:
+            return refused
         if self.cluster is None:
             retrieve = self.app.retrieve
             counters = retrieve.counters if retrieve is not None else None
@@ -142,11 +136,9 @@ class LocalRoutes:
         return LocalResponse(200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def dashboard(self, req: LocalRequest) -> LocalResponse:
-        denied = self._check_token(req)
-        if denied is not None:
-            return denied
-        if req.method not in ("GET", "HEAD"):
-            return method_not_allowed("GET, HEAD")
+        refused = self._refusal(req)
+        if refused is not None:
+            return refused
         return dashboard_response()
 
     async def _learning(self) -> dict[str, object]:
@@ -163,6 +155,15 @@ class LocalRoutes:
     def _extra(self) -> dict[str, object]:
         retrieve = self.app.retrieve
         return {"ccr_endpoints": dict(retrieve.counters) if retrieve is not None else {}}
+
+    def _refusal(self, req: LocalRequest) -> LocalResponse | None:
+        """Why a read-only telemetry route does not answer: no token, or not a GET/HEAD."""
+        denied = self._check_token(req)
+        if denied is not None:
+            return denied
+        if req.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        return None
 
     def _check_token(self, req: LocalRequest) -> LocalResponse | None:
         """With HEADROOM_PROXY_TOKEN set, non-loopback callers must present it."""
