@@ -229,9 +229,7 @@ async def _route(server: LLMUpstream, x: Exchange) -> None:
     server._answered(answer)
     ctx = _Ctx(x, payload, turn, server._ids, _tokens(body), answer)
     if server.prefix_cache is not None:
-        names = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai_chat"}
-        name = names.get(_suffix(path), "openai_responses")
-        ctx.input_tokens, ctx.cached_tokens = server.prefix_cache.read(name, payload)
+        ctx.input_tokens, ctx.cached_tokens = server.prefix_cache.read(api.name, payload)
     rid = [(api.rid_header, ctx.new_id("req_"))]
     if turn.status != 200:
         await _json(x, turn.status, api.error(turn.error, turn.status), rid, answer.sent)
@@ -713,6 +711,7 @@ def _unique_tools(names: list[Any]) -> str | None:
 
 @dataclass(frozen=True)
 class _Api:
+    name: str  # as the prompt cache names the API's rendering
     rid_header: str
     validate: Callable[[dict[str, Any]], str | None]
     error: Callable[..., dict[str, Any]]
@@ -722,12 +721,18 @@ class _Api:
 
 _APIS: dict[str, _Api] = {
     "/v1/messages": _Api(
-        "request-id", _anthropic_validate, _anthropic_error, _anthropic_message, _anthropic_stream
+        "anthropic",
+        "request-id",
+        _anthropic_validate,
+        _anthropic_error,
+        _anthropic_message,
+        _anthropic_stream,
     ),
     "/v1/chat/completions": _Api(
-        "x-request-id", _chat_validate, _openai_error, _chat_message, _chat_stream
+        "openai_chat", "x-request-id", _chat_validate, _openai_error, _chat_message, _chat_stream
     ),
     "/v1/responses": _Api(
+        "openai_responses",
         "x-request-id",
         _responses_validate,
         _openai_error,
