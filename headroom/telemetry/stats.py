@@ -15,7 +15,7 @@ from typing import Any
 
 from headroom import __version__
 from headroom.prices import Prices
-from headroom.telemetry.tokens import TokenTally
+from headroom.telemetry.tokens import OTHER, TokenTally, bounded
 
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -125,9 +125,7 @@ class Stats:
     def compressed_tool(self, tool: str, count: int, saved: int) -> None:
         """Tool names come from clients: past ``MAX_TOOLS`` distinct names the rest are
         counted as "other", so no client can grow /stats and /metrics without bound."""
-        name = tool or "unnamed"
-        if name not in self.by_tool and len(self.by_tool) >= MAX_TOOLS:
-            name = "other"
+        name = bounded(tool or "unnamed", self.by_tool, MAX_TOOLS, OTHER)
         self.by_tool[name] += count
         self.saved_by_tool[name] += saved
 

@@ -10,6 +10,7 @@ with was, the share it read from the cache as cached input and the rest as fresh
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,14 @@ from headroom.telemetry.exposition import Exposition
 
 FIELDS = ("answers", "input", "cached", "cache_write", "output", "saved", "saved_cached")
 UNKNOWN_MODEL = "unknown"
+OTHER = "other"
+MAX_ROWS = 64  # (api, model) rows; model names come from clients and upstreams
+
+
+def bounded(key: Any, seen: Collection[Any], limit: int, other: Any) -> Any:
+    """``key``, or ``other`` once ``limit`` distinct keys are held and ``key`` is new:
+    labels that clients choose must not grow /stats and /metrics without bound."""
+    return key if key in seen or len(seen) < limit else other
 
 
 @dataclass
@@ -41,7 +50,8 @@ class TokenTally:
         turns' outputs are the cached prefix), so it is priced as cached input."""
         tokens_in, cached = counts[0], counts[1]
         saved_cached = saved * cached // tokens_in if tokens_in else 0
-        self._fold((api, model or UNKNOWN_MODEL), (1, *counts, saved, saved_cached))
+        key = bounded((api, model or UNKNOWN_MODEL), self.rows, MAX_ROWS, (api, OTHER))
+        self._fold(key, (1, *counts, saved, saved_cached))
 
     def _fold(self, key: tuple[str, str], values: Any) -> None:
         row = self.rows.setdefault(key, [0] * len(FIELDS))

@@ -16,7 +16,7 @@ from headroom.providers.usage import Usage
 from headroom.proxy.usage_tap import MAX_COPY, UsageTap
 from headroom.telemetry.metrics import prometheus
 from headroom.telemetry.stats import Stats
-from headroom.telemetry.tokens import TokenTally
+from headroom.telemetry.tokens import MAX_ROWS, TokenTally
 
 
 def _head(ctype: bytes, status: int = 200, coding: bytes | None = None) -> ResponseHead:
@@ -212,3 +212,14 @@ def test_a_wrong_price_table_names_what_is_wrong(
         path.write_text(content)
     with pytest.raises(PriceTableError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_prices(path)
+
+
+def test_model_names_past_the_cap_are_counted_as_other() -> None:
+    tally = TokenTally()
+    for i in range(MAX_ROWS + 5):
+        tally.add("openai", f"model-{i}", (10, 2, 0, 1), 3)
+    tally.add("openai", "model-0", (10, 2, 0, 1), 3)
+    assert len(tally.rows) == MAX_ROWS + 1
+    assert tally.rows[("openai", "other")][:2] == [5, 50]  # answers, input of the late five
+    assert tally.rows[("openai", "model-0")][0] == 2
+    assert sum(row[0] for row in tally.rows.values()) == MAX_ROWS + 6
