@@ -162,8 +162,10 @@ async def attach_extensions(app: ProxyApp) -> None:
     fallback) and mount the retrieval routes on them."""
     from headroom.ccr.factory import from_config
     from headroom.ccr.store import StoreError
-    from headroom.learning.factory import learner_for
+    from headroom.learning.factory import learner_for, records_beside
     from headroom.proxy.retrieve import RetrieveRoutes
+    from headroom.proxy.round_ledger import MAX_RECORDS as ROUND_RECORDS
+    from headroom.proxy.round_ledger import RoundLedger
 
     try:
         store = await from_config(app.config)
@@ -172,9 +174,11 @@ async def attach_extensions(app: ProxyApp) -> None:
     app.log.info("ccr_ready", backend=store.name, ttl_s=app.config.ccr_ttl)
     try:
         app.learner = await learner_for(app.config, store)
+        rounds = await records_beside(app.config, store, ROUND_RECORDS)
     except StoreError as exc:
         await store.close()
         raise StartupError(str(exc)) from None
+    app.rounds = RoundLedger(rounds, store, app, ttl=app.config.ccr_ttl)
     retrieve = RetrieveRoutes(store, app.config, app.learner)
     app.routes.add_prefix(b"/v1/retrieve", retrieve.handle)
     app.store = store

@@ -58,7 +58,7 @@ class Config:
     body_timeout: float = 30.0
     max_buffered_bytes: int = 512 * 2**20
     memo_max_bytes: int = 64 * 2**20  # compressed outputs remembered, per process
-    ledger_max_bytes: int = 16 * 2**20  # mixed-turn ledger, per process
+    ledger_max_bytes: int = 16 * 2**20  # cache of served rounds, per process
     keepalive_timeout: float = 60.0
     upstream_pool_size: int = 256
     upstream_idle_timeout: float = 30.0

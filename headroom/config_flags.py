@@ -166,7 +166,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "ledger-max-bytes",
         parse_size,
-        "retrieval rounds remembered per process to restore into later turns (default 16MiB)",
+        "served retrieval rounds each process caches, originals filled in (default 16MiB)",
         "SIZE",
     ),
     Flag(

@@ -59,9 +59,8 @@ STATUS_EVERY = 5.0
 PER_WORKER_STATE = (
     "the memo of compressed tool outputs (a turn served by another worker is compressed "
     "again, to the same bytes, so provider prompt caches still hit)",
-    "the ledger of headroom_retrieve calls answered in turns that also called client tools "
-    "(a later turn landing on another worker is forwarded without the retrieved text, "
-    "which can cost a provider prompt-cache hit; sticky load balancing avoids it)",
+    "a cache of the served headroom_retrieve rounds it used (the rounds themselves are "
+    "recorded in the CCR store, which every worker shares)",
     "the upstream connection pool",
 )
 

@@ -26,7 +26,7 @@ from headroom.learning.model import decayed
 
 MAX_COUNTERS = 20_000
 MAX_RECORDS = 500_000
-TABLES = ("p", "d")  # provenance by CCR key, decisions by memo key
+TABLES = ("p", "d", "r")  # provenance by CCR key, decisions by memo key, served rounds
 
 
 class LearnBackend(Protocol):

@@ -39,7 +39,7 @@ from headroom.transforms.base import Steer
 from headroom.transforms.tokens import estimate_tokens
 
 REFRESH_S = 1.0
-PROVENANCE, DECISIONS = TABLES  # by CCR key: tool and kind; by memo key: the steer applied
+PROVENANCE, DECISIONS = TABLES[:2]  # by CCR key: tool and kind; by memo key: the steer applied
 MAX_BACKGROUND = 64  # learning tasks in flight; past it new evidence is dropped, and counted
 FLUSH_S = 1.0  # savings of outputs carried again are written at most this often
 

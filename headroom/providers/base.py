@@ -160,19 +160,16 @@ class Shape(Protocol):
         the same content a streaming one saw arrive round by round."""
         ...
 
-    def ids_in(self, item: Json) -> list[str]:
-        """Call ids of the calls a history element holds."""
+    # The field of a user turn whose first elements answer the calls of the model's turn
+    # before it (None: the answers are elements of their own, right after the calls).
+    results_field: str | None
+
+    def answer_elements(self, response: Json) -> list[Json]:
+        """The history elements that hold an answer, as a follow-up request carries them."""
         ...
 
-    def restore(
-        self,
-        items: list[Any],
-        i: int,
-        calls: list[Json],
-        results: Results,
-        positions: tuple[int, ...],
-    ) -> Plan:
-        """Steps that put removed ``calls`` and their ``results`` back around turn ``i``."""
+    def is_answer(self, item: Json) -> bool:
+        """Whether a history element is one the model wrote."""
         ...
 
 

@@ -28,13 +28,12 @@ from headroom.providers.base import (
     RETRIEVE_TOOL,
     Call,
     Json,
-    Plan,
     Provider,
     Results,
     ToolOutput,
 )
 from headroom.providers.jsondoc import Path
-from headroom.providers.shapes import ours, restore_in_turns
+from headroom.providers.shapes import ours
 
 # A response object is walked this deep for string leaves; deeper values stay as they are.
 MAX_LEAF_DEPTH = 8
@@ -207,10 +206,18 @@ class GeminiShape:
     def answer_text(self, response: Json) -> str:
         return _texts(candidate_content(response).get("parts"))
 
+    results_field: str | None = "parts"  # function responses open the next user turn
+
+    def answer_elements(self, response: Json) -> list[Json]:
+        return [{"role": "model", **candidate_content(response)}]
+
+    def is_answer(self, item: Json) -> bool:
+        return item.get("role") == "model"
+
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         """The model's turn as it came, then one function response per call of ours, in the
         order of the calls (their names and ids copied)."""
-        turn = {"role": "model", **candidate_content(response)}
+        turn = self.answer_elements(response)[0]
         calls = [function_call(p) or {} for p in self.call_items(response) if ours(self, p)]
         answers = [_function_response(c, text) for c, (_, text) in zip(calls, results, strict=True)]
         return [turn, {"role": "user", "parts": answers}]
@@ -221,26 +228,6 @@ class GeminiShape:
     def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
         shown = [p for r in earlier for p in self.call_items(r)]
         return with_parts(final, [*shown, *self.call_items(final)])
-
-    def ids_in(self, item: Json) -> list[str]:
-        if item.get("role") != "model":
-            return []
-        parts = item.get("parts")
-        return [call_key(p) for p in parts or [] if function_call(p) is not None]
-
-    def restore(
-        self,
-        items: list[Any],
-        i: int,
-        calls: list[Json],
-        results: Results,
-        positions: tuple[int, ...],
-    ) -> Plan:
-        answers = [
-            _function_response(function_call(c) or {}, text)
-            for c, (_, text) in zip(calls, results, strict=True)
-        ]
-        return restore_in_turns((self.history_key, "parts"), items, i, calls, answers, positions)
 
 
 def _function_response(call: Json, text: str) -> Json:

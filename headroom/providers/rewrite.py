@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -23,7 +23,7 @@ from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool, value_at
 from headroom.providers.jsondoc import JsonDoc, JsonDocError, Path, Span, dump_string, root_span
 from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
-from headroom.providers.mixed import MixedLedger, restore
+from headroom.providers.rounds import Resolved, Where, answer_runs, restore
 from headroom.transforms.base import CompressContext, CompressResult, Steer
 from headroom.transforms.pipeline import Pipeline
 
@@ -55,6 +55,24 @@ class Steered:
     tokens_after: int
 
 
+class RoundFinder(Protocol):
+    """Where the records of served rounds are found (``proxy.round_ledger``)."""
+
+    def find(self, keys: list[str]) -> dict[str, Resolved]: ...
+
+
+class KeysSeen:
+    """A finder that finds nothing and notes what it was asked: where the ledger cannot be
+    read (the compression process), the caller checks these keys afterwards."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def find(self, keys: list[str]) -> dict[str, Resolved]:
+        self.keys += keys
+        return {}
+
+
 @dataclass(frozen=True)
 class Plan:
     """A request body parsed for compression, kept between the two passes of a steered
@@ -62,9 +80,10 @@ class Plan:
 
     body: bytes
     payload: dict[str, Any]
-    restored: bool
+    restored: int  # answers replaced by the rounds the proxy served in them
     outputs: list[ToolOutput]
     model: str
+    put_back: Where = frozenset()  # what was restored: its outputs are not compressed again
 
 
 class Cancelled(Exception):
@@ -88,7 +107,7 @@ class Rewrite:
     by_tool: dict[str, StrategyTally] = field(default_factory=dict)  # "" when unnamed
     writes: PendingWrites = field(default_factory=PendingWrites)
     stages: dict[str, float] = field(default_factory=dict)  # pipeline stage → total ms
-    restored: bool = False  # earlier retrieval calls were put back into the history
+    restored: int = 0  # answers replaced by the rounds the proxy served in them
     declared: bool = False  # headroom_retrieve was added to the request's tools
     seconds: float = 0.0
     skipped_reason: str = ""
@@ -103,10 +122,11 @@ class Rewrite:
     decided: dict[str, bytes] = field(default_factory=dict)
     steered: list[Steered] = field(default_factory=list)
     plan: Plan | None = None  # set with ``needs`` when the caller asked to keep it
+    round_keys: list[str] = field(default_factory=list)  # answers seen (``KeysSeen``)
 
     @property
     def changed(self) -> bool:
-        return self.outputs_compressed > 0 or self.restored or self.declared
+        return self.outputs_compressed > 0 or self.restored > 0 or self.declared
 
     @property
     def tokens_saved(self) -> int:
@@ -120,7 +140,7 @@ def rewrite_request(
     *,
     min_chars: int = DEFAULT_MIN_CHARS,
     cancel: threading.Event | None = None,
-    ledger: MixedLedger | None = None,
+    rounds: RoundFinder | None = None,
     steering: Steering | None = None,
     plan: Plan | None = None,
     keep_plan: bool = False,
@@ -133,7 +153,7 @@ def rewrite_request(
     started = time.perf_counter()
     result = Rewrite(body, provider.name)
     if plan is None:
-        plan = _plan(result, body, provider, ledger)
+        plan = _plan(result, body, provider, rounds)
         if plan is None:
             return result
     body, payload = plan.body, plan.payload
@@ -142,7 +162,7 @@ def rewrite_request(
     candidates = [
         (o, CompressContext(query=o.query, store=result.writes, model=plan.model))
         for o in plan.outputs
-        if len(o.text) >= min_chars and not has_marker(o.text)
+        if len(o.text) >= min_chars and not has_marker(o.text) and not _put_back(o, plan)
     ]
     # With learning, each output's memo key names its decision too: hashed once here.
     keys = [memo_key(o.text, ctx) if steering is not None else None for o, ctx in candidates]
@@ -178,10 +198,10 @@ def rewrite_request(
 
 
 def _plan(
-    result: Rewrite, body: bytes, provider: Provider, ledger: MixedLedger | None
+    result: Rewrite, body: bytes, provider: Provider, rounds: RoundFinder | None
 ) -> Plan | None:
-    """Parse the body (and put earlier retrievals back into it); None, with the reason on
-    ``result``, when it is not a JSON object."""
+    """Parse the body (and put the rounds the proxy served back into it); None, with the
+    reason on ``result``, when it is not a JSON object."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -190,14 +210,24 @@ def _plan(
     if not isinstance(payload, dict):
         result.skipped_reason = "not_an_object"
         return None
-    restored_body = body
-    if ledger is not None:
-        restored_body = restore(provider, body, payload, ledger)
-        if restored_body is not body:
+    restored_body, restored, put_back = body, 0, frozenset[tuple[str | int, ...]]()
+    items = payload.get(provider.shape.history_key)
+    if rounds is not None and isinstance(items, list):
+        keys = [key for _, _, key in answer_runs(provider, items)]
+        found = rounds.find(keys) if keys else {}
+        restored_body, restored, put_back = restore(provider, body, payload, found)
+        if restored:
             payload = orjson.loads(restored_body)
     outputs = provider.find_outputs(payload)
     model = str(payload.get("model", ""))
-    return Plan(restored_body, payload, restored_body is not body, outputs, model)
+    return Plan(restored_body, payload, restored, outputs, model, put_back)
+
+
+def _put_back(output: ToolOutput, plan: Plan) -> bool:
+    """Whether an output is an original the model fetched, put back with its round."""
+    return bool(plan.put_back) and (
+        output.path[:2] in plan.put_back or output.path[:4] in plan.put_back
+    )
 
 
 def _compress(

@@ -1,9 +1,9 @@
 """Where each API keeps a conversation's tool calls and results: one class per API.
 
-The retrieval loop and the mixed-turn restore are written once over these shapes (finding
-the model's calls, appending the follow-up turn, removing our calls from an answer, and
-putting them back into a later request); an API is added by writing its shape, not by a
-branch in each of those places.
+The retrieval loop and the restore of served rounds are written once over these shapes
+(finding the model's calls, appending the follow-up turn, removing our calls from an
+answer, telling the model's turns from the others in a later request); an API is added by
+writing its shape, not by a branch in each of those places.
 """
 
 from __future__ import annotations
@@ -12,53 +12,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from headroom.providers.base import Call, Json, Plan, Results, is_retrieve_tool, text_of
+from headroom.providers.base import Call, Json, Results, is_retrieve_tool, text_of
 
 
 def dumps(items: list[Any]) -> str:
     return ",".join(orjson.dumps(i).decode() for i in items)
-
-
-def in_place(
-    path: tuple[str | int, ...], current: Any, calls: list[Json], positions: tuple[int, ...]
-) -> Plan:
-    """Steps that put ``calls`` back at their original indices in the array at ``path``
-    (which now holds the turn without them); without positions, at the end."""
-    size = len(current) if isinstance(current, list) else 0
-    if len(positions) != len(calls):
-        return [(path, "append", dumps(calls))]
-    steps: Plan = []
-    for before, (position, call) in enumerate(
-        sorted(zip(positions, calls, strict=True), key=lambda pc: pc[0])
-    ):
-        slot = position - before  # index in the stripped array it must precede
-        if slot < size:
-            steps.append(((*path, slot), "before", dumps([call])))
-        else:
-            steps.append((path, "append", dumps([call])))
-    return steps
-
-
-def restore_in_turns(
-    where: tuple[str, str],
-    items: list[Any],
-    i: int,
-    calls: list[Json],
-    answers: list[Json],
-    positions: tuple[int, ...],
-) -> Plan:
-    """Steps for APIs whose calls are parts of the model's turn and whose results are parts
-    of the next user turn (``where``: the history key and the parts key): the calls back at
-    their places in turn ``i``, their results first in the turn after it (a new user turn
-    when there is none)."""
-    key, field = where
-    steps = in_place((key, i, field), items[i].get(field), calls, positions)
-    nxt = items[i + 1] if i + 1 < len(items) else None
-    if isinstance(nxt, dict) and isinstance(nxt.get(field), list) and nxt[field]:
-        steps.append(((key, i + 1, field, 0), "before", dumps(answers)))
-    else:
-        steps.append(((key, i), "after", dumps([{"role": "user", field: answers}])))
-    return steps
 
 
 class _Named(Protocol):
@@ -106,12 +64,17 @@ class AnthropicShape:
     def answer_text(self, response: Json) -> str:
         return text_of(response.get("content"))
 
+    results_field: str | None = "content"  # results are the next user turn's first blocks
+
+    def answer_elements(self, response: Json) -> list[Json]:
+        return [{"role": "assistant", "content": response.get("content") or []}]
+
+    def is_answer(self, item: Json) -> bool:
+        return item.get("role") == "assistant"
+
     def follow_up(self, response: Json, results: Results) -> list[Json]:
         blocks = _tool_results(results)
-        return [
-            {"role": "assistant", "content": response.get("content") or []},
-            {"role": "user", "content": blocks},
-        ]
+        return [*self.answer_elements(response), {"role": "user", "content": blocks}]
 
     def strip_calls(self, response: Json) -> Json:
         out = dict(response)
@@ -126,27 +89,6 @@ class AnthropicShape:
     def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
         shown = [b for r in earlier for b in r.get("content") or []]
         return {**final, "content": [*shown, *(final.get("content") or [])]}
-
-    def ids_in(self, item: Json) -> list[str]:
-        if item.get("role") != "assistant":
-            return []
-        return [
-            str(b.get("id"))
-            for b in item.get("content") or []
-            if isinstance(b, dict) and b.get("type") == "tool_use"
-        ]
-
-    def restore(
-        self,
-        items: list[Any],
-        i: int,
-        calls: list[Json],
-        results: Results,
-        positions: tuple[int, ...],
-    ) -> Plan:
-        return restore_in_turns(
-            (self.history_key, "content"), items, i, calls, _tool_results(results), positions
-        )
 
 
 def chat_message(response: Json) -> Json:
@@ -184,11 +126,18 @@ class ChatShape:
         message = chat_message(response) if "choices" in response else response
         return text_of(message.get("content"))
 
-    def follow_up(self, response: Json, results: Results) -> list[Json]:
+    results_field: str | None = None  # tool messages follow the assistant message
+
+    def answer_elements(self, response: Json) -> list[Json]:
         message = dict(chat_message(response))
         message.setdefault("role", "assistant")
-        tools = _tool_messages(results)
-        return [message, *tools]
+        return [message]
+
+    def is_answer(self, item: Json) -> bool:
+        return item.get("role") == "assistant"
+
+    def follow_up(self, response: Json, results: Results) -> list[Json]:
+        return [*self.answer_elements(response), *_tool_messages(results)]
 
     def strip_calls(self, response: Json) -> Json:
         out = dict(response)
@@ -219,24 +168,6 @@ class ChatShape:
         choices[0] = {**choices[0], "message": {**message, "content": shown + (own or "")}}
         return {**final, "choices": choices}
 
-    def ids_in(self, item: Json) -> list[str]:
-        if item.get("role") != "assistant":
-            return []
-        return [str(c.get("id")) for c in item.get("tool_calls") or [] if isinstance(c, dict)]
-
-    def restore(
-        self,
-        items: list[Any],
-        i: int,
-        calls: list[Json],
-        results: Results,
-        positions: tuple[int, ...],
-    ) -> Plan:
-        key = self.history_key
-        tools = _tool_messages(results)
-        steps = in_place((key, i, "tool_calls"), items[i].get("tool_calls"), calls, positions)
-        return [*steps, ((key, i), "after", dumps(tools))]
-
 
 class ResponsesShape:
     history_key = "input"
@@ -263,10 +194,22 @@ class ResponsesShape:
             if isinstance(item, dict) and item.get("type") == "message"
         )
 
+    results_field: str | None = None  # function_call_output items follow the calls
+
+    def answer_elements(self, response: Json) -> list[Json]:
+        return [item for item in response.get("output") or [] if isinstance(item, dict)]
+
+    def is_answer(self, item: Json) -> bool:
+        """Output items the model wrote (messages of its own, reasoning, calls), not the
+        inputs between them (user or system messages, tool outputs)."""
+        role = item.get("role")
+        if role is not None:
+            return role == "assistant"
+        kind = str(item.get("type", ""))
+        return not kind.endswith("_output") and kind != "item_reference"
+
     def follow_up(self, response: Json, results: Results) -> list[Json]:
-        outputs = [item for item in response.get("output") or [] if isinstance(item, dict)]
-        answers = _call_outputs(results)
-        return [*outputs, *answers]
+        return [*self.answer_elements(response), *_call_outputs(results)]
 
     def strip_calls(self, response: Json) -> Json:
         out = dict(response)
@@ -276,17 +219,3 @@ class ResponsesShape:
     def merge_rounds(self, earlier: list[Json], final: Json) -> Json:
         shown = [i for r in earlier for i in r.get("output") or []]
         return {**final, "output": [*shown, *(final.get("output") or [])]}
-
-    def ids_in(self, item: Json) -> list[str]:
-        return [str(item.get("call_id"))] if item.get("type") == "function_call" else []
-
-    def restore(
-        self,
-        items: list[Any],
-        i: int,
-        calls: list[Json],
-        results: Results,
-        positions: tuple[int, ...],
-    ) -> Plan:
-        answers = _call_outputs(results)
-        return [((self.history_key, i), "after", dumps(calls + answers))]

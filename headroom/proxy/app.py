@@ -20,7 +20,6 @@ from headroom.prices import load_prices
 from headroom.protocol.downstream import DownstreamConnection
 from headroom.protocol.events import ProtocolError, RequestHead
 from headroom.protocol.h2_stream import H2Carrier, H2Stream
-from headroom.providers.mixed import MixedLedger
 from headroom.providers.registry import path_label
 from headroom.proxy.answers import send_local
 from headroom.proxy.buffering import BufferBudget
@@ -30,6 +29,7 @@ from headroom.proxy.flows import route
 from headroom.proxy.local import error_response
 from headroom.proxy.origins import Origins
 from headroom.proxy.retrieve import RetrieveRoutes
+from headroom.proxy.round_ledger import RoundLedger
 from headroom.proxy.routes import LocalRoutes
 from headroom.proxy.seams import Decision, Requested
 from headroom.proxy.turns import TurnGate
@@ -54,7 +54,7 @@ class ProxyApp:
         self.prices = load_prices(config.price_table) if config.price_table else None
         self.budget = BufferBudget(config.max_buffered_bytes, self.stats)
         self.turns = TurnGate(loop)
-        self.mixed = MixedLedger(max_bytes=config.ledger_max_bytes)
+        self.rounds: RoundLedger | None = None  # with the store (``attach_extensions``)
         self.compression = Compression(self)
         self.transform_request: RequestTransform = self.compression
         self.h2_max_streams = config.h2_max_streams
@@ -113,7 +113,8 @@ class ProxyApp:
         stats = self.stats
         stats.active_exchanges = self.in_flight
         stats.memo_bytes, stats.memo_entries = self.compression.memo_size
-        stats.ledger_bytes, stats.ledger_entries = self.mixed.bytes, len(self.mixed)
+        if self.rounds is not None:
+            stats.ledger_bytes, stats.ledger_entries = self.rounds.bytes, len(self.rounds)
         self.requests_total += 1
         if self.draining and not self.in_flight:
             self.on_exchanges_done()  # the drain's last wait is for the last exchange

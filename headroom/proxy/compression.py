@@ -30,6 +30,7 @@ from headroom.providers.memo import MemoPipeline
 from headroom.providers.registry import PROVIDERS, provider_for
 from headroom.providers.rewrite import (
     Cancelled,
+    KeysSeen,
     Plan,
     Rewrite,
     Steered,
@@ -114,11 +115,11 @@ class Compression:
         return Decision(result.body, drop, provider, result.streams, result.tokens_saved)
 
     def _may_compress(self, provider: Provider, body: bytes) -> bool:
-        """Whether the body can hold a tool output worth compressing (or turns to restore),
-        from a scan of its bytes: an output is at least --compression-min-chars long, and
-        its API spells it with one of the provider's hints."""
-        if len(self.app.mixed):
-            return True  # earlier retrievals may have to be put back into this history
+        """Whether the body can hold a tool output worth compressing, from a scan of its
+        bytes: an output is at least --compression-min-chars long, and its API spells it
+        with one of the provider's hints. (Served rounds are put back only into such
+        bodies: a round was served because an output of this conversation was compressed,
+        and the client sends that output again with every turn.)"""
         if self.declare and b'"tools"' in body:
             return True  # --retrieve-tool always: its tools may need ours added
         if len(body) < self.config.compression_min_chars:
@@ -216,12 +217,13 @@ class Compression:
         provider: Provider,
         steering: Steering | None,
         plan: Plan | None = None,
+        threads_only: bool = False,
     ) -> Rewrite | None:
         cancel = threading.Event()
         loop = self.app.loop
         min_chars = self.config.compression_min_chars
         lent: SharedMemory | None = None
-        if plan is None and self._use_process(body):
+        if plan is None and not threads_only and self._use_process(body):
             lent = await lend(body)
             try:
                 future = loop.run_in_executor(
@@ -246,7 +248,7 @@ class Compression:
                     self.pipeline,
                     min_chars=min_chars,
                     cancel=cancel,
-                    ledger=self.app.mixed,
+                    rounds=self.app.rounds,
                     steering=steering,
                     plan=plan,
                     keep_plan=True,
@@ -284,10 +286,20 @@ class Compression:
             result.body = body
         if result.memo_size is not None:
             self._process_memo = result.memo_size
+        if lent is not None and await self._rounds_to_restore(result):
+            return await self._rewrite(ex, body, provider, steering, threads_only=True)
         self.app.stats.stage("rewrite", result.seconds * 1000)
         for stage, ms in result.stages.items():
             self.app.stats.stage(stage, ms)
         return result
+
+    async def _rounds_to_restore(self, result: Rewrite) -> bool:
+        """Whether the ledger holds a served round for an answer the compression process
+        saw (it reads what this process does not know yet)."""
+        rounds = self.app.rounds
+        return (
+            rounds is not None and bool(result.round_keys) and await rounds.holds(result.round_keys)
+        )
 
     def _use_process(self, body: bytes) -> bool:
         """Large bodies compress in a separate process once it is up.
@@ -297,10 +309,11 @@ class Compression:
         threads, small requests' p99 grew by ~8 ms while 1 MB bodies compressed. A process
         costs a copy of the body each way and cannot be interrupted, so small bodies stay
         on threads. The process starts at the first large body (which still uses a thread),
-        so a proxy that never sees one never pays for it. Restoring mixed turns needs this
-        process's memory of them, so while it holds any, bodies stay on threads too.
+        so a proxy that never sees one never pays for it. The process cannot read the
+        ledger of served rounds: it names the answers it saw, and when the ledger holds
+        one of them the body is rewritten again on a thread (``_process_rewrite``).
         """
-        if len(body) < PROCESS_MIN_BYTES or len(self.app.mixed):
+        if len(body) < PROCESS_MIN_BYTES:
             return False
         if self.processes is None:
             context = multiprocessing.get_context("spawn")
@@ -337,8 +350,7 @@ class Compression:
 
     def _count(self, result: Rewrite) -> None:
         stats = self.app.stats
-        if result.restored:
-            self.app.mixed.restored += 1
+        stats.rounds_restored += result.restored
         if not result.outputs_compressed:
             return
         stats.compressed_requests += 1
@@ -398,9 +410,17 @@ def _rewrite_in_worker(
     body = borrow(name, size)
     pipeline = _WORKER["pipeline"]
     provider = PROVIDERS[provider_name]
+    seen = KeysSeen()
     result = rewrite_request(
-        body, provider, pipeline, min_chars=min_chars, steering=steering, declare=declare
+        body,
+        provider,
+        pipeline,
+        min_chars=min_chars,
+        steering=steering,
+        declare=declare,
+        rounds=seen,
     )
+    result.round_keys = seen.keys
     result.memo_size = pipeline.size
     if result.body is body:  # the proxy has these bytes: do not pickle them back
         result.body, result.same_body = b"", True

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from headroom.protocol.pool import ConnectFailed
 from headroom.providers.base import Provider
 from headroom.providers.retrieval import follow_up
+from headroom.providers.rounds import Served
 from headroom.proxy import retrieval_loop
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.retrieval_learning import Fetched, learn_from_answer
@@ -41,7 +42,10 @@ async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forw
         await continue_stream(ex, provider, stream, body)
     elif outcome is Outcome.OK:
         answer = stream.stream.follow_up_response()
-        await retrieval_loop.remember_mixed(ex, provider, answer)
+        try:
+            await retrieval_loop.remember_rounds(ex, provider, body, [], answer, [])
+        finally:
+            stream.finish(ex)
 
 
 async def answer_held(ex: Exchange, provider: Provider, body: bytes, held: HeldAnswer) -> None:
@@ -73,11 +77,14 @@ async def continue_stream(
     follow-up answer, as many rounds as the model needs (bounded)."""
     message: str | None = None
     fetched: list[Fetched] = []
+    served: list[Served] = []
+    first = body
     for _ in range(retrieval_loop.MAX_ROUNDS):
         answer = stream.stream.follow_up_response()
         calls = stream.stream.calls
-        results = await retrieval_loop.lookup_all(ex, provider, calls, body, answer, fetched)
-        body = follow_up(provider, body, answer, results)
+        round_served = await retrieval_loop.serve(ex, provider, calls, body, answer, fetched)
+        served.append(round_served)
+        body = follow_up(provider, body, answer, round_served.results)
         stream.next_round()
         ex.release_upstream()
         try:
@@ -88,7 +95,10 @@ async def continue_stream(
         outcome = await ex.round_trip(upstream, body)
         if outcome is Outcome.OK:
             answer = stream.stream.follow_up_response()
-            await retrieval_loop.remember_mixed(ex, provider, answer)
+            try:
+                await retrieval_loop.remember_rounds(ex, provider, first, served, answer, fetched)
+            finally:
+                stream.finish(ex)
             if ex.app.learner is not None and fetched:
                 ex.app.learner.in_background(learn_from_answer(ex, provider, fetched, answer))
             return

@@ -9,7 +9,6 @@ after the last round, reaches the client with our calls removed.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from headroom.protocol.events import ResponseHead
 from headroom.providers.anthropic_stream import AnthropicStream
 from headroom.providers.base import Provider
 from headroom.providers.gemini_stream import GeminiStream
-from headroom.providers.mixed import Removed, client_call_ids, removed_calls, removed_positions
 from headroom.providers.openai_stream import OpenAIChatStream
 from headroom.providers.responses_stream import ResponsesStream
 from headroom.providers.retrieval import (
@@ -30,6 +28,7 @@ from headroom.providers.retrieval import (
     tool_result_text,
     with_earlier_rounds,
 )
+from headroom.providers.rounds import Served, record_for
 from headroom.providers.sse import SSEError, SSEParser, StreamFilter
 from headroom.proxy.client import fetch
 from headroom.proxy.encoding import DecodedTooLarge, DecodeError, content_coding, decode
@@ -52,7 +51,9 @@ async def complete(
     """The answer the client gets, after as many retrieval rounds as the model needs."""
     app = ex.app
     earlier: list[dict[str, Any]] = []  # what the rounds so far showed, our calls stripped
+    served: list[Served] = []
     fetched: list[Fetched] = []
+    first = body
     for round_no in range(MAX_ROUNDS + 1):
         response = _parse(head, raw, app.config.max_body_bytes)
         if response is None:
@@ -63,6 +64,7 @@ async def complete(
                 return head, raw  # no round served: the upstream's exact bytes
             if app.learner is not None and fetched:
                 app.learner.in_background(learn_from_answer(ex, provider, fetched, response))
+            await remember_rounds(ex, provider, first, served, response, fetched)
             return _rewritten(head, with_earlier_rounds(provider, earlier, response))
         if calls.others or round_no == MAX_ROUNDS:
             app.log.info(
@@ -72,13 +74,13 @@ async def complete(
                 others=calls.others,
                 round=round_no,
             )
-            if calls.others:
-                await remember_mixed(ex, provider, response)
+            await remember_rounds(ex, provider, first, served, response, fetched)
             final = strip_calls(provider, response)
             return _rewritten(head, with_earlier_rounds(provider, earlier, final))
         earlier.append(strip_calls(provider, response))
-        results = await lookup_all(ex, provider, calls.ours, body, response, fetched)
-        body = follow_up(provider, body, response, results)
+        round_served = await serve(ex, provider, calls.ours, body, response, fetched)
+        served.append(round_served)
+        body = follow_up(provider, body, response, round_served.results)
         headers = ex.upstream_headers(len(body))
         got = await fetch(
             ex.pool, ex.head.method, ex.upstream_target, headers, body, app.config.upstream_timeout
@@ -148,6 +150,7 @@ class StreamRetrieval:
         self.round = 0
         self.active = False  # the first answer is an SSE stream we can follow
         self.error: str | None = None  # a follow-up round failed
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # held until ``finish``
 
     def on_head(self, ex: ExchangeView, head: ResponseHead) -> None:
         if self.round == 0:
@@ -179,8 +182,19 @@ class StreamRetrieval:
             return Outcome.FOLLOW_UP
         if self.round and self.error is not None:
             return Outcome.FAILED  # a follow-up went wrong: the stream ends with an error
+        if self.active:
+            # The flow records the rounds first (``finish``): a client that sends its next
+            # turn once the stream ends finds them on any worker.
+            self.trailers = trailers
+            return Outcome.OK
         ex.end_response(trailers)
         return Outcome.OK
+
+    def finish(self, ex: ExchangeView) -> None:
+        """End the client's stream held by ``on_end``."""
+        if self.trailers is not None:
+            ex.end_response(self.trailers)
+            self.trailers = None
 
     def wants_follow_up(self) -> bool:
         return self.active and self.error is None and self.stream.wants_follow_up
@@ -191,20 +205,57 @@ class StreamRetrieval:
         self.stream.start_round()
 
 
-async def remember_mixed(ex: ExchangeView, provider: Provider, response: dict[str, Any]) -> None:
-    """A turn with our calls and the client's: answer ours now, keep them for the client's
-    next request (see ``providers.mixed``)."""
-    calls = find_calls(provider, response)
-    if not calls.ours or not calls.others:
+async def remember_rounds(
+    ex: ExchangeView,
+    provider: Provider,
+    first: bytes,
+    served: list[Served],
+    final: dict[str, Any],
+    fetched: list[Fetched],
+) -> None:
+    """Record what the upstream saw in place of the answer the client gets, for the client's
+    next requests (``providers.rounds``). ``first``: the body the first round answered;
+    ``final``: the last answer, our calls still in it. Calls of ours beside the client's own
+    are answered now: their results go into the client's next turn."""
+    ledger = ex.app.rounds
+    if ledger is None:
         return
-    results = await lookup_all(ex, provider, calls.ours, response=response)
-    removed = Removed(
-        tuple(removed_calls(provider, response)),
-        tuple(results),
-        time.time(),
-        removed_positions(provider, response),
-    )
-    ex.app.mixed.remember(client_call_ids(provider, response), removed)
+    calls = find_calls(provider, final)
+    last = None
+    if calls.ours and calls.others:
+        last = await serve(ex, provider, calls.ours, response=final, fetched=fetched)
+    if not served and last is None:
+        return
+    made = record_for(provider, _last_turn(provider, first), served, final, last)
+    if made is not None:
+        originals = {f.key: f.original.decode("utf-8", errors="replace") for f in fetched}
+        await ledger.remember(*made, originals)
+
+
+def _last_turn(provider: Provider, body: bytes) -> Any:
+    """The history element a request ends with (a bare string input is one user message)."""
+    items = orjson.loads(body).get(provider.shape.history_key)
+    if isinstance(items, str):
+        return {"role": "user", "content": items}
+    return items[-1] if isinstance(items, list) and items else None
+
+
+async def serve(
+    ex: ExchangeView,
+    provider: Provider,
+    calls: list[RetrieveCall],
+    body: bytes = b"",
+    response: dict[str, Any] | None = None,
+    fetched: list[Fetched] | None = None,
+) -> Served:
+    """Our calls of one answer, answered (see ``lookup_all``), as the round records it."""
+    found: list[Fetched] = []
+    results = await lookup_all(ex, provider, calls, body, response, found)
+    if fetched is not None:
+        fetched.extend(found)
+    keys = {f.key for f in found}
+    named = tuple(c.key if c.key in keys else None for c in calls)
+    return Served(response or {}, results, named)
 
 
 async def lookup_all(

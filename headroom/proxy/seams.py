@@ -18,7 +18,6 @@ from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.events import RequestHead, ResponseHead
 from headroom.providers.base import Provider
-from headroom.providers.mixed import MixedLedger
 from headroom.telemetry.stats import Stats
 
 if TYPE_CHECKING:
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from headroom.proxy.buffering import BufferBudget
     from headroom.proxy.local import LocalHandler
     from headroom.proxy.origins import Origin, Origins
+    from headroom.proxy.round_ledger import RoundLedger
     from headroom.proxy.turns import TurnGate
 
 Pairs = list[tuple[bytes, bytes]]
@@ -145,7 +145,7 @@ class Services(Protocol):
     origins: Origins
     store: CCRStore | None
     learner: Learner | None
-    mixed: MixedLedger
+    rounds: RoundLedger | None
     budget: BufferBudget
     turns: TurnGate
     draining: bool

@@ -121,6 +121,15 @@ _TRAFFIC: tuple[_Spec, ...] = (
         "ccr_store_failures",
         None,
     ),
+    *(
+        (f"headroom_rounds_{name}_total", "counter", help_text, f"rounds_{name}", None)
+        for name, help_text in (
+            ("remembered", "Served headroom_retrieve rounds recorded for later turns."),
+            ("restored", "Answers replaced in a later request by the rounds served in them."),
+            ("missed", "Recorded rounds that could not be put back (original gone, or I/O)."),
+            ("too_large", "Served rounds too large to record."),
+        )
+    ),
 )
 _GAUGES: tuple[_Spec, ...] = (
     (
@@ -154,7 +163,7 @@ _GAUGES: tuple[_Spec, ...] = (
     (
         "headroom_retrieval_ledger_bytes",
         "gauge",
-        "Mixed-turn retrieval rounds remembered now (bounded by --ledger-max-bytes).",
+        "Served retrieval rounds this process holds ready to restore (--ledger-max-bytes).",
         "ledger_bytes",
         None,
     ),

@@ -85,6 +85,12 @@ class Stats:
     ccr_store_failures: int = 0
     ccr_loop_retrievals: int = 0
     ccr_loop_misses: int = 0
+    # Served retrieval rounds (``proxy.round_ledger``): records written, answers put back
+    # into later requests (hits), records found but not usable (misses), records too big.
+    rounds_remembered: int = 0
+    rounds_restored: int = 0
+    rounds_missed: int = 0
+    rounds_too_large: int = 0
     time_to_headers: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
     duration: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
     ratio: Histogram = field(default_factory=lambda: Histogram(RATIO_BUCKETS))
@@ -93,7 +99,7 @@ class Stats:
     buffered_bytes: int = 0  # request body bytes held now, against --max-buffered-bytes
     memo_bytes: int = 0  # compressed outputs remembered (--memo-max-bytes per process)
     memo_entries: int = 0
-    ledger_bytes: int = 0  # mixed-turn retrieval rounds remembered (--ledger-max-bytes)
+    ledger_bytes: int = 0  # served rounds cached by this process (--ledger-max-bytes)
     ledger_entries: int = 0
     tokens: TokenTally = field(default_factory=TokenTally)  # what the providers billed
 
@@ -212,6 +218,12 @@ class Stats:
                 "store_failures": self.ccr_store_failures,
                 "retrievals_by_tool_loop": self.ccr_loop_retrievals,
                 "tool_loop_misses": self.ccr_loop_misses,
+                "rounds": {
+                    "remembered": self.rounds_remembered,
+                    "restored": self.rounds_restored,
+                    "missed": self.rounds_missed,
+                    "too_large": self.rounds_too_large,
+                },
             },
             "upstream": {
                 "time_to_headers": self.time_to_headers.summary(),
@@ -253,6 +265,10 @@ _SCALARS = (
     "ccr_store_failures",
     "ccr_loop_retrievals",
     "ccr_loop_misses",
+    "rounds_remembered",
+    "rounds_restored",
+    "rounds_missed",
+    "rounds_too_large",
     *GAUGES,
 )
 _COUNTERS = (

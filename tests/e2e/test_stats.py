@@ -141,9 +141,15 @@ def test_stats_and_metrics_match_the_traffic(start_proxy, llm: LLMUpstream) -> N
     memo = caches["compressed_outputs"]
     # log, search and the loop log (request 7 re-sends request 6's output: a memo hit)
     assert memo["entries"] == 3 and memo["bytes"] > len(LOG.text), caches
-    assert caches["retrieval_ledger"] == {"bytes": 0, "entries": 0}  # no mixed turn here
+    # Requests 6 and 7 each had a round served (one found its original, one did not): both
+    # are recorded, and this process holds both ready, the found original filled in.
+    rounds = caches["retrieval_ledger"]
+    assert rounds["entries"] == 2 and rounds["bytes"] > len(LOG2.text), rounds
+    assert ccr["rounds"] == {"remembered": 2, "restored": 0, "missed": 0, "too_large": 0}
+    assert samples["headroom_rounds_remembered_total"] == 2
+    assert samples["headroom_rounds_restored_total"] == 0
     assert samples["headroom_memo_bytes"] == memo["bytes"]
-    assert samples["headroom_retrieval_ledger_bytes"] == 0
+    assert samples["headroom_retrieval_ledger_bytes"] == rounds["bytes"]
     json.dumps(stats)  # plain JSON all the way down
     labels = [k for k in samples if re.search(r"[0-9a-f]{24}", k)] + [
         p for p in paths if re.search(r"[0-9a-f]{24}", p)

@@ -20,11 +20,11 @@ from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.events import RequestHead, ResponseHead
 from headroom.protocol.pool import ConnectError
-from headroom.providers.mixed import MixedLedger
 from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
 from headroom.proxy.origins import Origin, Origins
+from headroom.proxy.round_ledger import RoundLedger
 from headroom.proxy.seams import Decision
 from headroom.proxy.turns import TurnGate
 from headroom.telemetry.stats import Stats
@@ -266,7 +266,7 @@ class Services:
     stats: Stats = field(default_factory=Stats)
     store: Any = None
     learner: Any = None
-    mixed: MixedLedger = field(default_factory=MixedLedger)
+    rounds: RoundLedger | None = None
     draining: bool = False
     routes: Any = field(default_factory=NoRoutes)
     finished: list[Exchange] = field(default_factory=list)

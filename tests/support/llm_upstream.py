@@ -145,6 +145,9 @@ class LLMUpstream(FakeUpstream):
         self.validate = True
         # Set to a PrefixCache to report cache reads as the providers do (off: always 0).
         self.prefix_cache: PrefixCache | None = None
+        # Set to decide each reply from the request body (a scripted model that reacts to
+        # what it sees); the script and keyed turns are used when it answers None.
+        self.responder: Callable[[bytes], Turn | None] | None = None
         self._script: deque[Turn] = deque()
         self._keyed: dict[bytes, deque[Turn]] = {}
         self._ids = itertools.count(1)
@@ -166,6 +169,7 @@ class LLMUpstream(FakeUpstream):
             self.answers.clear()
         self.validate = True
         self.prefix_cache = None
+        self.responder = None
 
     @property
     def pending(self) -> int:
@@ -179,6 +183,10 @@ class LLMUpstream(FakeUpstream):
             return [r for r in self.requests if r.path.endswith(suffix) and r.complete]
 
     def _next_turn(self, body: bytes) -> Turn:
+        if self.responder is not None:
+            turn = self.responder(body)
+            if turn is not None:
+                return turn
         with self._lock:
             for needle, turns in self._keyed.items():
                 if turns and needle in body:

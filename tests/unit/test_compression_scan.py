@@ -15,7 +15,6 @@ import pytest
 from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.events import RequestHead
-from headroom.providers.mixed import MixedLedger
 from headroom.proxy.compression import Compression
 from headroom.telemetry.stats import Stats
 from headroom.values import parse_upstream
@@ -41,7 +40,7 @@ def _app(loop: asyncio.AbstractEventLoop) -> Any:
         stats=Stats(),
         log=Logger("debug", io.BytesIO()),
         loop=loop,
-        mixed=MixedLedger(),
+        rounds=None,
         store=None,
         learner=None,
     )

@@ -1,10 +1,9 @@
 """The Gemini adapter in memory: where its tool outputs are, how the retrieval tool is
-declared, the retrieval loop's shape, the mixed-turn restore and the SSE stream filter."""
+declared, the retrieval loop's shape and the SSE stream filter."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from headroom.ccr.markers import find_keys
 from headroom.providers.gemini import GEMINI, GEMINI_COUNT, GEMINI_STREAM, call_key
 from headroom.providers.gemini_stream import GeminiStream
-from headroom.providers.mixed import MixedLedger, Removed, restore
 from headroom.providers.registry import path_label, provider_for
 from headroom.providers.retrieval import (
     find_calls,
@@ -201,39 +199,6 @@ def test_retrieval_loop_shape_finds_answers_strips_and_merges() -> None:
     ]
     assert merged["usageMetadata"] == {"promptTokenCount": 40, "totalTokenCount": 40}
     assert merged["modelVersion"] == "gemini-2.5-flash"
-
-
-def test_mixed_turn_without_call_ids_is_put_back_by_the_calls_digest() -> None:
-    client = _call("run_shell_command", {"command": "ls"})
-    ours = _call("headroom_retrieve", {"hash": KEY})
-    answer = _response([ours, client])
-    assert find_calls(GEMINI, answer).others == 1
-    ledger = MixedLedger()
-    ledger.remember(
-        [call_key(client)], Removed((ours,), ((call_key(ours), "ORIG"),), time.time(), (0,))
-    )
-    history = {
-        "contents": [
-            {"role": "user", "parts": [{"text": "go"}]},
-            {
-                "role": "model",
-                "parts": [
-                    {"functionCall": {"args": {"command": "ls"}, "name": "run_shell_command"}}
-                ],
-            },
-            {"role": "user", "parts": [_answer("run_shell_command", {"output": "a b"})]},
-        ]
-    }
-    body = json.dumps(history).encode()
-    once = restore(GEMINI, body, history, ledger)
-    assert once == restore(GEMINI, body, history, ledger) != body
-    out = json.loads(once)
-    assert out["contents"][1]["parts"][0] == ours
-    assert [p["functionResponse"]["name"] for p in out["contents"][2]["parts"]] == [
-        "headroom_retrieve",
-        "run_shell_command",
-    ]
-    assert out["contents"][2]["parts"][0]["functionResponse"]["response"] == {"output": "ORIG"}
 
 
 def _sse(chunk: dict[str, Any]) -> bytes:
