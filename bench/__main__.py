@@ -28,6 +28,7 @@ SUITES = (
     "api_shapes",
     "hardening",
     "learning",
+    "rounds",
 )
 
 

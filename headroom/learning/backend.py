@@ -6,11 +6,12 @@ A backend holds two things, both bounded:
   increment``). At most ``MAX_COUNTERS`` names: an increment to a new name past the cap is
   refused and counted (the learner reports it), and names decayed to nothing are forgotten
   when a snapshot finds them.
-* **records**: small byte strings by key, in two tables: ``p`` (which tool and kind an
-  original came from, by CCR key) and ``d`` (what was decided for an output, by its memo
-  key). A record is written once (a second write of a key keeps the first), lives ``ttl``
-  seconds after its last read, and at most ``MAX_RECORDS`` of each table are kept (oldest
-  out first).
+* **records**: small byte strings by key, in tables: ``p`` (which tool and kind an
+  original came from, by CCR key), ``d`` (what was decided for an output, by its memo
+  key) and ``r`` (retrieval rounds the proxy served, ``proxy.round_ledger``). A record is
+  written once (a second write of a key keeps the first; in ``LATEST_WINS`` tables it
+  replaces it), lives ``ttl`` seconds after its last read, and at most ``max_records`` of
+  each table are kept (oldest out first).
 
 Backends sharing one SQLite file or one Redis server share what they learn: every worker
 and every host reads the same counters and the same decisions.
@@ -27,6 +28,9 @@ from headroom.learning.model import decayed
 MAX_COUNTERS = 20_000
 MAX_RECORDS = 500_000
 TABLES = ("p", "d", "r")  # provenance by CCR key, decisions by memo key, served rounds
+# Tables where the last write of a key wins: two conversations in the same state (the same
+# answer after the same turn) each continue from the rounds served last, not from the first.
+LATEST_WINS = frozenset({"r"})
 
 
 class LearnBackend(Protocol):
@@ -95,7 +99,7 @@ class MemoryBackend:
     ) -> None:
         rows = self._records[table]
         for key, value in records.items():
-            if key in rows and rows[key][1] > now:
+            if key in rows and rows[key][1] > now and table not in LATEST_WINS:
                 continue
             rows[key] = (value, now + ttl)
             rows.move_to_end(key)

@@ -3,7 +3,8 @@
 Under the store's prefix: ``learn:counts`` is one hash of counter name -> ``"value:t"``,
 changed only by a Lua script, so the read-decay-write of a counter is atomic however many
 proxies add to it; the counter cap is checked in the same script. A record is its own key,
-``learn:<table>:<key>``, written with ``SET NX PX`` (the first write stands) and read with
+``learn:<table>:<key>``, written with ``SET NX PX`` (the first write stands; plain ``SET PX``
+in ``LATEST_WINS`` tables) and read with
 ``GETEX PX`` (a read extends its life); Redis expires them, so their number is bounded by
 their TTL and ``maxmemory``, not by a count here.
 """
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from headroom.ccr.redis_store import RedisStore
-from headroom.learning.backend import MAX_COUNTERS
+from headroom.learning.backend import LATEST_WINS, MAX_COUNTERS
 from headroom.learning.model import HALF_LIFE
 
 _ADD_SCRIPT = """
@@ -89,7 +90,9 @@ class RedisBackend:
             return
         pipe = self._client.pipeline(transaction=False)
         for key, value in records.items():
-            pipe.set(f"{self._prefix}{table}:{key}", value, px=_ms(ttl), nx=True)
+            pipe.set(
+                f"{self._prefix}{table}:{key}", value, px=_ms(ttl), nx=table not in LATEST_WINS
+            )
         await self._guard("put", pipe.execute())
 
     async def get_records(

@@ -26,7 +26,7 @@ from headroom.ccr.sqlite_file import (
     switch_to_wal,
 )
 from headroom.ccr.store import StoreError
-from headroom.learning.backend import MAX_COUNTERS, MAX_RECORDS, bump
+from headroom.learning.backend import LATEST_WINS, MAX_COUNTERS, MAX_RECORDS, bump
 
 T = TypeVar("T")
 _BUSY_TIMEOUT = 5.0
@@ -174,8 +174,8 @@ class SqliteBackend:
             db.executemany(
                 "INSERT INTO learn_records (tbl, key, value, expires_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value, "
-                "expires_at = excluded.expires_at WHERE learn_records.expires_at <= ?",
-                [(table, k, v, now + ttl, now) for k, v in records.items()],
+                "expires_at = excluded.expires_at WHERE learn_records.expires_at <= ? OR ?",
+                [(table, k, v, now + ttl, now, table in LATEST_WINS) for k, v in records.items()],
             )
             self._writes += len(records)
             if self._writes >= _PRUNE_EVERY:

@@ -105,7 +105,10 @@ def turn_key(provider: Provider, before: Any, run: list[Any]) -> str | None:
     if shown == "\x1f":
         return None
     context = words([before]) if before is not None else ""
-    raw = "\x1e".join((provider.name, context, shown)).encode("utf-8", "surrogatepass")
+    # The conversation's format, not the endpoint: a Gemini turn answered by a stream is
+    # echoed to generateContent as readily as to streamGenerateContent.
+    api = type(provider.shape).__name__
+    raw = "\x1e".join((api, context, shown)).encode("utf-8", "surrogatepass")
     return hashlib.sha256(raw).hexdigest()[:32]
 
 

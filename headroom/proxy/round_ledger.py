@@ -2,7 +2,10 @@
 CCR store (see ``providers.rounds`` for what a record holds and how it is put back).
 
 Records live in the store's backend (a table of the SQLite file, keys on the Redis server,
-or this process's memory), written once and kept ``ttl`` seconds after their last use, at
+or this process's memory), the last write of a key winning (two conversations in the same
+state each continue from the rounds served last; a worker that cached the earlier one keeps
+using it: the same visible answer and results, only the model's hidden turn may differ),
+kept ``ttl`` seconds after their last use, at
 most ``MAX_RECORDS`` of them (Redis: bounded by TTL and ``maxmemory``), each at most
 ``MAX_RECORD_BYTES`` (a larger one is not kept: the next turn goes without it). This process
 keeps the records it used, originals filled in, in a cache bounded by ``--ledger-max-bytes``,
@@ -68,7 +71,7 @@ class RoundLedger:
     # ------------------------------------------------------------------ writing (loop)
 
     async def remember(self, key: str, record: bytes, originals: Mapping[str, str]) -> None:
-        """Keep a record (first write stands) and this process's resolved copy of it."""
+        """Keep a record (it replaces one of the same key) and this process's resolved copy."""
         if len(record) > MAX_RECORD_BYTES:
             self.stats.rounds_too_large += 1
             return

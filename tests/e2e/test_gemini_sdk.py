@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -619,3 +620,36 @@ def test_stats_count_gemini_by_model_free_path_and_its_tokens(
     assert usage is not None and usage.cached_content_token_count  # the same prompt again
     assert row["cached"] - old.get("cached", 0) == usage.cached_content_token_count
     assert row["saved"] > old.get("saved", 0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_the_next_turn_carries_the_round_the_proxy_served(
+    proxy: ProxyProcess, llm: LLMUpstream, stream: bool
+) -> None:
+    """Issue 16 points 1 and 6: the client's next request reaches the upstream with the
+    retrieval round back in place, its turns exactly those of the follow-up."""
+    log = git_log()
+    llm.script(
+        Turn((Text(PREFACE), retrieve_call(content_key(log), "fc_r"))),
+        text_turn(FINAL),
+        text_turn("Nothing else."),
+    )
+    gemini = client(proxy.url, Sent())
+    contents = history(log, "fc_shell")
+    params: dict[str, Any] = {"model": MODEL, "contents": contents, "config": config(SHELL)}
+    if stream:
+        chunks = list(gemini.models.generate_content_stream(**params))
+        shown = {"role": "model", "parts": [{"text": "".join(c.text or "" for c in chunks)}]}
+    else:
+        got = gemini.models.generate_content(**params)
+        assert got.candidates and got.candidates[0].content
+        shown = got.candidates[0].content.model_dump(mode="json", exclude_none=True)
+    later = [*contents, shown, {"role": "user", "parts": [{"text": "Anything else?"}]}]
+    method = "streamGenerateContent" if stream else "generateContent"
+    again = client(proxy.url, Sent()).models.generate_content(
+        model=MODEL, contents=later, config=config(SHELL)
+    )
+    assert again.text == "Nothing else."
+    follow, nxt = bodies(llm, method)[1], bodies(llm, "generateContent")[-1]
+    turns = [orjson.dumps(t) for t in json.loads(follow)["contents"]]
+    assert [orjson.dumps(t) for t in json.loads(nxt)["contents"]][: len(turns)] == turns

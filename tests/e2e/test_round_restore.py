@@ -12,6 +12,7 @@ provider renders them — the prompt cache reads all of them — and no hash is 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.e2e.clients import Sent, anthropic_sync
 from tests.e2e.test_retrieval_loop import CHAT, KEY, LOG, RESPONSES, RESPONSES_KEY
 from tests.support.llm_upstream import LLMUpstream, retrieve_call, text_turn, tool_turn
 from tests.support.marker_model import Agent, MarkerModel, tools_of
@@ -129,12 +131,9 @@ def test_a_round_whose_original_is_gone_is_counted_as_a_miss(
     body = _claude([{"role": "user", "content": "why?"}, *_bash_turn(LOG.text)])
     got = httpx.post(first.url + "/v1/messages", json=body, timeout=20, trust_env=False)
     assert got.status_code == 200 and _rounds(first)["remembered"] == 1
-    import sqlite3
-
     with sqlite3.connect(db) as conn:  # the originals go; the ledger's records stay
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        originals = next(t for t in tables if t not in ("learn_counts", "learn_records"))
-        conn.execute(f"DELETE FROM {originals}")
+        conn.execute("DELETE FROM ccr_blob")
+        conn.execute("DELETE FROM ccr_meta")
     second = start_proxy(*flags)  # another process: it has no copy of its own
     later = {**body, "messages": [*body["messages"], *_echo(got.json()), _user("and?")]}
     again = httpx.post(second.url + "/v1/messages", json=later, timeout=20, trust_env=False)
@@ -199,3 +198,28 @@ def _echo(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_the_anthropic_sdk_next_turn_carries_the_round(
+    llm: LLMUpstream, proxy: ProxyProcess, stream: bool
+) -> None:
+    """Through the official SDK, as its users write a conversation: the next turn's history
+    holds the answer as the SDK returned it; upstream, the round is back in its place."""
+    task = f"why do payments fail? ({'stream' if stream else 'json'})"
+    messages = [{"role": "user", "content": task}, *_bash_turn(LOG.text)]
+    llm.script(tool_turn(retrieve_call(KEY, "toolu_r"), text="Fetching."), text_turn("Found."))
+    client = anthropic_sync(proxy, Sent())
+    params: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 256,
+                              "messages": messages, "tools": tools_of()}  # fmt: skip
+    if stream:
+        with client.messages.stream(**params) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**params)
+    shown = [b.model_dump(exclude_none=True) for b in message.content]
+    assert [b["type"] for b in shown] == ["text", "text"]
+    later = [*messages, {"role": "assistant", "content": shown}, _user("and the fix?")]
+    llm.script(text_turn("Retry with another card."))
+    client.messages.create(**{**params, "messages": later})
+    _assert_each_request_extends_the_last(llm, "/v1/messages", "messages")
