@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from headroom.jsondoc import Path
 from headroom.providers.base import (
     RETRIEVE_DESCRIPTION,
     RETRIEVE_SCHEMA,
@@ -28,7 +29,6 @@ from headroom.providers.base import (
     program_of,
     text_of,
 )
-from headroom.providers.jsondoc import Path
 from headroom.providers.shapes import AnthropicShape, ChatShape, ResponsesShape
 
 # tool name, arguments, what the assistant said in the calling message, the user turn before

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from headroom.providers.jsondoc import Path
+from headroom.jsondoc import Path
 
 RETRIEVE_TOOL = "headroom_retrieve"
 # Cap on the relevance context: a Write call's arguments can be a whole file, and the

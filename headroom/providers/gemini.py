@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from headroom.jsondoc import Path
 from headroom.providers.apis import call_outputs, entries
 from headroom.providers.base import (
     RETRIEVE_DESCRIPTION,
@@ -32,7 +33,6 @@ from headroom.providers.base import (
     Results,
     ToolOutput,
 )
-from headroom.providers.jsondoc import Path
 from headroom.providers.shapes import ours
 
 # A response object is walked this deep for string leaves; deeper values stay as they are.

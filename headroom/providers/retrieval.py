@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from headroom.ccr.markers import normalize_key
+from headroom.jsondoc import JsonDoc
 from headroom.providers.base import Provider, ToolOutput, is_retrieve_tool
-from headroom.providers.jsondoc import JsonDoc
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import orjson
 
 from headroom.ccr.markers import has_marker
 from headroom.ccr.store import PendingWrites
+from headroom.jsondoc import JsonDoc, JsonDocError, Path, Span, dump_string, root_span
 from headroom.learning.learner import Seen
 from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool, value_at
-from headroom.providers.jsondoc import JsonDoc, JsonDocError, Path, Span, dump_string, root_span
 from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
 from headroom.providers.rounds import Resolved, Where, answer_runs, restore
 from headroom.transforms.base import CompressContext, CompressResult, Steer

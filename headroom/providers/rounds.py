@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
+from headroom.jsondoc import JsonDoc, Span
 from headroom.providers.base import Json, Plan, Provider, Results
-from headroom.providers.jsondoc import JsonDoc, Span
 
 PLACEHOLDER = "\x00headroom-result-{}\x00"
 _OUTPUT_TYPES = frozenset({"tool_result", "function_call_output", "custom_tool_call_output"})
@@ -64,31 +64,50 @@ class Resolved:
 
 def _collect(value: Any, texts: list[str], ids: list[str]) -> None:
     """The visible words of a history element: text parts (not thoughts, not tool outputs)
-    and call ids, each kind in document order."""
-    if isinstance(value, list):
+    and call ids, each kind in document order. The common block types are read directly;
+    every request computes this for each answer of its history."""
+    if type(value) is list:
         for item in value:
             _collect(item, texts, ids)
         return
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return
-    ids.extend(value[k] for k in _RESULT_IDS if isinstance(value.get(k), str))
     kind = value.get("type")
-    if kind == "tool_use" or ("function" in value and isinstance(value.get("id"), str)):
+    if kind in _TEXT_TYPES and kind is not None:
+        text = value.get("text")
+        if isinstance(text, str):
+            texts.append(text)
+        return
+    if kind == "tool_use" or kind == "function":  # an Anthropic block, a Chat tool call
         ids.append(str(value.get("id")))
+        return
+    if kind in _OUTPUT_TYPES or kind == "function_call" or value.get("role") == "tool":
+        # an output (the proxy may have compressed it) or a call: its ids identify it
+        ids.extend(value[k] for k in _RESULT_IDS if isinstance(value.get(k), str))
+        return
+    _collect_other(value, kind, texts, ids)
+
+
+def _collect_other(value: Json, kind: Any, texts: list[str], ids: list[str]) -> None:
+    """Messages, turns and parts of no common block type (Gemini parts have none)."""
+    if "function" in value and isinstance(value.get("id"), str):
+        ids.append(value["id"])  # a Chat tool call echoed without its "type"
+        return
     for name in ("functionCall", "functionResponse", "function_call", "function_response"):
         inner = value.get(name)
         if isinstance(inner, dict):
             ids.append(str(inner.get("id") or inner.get("name") or ""))
-    if kind in _OUTPUT_TYPES or value.get("role") == "tool":
-        return  # an output: the proxy may have compressed it; only its ids identify it
+            return
     text = value.get("text")
-    if isinstance(text, str) and kind in _TEXT_TYPES and not value.get("thought"):
+    if isinstance(text, str) and kind is None and not value.get("thought"):
         texts.append(text)
-    if isinstance(value.get("content"), str):
-        texts.append(value["content"])
+    content = value.get("content")
+    if isinstance(content, str):
+        texts.append(content)
     for name in ("content", "parts", "tool_calls"):
-        if isinstance(value.get(name), list):
-            _collect(value[name], texts, ids)
+        nested = value.get(name)
+        if type(nested) is list:
+            _collect(nested, texts, ids)
 
 
 def words(elements: list[Any]) -> str:

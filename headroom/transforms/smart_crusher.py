@@ -12,9 +12,10 @@ Per array, innermost first:
    is off, for arrays of ≥ ``min_items_to_crush`` items whose lossless form is still above
    ``max_lossless_tokens``: ``json_select`` picks the items to keep; they are emitted in
    their original order (as walked in 2, otherwise verbatim), followed by the sentinel
-   ``{"_ccr_dropped":"<<ccr:KEY N_rows_offloaded>>"}``; KEY names the compact JSON of the
-   whole original array in the store. Without a store no item is ever dropped: a row cut
-   with no way back would be information lost without the model knowing.
+   ``{"_ccr_dropped":"<<ccr:KEY N_rows_offloaded>>"}``; KEY names the whole original array
+   in the store, as the document spelled it (its exact text, nested arrays too; the compact
+   JSON only where the text cannot be found again). Without a store no item is ever
+   dropped: a row cut with no way back would be information lost without the model knowing.
 4. **Lossless** otherwise: an array of ≥ ``min_table_rows`` objects becomes the
    ``json_table`` form when that is ≥ ``lossless_min_savings`` fewer tokens. A top-level
    table is emitted as raw text, a nested one as a JSON string.
@@ -32,6 +33,7 @@ import re
 from typing import Any
 
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
+from headroom.jsondoc import JsonDoc, JsonDocError, Path
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.json_codec import Codec, NotJSON, has_duplicate_keys
 from headroom.transforms.json_config import SmartCrusherConfig
@@ -84,34 +86,53 @@ class _Walk:
         )
         self.top_compact: str | None = None
         self.top_text: str | None = None
+        self._doc: JsonDoc | None = None  # the top text's spans, found when first needed
 
     def document(
         self, value: Any, depth: int = 0, compact: str | None = None, text: str | None = None
     ) -> str:
         """The compressed text of a whole document; ``compact`` is its compact JSON if the
         caller already wrote it, ``text`` the document as the client sent it: what the store
-        keeps for a top-level array, so a retrieval gives back the client's bytes (a nested
-        array's own bytes are not at hand: its compact JSON is kept)."""
+        keeps of a cut array (its span of ``text``), so a retrieval gives back the client's
+        bytes."""
         self.top_compact = compact
         self.top_text = text
         out = self.value(value, depth, top=True)
         return str(out) if isinstance(out, _Table) else self.codec.dumps(out)
 
-    def value(self, value: Any, depth: int, top: bool = False) -> Any:
+    def value(self, value: Any, depth: int, top: bool = False, path: Path = ()) -> Any:
+        """``path``: where ``value`` stands in the document (keys and indices)."""
         if depth >= self.cfg.max_depth:
             return value
         kind = type(value)
         if kind is list:
-            return self.array(value, depth, top) if value else value
+            return self.array(value, depth, top, path) if value else value
         if kind is dict:
-            return {k: self.nested(v, depth + 1) for k, v in value.items()}
+            return {k: self.nested(v, depth + 1, (*path, k)) for k, v in value.items()}
         if kind is str:
             return self.string(value, depth)
         return value
 
-    def nested(self, value: Any, depth: int) -> Any:
-        out = self.value(value, depth)
+    def nested(self, value: Any, depth: int, path: Path) -> Any:
+        out = self.value(value, depth, path=path)
         return str(out) if isinstance(out, _Table) else out
+
+    def exact(self, path: Path, compact: str) -> str:
+        """The document's own text of the array at ``path`` (whose compact JSON is
+        ``compact``); ``compact`` itself when the text is not at hand or does not read back
+        as the same array."""
+        if self.top_text is None:
+            return compact
+        if self._doc is None:
+            self._doc = JsonDoc(self.top_text)
+        try:
+            span = self._doc.spans([path]).get(path)
+            # The scanner's value, written as this walk writes it, must be the array walked
+            # (it is not when the codec reads numbers more precisely than the scanner does).
+            same = span is not None and self.codec.dumps(self._doc.value(span)) == compact
+        except (JsonDocError, TypeError, ValueError, RecursionError):
+            return compact
+        return self._doc.text[span.start : span.end] if same and span is not None else compact
 
     def string(self, text: str, depth: int) -> str:
         if self.lossy and len(text) >= self.cfg.opaque_min_chars and _is_base64_blob(text):
@@ -130,7 +151,7 @@ class _Walk:
             if has_duplicate_keys(text, inner, compact):
                 return text
             walk = _Walk(self.crusher, codec, self.ctx, self.keys)
-            out = walk.document(inner, depth + 1, compact)
+            out = walk.document(inner, depth + 1, compact, text)
         except (NotJSON, TypeError, ValueError, RecursionError):
             return text
         return out if len(out) < len(text) else text
@@ -138,32 +159,36 @@ class _Walk:
     def tokens(self, text: str) -> int:
         return _tokens(text, self.ctx.model)
 
-    def array(self, items: list[Any], depth: int, top: bool) -> Any:
+    def array(self, items: list[Any], depth: int, top: bool, path: Path) -> Any:
         last = items[-1]
         if type(last) is dict and SENTINEL_KEY in last:
             return items
-        # what the store keeps if items are dropped
         original = self.top_compact if top and self.top_compact else self.codec.dumps(items)
-        stored = self.top_text if top and self.top_text is not None else original
-        walked, compact = self.walk_items(items, original, depth)
+        walked, compact = self.walk_items(items, original, depth, path)
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
             texts = self.codec.dumps_each(walked)
             rows = ItemTexts(texts, compact)  # compact is exactly the items' texts joined
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
-                cut = self.crush(walked, rows, baseline, stored)
+                cut = self.crush(walked, rows, baseline, self.stored(top, path, original))
                 if cut is not None:
                     return cut
                 rows = None  # nothing worth cutting: every item stays
         whole, size = self.keep_all(walked, compact, top)
         if rows is not None and size > self.cfg.max_lossless_tokens:
-            cut = self.crush(walked, rows, size, stored)
+            cut = self.crush(walked, rows, size, self.stored(top, path, original))
             if cut is not None:
                 return cut
         return whole
 
-    def walk_items(self, items: list[Any], compact: str, depth: int) -> tuple[list[Any], str]:
+    def stored(self, top: bool, path: Path, compact: str) -> str:
+        """What the store keeps if an array's items are dropped: the document's own text."""
+        return self.top_text if top and self.top_text is not None else self.exact(path, compact)
+
+    def walk_items(
+        self, items: list[Any], compact: str, depth: int, path: Path
+    ) -> tuple[list[Any], str]:
         """Items with their own nested arrays, blobs and JSON strings compressed first.
 
         The compact text tells cheaply when there is nothing to walk into: no ``[`` after
@@ -173,7 +198,7 @@ class _Walk:
         blobs_possible = self.lossy and len(compact) >= len(items) * self.cfg.opaque_min_chars
         if not blobs_possible and compact.find("[", 1) < 0 and '"{' not in compact:
             return items, compact
-        walked = [self.nested(item, depth + 1) for item in items]
+        walked = [self.nested(item, depth + 1, (*path, i)) for i, item in enumerate(items)]
         text = self.codec.dumps(walked)
         return (items, compact) if text == compact else (walked, text)
 

@@ -281,6 +281,33 @@ def test_arrays_inside_rows_are_cut_before_the_rows_are_chosen() -> None:
     assert set(result.keys) == set(find_keys(result.output))
 
 
+def test_a_cut_nested_array_is_stored_as_the_document_spelled_it() -> None:
+    """Issue 16 point 2: a retrieval gives back bytes the client sent, not a re-spelling
+    (here: indented JSON, a number written ``1.50``, an escaped slash)."""
+    orders = db_rows(300, 9)
+    doc = {"meta": {"page": 1}, "data": {"orders": orders}, "requests": request_rows(300, 10)}
+    text = json.dumps(doc, indent=3).replace('"currency": "EUR"', '"currency": "E\\/R"', 1)
+    text = text.replace('"page": 1', '"page": 1.50', 1)
+    store = PendingWrites()
+    result = SmartCrusher().compress(text, CompressContext(store=store))
+    out = orjson.loads(result.output)
+    k1, _ = sentinel_of(out["data"]["orders"])
+    k2, _ = sentinel_of(out["requests"])
+    for key in (k1, k2):
+        stored = store.get(key)
+        assert stored is not None and stored.decode() in text  # a span of the client's text
+    assert store.get(k1).decode().startswith("[\n") and b"E\\/R" in store.get(k1)
+    assert orjson.loads(store.get(k2)) == doc["requests"]
+
+
+def test_json_inside_a_string_is_stored_as_that_string_spelled_it() -> None:
+    inner = json.dumps(request_rows(300, 11), indent=2)
+    store = PendingWrites()
+    result, _ = crush({"tool": "http", "body": inner}, store=store)
+    key, _ = sentinel_of(orjson.loads(orjson.loads(result.output)["body"]))
+    assert store.get(key) == inner.encode()
+
+
 def test_json_inside_a_string_is_compressed_and_re_embedded() -> None:
     inner = request_rows(300, 11)
     doc = {"tool": "http", "body": json.dumps(inner, indent=2)}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headroom.providers.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
+from headroom.jsondoc import JsonDoc, JsonDocError, dump_string, root_span
 
 BODY = (
     '{ "model":"m" , "tools" : [ ] ,\n "messages":[{"role":"user","content":"h\\u00e9llo é"},'
@@ -84,7 +84,7 @@ def test_splice_equals_reserialising_that_one_value(value, indent, replacement) 
 def test_a_wanted_value_is_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """``spans`` decodes the value it finds; ``value`` hands that back instead of scanning a
     large tool output a second time."""
-    import headroom.providers.jsondoc as jsondoc
+    import headroom.jsondoc as jsondoc
 
     big = "log line\\n" * 20_000
     body = json.dumps({"messages": [{"content": big}], "other": [1, 2]}).encode()

@@ -42,9 +42,10 @@ class Span:
 
 
 class JsonDoc:
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes | str) -> None:
+        """``body``: UTF-8 bytes, or text already decoded."""
         try:
-            self.text = body.decode("utf-8")
+            self.text = body if isinstance(body, str) else body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JsonDocError(f"body is not UTF-8: {exc}") from None
         self._edits: list[tuple[int, int, str]] = []
