@@ -248,27 +248,10 @@ async def serve(
     response: dict[str, Any] | None = None,
     fetched: list[Fetched] | None = None,
 ) -> Served:
-    """Our calls of one answer, answered (see ``lookup_all``), as the round records it."""
-    found: list[Fetched] = []
-    results = await lookup_all(ex, provider, calls, body, response, found)
-    if fetched is not None:
-        fetched.extend(found)
-    keys = {f.key for f in found}
-    named = tuple(c.key if c.key in keys else None for c in calls)
-    return Served(response or {}, results, named)
-
-
-async def lookup_all(
-    ex: ExchangeView,
-    provider: Provider,
-    calls: list[RetrieveCall],
-    body: bytes = b"",
-    response: dict[str, Any] | None = None,
-    fetched: list[Fetched] | None = None,
-) -> list[tuple[str, str]]:
-    """Tool results for our calls. Each original found is evidence for the learner
-    (``body``: what the model was sent, ``response``: the turn that asked) and is added
-    to ``fetched``, for the answer that follows to be read against it."""
+    """Our calls of one answer, answered, as the round records them. Each original found
+    is evidence for the learner (``body``: what the model was sent, ``response``: the turn
+    that asked) and is added to ``fetched``, for the answer that follows to be read
+    against it."""
     results: list[tuple[str, str]] = []
     found: list[Fetched] = []
     for call in calls:
@@ -281,4 +264,6 @@ async def lookup_all(
         learner.in_background(learn_from_retrievals(ex, provider, found, response))
     if fetched is not None:
         fetched.extend(found)
-    return results
+    keys = {f.key for f in found}
+    named = tuple(c.key if c.key in keys else None for c in calls)
+    return Served(response or {}, results, named)

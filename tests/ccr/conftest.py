@@ -16,7 +16,7 @@ from headroom.ccr.memory import MemoryStore
 from headroom.ccr.redis_store import RedisStore
 from headroom.ccr.sqlite import SqliteStore
 from headroom.ccr.store import CCRStore
-from tests.support.redis_server import RedisServer, must_run_redis_tests, redis_server_binary
+from tests.support.redis_server import RedisServer, need_redis_server
 
 T = TypeVar("T")
 
@@ -45,20 +45,11 @@ class FakeClock:
         self.now += seconds
 
 
-def require_redis_server() -> None:
-    if redis_server_binary() is not None:
-        return
-    message = "redis-server is not installed; the Redis CCR tests need it (apt-get install)"
-    if must_run_redis_tests():
-        pytest.fail(message + " [CI=true: Redis tests must run]")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One server per xdist worker (each worker has its own session); tests isolate
     themselves with a unique key prefix."""
-    require_redis_server()
+    need_redis_server()
     with RedisServer() as server:
         yield server
 

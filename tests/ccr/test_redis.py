@@ -10,8 +10,8 @@ import redis
 
 from headroom.ccr.redis_store import RedisStore, redact
 from headroom.ccr.store import Entry, Missing, StoreError
-from tests.ccr.conftest import require_redis_server, run
-from tests.support.redis_server import RedisServer
+from tests.ccr.conftest import run
+from tests.support.redis_server import RedisServer, need_redis_server
 
 
 def prefix() -> str:
@@ -56,7 +56,7 @@ def test_tenants_with_different_prefixes_do_not_see_each_other(
 
 
 def test_server_stopped_mid_test_gives_prompt_store_errors() -> None:
-    require_redis_server()
+    need_redis_server()
     with RedisServer() as server:
 
         async def scenario() -> None:

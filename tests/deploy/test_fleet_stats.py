@@ -12,16 +12,12 @@ import pytest
 
 from tests.deploy.conftest import Start, get, stop, wait_for
 from tests.support.proxy_process import run_cli
-from tests.support.redis_server import RedisServer, must_run_redis_tests, redis_server_binary
+from tests.support.redis_server import RedisServer, need_redis_server
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    if redis_server_binary() is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if must_run_redis_tests():
-            pytest.fail(message + " [CI=true: Redis tests must run]")
-        pytest.skip(message)
+    need_redis_server()
     with RedisServer() as server:
         yield server.url
 

@@ -27,7 +27,7 @@ from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline
 from tests.support.llm_upstream import LLMUpstream, retrieve_call, text_turn, tool_turn
 from tests.support.proxy_process import ProxyProcess
-from tests.support.redis_server import RedisServer, must_run_redis_tests, redis_server_binary
+from tests.support.redis_server import RedisServer, need_redis_server
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -200,10 +200,7 @@ def test_two_proxies_on_one_sqlite_file_learn_together(
 def test_two_proxies_on_one_redis_server_learn_together(
     llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
 ) -> None:
-    if redis_server_binary() is None:
-        if must_run_redis_tests():
-            pytest.fail("redis-server is not installed [CI=true: Redis tests must run]")
-        pytest.skip("redis-server is not installed")
+    need_redis_server()
     with RedisServer() as server:
         flags = ("--learning", "on", "--ccr-backend", "redis", "--ccr-redis-url", server.url)
         proxies = [start_proxy(*flags), start_proxy(*flags)]

@@ -27,7 +27,7 @@ from tests.support.llm_upstream import LLMUpstream, retrieve_call, text_turn, to
 from tests.support.marker_model import Agent, MarkerModel, tools_of
 from tests.support.prefix_cache import PrefixCache
 from tests.support.proxy_process import ProxyProcess
-from tests.support.redis_server import RedisServer, must_run_redis_tests, redis_server_binary
+from tests.support.redis_server import RedisServer, need_redis_server
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -108,10 +108,7 @@ def test_two_proxies_on_one_sqlite_file_restore_each_others_rounds(
 def test_two_proxies_on_one_redis_server_restore_each_others_rounds(
     llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
 ) -> None:
-    if redis_server_binary() is None:
-        if must_run_redis_tests():
-            pytest.fail("redis-server is not installed [CI=true: Redis tests must run]")
-        pytest.skip("redis-server is not installed")
+    need_redis_server()
     with RedisServer() as server:
         flags = ("--ccr-backend", "redis", "--ccr-redis-url", server.url)
         proxies = [start_proxy(*flags), start_proxy(*flags)]

@@ -139,3 +139,14 @@ class RedisServer:
 def must_run_redis_tests() -> bool:
     """In CI the Redis tests are required: a missing server is a failure, not a skip."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_redis_server() -> None:
+    """Skip the calling test when ``redis-server`` is missing (fail it under CI)."""
+    import pytest
+
+    if redis_server_binary() is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if must_run_redis_tests():
+            pytest.fail(message + " [CI=true: Redis tests must run]")
+        pytest.skip(message)
