@@ -23,7 +23,7 @@ from headroom.learning.learner import Seen
 from headroom.learning.model import decode_steer, encode_steer, steer_for
 from headroom.providers.base import RETRIEVE_TOOL, Provider, ToolOutput, has_tool, value_at
 from headroom.providers.memo import MemoPipeline, Sight, decision_key, memo_key
-from headroom.providers.rounds import Resolved, Where, answer_runs, restore
+from headroom.providers.rounds import Resolved, Where, answer_runs, context_of, restore
 from headroom.transforms.base import CompressContext, CompressResult, Steer
 from headroom.transforms.pipeline import Pipeline
 
@@ -84,6 +84,7 @@ class Plan:
     outputs: list[ToolOutput]
     model: str
     put_back: Where = frozenset()  # what was restored: its outputs are not compressed again
+    context: str = ""  # ``rounds.context_of`` the client's history (before any restore)
 
 
 class Cancelled(Exception):
@@ -123,6 +124,7 @@ class Rewrite:
     steered: list[Steered] = field(default_factory=list)
     plan: Plan | None = None  # set with ``needs`` when the caller asked to keep it
     round_keys: list[str] = field(default_factory=list)  # answers seen (``KeysSeen``)
+    context: str = ""  # what a served round's record is keyed after (``Plan.context``)
 
     @property
     def changed(self) -> bool:
@@ -157,7 +159,7 @@ def rewrite_request(
         if plan is None:
             return result
     body, payload = plan.body, plan.payload
-    result.body, result.restored = body, plan.restored
+    result.body, result.restored, result.context = body, plan.restored, plan.context
     result.streams = provider.streams(payload)
     candidates = [
         (o, CompressContext(query=o.query, store=result.writes, model=plan.model))
@@ -212,6 +214,7 @@ def _plan(
         return None
     restored_body, restored, put_back = body, 0, frozenset[tuple[str | int, ...]]()
     items = payload.get(provider.shape.history_key)
+    context = context_of(items)
     if rounds is not None and isinstance(items, list):
         keys = [key for _, _, key in answer_runs(provider, items)]
         found = rounds.find(keys) if keys else {}
@@ -220,7 +223,7 @@ def _plan(
             payload = orjson.loads(restored_body)
     outputs = provider.find_outputs(payload)
     model = str(payload.get("model", ""))
-    return Plan(restored_body, payload, restored, outputs, model, put_back)
+    return Plan(restored_body, payload, restored, outputs, model, put_back, context)
 
 
 def _put_back(output: ToolOutput, plan: Plan) -> bool:

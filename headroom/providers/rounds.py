@@ -117,13 +117,20 @@ def words(elements: list[Any]) -> str:
     return "".join("".join(texts).split()) + "\x1f" + "".join("".join(ids).split())
 
 
-def turn_key(provider: Provider, before: Any, run: list[Any]) -> str | None:
-    """The key of an answer run and the element before it; None when the run shows nothing
-    to recognise it by."""
+def context_of(items: Any) -> str:
+    """The words of the element a request's history ends with, as the client sent it (a
+    bare string input is one user message): what ties an answer to it to its place."""
+    if isinstance(items, str):
+        return words([{"role": "user", "content": items}])
+    return words([items[-1]]) if isinstance(items, list) and items else ""
+
+
+def turn_key(provider: Provider, context: str, run: list[Any]) -> str | None:
+    """The key of an answer run after an element of words ``context``; None when the run
+    shows nothing to recognise it by."""
     shown = words(run)
     if shown == "\x1f":
         return None
-    context = words([before]) if before is not None else ""
     # The conversation's format, not the endpoint: a Gemini turn answered by a stream is
     # echoed to generateContent as readily as to streamGenerateContent.
     api = type(provider.shape).__name__
@@ -143,7 +150,7 @@ def answer_runs(provider: Provider, items: list[Any]) -> list[tuple[int, int, st
         end = i + 1
         while end < len(items) and isinstance(items[end], dict) and shape.is_answer(items[end]):
             end += 1
-        key = turn_key(provider, items[i - 1] if i else None, items[i:end])
+        key = turn_key(provider, context_of(items[:i]), items[i:end])
         if key is not None:
             runs.append((i, end, key))
         i = end
@@ -155,12 +162,13 @@ def answer_runs(provider: Provider, items: list[Any]) -> list[tuple[int, int, st
 
 def record_for(
     provider: Provider,
-    before: Any,
+    context: str,
     rounds: list[Served],
     final: Json,
     last: Served | None,
 ) -> tuple[str, bytes] | None:
-    """The key and record of an answer that took ``rounds`` the proxy served. ``final``: the
+    """The key and record of an answer that took ``rounds`` the proxy served, to a request
+    whose history ended with an element of words ``context`` (``context_of``). ``final``: the
     last answer (our calls in it); ``last``: its calls of ours, answered now because the
     client's own calls stand beside them (None: the client gets ``final`` without them)."""
     shape = provider.shape
@@ -185,7 +193,7 @@ def record_for(
         run, after = run + elements[:shown], elements[shown:]
     visible = [e for s in rounds for e in shape.answer_elements(shape.strip_calls(s.response))]
     visible += shape.answer_elements(shape.strip_calls(final))
-    key = turn_key(provider, before, visible)
+    key = turn_key(provider, context, visible)
     if key is None:
         return None
     return key, orjson.dumps({"run": run, "after": after, "texts": texts})

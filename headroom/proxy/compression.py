@@ -112,7 +112,9 @@ class Compression:
         # proxy to follow it.
         if result.streams:
             drop |= {b"accept-encoding"}
-        return Decision(result.body, drop, provider, result.streams, result.tokens_saved)
+        return Decision(
+            result.body, drop, provider, result.streams, result.tokens_saved, result.context
+        )
 
     def _may_compress(self, provider: Provider, body: bytes) -> bool:
         """Whether the body can hold a tool output worth compressing, from a scan of its

@@ -33,27 +33,30 @@ async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forw
         held = HeldAnswer()
         ex.sink = held
         if await forward(ex, body) is Outcome.OK:
-            await answer_held(ex, provider, body, held)
+            await answer_held(ex, provider, decision, held)
         return
     stream = StreamRetrieval(provider)
     ex.sink = stream
     outcome = await forward(ex, body)
     if outcome is Outcome.FOLLOW_UP:
-        await continue_stream(ex, provider, stream, body)
+        await continue_stream(ex, provider, stream, decision)
     elif outcome is Outcome.OK:
         answer = stream.stream.follow_up_response()
         try:
-            await retrieval_loop.remember_rounds(ex, provider, body, [], answer, [])
+            await retrieval_loop.remember_rounds(ex, provider, decision.context, [], answer, [])
         finally:
             stream.finish(ex)
 
 
-async def answer_held(ex: Exchange, provider: Provider, body: bytes, held: HeldAnswer) -> None:
+async def answer_held(
+    ex: Exchange, provider: Provider, decision: Decision, held: HeldAnswer
+) -> None:
     """Serve the model's retrieval calls, then relay the final answer in one piece."""
     assert held.head is not None
+    raw = b"".join(held.chunks)
     try:
         head, raw = await retrieval_loop.complete(
-            ex, provider, body, held.head, b"".join(held.chunks)
+            ex, provider, decision.body, held.head, raw, decision.context
         )
     except (ConnectFailed, ConnectionError, TimeoutError, ValueError) as exc:
         ex.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
@@ -71,14 +74,14 @@ async def answer_held(ex: Exchange, provider: Provider, body: bytes, held: HeldA
 
 
 async def continue_stream(
-    ex: Exchange, provider: Provider, stream: StreamRetrieval, body: bytes
+    ex: Exchange, provider: Provider, stream: StreamRetrieval, decision: Decision
 ) -> None:
     """Serve the held headroom_retrieve calls and continue the client's stream with the
     follow-up answer, as many rounds as the model needs (bounded)."""
     message: str | None = None
     fetched: list[Fetched] = []
     served: list[Served] = []
-    first = body
+    body = decision.body
     for _ in range(retrieval_loop.MAX_ROUNDS):
         answer = stream.stream.follow_up_response()
         calls = stream.stream.calls
@@ -96,7 +99,9 @@ async def continue_stream(
         if outcome is Outcome.OK:
             answer = stream.stream.follow_up_response()
             try:
-                await retrieval_loop.remember_rounds(ex, provider, first, served, answer, fetched)
+                await retrieval_loop.remember_rounds(
+                    ex, provider, decision.context, served, answer, fetched
+                )
             finally:
                 stream.finish(ex)
             if ex.app.learner is not None and fetched:

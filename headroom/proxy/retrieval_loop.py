@@ -46,14 +46,19 @@ _FILTERS: dict[str, type] = {
 
 
 async def complete(
-    ex: ExchangeView, provider: Provider, body: bytes, head: ResponseHead, raw: bytes
+    ex: ExchangeView,
+    provider: Provider,
+    body: bytes,
+    head: ResponseHead,
+    raw: bytes,
+    context: str = "",
 ) -> tuple[ResponseHead, bytes]:
-    """The answer the client gets, after as many retrieval rounds as the model needs."""
+    """The answer the client gets, after as many retrieval rounds as the model needs.
+    ``context``: what the rounds' record is keyed after (``Decision.context``)."""
     app = ex.app
     earlier: list[dict[str, Any]] = []  # what the rounds so far showed, our calls stripped
     served: list[Served] = []
     fetched: list[Fetched] = []
-    first = body
     for round_no in range(MAX_ROUNDS + 1):
         response = _parse(head, raw, app.config.max_body_bytes)
         if response is None:
@@ -64,7 +69,7 @@ async def complete(
                 return head, raw  # no round served: the upstream's exact bytes
             if app.learner is not None and fetched:
                 app.learner.in_background(learn_from_answer(ex, provider, fetched, response))
-            await remember_rounds(ex, provider, first, served, response, fetched)
+            await remember_rounds(ex, provider, context, served, response, fetched)
             return _rewritten(head, with_earlier_rounds(provider, earlier, response))
         if calls.others or round_no == MAX_ROUNDS:
             app.log.info(
@@ -74,7 +79,7 @@ async def complete(
                 others=calls.others,
                 round=round_no,
             )
-            await remember_rounds(ex, provider, first, served, response, fetched)
+            await remember_rounds(ex, provider, context, served, response, fetched)
             final = strip_calls(provider, response)
             return _rewritten(head, with_earlier_rounds(provider, earlier, final))
         earlier.append(strip_calls(provider, response))
@@ -208,13 +213,14 @@ class StreamRetrieval:
 async def remember_rounds(
     ex: ExchangeView,
     provider: Provider,
-    first: bytes,
+    context: str,
     served: list[Served],
     final: dict[str, Any],
     fetched: list[Fetched],
 ) -> None:
     """Record what the upstream saw in place of the answer the client gets, for the client's
-    next requests (``providers.rounds``). ``first``: the body the first round answered;
+    next requests (``providers.rounds``). ``context``: the words the client's history
+    ended with (``Decision.context``);
     ``final``: the last answer, our calls still in it. Calls of ours beside the client's own
     are answered now: their results go into the client's next turn."""
     ledger = ex.app.rounds
@@ -226,18 +232,10 @@ async def remember_rounds(
         last = await serve(ex, provider, calls.ours, response=final, fetched=fetched)
     if not served and last is None:
         return
-    made = record_for(provider, _last_turn(provider, first), served, final, last)
+    made = record_for(provider, context, served, final, last)
     if made is not None:
         originals = {f.key: f.original.decode("utf-8", errors="replace") for f in fetched}
         await ledger.remember(*made, originals)
-
-
-def _last_turn(provider: Provider, body: bytes) -> Any:
-    """The history element a request ends with (a bare string input is one user message)."""
-    items = orjson.loads(body).get(provider.shape.history_key)
-    if isinstance(items, str):
-        return {"role": "user", "content": items}
-    return items[-1] if isinstance(items, list) and items else None
 
 
 async def serve(

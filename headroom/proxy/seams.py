@@ -59,6 +59,7 @@ class Decision:
     retrieval: Provider | None = None  # markers went out: serve headroom_retrieve here
     streamed: bool = False  # ...and the answer is an SSE stream the proxy must follow
     tokens_saved: int = 0  # estimated tokens compression kept out of the body
+    context: str = ""  # the client's history's last words, before restores (``providers.rounds``)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from headroom.providers.rounds import (
     Resolved,
     Served,
     answer_runs,
+    context_of,
     originals_of,
     record_for,
     resolve,
@@ -107,7 +108,7 @@ def test_a_served_round_is_put_back_as_the_follow_up_carried_it(p: Provider) -> 
     asked = _response(p, "Let me fetch the log.", [RETRIEVE])
     final = _response(p, "Payments fail with card_declined.", [])
     served = Served(asked, [("r1", ORIGINAL)], (KEY,))
-    made = record_for(p, history[-1], [served], final, None)
+    made = record_for(p, context_of(history), [served], final, None)
     assert made is not None
     key, record = made
     assert ORIGINAL.encode() not in record and originals_of(record) == [KEY]
@@ -144,7 +145,7 @@ def test_a_mixed_last_round_puts_our_calls_and_results_where_the_api_wants_them(
     history = [_user(p, "list the files")]
     final = _response(p, "Both.", [RETRIEVE, ("c1", "ls", {})])
     last = Served(final, [("r1", ORIGINAL)], (KEY,))
-    made = record_for(p, history[-1], [], final, last)
+    made = record_for(p, context_of(history), [], final, last)
     assert made is not None
     key, record = made
     resolved = resolve(record, {KEY: ORIGINAL})
@@ -172,7 +173,7 @@ def test_the_same_answer_in_another_conversation_is_left_alone(p: Provider) -> N
     history = [_user(p, "why do payments fail?")]
     asked = _response(p, "Let me fetch the log.", [RETRIEVE])
     final = _response(p, "Done.", [])
-    made = record_for(p, history[-1], [Served(asked, [("r1", "x")], (None,))], final, None)
+    made = record_for(p, context_of(history), [Served(asked, [("r1", "x")], (None,))], final, None)
     assert made is not None
     key, record = made
     resolved = resolve(record, {})
@@ -211,7 +212,7 @@ def test_a_rewrite_puts_rounds_back_and_never_compresses_what_the_model_fetched(
     ]
     asked = _response(p, "Let me fetch the log.", [RETRIEVE])
     final = _response(p, "card_declined.", [])
-    made = record_for(p, history[-1], [Served(asked, [("r1", LOG)], (KEY,))], final, None)
+    made = record_for(p, context_of(history), [Served(asked, [("r1", LOG)], (KEY,))], final, None)
     assert made is not None
     key, record = made
     resolved = resolve(record, {KEY: LOG})
@@ -238,3 +239,29 @@ def test_a_rewrite_puts_rounds_back_and_never_compresses_what_the_model_fetched(
     seen = KeysSeen()
     plain = rewrite_request(body, p, Pipeline(), rounds=seen)
     assert sorted(seen.keys) == sorted(finder.asked) and plain.restored == 0
+
+
+def test_a_round_after_a_restored_turn_is_keyed_by_what_the_client_sent() -> None:
+    """A mixed turn's results go first into the client's next user turn; a round served on
+    that request must be keyed by that turn as the client sent it (its next request carries
+    it so), not as the proxy forwarded it."""
+    p = ANTHROPIC
+    history = [_user(p, "list the files")]
+    final = _response(p, "Both.", [RETRIEVE, ("c1", "ls", {})])
+    made = record_for(p, context_of(history), [], final, Served(final, [("r1", "x")], (None,)))
+    assert made is not None
+    resolved = resolve(made[1], {})
+    assert resolved is not None
+    echo = p.shape.answer_elements(p.shape.strip_calls(final))
+    items = [*history, *echo, _client_result(p, "c1")]
+    body = _body(p, items)
+
+    class Finder:
+        def find(self, keys: list[str]) -> dict[str, Resolved]:
+            return {made[0]: resolved} if made[0] in keys else {}
+
+    out = rewrite_request(body, p, Pipeline(), rounds=Finder())
+    assert out.restored == 1
+    forwarded = json.loads(out.body)["messages"]
+    assert len(forwarded[-1]["content"]) == 2  # our result went in first
+    assert out.context == context_of(items) != context_of(forwarded)
