@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from headroom.ccr.store import CCRStore
@@ -26,6 +25,7 @@ from headroom.proxy.buffering import BufferBudget
 from headroom.proxy.compression import Compression
 from headroom.proxy.exchange import Exchange
 from headroom.proxy.flows import route
+from headroom.proxy.headers import new_request_id
 from headroom.proxy.local import error_response
 from headroom.proxy.origins import Origins
 from headroom.proxy.retrieve import RetrieveRoutes
@@ -95,7 +95,7 @@ class ProxyApp:
         conn.must_close = True
         self.stats.errors[_error_type(error.status)] += 1
         response = error_response(error.status, _error_type(error.status), message)
-        send_local(conn, response, uuid.uuid4().hex.encode("ascii"), head_only=False)
+        send_local(conn, response, new_request_id(), head_only=False)
         conn.close()
 
     def log_h2_error(self, conn: H2Carrier, reason: str) -> None:
