@@ -243,24 +243,40 @@ _CATEGORY_PROBE = 512
 _NUMBER_TYPES = (int, float, RawInt, RawFloat)
 
 
-def _columns(items: list[Any]) -> list[tuple[Sequence[int], list[Any]]]:
-    """(item indices, values) per object key, plus one field for the scalar items."""
-    fields: list[tuple[Sequence[int], list[Any]]] = []
+def _columns(items: list[Any]) -> Iterator[tuple[Sequence[int], list[Any]]]:
+    """(item indices, values) per object key, plus one field for the scalar items.
+
+    One column at a time: the caller is done with a column before the next is built, so
+    an array of N objects with K keys holds N values here, not N x K (the peak memory of
+    a crush)."""
     dict_idx = [i for i, r in enumerate(items) if type(r) is dict]
     if dict_idx:
         rows = items if len(dict_idx) == len(items) else [items[i] for i in dict_idx]
         for key in dict.fromkeys(chain.from_iterable(rows)):
-            fields.append((dict_idx, [r.get(key, _MISSING) for r in rows]))
-        fields.append((dict_idx, list(map(tuple, rows))))  # the set of keys is a field too
+            yield dict_idx, [r.get(key, _MISSING) for r in rows]
+        # The set of keys is a field too: each row's key tuple stands for itself by one
+        # shared text per distinct tuple (not numeric, and no tuple kept per row).
+        yield dict_idx, _key_sets(rows)
     kinds = set(map(type, items))
     if not dict_idx and list not in kinds:
-        fields.append((range(len(items)), items))
+        yield range(len(items)), items
         if kinds == {str}:  # a line far longer or shorter than its siblings stands out
-            fields.append((range(len(items)), list(map(len, items))))
+            yield range(len(items)), list(map(len, items))
     elif len(dict_idx) < len(items):
         scalar_idx = [i for i, v in enumerate(items) if type(v) not in (dict, list)]
-        fields.append((scalar_idx, [items[i] for i in scalar_idx]))
-    return fields
+        yield scalar_idx, [items[i] for i in scalar_idx]
+
+
+def _key_sets(rows: list[dict[Any, Any]]) -> list[str]:
+    shapes: dict[tuple[Any, ...], str] = {}
+    out: list[str] = []
+    for row in rows:
+        keys = tuple(row)
+        label = shapes.get(keys)
+        if label is None:
+            label = shapes[keys] = f"keys{len(shapes)}"
+        out.append(label)
+    return out
 
 
 def field_signals(items: list[Any], cfg: SmartCrusherConfig) -> set[int]:
