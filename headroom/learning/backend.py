@@ -52,7 +52,10 @@ class LearnBackend(Protocol):
         self, table: str, keys: Sequence[str], ttl: float, now: float
     ) -> dict[str, bytes]: ...
 
-    async def reset(self) -> None: ...
+    async def reset(self, tables: Sequence[str]) -> None:
+        """Forget every counter and the records of ``tables`` (other tables stay: the
+        served rounds are not learning)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -123,10 +126,10 @@ class MemoryBackend:
             found[key] = row[0]
         return found
 
-    async def reset(self) -> None:
+    async def reset(self, tables: Sequence[str]) -> None:
         self._counts.clear()
-        for rows in self._records.values():
-            rows.clear()
+        for table in tables:
+            self._records[table].clear()
 
     async def close(self) -> None:
         return None

@@ -231,7 +231,7 @@ class Learner:
         await self._add(increments, self._clock())
 
     async def reset(self) -> None:
-        await self.backend.reset()
+        await self.backend.reset((PROVENANCE, DECISIONS))
         self._learned, self._learned_at = EMPTY, -1e18
 
     async def _add(self, increments: Mapping[str, float], now: float) -> None:

@@ -106,16 +106,19 @@ class RedisBackend:
         values = await self._guard("get", pipe.execute())
         return {k: bytes(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
-    async def reset(self) -> None:
-        cursor = 0
-        for _ in range(_MAX_SCAN_ROUNDS):
-            cursor, found = await self._guard(
-                "reset", self._client.scan(cursor, match=self._prefix + "*", count=_SCAN_COUNT)
-            )
-            if found:
-                await self._guard("reset", self._client.delete(*found))
-            if cursor == 0:
-                break
+    async def reset(self, tables: Sequence[str]) -> None:
+        await self._guard("reset", self._client.delete(self._counts_key))
+        for table in tables:
+            cursor = 0
+            match = f"{self._prefix}{table}:*"
+            for _ in range(_MAX_SCAN_ROUNDS):
+                cursor, found = await self._guard(
+                    "reset", self._client.scan(cursor, match=match, count=_SCAN_COUNT)
+                )
+                if found:
+                    await self._guard("reset", self._client.delete(*found))
+                if cursor == 0:
+                    break
 
     async def close(self) -> None:
         return None  # the store owns the pool

@@ -87,11 +87,11 @@ class SqliteBackend:
     ) -> dict[str, bytes]:
         return await self._call(self._get_records, table, list(keys), ttl, now)
 
-    async def reset(self) -> None:
+    async def reset(self, tables: Sequence[str]) -> None:
         def wipe() -> None:
             with self._write() as db:
                 db.execute("DELETE FROM learn_counts")
-                db.execute("DELETE FROM learn_records")
+                db.executemany("DELETE FROM learn_records WHERE tbl = ?", [(t,) for t in tables])
 
         await self._call(wipe)
 

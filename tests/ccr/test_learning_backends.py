@@ -86,9 +86,32 @@ def test_a_record_is_written_once_and_a_read_extends_its_life(harness: Harness) 
             past = NOW + ttl * 1.2
             # k1 was read at 0.6 ttl, so it lives; k2 was not and is gone
             assert await backend.get_records("d", ["k1", "k2"], ttl, past) == {"k1": b"first"}
-            await backend.reset()
+            await backend.reset(("p", "d"))
             assert await backend.counts() == {}
             assert await backend.get_records("d", ["k1"], ttl, past) == {}
+        finally:
+            await _close(backend, store)
+
+    run(scenario())
+
+
+def test_served_rounds_are_last_write_wins_and_outlive_a_learning_reset(
+    harness: Harness,
+) -> None:
+    """The ``r`` table (``proxy.round_ledger``): a second write of a key replaces the
+    first, and ``ccr learned --reset`` (the learner's reset) leaves it alone."""
+
+    async def scenario() -> None:
+        backend, store = await _open(harness)
+        try:
+            await backend.put_records("r", {"k": b"first"}, 100.0, NOW)
+            await backend.put_records("r", {"k": b"second"}, 100.0, NOW)
+            await backend.put_records("d", {"k": b"decided"}, 100.0, NOW)
+            await backend.add({"a": 1.0}, NOW)
+            await Learner(backend, ttl=100.0).reset()
+            assert await backend.get_records("r", ["k"], 100.0, NOW) == {"k": b"second"}
+            assert await backend.get_records("d", ["k"], 100.0, NOW) == {}
+            assert await backend.counts() == {}
         finally:
             await _close(backend, store)
 
