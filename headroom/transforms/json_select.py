@@ -22,7 +22,7 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from typing import Any
 
 import ahocorasick
@@ -75,20 +75,44 @@ _SCAN_CHUNK = 1 << 16
 
 
 class ItemTexts:
-    """The compact JSON of a whole array, built once from its items' compact texts.
+    """The compact JSON of a whole array and where each item's text starts in it.
 
     ``index`` maps a character position in ``joined`` back to the item, so one scan of
     ``joined`` serves every item. A caller that already has the compact JSON of the whole
     array (it is exactly ``[`` + texts joined by ``,`` + ``]``) passes it to avoid a copy.
+    The items' own texts are not kept (``text`` cuts one out when asked): beside the parsed
+    array and ``joined`` they were a third copy of the document, the peak of a crush.
     """
 
     def __init__(self, texts: list[str], joined: str | None = None) -> None:
-        self.texts = texts
         self.joined = "[" + ",".join(texts) + "]" if joined is None else joined
-        self.starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=1))
+        # A list, not an array: bisect reads a list's items directly, an array's through
+        # the sequence protocol (measured slower on every keyword hit).
+        self.starts = list(accumulate((len(t) + 1 for t in texts), initial=1))
+        self.count = len(texts)
 
     def index(self, pos: int) -> int:
-        return bisect_right(self.starts, pos) - 1
+        return bisect_right(self.starts, pos, 0, self.count) - 1
+
+    def text(self, i: int) -> str:
+        return self.joined[self.starts[i] : self.starts[i + 1] - 1]
+
+    def first_of_each(self) -> list[int]:
+        """For each item, the index of the first item with the same text (itself when
+        none before it). Texts are cut out one at a time and compared by hash; two items
+        of one hash are compared in full, so a collision never merges different items."""
+        joined, starts = self.joined, self.starts
+        hashes = [hash(joined[a : b - 1]) for a, b in pairwise(starts)]
+        first_by_hash = dict(zip(reversed(hashes), range(self.count - 1, -1, -1), strict=True))
+        firsts = [first_by_hash[h] for h in hashes]
+        for i, first in enumerate(firsts):
+            if first != i and self.text(first) != self.text(i):
+                firsts[i] = next(
+                    (j for j in range(i) if firsts[j] == j and hashes[j] == hashes[i]
+                     and self.text(j) == self.text(i)),
+                    i,
+                )  # fmt: skip
+        return firsts
 
     def spans(self, size: int = _SCAN_CHUNK) -> Iterator[tuple[int, int]]:
         """``(lo, hi)`` pieces of ``joined`` of about ``size`` chars, cut between items.
@@ -101,10 +125,10 @@ class ItemTexts:
             if lo + size >= n:
                 yield lo, n
                 return
-            j = bisect_right(self.starts, lo + size) - 1
+            j = bisect_right(self.starts, lo + size, 0, self.count) - 1
             hi = self.starts[j]
             if hi <= lo:  # one item longer than ``size``: it is a piece of its own
-                hi = self.starts[j + 1] if j + 1 < len(self.starts) else n
+                hi = self.starts[j + 1] if j + 1 < self.count else n
             yield lo, hi
             lo = hi
 
@@ -121,7 +145,7 @@ def _evenly(indices: list[int], count: int) -> list[int]:
 _STATS_SAMPLE = 4096  # median/MAD from an evenly spaced sample: O(n) Python work stays small
 
 
-def _median(values: list[float]) -> float:
+def _median(values: Sequence[float]) -> float:
     """Median of ``values`` (of an evenly spaced sample of them when there are many)."""
     if len(values) > _STATS_SAMPLE:
         values = values[:: len(values) // _STATS_SAMPLE]
@@ -131,7 +155,7 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _mad(values: list[float], centre: float) -> float:
+def _mad(values: Sequence[float], centre: float) -> float:
     if len(values) > _STATS_SAMPLE:
         values = values[:: len(values) // _STATS_SAMPLE]
     return _median([abs(v - centre) for v in values])
@@ -155,7 +179,10 @@ def error_items(
     return sorted(found)
 
 
-def _numeric_signals(idx: Sequence[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
+def _numeric_signals(
+    idx: Sequence[int], values: Sequence[float], cfg: SmartCrusherConfig
+) -> set[int]:
+    """A field's outliers and level shifts."""
     keep: set[int] = set()
     med = _median(values)
     limit = cfg.outlier_z * _MAD_SCALE * _mad(values, med)
@@ -169,13 +196,15 @@ def _numeric_signals(idx: Sequence[int], values: list[float], cfg: SmartCrusherC
     return keep
 
 
-def _change_points(idx: Sequence[int], values: list[float], cfg: SmartCrusherConfig) -> set[int]:
+def _change_points(
+    idx: Sequence[int], values: Sequence[float], cfg: SmartCrusherConfig
+) -> set[int]:
     """Both sides of each level shift: windowed mean difference far from its usual value."""
     w = cfg.change_window
     m = len(values)
     if m < 4 * w:
         return set()
-    prefix = list(accumulate(values, initial=0))
+    prefix = list(accumulate(values, initial=0.0))
     shift = [prefix[i + w] - 2 * prefix[i] + prefix[i - w] for i in range(w, m - w + 1)]
     centre = _median(shift)
     limit = cfg.change_z * _MAD_SCALE * _mad(shift, centre)
@@ -413,10 +442,9 @@ def select(
     detector: KeywordDetector,
 ) -> list[int]:
     """Indices (ascending) of the items to keep; identical items appear once."""
-    texts = rows.texts
-    n = len(texts)
-    first_of = dict(zip(reversed(texts), range(n - 1, -1, -1), strict=True))  # first wins
-    distinct = sorted(first_of.values())
+    n = rows.count
+    first = rows.first_of_each()
+    distinct = [i for i in range(n) if first[i] == i]
     wanted = set(distinct[: cfg.keep_first]) | set(distinct[len(distinct) - cfg.keep_last :])
     errors = error_items(rows, detector, n, cfg)
     wanted.update(_evenly(errors, cfg.max_error_rows))
@@ -424,7 +452,7 @@ def select(
     if query.strip():
         wanted.update(query_items(rows, n, query, cfg))
     wanted.update(_evenly(distinct, fill_size(len(distinct), cfg)))
-    return sorted({first_of[texts[i]] for i in wanted})
+    return sorted({first[i] for i in wanted})
 
 
 def error_detector() -> KeywordDetector:

@@ -167,8 +167,8 @@ class _Walk:
         walked, compact = self.walk_items(items, original, depth, path)
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
-            texts = self.codec.dumps_each(walked)
-            rows = ItemTexts(texts, compact)  # compact is exactly the items' texts joined
+            # compact is exactly the items' texts joined; only their lengths are kept
+            rows = ItemTexts(self.codec.dumps_each(walked), compact)
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
                 cut = self.crush(walked, rows, baseline, self.stored(top, path, original))
@@ -229,8 +229,7 @@ class _Walk:
         if dropped <= 0:
             return None
         sentinel = {SENTINEL_KEY: rows_marker("0" * 24, dropped)}  # same length as the real one
-        texts = rows.texts
-        size = self.tokens(",".join([*(texts[i] for i in kept), self.codec.dumps(sentinel)]))
+        size = self.tokens(",".join([*(rows.text(i) for i in kept), self.codec.dumps(sentinel)]))
         if size > (1.0 - self.cfg.min_lossy_savings) * baseline:
             return None
         assert self.ctx.store is not None  # guaranteed by self.lossy
@@ -280,6 +279,8 @@ class SmartCrusher:
             compact = codec.dumps(value)
         except (TypeError, ValueError, RecursionError):
             return self._passthrough(text, ctx)  # e.g. a lone surrogate orjson cannot write
+        if compact == text:
+            compact = text  # already compact (most API output): one copy of it, not two
         if has_duplicate_keys(text, value, compact):  # a rewrite would drop earlier values
             return self._passthrough(text, ctx)
         keys: list[str] = []
