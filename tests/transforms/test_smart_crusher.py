@@ -552,6 +552,15 @@ def test_scan_pieces_cover_the_text_and_cut_only_between_items(size: int) -> Non
     assert all(lo < hi for lo, hi in spans)
 
 
+def test_item_texts_cut_each_item_out_and_find_its_first_twin() -> None:
+    items = ["a" * 30, 1, {"k": "v"}, "a" * 30, [], 1, {"k": "v"}, "z"]
+    texts = [compact(x) for x in items]
+    rows = ItemTexts(texts)
+    assert [rows.text(i) for i in range(rows.count)] == texts
+    assert rows.joined == "[" + ",".join(texts) + "]"
+    assert rows.first_of_each() == [0, 1, 2, 0, 4, 1, 2, 7]
+
+
 def test_config_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="lossless_min_savings"):
         SmartCrusherConfig(lossless_min_savings=1.5)
