@@ -218,9 +218,7 @@ def _plan(
     if rounds is not None and isinstance(items, list):
         keys = [key for _, _, key in answer_runs(provider, items)]
         found = rounds.find(keys) if keys else {}
-        restored_body, restored, put_back = restore(provider, body, payload, found)
-        if restored:
-            payload = orjson.loads(restored_body)
+        restored_body, restored, put_back, payload = restore(provider, body, payload, found)
     outputs = provider.find_outputs(payload)
     model = str(payload.get("model", ""))
     return Plan(restored_body, payload, restored, outputs, model, put_back, context)

@@ -51,11 +51,10 @@ class Served:
 @dataclass(frozen=True)
 class Resolved:
     """A record with its tool results read back: the history elements that replace the
-    answer (JSON text, comma-joined, ``count`` of them) and the results owed to calls of
-    its last round (placed in the client's next turn)."""
+    answer (JSON text, comma-joined) and the results owed to calls of its last round
+    (placed in the client's next turn)."""
 
     run: str
-    count: int
     after: list[Json]
 
 
@@ -150,7 +149,7 @@ def answer_runs(provider: Provider, items: list[Any]) -> list[tuple[int, int, st
         end = i + 1
         while end < len(items) and isinstance(items[end], dict) and shape.is_answer(items[end]):
             end += 1
-        key = turn_key(provider, context_of(items[:i]), items[i:end])
+        key = turn_key(provider, words([items[i - 1]]) if i else "", items[i:end])
         if key is not None:
             runs.append((i, end, key))
         i = end
@@ -215,7 +214,7 @@ def resolve(record: bytes, originals: Mapping[str, str]) -> Resolved | None:
         texts.append(value)
     run = [_filled(e, texts) for e in data["run"]]
     after = [_filled(e, texts) for e in data["after"]]
-    return Resolved(_joined(run), len(run), after)
+    return Resolved(_joined(run), after)
 
 
 def _filled(value: Any, texts: list[str]) -> Any:
@@ -238,16 +237,19 @@ under them are the originals the model fetched, never compressed again."""
 
 def restore(
     provider: Provider, body: bytes, payload: Json, found: Mapping[str, Resolved]
-) -> tuple[bytes, int, Where]:
+) -> tuple[bytes, int, Where, Json]:
     """The body with each recognised answer replaced by the rounds the upstream saw; how
-    many were put back, and where. The same body object when none applies."""
+    many were put back, and where; and the payload edited the same way (what parsing the
+    new body would give, without parsing it all again). The same body and payload objects
+    when none applies."""
     key = provider.shape.history_key
     items = payload.get(key)
+    unchanged: tuple[bytes, int, Where, Json] = body, 0, frozenset(), payload
     if not found or not isinstance(items, list):
-        return body, 0, frozenset()
+        return unchanged
     runs = [(s, e, found[k]) for s, e, k in answer_runs(provider, items) if k in found]
     if not runs:
-        return body, 0, frozenset()
+        return unchanged
     plans = [_results_plan(provider, items, end, resolved.after) for _, end, resolved in runs]
     wanted: list[tuple[str | int, ...]] = [path for plan in plans for path, _, _ in plan]
     for start, end, _ in runs:
@@ -255,11 +257,13 @@ def restore(
     doc = JsonDoc(body)
     spans = doc.spans(wanted)
     put_back: set[tuple[str | int, ...]] = set()
+    edited = list(items)
     shift = 0  # elements the replacements so far added before the next run
+    field = provider.shape.results_field
     for (start, end, resolved), plan in zip(runs, plans, strict=True):
         first, last = spans.get((key, start)), spans.get((key, end - 1))
         if first is None or last is None or any(path not in spans for path, _, _ in plan):
-            return body, 0, frozenset()
+            return unchanged
         doc.replace(Span(first.start, last.end), resolved.run)
         for path, where, text in plan:
             at = spans[path]
@@ -267,14 +271,18 @@ def restore(
                 doc.insert(at.end, "," + text)
             else:
                 doc.insert(at.start, text + ",")
-        added = resolved.count + (len(resolved.after) if _after(plan) else 0)
-        put_back |= {(key, start + shift + j) for j in range(added)}
-        shift += added - (end - start)
-        field = provider.shape.results_field
+        elements = orjson.loads("[" + resolved.run + "]")
+        if _after(plan):
+            elements += resolved.after
+        edited[start + shift : end + shift] = elements
+        put_back |= {(key, start + shift + j) for j in range(len(elements))}
+        shift += len(elements) - (end - start)
         if plan and not _after(plan) and field is not None:
-            parts = sum(len(e.get(field) or []) for e in resolved.after)
-            put_back |= {(key, end + shift, field, j) for j in range(parts)}
-    return doc.render(), len(runs), frozenset(put_back)
+            parts = [p for e in resolved.after for p in e.get(field) or []]
+            nxt = edited[end + shift]
+            edited[end + shift] = {**nxt, field: [*parts, *nxt[field]]}
+            put_back |= {(key, end + shift, field, j) for j in range(len(parts))}
+    return doc.render(), len(runs), frozenset(put_back), {**payload, key: edited}
 
 
 def _after(plan: Plan) -> bool:

@@ -121,8 +121,8 @@ def test_a_served_round_is_put_back_as_the_follow_up_carried_it(p: Provider) -> 
     echo = [_echoed(e) for e in p.shape.answer_elements(shown)]
     later = [*history, *echo, _user(p, "and how do I fix it?")]
     body = _body(p, later)
-    out, count, where = restore(p, body, json.loads(body), {key: resolved})
-    assert count == 1
+    out, count, where, edited = restore(p, body, json.loads(body), {key: resolved})
+    assert count == 1 and edited == json.loads(out)  # the payload edited as the body was
     size = len(json.loads(out)[p.shape.history_key])
     assert where == {(p.shape.history_key, j) for j in range(1, size - 1)}  # the whole run
 
@@ -134,7 +134,7 @@ def test_a_served_round_is_put_back_as_the_follow_up_carried_it(p: Provider) -> 
     assert appended[1:] + b"," + final_json in out  # byte for byte, then the final answer
     items = json.loads(out)[p.shape.history_key]
     assert items[-1] == _user(p, "and how do I fix it?") and items[0] == history[0]
-    again, _, _ = restore(p, body, json.loads(body), {key: resolved})
+    again, _, _, _ = restore(p, body, json.loads(body), {key: resolved})
     assert again == out  # every later turn gets the same bytes: the cached prefix holds
 
 
@@ -152,8 +152,8 @@ def test_a_mixed_last_round_puts_our_calls_and_results_where_the_api_wants_them(
     assert resolved is not None
     echo = [_echoed(e) for e in p.shape.answer_elements(p.shape.strip_calls(final))]
     body = _body(p, [*history, *echo, _client_result(p, "c1")])
-    out, count, where = restore(p, body, json.loads(body), {key: resolved})
-    assert count == 1
+    out, count, where, edited = restore(p, body, json.loads(body), {key: resolved})
+    assert count == 1 and edited == json.loads(out)
     items = json.loads(out)[p.shape.history_key]
     hk, field = p.shape.history_key, p.shape.results_field
     run = len(p.shape.answer_elements(final))
@@ -181,8 +181,9 @@ def test_the_same_answer_in_another_conversation_is_left_alone(p: Provider) -> N
     shown = with_earlier_rounds(p, [p.shape.strip_calls(asked)], final)
     elsewhere = [_user(p, "say done"), *p.shape.answer_elements(shown)]
     body = _body(p, elsewhere)
-    out, count, _ = restore(p, body, json.loads(body), {key: resolved})
-    assert count == 0 and out is body
+    payload = json.loads(body)
+    out, count, _, same = restore(p, body, payload, {key: resolved})
+    assert count == 0 and out is body and same is payload
 
 
 def test_answer_runs_group_what_the_model_wrote() -> None:
