@@ -149,29 +149,6 @@ FRESH_SHAPES: tuple[tuple[str, str, Any], ...] = (
 )
 
 
-def _fresh_latencies(
-    addrs: list[Addr], path: str, bodies: list[bytes], warmup: int
-) -> list[list[int]]:
-    """Like ``_post_latencies``, each round with the next body (both paths get it)."""
-    turn = iter(range(10**9))
-    current: list[bytes] = [b""]
-
-    def probe(reader: Reader, addr: Addr) -> int:
-        if addr == addrs[0]:
-            current[0] = bodies[next(turn) % len(bodies)]
-        body = current[0]
-        extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        t0 = time.perf_counter_ns()
-        reader.sock.sendall(request_head("POST", path, addr, extra) + body)
-        status, _ = reader.response()
-        t1 = time.perf_counter_ns()
-        if status != 200:
-            raise RuntimeError(f"POST {path} via {addr}: status {status}")
-        return t1 - t0
-
-    return _interleaved(addrs, len(bodies) - warmup, warmup, probe)
-
-
 def _fresh_rows(up: Proc, proxy: Proc, quick: bool) -> list[dict[str, Any]]:
     """84 KB JSON results, a new one every request, in the three request shapes."""
     count, warmup = (6, 2) if quick else (40, 5)
@@ -184,7 +161,7 @@ def _fresh_rows(up: Proc, proxy: Proc, quick: bool) -> list[dict[str, Any]]:
             records[n % len(records)]["note"] = f"changed in request {n} of {shape}"
             outputs.append(json.dumps(records, indent=2))
         bodies = [build(o) for o in outputs]
-        direct, proxied = _fresh_latencies([up.addr, proxy.addr], path, bodies, warmup)
+        direct, proxied = _post_latencies([up.addr, proxy.addr], path, bodies, warmup)
         d50, p50 = percentile(direct, 0.5) / 1e6, percentile(proxied, 0.5) / 1e6
         d99, p99 = percentile(direct, 0.99) / 1e6, percentile(proxied, 0.99) / 1e6
         rows.append({
@@ -203,8 +180,19 @@ SHAPES: tuple[tuple[str, str, Any, Provider], ...] = (
 )
 
 
-def _post_latencies(addrs: list[Addr], path: str, body: bytes, count: int) -> list[list[int]]:
+def _post_latencies(
+    addrs: list[Addr], path: str, bodies: list[bytes], warmup: int
+) -> list[list[int]]:
+    """POST round trips, interleaved over ``addrs``; round ``i`` sends ``bodies[i]`` to each
+    address (the same body to the direct and the proxied path); the first ``warmup``
+    rounds are dropped."""
+    rounds = iter(bodies)
+    current = [b""]
+
     def probe(reader: Reader, addr: Addr) -> int:
+        if addr == addrs[0]:
+            current[0] = next(rounds)
+        body = current[0]
         extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         t0 = time.perf_counter_ns()
         reader.sock.sendall(request_head("POST", path, addr, extra) + body)
@@ -214,7 +202,7 @@ def _post_latencies(addrs: list[Addr], path: str, body: bytes, count: int) -> li
             raise RuntimeError(f"POST {path} via {addr}: status {status}")
         return t1 - t0
 
-    return _interleaved(addrs, count, max(2, count // 10), probe)
+    return _interleaved(addrs, len(bodies) - warmup, warmup, probe)
 
 
 def _stall(up: Proc, proxy: Proc, quick: bool) -> dict[str, Any]:
@@ -236,7 +224,7 @@ def _stall(up: Proc, proxy: Proc, quick: bool) -> dict[str, Any]:
             if stop.is_set():
                 break
             body = _anthropic(f"run {i}\n{base}")
-            _post_latencies([proxy.addr], "/v1/messages", body, 1)
+            _post_latencies([proxy.addr], "/v1/messages", [body] * 3, 2)  # new, then 2 repeats
             compressed[0] += 1
 
     worker = threading.Thread(target=churn, daemon=True)
@@ -280,7 +268,9 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 t0 = time.perf_counter()
                 result = rewrite_request(body, provider, pipeline)  # first sight: no memo
                 cold_ms = (time.perf_counter() - t0) * 1000
-                direct, proxied = _post_latencies([up.addr, proxy.addr], path, body, count)
+                warm = max(2, count // 10)
+                addrs = [up.addr, proxy.addr]
+                direct, proxied = _post_latencies(addrs, path, [body] * (count + warm), warm)
                 d50, d99 = percentile(direct, 0.5) / 1e6, percentile(direct, 0.99) / 1e6
                 p50, p99 = percentile(proxied, 0.5) / 1e6, percentile(proxied, 0.99) / 1e6
                 before = result.tokens_before or 1
