@@ -20,7 +20,7 @@ import orjson
 
 from headroom.providers.base import is_retrieve_tool
 from headroom.providers.retrieval import RetrieveCall, _call
-from headroom.providers.sse import Event, format_event
+from headroom.providers.sse import Event, event_object, format_event
 
 
 @dataclass
@@ -57,13 +57,8 @@ class AnthropicStream:
     def feed(self, event: Event) -> bytes:
         """Bytes to write to the client for this event (possibly none)."""
         handler = _HANDLERS.get(event.name)
-        if handler is None or not event.data:
-            return event.raw
-        try:
-            payload = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            return event.raw
-        if not isinstance(payload, dict):
+        payload = event_object(event) if handler is not None else None
+        if handler is None or payload is None:
             return event.raw
         return handler(self, event, payload)
 

@@ -248,6 +248,18 @@ def text_of(content: Any, text_types: tuple[str, ...] = ("text",)) -> str:
     return ""
 
 
+def first_member(response: Json, items: str, member: str) -> Json:
+    """``response[items][0][member]`` when each step is the list or object it should be,
+    else {}: an answer's first choice's message (Chat), its first candidate's content
+    (Gemini)."""
+    listed = response.get(items)
+    if isinstance(listed, list) and listed and isinstance(listed[0], dict):
+        found = listed[0].get(member)
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
 def value_at(doc: Any, path: tuple[str | int, ...]) -> Any:
     """The value at ``path`` of nested objects, None when a step is missing or not an
     object."""

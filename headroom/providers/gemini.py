@@ -32,6 +32,7 @@ from headroom.providers.base import (
     Provider,
     Results,
     ToolOutput,
+    first_member,
 )
 from headroom.providers.shapes import ours
 
@@ -166,12 +167,7 @@ def count_tools(payload: Json) -> Path | None:
 
 
 def candidate_content(response: Json) -> Json:
-    candidates = response.get("candidates")
-    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
-        content = candidates[0].get("content")
-        if isinstance(content, dict):
-            return content
-    return {}
+    return first_member(response, "candidates", "content")
 
 
 def with_parts(response: Json, parts: list[Any]) -> Json:

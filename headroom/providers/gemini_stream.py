@@ -19,7 +19,7 @@ import orjson
 from headroom.providers.gemini import GeminiShape, call_key, function_call, with_parts
 from headroom.providers.retrieval import RetrieveCall, _call, add_counts, summed_usage
 from headroom.providers.shapes import ours
-from headroom.providers.sse import Event, format_event
+from headroom.providers.sse import Event, event_object, format_event
 
 _SHAPE = GeminiShape()
 
@@ -41,11 +41,8 @@ class GeminiStream:
         self.wants_follow_up = False
 
     def feed(self, event: Event) -> bytes:
-        try:
-            chunk = orjson.loads(event.data) if event.data else None
-        except orjson.JSONDecodeError:
-            chunk = None
-        if not isinstance(chunk, dict):
+        chunk = event_object(event)
+        if chunk is None:
             return event.raw
         usage = chunk.get("usageMetadata")
         if isinstance(usage, dict):

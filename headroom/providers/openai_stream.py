@@ -16,7 +16,7 @@ import orjson
 
 from headroom.providers.base import is_retrieve_tool
 from headroom.providers.retrieval import RetrieveCall, _call, summed_usage
-from headroom.providers.sse import Event, format_event
+from headroom.providers.sse import Event, event_object, format_event
 
 
 @dataclass
@@ -50,11 +50,8 @@ class OpenAIChatStream:
     def feed(self, event: Event) -> bytes:
         if event.data.strip() == "[DONE]":
             return b"" if self.wants_follow_up else event.raw
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            return event.raw
-        if not isinstance(chunk, dict):
+        chunk = event_object(event)
+        if chunk is None:
             return event.raw
         choices = chunk.get("choices")
         if not choices:

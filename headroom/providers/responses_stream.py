@@ -18,7 +18,7 @@ import orjson
 
 from headroom.providers.base import is_retrieve_tool
 from headroom.providers.retrieval import RetrieveCall, _call, summed_usage
-from headroom.providers.sse import Event, format_event
+from headroom.providers.sse import Event, event_object, format_event
 
 _DONE_TYPES = ("response.completed", "response.incomplete")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
@@ -48,11 +48,8 @@ class ResponsesStream:
         self.wants_follow_up = False
 
     def feed(self, event: Event) -> bytes:
-        try:
-            payload = orjson.loads(event.data) if event.data else None
-        except orjson.JSONDecodeError:
-            payload = None
-        if not isinstance(payload, dict):
+        payload = event_object(event)
+        if payload is None:
             return event.raw
         kind = str(payload.get("type", event.name))
         if kind in ("response.created", "response.in_progress"):

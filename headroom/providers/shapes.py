@@ -12,7 +12,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from headroom.providers.base import Call, Json, Results, is_retrieve_tool, text_of
+from headroom.providers.base import (
+    Call,
+    Json,
+    Results,
+    first_member,
+    is_retrieve_tool,
+    text_of,
+)
 
 
 def dumps(items: list[Any]) -> str:
@@ -93,12 +100,7 @@ class AnthropicShape:
 
 def chat_message(response: Json) -> Json:
     """The first choice's message of a Chat Completions answer ({} when there is none)."""
-    choices = response.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        if isinstance(message, dict):
-            return message
-    return {}
+    return first_member(response, "choices", "message")
 
 
 class ChatShape:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(rb"\r\n|\n|\r")
@@ -64,6 +66,18 @@ def _parse(raw: bytes, body: bytes) -> Event:
         elif field == b"data":
             data.append(value.decode("utf-8", "replace"))
     return Event(raw, name, "\n".join(data))
+
+
+def event_object(event: Event) -> dict[str, Any] | None:
+    """An event's data as a JSON object; None when it is empty, not JSON or not an object
+    (a stream filter then passes the event on as it came)."""
+    if not event.data:
+        return None
+    try:
+        value = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def format_event(name: str, data: str) -> bytes:
