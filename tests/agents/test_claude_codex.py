@@ -60,7 +60,7 @@ from tests.support.llm_upstream import (
     tool_turn,
 )
 from tests.support.proxy_process import REPO, ProxyGroup, ProxyProcess
-from tests.support.upstream import Recorded
+from tests.support.upstream import Recorded, serving
 
 # A backstop only: every CLI run is bounded by CLI_TIMEOUT, but the first test of a fresh
 # machine also waits for both npm installs (each bounded by npm.INSTALL_TIMEOUT).
@@ -92,19 +92,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     claude, codex = npm.cli(*CLAUDE_PACKAGE), npm.cli(*CODEX_PACKAGE)
     gemini_cli = gemini_binary()
     anthropic, openai, gemini = AgentUpstream(), AgentUpstream(), LLMUpstream()
-    for upstream in (anthropic, openai, gemini):
-        upstream.start()
-    args = [
-        "--listen", "127.0.0.1:0", *FLAGS, "--anthropic-upstream", anthropic.url,
-        "--openai-upstream", openai.url, "--gemini-upstream", gemini.url,
-    ]  # fmt: skip
-    try:
-        with ProxyGroup() as group:
-            proxy = group.start(args, tmp_path_factory.mktemp("proxy-home"))
-            yield Fleet(anthropic, openai, gemini, proxy, claude, codex, gemini_cli)
-    finally:
-        for upstream in (anthropic, openai, gemini):
-            upstream.stop()
+    with serving(anthropic, openai, gemini), ProxyGroup() as group:
+        args = [
+            "--listen", "127.0.0.1:0", *FLAGS, "--anthropic-upstream", anthropic.url,
+            "--openai-upstream", openai.url, "--gemini-upstream", gemini.url,
+        ]  # fmt: skip
+        proxy = group.start(args, tmp_path_factory.mktemp("proxy-home"))
+        yield Fleet(anthropic, openai, gemini, proxy, claude, codex, gemini_cli)
 
 
 @pytest.fixture

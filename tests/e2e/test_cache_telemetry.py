@@ -25,6 +25,7 @@ from tests.e2e.conftest import FLAGS
 from tests.support.llm_upstream import LLMUpstream, ToolCall, retrieve_call, text_turn, tool_turn
 from tests.support.prefix_cache import PrefixCache
 from tests.support.proxy_process import ProxyGroup, ProxyProcess
+from tests.support.upstream import serving
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -53,36 +54,22 @@ def fleet(
     home = tmp_path_factory.mktemp("cache")
     prices = home / "prices.json"
     prices.write_text(json.dumps(PRICES))
-    direct, proxied = LLMUpstream().start(), LLMUpstream().start()
-    args = [
-        "--listen",
-        "127.0.0.1:0",
-        *FLAGS,
-        "--upstream",
-        proxied.url,
-        "--price-table",
-        str(prices),
-    ]
-    try:
-        with ProxyGroup() as group:
-            yield direct, proxied, group.start(args, home)
-    finally:
-        direct.stop()
-        proxied.stop()
+    direct, proxied = LLMUpstream(), LLMUpstream()
+    with serving(direct, proxied), ProxyGroup() as group:
+        args = ["--listen", "127.0.0.1:0", *FLAGS, "--upstream", proxied.url,
+                "--price-table", str(prices)]  # fmt: skip
+        yield direct, proxied, group.start(args, home)
 
 
 @pytest.fixture(scope="module")
 def always(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LLMUpstream, ProxyProcess]]:
     """A proxy with ``--retrieve-tool always`` in front of its own prefix-caching fake."""
     home = tmp_path_factory.mktemp("always")
-    upstream = LLMUpstream().start()
-    args = ["--listen", "127.0.0.1:0", *FLAGS, "--upstream", upstream.url,
-            "--retrieve-tool", "always"]  # fmt: skip
-    try:
-        with ProxyGroup() as group:
-            yield upstream, group.start(args, home)
-    finally:
-        upstream.stop()
+    upstream = LLMUpstream()
+    with serving(upstream), ProxyGroup() as group:
+        args = ["--listen", "127.0.0.1:0", *FLAGS, "--upstream", upstream.url,
+                "--retrieve-tool", "always"]  # fmt: skip
+        yield upstream, group.start(args, home)
 
 
 def _script(upstream: LLMUpstream) -> None:

@@ -18,7 +18,7 @@ from tests.e2e.clients import Sent, anthropic_sync, openai_sync
 from tests.e2e.conftest import FLAGS
 from tests.support.llm_upstream import LLMUpstream, text_turn
 from tests.support.proxy_process import ProxyGroup, ProxyProcess
-from tests.support.upstream import FakeUpstream, free_port
+from tests.support.upstream import FakeUpstream, free_port, serving
 
 TASK = "why do payments fail?"
 GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -44,27 +44,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     ca.cert_pem.write_to_path(str(ca_file))
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(tls)
-    anthropic, openai = LLMUpstream().start(), LLMUpstream().start()
-    gemini = FakeUpstream(tls=tls).start()
-    args = [
-        "--listen",
-        "127.0.0.1:0",
-        *FLAGS,
-        "--anthropic-upstream",
-        anthropic.url,
-        "--openai-upstream",
-        openai.url + "/openai",
-        "--gemini-upstream",
-        gemini.url,
-        "--gemini-upstream-ca",
-        str(ca_file),
-    ]
-    try:
-        with ProxyGroup() as group:
-            yield Fleet(anthropic, openai, gemini, group.start(args, home))
-    finally:
-        for upstream in (anthropic, openai, gemini):
-            upstream.stop()
+    anthropic, openai, gemini = LLMUpstream(), LLMUpstream(), FakeUpstream(tls=tls)
+    with serving(anthropic, openai, gemini), ProxyGroup() as group:
+        args = [
+            "--listen", "127.0.0.1:0", *FLAGS,
+            "--anthropic-upstream", anthropic.url,
+            "--openai-upstream", openai.url + "/openai",
+            "--gemini-upstream", gemini.url, "--gemini-upstream-ca", str(ca_file),
+        ]  # fmt: skip
+        yield Fleet(anthropic, openai, gemini, group.start(args, home))
 
 
 @pytest.fixture

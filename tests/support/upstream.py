@@ -21,7 +21,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -646,3 +646,17 @@ class BlackHole:
     def close(self) -> None:
         for sock in [*self._fillers, self.sock]:
             sock.close()
+
+
+@contextlib.contextmanager
+def serving(*servers: FakeUpstream) -> Iterator[None]:
+    """Start ``servers`` for a fixture; every one that started is stopped when the block
+    ends, however it ends."""
+    started: list[FakeUpstream] = []
+    try:
+        for server in servers:
+            started.append(server.start())
+        yield
+    finally:
+        for server in started:
+            server.stop()
