@@ -313,7 +313,7 @@ class Compression:
         on threads. The process starts at the first large body (which still uses a thread),
         so a proxy that never sees one never pays for it. The process cannot read the
         ledger of served rounds: it names the answers it saw, and when the ledger holds
-        one of them the body is rewritten again on a thread (``_process_rewrite``).
+        one of them the body is rewritten again on a thread (``_rounds_to_restore``).
         """
         if len(body) < PROCESS_MIN_BYTES:
             return False

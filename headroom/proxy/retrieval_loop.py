@@ -229,7 +229,7 @@ async def remember_rounds(
     calls = find_calls(provider, final)
     last = None
     if calls.ours and calls.others:
-        last = await serve(ex, provider, calls.ours, response=final, fetched=fetched)
+        last = await serve(ex, provider, calls.ours, b"", final, fetched)
     if not served and last is None:
         return
     made = record_for(provider, context, served, final, last)
@@ -242,14 +242,13 @@ async def serve(
     ex: ExchangeView,
     provider: Provider,
     calls: list[RetrieveCall],
-    body: bytes = b"",
-    response: dict[str, Any] | None = None,
-    fetched: list[Fetched] | None = None,
+    body: bytes,
+    response: dict[str, Any],
+    fetched: list[Fetched],
 ) -> Served:
-    """Our calls of one answer, answered, as the round records them. Each original found
-    is evidence for the learner (``body``: what the model was sent, ``response``: the turn
-    that asked) and is added to ``fetched``, for the answer that follows to be read
-    against it."""
+    """Our calls of ``response``, answered, as the round records them. Each original found
+    is evidence for the learner (``body``: what the model was sent; empty when unknown)
+    and is added to ``fetched``, for the answer that follows to be read against it."""
     results: list[tuple[str, str]] = []
     found: list[Fetched] = []
     for call in calls:
@@ -258,10 +257,9 @@ async def serve(
         if entry is not None:
             found.append(Fetched(entry.key, entry.original, body))
     learner = ex.app.learner
-    if response is not None and learner is not None and found:
+    if learner is not None and found:
         learner.in_background(learn_from_retrievals(ex, provider, found, response))
-    if fetched is not None:
-        fetched.extend(found)
+    fetched.extend(found)
     keys = {f.key for f in found}
     named = tuple(c.key if c.key in keys else None for c in calls)
-    return Served(response or {}, results, named)
+    return Served(response, results, named)

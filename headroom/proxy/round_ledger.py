@@ -99,22 +99,14 @@ class RoundLedger:
             except FutureTimeout:
                 future.cancel()
                 self._missed()
-        with self._lock:
-            out: dict[str, Resolved] = {}
-            for key in keys:
-                entry = self._found.get(key)
-                if entry is not None:
-                    self._found.move_to_end(key)
-                    out[key] = entry[0]
-            return out
+        return self._cached(keys)
 
     async def holds(self, keys: Sequence[str]) -> bool:
         """Whether a record is ready for any of these answers (read on the loop)."""
         unknown = self._unknown(keys)
         if unknown:
             await self.fetch(unknown)
-        with self._lock:
-            return any(key in self._found for key in keys)
+        return bool(self._cached(keys))
 
     def _on_loop(self) -> bool:
         """Whether the caller runs on the loop itself (a test calling the rewrite directly),
@@ -156,6 +148,16 @@ class RoundLedger:
         return resolve(record, originals)
 
     # ------------------------------------------------------------------ the local cache
+
+    def _cached(self, keys: Sequence[str]) -> dict[str, Resolved]:
+        with self._lock:
+            out: dict[str, Resolved] = {}
+            for key in keys:
+                entry = self._found.get(key)
+                if entry is not None:
+                    self._found.move_to_end(key)
+                    out[key] = entry[0]
+            return out
 
     def _unknown(self, keys: Sequence[str]) -> list[str]:
         now = time.monotonic()

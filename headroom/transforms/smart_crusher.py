@@ -30,6 +30,7 @@ keep only the last value). Same input, config and query → same bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
@@ -171,13 +172,13 @@ class _Walk:
             rows = ItemTexts(self.codec.dumps_each(walked), compact)
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
-                cut = self.crush(walked, rows, baseline, self.stored(top, path, original))
+                cut = self.crush(walked, rows, baseline, lambda: self.stored(top, path, original))
                 if cut is not None:
                     return cut
                 rows = None  # nothing worth cutting: every item stays
         whole, size = self.keep_all(walked, compact, top)
         if rows is not None and size > self.cfg.max_lossless_tokens:
-            cut = self.crush(walked, rows, size, self.stored(top, path, original))
+            cut = self.crush(walked, rows, size, lambda: self.stored(top, path, original))
             if cut is not None:
                 return cut
         return whole
@@ -216,13 +217,14 @@ class _Walk:
         return items, size
 
     def crush(
-        self, items: list[Any], rows: ItemTexts, baseline: int, original: str
+        self, items: list[Any], rows: ItemTexts, baseline: int, original: Callable[[], str]
     ) -> list[Any] | None:
         """The selected items and a sentinel, if that beats ``baseline`` tokens enough.
 
         ``items``/``rows`` may be the walked items (nested arrays already cut); ``original``
-        is what the sentinel's key names: the document's own text for a top-level array, else
-        the array's compact JSON.
+        gives what the sentinel's key names (the array as the document spelled it, see
+        ``stored``), asked for only once the cut is decided: finding a nested array's own
+        text scans the document.
         """
         kept = select(items, rows, self.ctx.query, self.cfg, self.crusher.detector)
         dropped = len(items) - len(kept)
@@ -233,7 +235,7 @@ class _Walk:
         if size > (1.0 - self.cfg.min_lossy_savings) * baseline:
             return None
         assert self.ctx.store is not None  # guaranteed by self.lossy
-        key = self.ctx.store.put(original)
+        key = self.ctx.store.put(original())
         self.keys.append(key)
         return [items[i] for i in kept] + [{SENTINEL_KEY: rows_marker(key, dropped)}]
 
