@@ -106,6 +106,8 @@ async def serve(config: Config, log: Logger, spec: WorkerSpec | None = None) -> 
             await fleet.close()
         if app.learner is not None:
             await app.learner.close()
+        if app.rounds is not None:
+            await app.rounds.close()
         if app.store is not None:
             await app.store.close()
 
@@ -178,6 +180,8 @@ async def attach_extensions(app: ProxyApp) -> None:
         app.learner = await learner_for(app.config, store)
         rounds = await records_beside(app.config, store, ROUND_RECORDS)
     except StoreError as exc:
+        if app.learner is not None:
+            await app.learner.close()
         await store.close()
         raise StartupError(str(exc)) from None
     app.rounds = RoundLedger(rounds, store, app, ttl=app.config.ccr_ttl)

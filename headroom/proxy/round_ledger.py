@@ -194,6 +194,10 @@ class RoundLedger:
             while len(self._absent) > MAX_ABSENT:
                 self._absent.popitem(last=False)
 
+    async def close(self) -> None:
+        """Close the backend (its own SQLite connection and thread; the store stays open)."""
+        await self.backend.close()
+
     def _missed(self) -> None:
         with self._lock:  # also counted from compression threads
             self.stats.rounds_missed += 1
