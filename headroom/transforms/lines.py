@@ -10,6 +10,7 @@ when there is no store to point at; they also make a second pass a no-op (idempo
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -67,12 +68,25 @@ def already_compressed(text: str) -> bool:
 
 # --- normalisation --------------------------------------------------------------------------
 
-# Order matters: timestamps before bare numbers, uuids before hex runs.
+# Order matters: timestamps before bare numbers, uuids before hex runs. Each pattern opens
+# with a character class (a ``\b`` or a repeat there would make the engine enter the whole
+# pattern at every position); where the original spelling opens with ``\b``, a look-behind
+# after the first character checks the same boundary.
+_HEX = "[0-9a-fA-F]"
 _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<ts>"),
-    (re.compile(r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<ts>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<id>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[a-f]*\d)[0-9a-f]{7,}\b"), "<hex>"),
+    (re.compile(r"\d\d\d\d-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<ts>"),
+    # \b\d\d:\d\d:\d\d(?:[.,]\d+)?\b
+    (re.compile(r"\d(?<!\w\d)\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<ts>"),
+    # \b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b
+    (re.compile(f"{_HEX}(?<!\\w{_HEX}){_HEX}{{7}}-(?:{_HEX}{{4}}-){{3}}{_HEX}{{12}}\\b"), "<id>"),
+    # \b0x[0-9a-fA-F]+\b|\b(?=[a-f]*\d)[0-9a-f]{7,}\b
+    (
+        re.compile(
+            r"[0-9a-f](?<!\w[0-9a-f])"
+            r"(?:(?<=0)x[0-9a-fA-F]+\b|(?<=\d)[0-9a-f]{6,}\b|(?=[a-f]*\d)[0-9a-f]{6,}\b)"
+        ),
+        "<hex>",
+    ),
     # Starts only where a token starts and never backtracks: the obvious nested pattern is
     # quadratic in the length of every slash-free word.
     (re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[\w.~-]*+(?:[/\\][\w.~-]++)+"), "<path>"),
@@ -158,11 +172,11 @@ def fold_runs(
     Protected lines are never folded, and a line that already carries a note starts no
     run. Updates ``keep``, ``after`` and ``covers`` for ``render``."""
     order = sorted(keep)
-    kept_lines = [lines[i] for i in order]
-    keys = kept_lines if exact else normalise_many(kept_lines)
+    keys = _fold_keys(lines, order, protected, exact)
     runs: list[list[int]] = []  # [first index, folded count]
     for pos, i in enumerate(order):
-        same = pos > 0 and order[pos - 1] == i - 1 and keys[pos] == keys[pos - 1]
+        key = keys[pos]
+        same = pos > 0 and key is not None and order[pos - 1] == i - 1 and key == keys[pos - 1]
         if same and runs and runs[-1][0] + runs[-1][1] == i - 1 and i not in protected:
             runs[-1][1] += 1
         elif i not in protected and i not in after:
@@ -178,6 +192,28 @@ def fold_runs(
             keep.difference_update(range(first + 1, first + count + 1))
             after[first] = text
             covers[first] = count
+
+
+def _fold_keys(
+    lines: Sequence[str], order: list[int], protected: set[int], exact: bool
+) -> list[str | None]:
+    """Per kept line, what ``fold_runs`` compares: the line, or its normalised form.
+
+    A fold needs three consecutive kept lines that are not protected (a first line and at
+    least two folded into it), so only lines inside such a stretch are normalised; the
+    others get ``None``, which matches nothing. The
+    normalising regexes are the costly part of a log's selection."""
+    keys: list[str | None] = [None] * len(order)
+    start = 0
+    for pos in range(1, len(order) + 1):
+        if pos < len(order) and order[pos] == order[pos - 1] + 1 and order[pos] not in protected:
+            continue
+        first = start if order[start] not in protected else start + 1
+        if pos - first >= 3:
+            stretch = [lines[order[p]] for p in range(first, pos)]
+            keys[first:pos] = stretch if exact else normalise_many(stretch)
+        start = pos
+    return keys
 
 
 def window(indices: Iterable[int], radius: int, n: int) -> set[int]:
@@ -371,6 +407,12 @@ def _stems(word: str) -> tuple[str, ...]:
 
 
 def query_terms(query: str, limit: int = 48) -> list[str]:
+    """The query's terms (see ``_terms``), a fresh list each call."""
+    return list(_terms(query, limit))
+
+
+@functools.lru_cache(maxsize=64)
+def _terms(query: str, limit: int) -> tuple[str, ...]:
     """Lowercase identifier-like words of the relevance context, stop words removed, in first
     appearance order (deterministic), at most ``limit``. A compound identifier is followed
     by its parts (``HttpClient``: ``httpclient``, ``http``, ``client``), so the query
@@ -395,7 +437,8 @@ def query_terms(query: str, limit: int = 48) -> list[str]:
                 add(part.lower())
         if len(seen) >= limit:
             break
-    return list(seen)[:limit]
+    # Remembered: one output's query is asked for by several stages of its compression.
+    return tuple(seen)[:limit]
 
 
 QUERY = "query"

@@ -20,7 +20,9 @@ from __future__ import annotations
 import csv
 import re
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import KeywordTier, line_starts
@@ -133,8 +135,13 @@ _SNIFF_LINES = 60
 
 
 def _number(cell: str) -> float | None:
+    # A cell opening with a letter is a number only as ``nan``/``inf``/``infinity``: most
+    # text cells are turned away here, without the cost of a raised ``ValueError``.
+    head = cell.lstrip()[:1]
+    if not head or (head.isalpha() and head not in "nNiI"):
+        return None
     try:
-        return float(cell.replace(",", "").rstrip("%")) if cell else None
+        return float(cell.replace(",", "").rstrip("%"))
     except ValueError:
         return None
 
@@ -142,23 +149,58 @@ def _number(cell: str) -> float | None:
 def signal_rows(table: Table, cfg: TableConfig) -> set[int]:
     """Rows holding a numeric column's extremes or a rare value of a column of few values."""
     rows = list(table.cells)
-    width = max(len(c) for c in table.cells.values())
     out: set[int] = set()
-    for col in range(width):
-        values = [table.cells[i][col] if col < len(table.cells[i]) else "" for i in rows]
-        numbers = [(_number(v), i) for v, i in zip(values, rows, strict=True)]
-        present = [(x, i) for x, i in numbers if x is not None]
-        if len(present) >= 0.8 * len([v for v in values if v and v != "NA"]) and present:
-            # the first row holding each extreme (ties go to the earlier row)
-            out.add(max(present, key=lambda p: (p[0], -p[1]))[1])
-            out.add(min(present)[1])
+    # Transposed in C; a row shorter than the widest has empty cells at its end.
+    for column in zip_longest(*table.cells.values(), fillvalue=""):
+        values = list(column)
+        extremes = _extremes(values, rows)
+        if extremes is not None:
+            out.update(extremes)
             continue
-        counts: dict[str, int] = {}
-        for v in values:
-            counts[v] = counts.get(v, 0) + 1
+        counts = Counter(values)
         if len(counts) <= cfg.few_values:
             out.update(i for v, i in zip(values, rows, strict=True) if counts[v] <= cfg.rare_count)
     return out
+
+
+def _extremes(values: list[str], rows: list[int]) -> tuple[int, int] | None:
+    """The rows of a numeric column's largest and smallest value (the first row holding
+    each), or None when under 80 % of its cells that are neither empty nor ``NA`` are
+    numbers. Parsing stops as soon as that share is out of reach, so a text column costs
+    a fifth of its cells."""
+    bulk = _all_numbers(values)
+    if bulk is not None:
+        return rows[bulk.index(max(bulk))], rows[bulk.index(min(bulk))]
+    counted = sum(1 for v in values if v and v != "NA")
+    present: list[tuple[float, int]] = []
+    failed = 0
+    for v, i in zip(values, rows, strict=True):
+        x = _number(v)
+        if x is not None:
+            present.append((x, i))
+        elif v and v != "NA":
+            failed += 1
+            if counted - failed < 0.8 * counted:
+                return None
+    if not present or len(present) < 0.8 * counted:
+        return None
+    return max(present, key=lambda p: (p[0], -p[1]))[1], min(present)[1]
+
+
+def _all_numbers(values: list[str]) -> list[float] | None:
+    """Every cell as a number, in one C-level ``map``, when no cell needs ``_number``'s
+    care: none empty, none with a thousands comma or a ``%``, and no ``n`` (so no ``NA``
+    and no ``nan``, whose comparisons would make the first extreme depend on order).
+    None when a cell is not a plain number (the cell-by-cell path decides then)."""
+    if "" in values:
+        return None
+    blob = "\0".join(values)
+    if any(c in blob for c in ",%nN"):
+        return None
+    try:
+        return list(map(float, values))
+    except ValueError:
+        return None
 
 
 class TableCompressor:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from headroom.signals.importance import line_starts
+from headroom.signals.scans import remembered
 from headroom.transforms.lines import note_safe
 
 WILDCARD = "<*>"
@@ -51,8 +52,13 @@ class Templates:
 
 
 def mine(lines: Sequence[str], text: str | None = None) -> Templates:
-    """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy)."""
-    return Masked.of(lines, text).templates()
+    """Templates of ``lines``; ``text``, if given, is ``"\\n".join(lines)`` (saves a copy).
+
+    Inside one pipeline call a long text is mined once: the check that prose is line-shaped
+    program output mines a text's head, which is the whole text when it is short, and the
+    log compressor then mines the same text."""
+    joined = "\n".join(lines) if text is None else text
+    return remembered("templates", joined, lambda t: Masked.of(lines, t).templates())
 
 
 @dataclass(frozen=True)
@@ -79,17 +85,13 @@ class Masked:
             return cls([], [], [], {})
         joined = "\n".join(lines) if text is None else text
         keys = _shape_keys(joined, lines)
-        index: dict[str, int] = {}
-        weights: list[int] = []
-        reps: list[str] = []
-        for i, key in enumerate(keys):
-            at = index.get(key)
-            if at is None:
-                index[key] = len(reps)
-                reps.append(lines[i])
-                weights.append(1)
-            else:
-                weights[at] += 1
+        # Counted in C: the distinct shapes in first-seen order, how many lines have each,
+        # and the first line of each (built from the end, so the earliest line wins).
+        counts = Counter(keys)
+        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+        index = {key: at for at, key in enumerate(counts)}
+        weights = list(counts.values())
+        reps = [lines[first[key]] for key in counts]
         # Every token holding a digit or a path separator is variable: one C-level pass.
         masked = _VARIABLE_TOKEN.sub(WILDCARD, "\n".join(reps)).split("\n")
         return cls(keys, masked, weights, index)
@@ -154,9 +156,9 @@ def _group(
     template_of: dict[str, int] = {}
     texts: list[str] = []
     count: list[int] = []
-    for (width, word), members in groups.items():
+    for (_width, word), members in groups.items():
         # Lines with no frequent word share no family: each keeps its own shape.
-        constant = _constant_values(members, tokens, distinct, width) if word else None
+        constant = _constant_values(members, tokens, distinct) if word else None
         for m in members:
             toks = tokens[m]
             if constant is not None:
@@ -196,27 +198,21 @@ def _frequent_words(tokens: dict[str, list[str]], times: dict[str, int], n: int)
 
 
 def _constant_values(
-    members: list[str], tokens: dict[str, list[str]], times: dict[str, int], width: int
+    members: list[str], tokens: dict[str, list[str]], times: dict[str, int]
 ) -> list[set[str]]:
     """Per position, the values that belong to the template: all of them where they are
     few (at most ``max(4, cube root of the group's lines)``: a verb, a level, a status),
     none where they are many (names, messages). The bound grows slowly on purpose: two
     positions of a few dozen values each would otherwise make every line its own
-    template. A position's set stops growing once it has too many values."""
+    template. All members have the same width, so a position is one column."""
     n = sum(times[m] for m in members)
     few = max(_FEW_VALUES, round(n ** (1 / 3)))
-    values: list[set[str]] = [set() for _ in range(width)]
-    open_positions = set(range(width))
-    for m in members:
-        toks = tokens[m]
-        for p in list(open_positions):
-            values[p].add(toks[p])
-            if len(values[p]) > few:
-                open_positions.discard(p)
-                values[p] = set()
-        if not open_positions:
-            break
-    return [values[p] if p in open_positions else set() for p in range(width)]
+    # Column by column: ``set`` over a position's values is one C-level pass.
+    out: list[set[str]] = []
+    for column in zip(*(tokens[m] for m in members), strict=True):
+        values = set(column)
+        out.append(values if len(values) <= few else set())
+    return out
 
 
 _FEW_VALUES = 4

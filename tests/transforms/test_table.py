@@ -66,3 +66,29 @@ def test_rows_with_an_error_keyword_stay_even_when_many() -> None:
     res = TableCompressor().compress("\n".join(rows), CompressContext("", PendingWrites()))
     out = res.output.split("\n")
     assert all(f"2026-12-02T03:00:{k:02d},ERROR,disk full on node-{k}" in out for k in range(10))
+
+
+def _column(*values: str) -> set[int]:
+    """The signal rows of a one-column table whose rows are lines 1, 2, ..."""
+    from headroom.transforms.table import Table, TableConfig, signal_rows
+
+    cells = {i + 1: [v] for i, v in enumerate(values)}
+    return signal_rows(Table(0, 1, cells), TableConfig(few_values=0))
+
+
+def test_the_first_row_holding_an_extreme_is_the_one_kept() -> None:
+    # Plain numbers (the one-pass path) and numbers that need care ("1,000", "5%", "NA")
+    # pick the same rows: the first of tied maxima and the first of tied minima.
+    assert _column("3", "9", "1", "9", "1") == {2, 3}
+    assert _column("3", "9", "1", "9", "1,000", "NA", "1") == {5, 3}
+    assert _column("5%", "2%", "5%") == {1, 2}
+    assert _column("-0.0", "0", "0.0") == {1}
+
+
+def test_a_column_is_numeric_from_four_in_five_of_its_cells() -> None:
+    four_in_five = ("1", "2", "x", "3", "4")
+    assert _column(*four_in_five) == {5, 1}
+    # One text cell more and the column is text: no extremes (and, of many values, no
+    # rare value either), however late the text cells come.
+    assert _column("1", "2", "3", "x", "y", "4") == set()
+    assert _column("2", "inf", "-Infinity") == {2, 3}  # float() words count as numbers
