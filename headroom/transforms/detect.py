@@ -160,7 +160,7 @@ _CODE_START = re.compile(
 _HTML_TAG = re.compile(
     r"<(?:html|head|body|div|span|p|a|ul|li|table|tr|td|script|style|meta|link)\b", re.I
 )
-_FENCE = re.compile(r"^(?:```|~~~)", re.M)
+_FENCES = ("```", "~~~")
 _NON_BLANK = re.compile(r"\S")
 
 
@@ -322,7 +322,10 @@ def detect(text: str) -> Detection:
 
 
 def has_fence(text: str) -> bool:
-    return _FENCE.search(text) is not None
+    """A line opens with a Markdown fence. Found with ``str`` searches: a ``^`` under
+    ``re.M`` gives the regex engine no first character to skip ahead to, so it would try
+    every position of the text."""
+    return text.startswith(_FENCES) or any(f"\n{f}" in text for f in _FENCES)
 
 
 # --- agent wrappers ------------------------------------------------------------------------
