@@ -29,6 +29,7 @@ SUITES = (
     "hardening",
     "learning",
     "rounds",
+    "nginx",
 )
 
 

@@ -134,3 +134,44 @@ def test_quick_hardening_bench_writes_every_row_and_leaves_no_process(tmp_path: 
     assert "== hardening" in done.stdout
     time.sleep(0.6)  # a helper notices its parent is gone within 0.5 s
     assert _processes_marked(marker) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_quick_nginx_comparison_writes_every_row_and_stops_nginx(tmp_path: Path) -> None:
+    """nginx, the fake upstream and the proxy start, every row is measured against the
+    same run's nginx, and no process outlives the suite."""
+    if shutil.which("nginx") is None or shutil.which("wrk") is None:
+        pytest.skip("nginx or wrk not installed (.ci/run installs both)")
+    out = tmp_path / "bench.json"
+    marker = f"HEADROOM_BENCH_SMOKE={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "nginx", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.read_text())["suites"]["nginx"]["rows"]
+    metrics = " | ".join(r["metric"] for r in rows)
+    for needle in (
+        "RSS at start",
+        "mixed requests",
+        "through nginx",
+        "through headroom",
+        "headroom / nginx",
+        "CPU per small GET",
+        "added latency p50",
+        "SSE added time",
+    ):
+        assert needle in metrics, f"no row for {needle!r}"
+    for r in rows:
+        assert list(r) == KEYS, r
+        assert isinstance(r["proxied"], float) and math.isfinite(r["proxied"]), r
+        if "req/s" in r["unit"] or "MiB" in r["unit"] or "us/req" in r["unit"]:
+            assert r["direct"] > 0 and r["proxied"] > 0, r
+    time.sleep(0.3)
+    assert _processes_marked(marker) == []
