@@ -15,7 +15,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from headroom.protocol.events import Body, EndBody, ExchangeHandler, ProtocolError, RequestHead
+from headroom.protocol.events import (
+    Body,
+    EndBody,
+    Event,
+    ExchangeHandler,
+    ProtocolError,
+    RequestHead,
+    to_exchange,
+)
 from headroom.protocol.h1 import H1Server, Reset
 from headroom.protocol.h2_server import PREFACE, H2Session
 from headroom.protocol.h2_stream import H2Host, H2Stream
@@ -194,20 +202,16 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
 
-    def _dispatch(self, events: list) -> None:
+    def _dispatch(self, events: list[Event]) -> None:
         for event in events:
-            kind = type(event)
-            if kind is Body:
+            if isinstance(event, Body | EndBody):
                 if self._exchange is not None:
-                    self._exchange.on_body(event.data)
-            elif kind is RequestHead:
+                    to_exchange(self._exchange, event)
+            elif isinstance(event, RequestHead):
                 self._cancel_timer()
                 self.must_close = self.host.draining or _wants_close(event)
                 self._exchange = self.host.new_exchange(self, event)
-            elif kind is EndBody:
-                if self._exchange is not None:
-                    self._exchange.on_end(event.trailers)
-            elif kind is ProtocolError:
+            elif isinstance(event, ProtocolError):
                 self.host.protocol_error(self, event)
                 return
 

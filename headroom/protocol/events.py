@@ -1,8 +1,11 @@
 """The stream-event vocabulary every protocol adapter speaks.
 
-HTTP/1.1 now and HTTP/2 later translate their library's events into these, so the exchange
-layer above never knows which wire protocol carried a request. Headers are always a list of
-``(name, value)`` byte pairs with the name lower-cased, in wire order, repeats kept.
+The HTTP/1.1 adapters (h11's events) and the HTTP/2 sessions (h2's, per stream) translate
+their library's events into these and hand them on through ``to_exchange`` (request side)
+and ``to_response_handler`` (response side), so the exchange layer above never knows which
+wire protocol carried a request, and a message feature (trailers, informational answers)
+is handed on in one place. Headers are always a list of ``(name, value)`` byte pairs with
+the name lower-cased, in wire order, repeats kept.
 """
 
 from __future__ import annotations
@@ -78,3 +81,51 @@ class ExchangeHandler(Protocol):
     def on_client_writable(self, writable: bool) -> None: ...
 
     def on_protocol_error(self, status: int, error_type: str, message: str) -> None: ...
+
+
+class ResponseHandler(Protocol):
+    """What an upstream leg (an HTTP/1.1 connection or an HTTP/2 stream) hands its response's
+    events to: the exchange that sent the request."""
+
+    def on_response_head(self, head: ResponseHead) -> None: ...
+
+    def on_response_body(self, data: bytes) -> None: ...
+
+    def on_response_end(self, trailers: Headers) -> None: ...
+
+    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
+        """``retryable``: the origin never processed the request (safe to send again)."""
+        ...
+
+    def on_upstream_writable(self, writable: bool) -> None: ...
+
+    def on_response_batch(self, start: bool) -> None:
+        """Bracket the events of one read, so the handler can gather its writes."""
+        ...
+
+    def on_informational(self, event: Informational) -> None: ...
+
+
+def to_exchange(handler: ExchangeHandler, event: Body | EndBody) -> None:
+    """A request's body event, handed on the same way whichever protocol carried it."""
+    if isinstance(event, Body):
+        handler.on_body(event.data)
+    else:
+        handler.on_end(event.trailers)
+
+
+def to_response_handler(handler: ResponseHandler, event: Event) -> ProtocolError | None:
+    """A response event, handed on the same way whichever protocol carried it. A
+    ``ProtocolError`` is returned instead: the leg that read it fails itself (and its
+    handler hears of it as an upstream error)."""
+    if isinstance(event, Body):
+        handler.on_response_body(event.data)
+    elif isinstance(event, ResponseHead):
+        handler.on_response_head(event)
+    elif isinstance(event, EndBody):
+        handler.on_response_end(event.trailers)
+    elif isinstance(event, Informational):
+        handler.on_informational(event)
+    elif isinstance(event, ProtocolError):
+        return event
+    return None

@@ -26,7 +26,16 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from headroom.protocol.events import Informational, ResponseHead
+from headroom.protocol.events import (
+    Body,
+    EndBody,
+    Event,
+    Informational,
+    ProtocolError,
+    ResponseHandler,
+    ResponseHead,
+    to_response_handler,
+)
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
 from headroom.protocol.writes import CONNECTION_SPECIFIC, UNSAFE_VALUE, H2Calls, QueuedStream
 
@@ -50,7 +59,7 @@ class UpstreamStream(QueuedStream):
 
     def __init__(self, conn: H2Upstream, stream_id: int) -> None:
         super().__init__(conn, stream_id)  # its queue holds request DATA for the windows
-        self.handler: Any = None
+        self.handler: ResponseHandler | None = None
         self.write_paused = False
         self.response_started = False
         self._ended = False  # the response ended
@@ -107,6 +116,13 @@ class UpstreamStream(QueuedStream):
         self.abort()
 
     # ------------------------------------------------------------ connection side
+
+    def refuse(self, message: str) -> None:
+        """The response cannot be relayed: reset the stream, and the exchange hears why."""
+        handler = self.handler
+        self.abort()
+        if handler is not None:
+            handler.on_upstream_error(message)
 
     def fail(self, message: str, retryable: bool = False) -> None:
         handler, self.handler = self.handler, None
@@ -202,41 +218,47 @@ class H2Upstream(H2Calls, asyncio.Protocol):
                     self.h2.acknowledge_received_data, event.flow_controlled_length, event.stream_id
                 )
             return
-        stream = found
-        handler = stream.handler
+        if kind is h2.events.StreamReset:
+            refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+            found.fail(
+                f"upstream reset the stream ({event.error_code!r})",
+                retryable=refused and not found.response_started,
+            )
+            self.forget(found)
+            return
+        translated = self._translate(found, event)
+        if isinstance(translated, ProtocolError):
+            found.refuse(translated.message)
+        elif translated is not None and found.handler is not None:
+            to_response_handler(found.handler, translated)
+
+    def _translate(self, stream: UpstreamStream, event: Any) -> Event | None:
+        """One h2 stream event as the shared vocabulary (None: nothing to hand on), with
+        the stream's own bookkeeping (flow control, trailers, response state) done."""
+        kind = type(event)
         if kind is h2.events.DataReceived:
             if stream._reading:
                 self.h2.acknowledge_received_data(event.flow_controlled_length, stream.stream_id)
             else:
                 stream._unacked += event.flow_controlled_length
-            if handler is not None:
-                handler.on_response_body(event.data)
-        elif kind is h2.events.ResponseReceived:
+            return Body(event.data)
+        if kind is h2.events.ResponseReceived:
             head = _response_head(event.headers)
             if head is None:
-                stream.abort()
-                stream.fail("upstream sent a header with CR, LF or NUL")
-                return
+                return ProtocolError(502, "upstream sent a header with CR, LF or NUL")
             stream.response_started = True
-            if handler is not None:
-                handler.on_response_head(head)
-        elif kind is h2.events.InformationalResponseReceived:
+            return head
+        if kind is h2.events.InformationalResponseReceived:
             head = _response_head(event.headers)
-            if handler is not None and head is not None:
-                handler.on_informational(Informational(head.status, head.headers, head.raw_names))
-        elif kind is h2.events.TrailersReceived:
+            return (
+                None if head is None else Informational(head.status, head.headers, head.raw_names)
+            )
+        if kind is h2.events.TrailersReceived:
             stream._trailers = [(n, v) for n, v in event.headers]
         elif kind is h2.events.StreamEnded:
             stream._ended = True
-            if handler is not None:
-                handler.on_response_end(stream._trailers or [])
-        elif kind is h2.events.StreamReset:
-            refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
-            stream.fail(
-                f"upstream reset the stream ({event.error_code!r})",
-                retryable=refused and not stream.response_started,
-            )
-            self.forget(stream)
+            return EndBody(stream._trailers or [])
+        return None
 
     def _goaway(self, event: h2.events.ConnectionTerminated) -> None:
         self._graceful_goaway(event.last_stream_id or 0, int(event.error_code or 0))

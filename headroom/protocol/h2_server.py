@@ -1,6 +1,12 @@
 """HTTP/2 on the client side: one session per connection, one ``H2Stream`` (``h2_stream``)
 per request.
 
+h2's events are of two kinds. Those of a request (its headers, DATA, trailers, end) become
+the shared vocabulary (``events.py``: a ``RequestHead``, ``Body``, ``EndBody``) and reach
+the exchange through ``to_exchange``, as HTTP/1.1's do; those of the connection (windows,
+settings, pings, resets, GOAWAY) are the session's own business. ``_HANDLERS`` is the one
+table from h2's event types to the session's methods.
+
 Flow control is end to end. Request DATA is acknowledged (credit returned) only while the
 stream's exchange is not holding the client back, i.e. after the bytes were handed to the
 upstream and its write buffer is below high water; withheld credit is returned when the
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h2.config
@@ -29,6 +36,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from headroom.protocol.events import Body, EndBody, to_exchange
 from headroom.protocol.h2_frames import FrameFlood, FrameGate
 from headroom.protocol.h2_request import request_head
 from headroom.protocol.h2_stream import H2Carrier, H2Stream
@@ -155,7 +163,7 @@ class H2Session(H2Calls):
                 self.h2.acknowledge_received_data, event.flow_controlled_length, event.stream_id
             )
             return
-        stream._exchange.on_body(event.data)
+        to_exchange(stream._exchange, Body(event.data))
         if stream._blocked:
             stream._unacked += event.flow_controlled_length
         else:
@@ -164,7 +172,7 @@ class H2Session(H2Calls):
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None and stream._exchange is not None:
-            stream._exchange.on_end(stream._trailers)
+            to_exchange(stream._exchange, EndBody(stream._trailers))
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         """Trailers end the stream: h2 reports StreamEnded next, which hands them on (the
@@ -200,7 +208,7 @@ class H2Session(H2Calls):
             for stream in list(self.streams.values()):
                 self.flush(stream)
 
-    def _on_settings(self, event: Any) -> None:
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         self._count("settings")
         for stream in list(self.streams.values()):
             self.flush(stream)
@@ -325,7 +333,7 @@ def _error_code(exc: Exception) -> int:
     return int(code) if code is not None else h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
-_HANDLERS: dict[type, Any] = {
+_HANDLERS: dict[type[h2.events.Event], Callable[[H2Session, Any], None]] = {
     h2.events.RequestReceived: H2Session._on_request,
     h2.events.DataReceived: H2Session._on_data,
     h2.events.StreamEnded: H2Session._on_stream_ended,

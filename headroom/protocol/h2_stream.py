@@ -94,7 +94,7 @@ class H2Stream(QueuedStream):
         super().__init__(session, stream_id)
         self.must_close = False
         self.head_sent = False
-        self._exchange: Any = None
+        self._exchange: ExchangeHandler | None = None
         self._blocked = 0
         self._unacked = 0
         self._paused = False
@@ -117,7 +117,7 @@ class H2Stream(QueuedStream):
         return False
 
     @property
-    def exchange(self) -> Any:
+    def exchange(self) -> ExchangeHandler | None:
         return self._exchange
 
     @property
@@ -151,7 +151,7 @@ class H2Stream(QueuedStream):
             count, self._unacked = self._unacked, 0
             self.session.acknowledge(self, count)
 
-    def finish(self, exchange: Any) -> None:
+    def finish(self, exchange: ExchangeHandler) -> None:
         self._exchange = None
         self.session.stream_done(self)
 

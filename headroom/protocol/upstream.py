@@ -9,38 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
-from headroom.protocol.events import (
-    Body,
-    EndBody,
-    Informational,
-    ProtocolError,
-    ResponseHead,
-)
+from headroom.protocol.events import Event, ResponseHandler, to_response_handler
 from headroom.protocol.h1 import H1Client, Reset
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
 from headroom.protocol.writes import CorkedWriter
-
-
-class ResponseHandler(Protocol):
-    def on_response_head(self, head: ResponseHead) -> None: ...
-
-    def on_response_body(self, data: bytes) -> None: ...
-
-    def on_response_end(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
-
-    def on_upstream_error(self, message: str, retryable: bool = False) -> None:
-        """``retryable``: the origin never processed the request (safe to send again)."""
-        ...
-
-    def on_upstream_writable(self, writable: bool) -> None: ...
-
-    def on_response_batch(self, start: bool) -> None:
-        """Bracket the events of one read, so the handler can gather its writes."""
-        ...
-
-    def on_informational(self, event: Informational) -> None: ...
 
 
 class UpstreamConnection(CorkedWriter, asyncio.Protocol):
@@ -94,20 +68,12 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         finally:
             handler.on_response_batch(False)
 
-    def _dispatch(self, handler: ResponseHandler, events: list) -> None:
+    def _dispatch(self, handler: ResponseHandler, events: list[Event]) -> None:
         for event in events:
-            kind = type(event)
-            if kind is Body:
-                handler.on_response_body(event.data)
-            elif kind is ResponseHead:
-                handler.on_response_head(event)
-            elif kind is EndBody:
-                handler.on_response_end(event.trailers)
-            elif kind is ProtocolError:
-                self._fail(event.message)
+            error = to_response_handler(handler, event)
+            if error is not None:
+                self._fail(error.message)
                 return
-            elif kind is Informational:
-                handler.on_informational(event)
 
     def eof_received(self) -> bool:
         if self._tunnel is not None:

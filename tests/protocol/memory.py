@@ -53,12 +53,14 @@ class RecordedExchange:
     body: list[bytes] = field(default_factory=list)
     ended: bool = False
     gone: bool = False
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def on_body(self, data: bytes) -> None:
         self.body.append(data)
 
     def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         self.ended = True
+        self.trailers = trailers
 
     def on_client_gone(self) -> None:
         self.gone = True
