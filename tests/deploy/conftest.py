@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,17 +94,6 @@ def stats(port: int) -> dict[str, Any]:
     assert resp.status == 200, resp.body
     data: dict[str, Any] = resp.json()
     return data
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
 
 
 def served_by(proc: ProxyProcess, prefix: str) -> dict[str, int]:

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import Start, get, stop, wait_for
+from tests.deploy.conftest import Start, get, stop
 from tests.support.proxy_process import run_cli
 from tests.support.redis_server import RedisServer, need_redis_server
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

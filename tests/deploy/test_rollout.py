@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import Start, served_by, stats, wait_for
+from tests.deploy.conftest import Start, served_by, stats
 from tests.support.rawhttp import RawConn, build_request, request
+from tests.support.waiting import wait_for
 
 FDPASS = Path(__file__).with_name("fdpass.py")
 

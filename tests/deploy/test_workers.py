@@ -22,13 +22,13 @@ from tests.deploy.conftest import (
     served_by,
     stats,
     stop,
-    wait_for,
     worker_pids,
 )
 from tests.e2e.traffic import claude_code_body, claude_step, encode, service_log
 from tests.support.proxy_process import REPO, ProxyProcess, proxy_env, run_cli
 from tests.support.rawhttp import request
 from tests.support.upstream import FakeUpstream
+from tests.support.waiting import wait_for
 
 
 def _compressible() -> bytes:

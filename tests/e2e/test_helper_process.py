@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import httpx
 from tests.e2e import traffic
 from tests.support.llm_upstream import LLMUpstream, text_turn
 from tests.support.proxy_process import ProxyProcess
+from tests.support.waiting import wait_for
 
 
 def _children(pid: int) -> list[int]:
@@ -46,15 +46,14 @@ def test_compression_process_exits_when_the_proxy_is_killed(
     llm.script(text_turn("ok"))
     with httpx.Client(base_url=proxy.url, timeout=30, trust_env=False) as client:
         client.post("/v1/messages", content=body, headers={"content-type": "application/json"})
-    deadline = time.monotonic() + 10
-    helpers: list[int] = []
-    while time.monotonic() < deadline and not helpers:
-        helpers = [c for c in _children(proxy.proc.pid) if _alive(c)]
-        time.sleep(0.1)
-    assert helpers, "the first large body should start the compression process"
-    os.kill(proxy.proc.pid, signal.SIGKILL)
+    pid = proxy.proc.pid
+    helpers: list[int] = wait_for(
+        lambda: [c for c in _children(pid) if _alive(c)],
+        10,
+        "the compression process the first large body starts",
+    )
+    os.kill(pid, signal.SIGKILL)
     proxy.proc.wait(5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(h) for h in helpers):
-        time.sleep(0.1)
-    assert not any(_alive(h) for h in helpers), "compression process outlived its proxy"
+    wait_for(
+        lambda: not any(_alive(h) for h in helpers), 5, "the compression process to end with it"
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from headroom.ccr.markers import content_key
 from tests.e2e import traffic
 from tests.support.llm_upstream import LLMUpstream, retrieve_call, text_turn, tool_turn
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,12 +35,13 @@ def _claude(steps: list[traffic.Step], **drop: bool) -> bytes:
 def _stats(url: str, total: int) -> dict[str, Any]:
     """/stats once it has counted ``total`` requests (a request is counted just after its
     last byte went out, so the client may ask a moment before)."""
-    deadline = time.monotonic() + 3
-    while True:
-        got = httpx.get(url + "/stats", timeout=10, trust_env=False).json()
-        if got["requests"]["total"] >= total or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
+
+    def counted() -> dict[str, Any] | None:
+        got: dict[str, Any] = httpx.get(url + "/stats", timeout=10, trust_env=False).json()
+        return got if got["requests"]["total"] >= total else None
+
+    found: dict[str, Any] = wait_for(counted, 3, f"/stats counting {total} requests")
+    return found
 
 
 def _samples(text: str) -> dict[str, float]:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -54,6 +55,11 @@ def proxy(
     with ProxyGroup() as group:
         args = ["--upstream", upstream.url, "--listen", "127.0.0.1:0", *FLAGS]
         yield group.start(args, tmp_path_factory.mktemp("h2"))
+
+
+async def _reached(upstream: FakeUpstream, tag: str) -> None:
+    """Wait (off the loop) until the request carrying ``tag`` is at the upstream."""
+    await asyncio.to_thread(upstream.wait_for, lambda r: tag in r.target, 5.0)
 
 
 def _client(proxy: ProxyProcess) -> httpx.AsyncClient:
@@ -215,8 +221,9 @@ def test_drain_finishes_open_streams_then_goaway(upstream: FakeUpstream, tmp_pat
 
     async def main() -> int:
         async with _client(proc) as client:
-            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 600}))
-            await asyncio.sleep(0.2)
+            tag = uuid.uuid4().hex
+            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 600, "t": tag}))
+            await _reached(upstream, tag)  # the stream is open upstream: now drain
             proc.send_signal(signal.SIGTERM)
             response = await slow
             return response.status_code
@@ -327,13 +334,14 @@ def test_other_frame_floods_are_stopped(proxy: ProxyProcess, flood: str) -> None
     sock.close()
 
 
-def test_stats_count_exchanges_in_flight(proxy: ProxyProcess) -> None:
+def test_stats_count_exchanges_in_flight(proxy: ProxyProcess, upstream: FakeUpstream) -> None:
     """/stats itself is one exchange; a slow HTTP/2 stream in flight makes two."""
 
     async def main() -> tuple[int, int]:
         async with _client(proxy) as client:
-            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 800}))
-            await asyncio.sleep(0.3)
+            tag = uuid.uuid4().hex
+            slow = asyncio.create_task(client.get("/slow", params={"delay_ms": 800, "t": tag}))
+            await _reached(upstream, tag)
             during = (await client.get("/stats")).json()["connections"]["exchanges"]
             await slow
             after = (await client.get("/stats")).json()["connections"]["exchanges"]

@@ -17,6 +17,7 @@ from tests.proxy.helpers import assert_proxy_error
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request, request
 from tests.support.upstream import BlackHole, FakeUpstream, free_port
+from tests.support.waiting import wait_for
 
 
 def _get(proc: ProxyProcess, path: str = "/echo") -> httpx.Response:
@@ -152,10 +153,11 @@ def test_websocket_upgrade_with_a_body_is_400_and_leaves_no_upstream_socket(
         for _ in range(20):
             resp = request(proxy.port, "GET", "/ws", [*ws, framing], body)
             assert_proxy_error(resp.status, 400, resp.headers, resp.body)
-    deadline = time.monotonic() + 3
-    while any(c.closed_at is None for c in upstream.connections) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [c for c in upstream.connections if c.closed_at is None]
+    wait_for(
+        lambda: all(c.closed_at is not None for c in upstream.connections),
+        3,
+        "every upstream socket closed",
+    )
     assert not upstream.requests
 
 

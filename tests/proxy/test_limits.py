@@ -12,6 +12,7 @@ from tests.proxy.helpers import assert_error_body, assert_request_id
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request, request
 from tests.support.upstream import FakeUpstream
+from tests.support.waiting import wait_for
 
 
 def _head_of_size(total: int) -> list[tuple[str, str]]:
@@ -115,7 +116,7 @@ def test_bad_chunk_after_forwarding_began_is_400_and_upstream_closed(
             )
         )
         rec = upstream.wait_path("/echo")
-        time.sleep(0.2)
+        wait_for(lambda: len(rec.body) >= 5, 3, "the first chunk at the upstream")
         conn.send(b"zz\r\n")
         broke_at = time.monotonic()
         try:

@@ -14,6 +14,7 @@ from tests.proxy.conftest import StartProxy
 from tests.support.proxy_process import ProxyProcess
 from tests.support.rawhttp import RawConn, build_request
 from tests.support.upstream import FakeUpstream
+from tests.support.waiting import wait_for
 
 
 def _read_events(
@@ -124,7 +125,7 @@ def test_client_disconnect_mid_upload_closes_upstream(
     conn = RawConn(proxy.port)
     conn.send(build_request("POST", "/upload", head, first))
     rec = upstream.wait_path("/upload")
-    time.sleep(0.2)
+    wait_for(lambda: rec.body == b"hello", 3, "the first bytes at the upstream")
     left_at = time.monotonic()
     conn.close()
     assert rec.conn.closed.wait(3), "upstream still open 3 s after the uploader left"
