@@ -22,7 +22,6 @@ import orjson
 
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, CompressResult
-from headroom.transforms.detect import kept_lines
 from headroom.transforms.pipeline import (
     PASSTHROUGH,
     Pipeline,
@@ -31,6 +30,7 @@ from headroom.transforms.pipeline import (
 )
 from headroom.transforms.pipeline_config import STRATEGIES
 from headroom.transforms.tokens import estimate_tokens
+from headroom.transforms.wrappers import kept_lines
 
 _COLOURS = {"kept": "", "dropped": "\x1b[31m", "written": "\x1b[36m"}
 _RESET = "\x1b[0m"

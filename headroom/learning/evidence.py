@@ -15,7 +15,7 @@ Deterministic, bounded (``MAX_WORDS`` per retrieval, the said text cut at
 
 from __future__ import annotations
 
-from headroom.transforms.lines import query_terms
+from headroom.transforms.terms import query_terms
 
 RARE_SHARE = 0.05
 MAX_WORDS = 8

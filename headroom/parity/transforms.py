@@ -13,10 +13,11 @@ from typing import Any
 
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.detect import detect, split_numbering
+from headroom.transforms.detect import detect
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 from headroom.transforms.pipeline_config import config_class
 from headroom.transforms.sections import split_sections
+from headroom.transforms.wrappers import split_numbering
 
 
 class TransformUnavailable(Exception):

@@ -42,11 +42,9 @@ from headroom.transforms.lines import (
     note,
     note_safe,
     passthrough,
-    query_terms,
-    rare_term_hits,
     split_lines,
-    term_detector,
 )
+from headroom.transforms.terms import query_terms, rare_term_hits, term_detector
 
 GENERATED = (
     "package-lock.json",

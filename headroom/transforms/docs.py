@@ -32,11 +32,10 @@ from headroom.transforms.lines import (
     finish,
     lines_note,
     passthrough,
-    query_terms,
     render,
     split_lines,
-    term_detector,
 )
+from headroom.transforms.terms import query_terms, term_detector
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,12 @@ from headroom.transforms.lines import (
     normalise_many,
     note,
     passthrough,
-    rare_term_hits,
     render,
     split_lines,
     window,
 )
 from headroom.transforms.templates import Templates, describe, mine
+from headroom.transforms.terms import rare_term_hits
 
 
 @dataclass(frozen=True)

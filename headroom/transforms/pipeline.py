@@ -53,9 +53,6 @@ from headroom.transforms.detect import (
     Detection,
     detect,
     has_fence,
-    restore_numbering,
-    split_numbering,
-    split_wrapper,
 )
 from headroom.transforms.docs import has_sections
 from headroom.transforms.json_table import is_table
@@ -75,6 +72,7 @@ from headroom.transforms.sections import (
 from headroom.transforms.table import is_table as is_text_table
 from headroom.transforms.templates import repetitive
 from headroom.transforms.tokens import estimate_tokens
+from headroom.transforms.wrappers import restore_numbering, split_numbering, split_wrapper
 
 PASSTHROUGH = "passthrough"
 # Below this confidence a prose/code verdict on the whole text triggers a mixed split.

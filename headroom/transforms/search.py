@@ -31,17 +31,9 @@ from dataclasses import dataclass, field, replace
 from headroom.ccr.markers import lines_marker
 from headroom.signals.importance import Tiered, default_detector
 from headroom.transforms.base import CompressContext, CompressResult
-from headroom.transforms.lines import (
-    already_compressed,
-    finish,
-    note,
-    passthrough,
-    query_terms,
-    rare_term_hits,
-    split_lines,
-    term_detector,
-)
+from headroom.transforms.lines import already_compressed, finish, note, passthrough, split_lines
 from headroom.transforms.templates import Masked
+from headroom.transforms.terms import query_terms, rare_term_hits, term_detector
 
 
 @dataclass(frozen=True)

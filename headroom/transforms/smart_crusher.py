@@ -38,7 +38,8 @@ from headroom.jsondoc import JsonDoc, JsonDocError, Path
 from headroom.transforms.base import CompressContext, CompressResult
 from headroom.transforms.json_codec import Codec, NotJSON, has_duplicate_keys
 from headroom.transforms.json_config import SmartCrusherConfig
-from headroom.transforms.json_select import ItemTexts, error_detector, select
+from headroom.transforms.json_query import ItemTexts
+from headroom.transforms.json_select import error_detector, select
 from headroom.transforms.json_table import render_table
 from headroom.transforms.tokens import estimate_tokens
 

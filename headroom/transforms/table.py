@@ -34,10 +34,10 @@ from headroom.transforms.lines import (
     head_lines,
     note,
     passthrough,
-    rare_term_hits,
     render,
     split_lines,
 )
+from headroom.transforms.terms import rare_term_hits
 
 
 @dataclass(frozen=True)

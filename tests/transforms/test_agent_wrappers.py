@@ -17,9 +17,9 @@ import pytest
 from headroom.ccr.markers import UNITS, find_keys, lines_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.detect import split_wrapper
 from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
 from headroom.transforms.sections import split_json_header
+from headroom.transforms.wrappers import split_wrapper
 
 CORPUS = sorted((Path(__file__).parents[1] / "fidelity" / "corpus").glob("*.txt"))
 PIPELINE = Pipeline(PipelineConfig(raise_errors=True))

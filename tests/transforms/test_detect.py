@@ -17,11 +17,10 @@ from headroom.transforms.detect import (
     SOURCE_CODE,
     Detection,
     detect,
-    restore_numbering,
     sample_lines,
-    split_numbering,
 )
 from headroom.transforms.sections import split_json_prefix, split_sections
+from headroom.transforms.wrappers import restore_numbering, split_numbering
 from tests.corpus import corpus
 
 CORPUS = corpus()

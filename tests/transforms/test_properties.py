@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from headroom.ccr.markers import find_keys
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.detect import detect, restore_numbering, split_numbering
+from headroom.transforms.detect import detect
 from headroom.transforms.pipeline import Pipeline, PipelineConfig
 from headroom.transforms.sections import split_sections
 from headroom.transforms.tokens import estimate_tokens
+from headroom.transforms.wrappers import restore_numbering, split_numbering
 
 PIPELINE = Pipeline(
     PipelineConfig(

@@ -19,7 +19,7 @@ import pytest
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.json_select import ItemTexts
+from headroom.transforms.json_query import ItemTexts
 from headroom.transforms.json_table import is_table, parse_table
 from headroom.transforms.smart_crusher import SENTINEL_KEY, SmartCrusher, SmartCrusherConfig
 from headroom.transforms.tokens import estimate_tokens
