@@ -175,6 +175,23 @@ def rewrite_request(
             result.plan = plan if keep_plan else None
             return result  # the caller fetches these decisions and calls again
         steering = Steering(steering.steers, {})
+    edits = _compress_all(candidates, keys, pipeline, steering, result, cancel)
+    if edits or (declare and _client_tools(payload, provider)):
+        _apply(result, body, payload, provider, edits, declare)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _compress_all(
+    candidates: list[tuple[ToolOutput, CompressContext]],
+    keys: list[bytes | None],
+    pipeline: Pipeline | MemoPipeline,
+    steering: Steering | None,
+    result: Rewrite,
+    cancel: threading.Event | None,
+) -> list[tuple[ToolOutput, str]]:
+    """Each candidate compressed (or its memo), the ones that got smaller as edits; the
+    tokens and the per-strategy and per-tool tallies go on ``result``."""
     edits: list[tuple[ToolOutput, str]] = []
     for (output, ctx), memoed in zip(candidates, keys, strict=True):
         if cancel is not None and cancel.is_set():
@@ -193,10 +210,7 @@ def rewrite_request(
             tally = tallies.setdefault(name, StrategyTally())
             tally.count += 1
             tally.tokens_saved += saved
-    if edits or (declare and _client_tools(payload, provider)):
-        _apply(result, body, payload, provider, edits, declare)
-    result.seconds = time.perf_counter() - started
-    return result
+    return edits
 
 
 def _plan(

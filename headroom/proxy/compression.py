@@ -222,68 +222,18 @@ class Compression:
         threads_only: bool = False,
     ) -> Rewrite | None:
         cancel = threading.Event()
-        loop = self.app.loop
-        min_chars = self.config.compression_min_chars
         lent: SharedMemory | None = None
         if plan is None and not threads_only and self._use_process(body):
             lent = await lend(body)
-            try:
-                future = loop.run_in_executor(
-                    self.processes,
-                    _rewrite_in_worker,
-                    lent.name,
-                    len(body),
-                    provider.name,
-                    min_chars,
-                    steering,
-                    self.declare,
-                )
-            except BaseException:  # a broken pool refuses the call: the segment goes too
-                give_back(lent)
-                raise
-        else:
-            future = loop.run_in_executor(
-                self.executor,
-                lambda: rewrite_request(
-                    body,
-                    provider,
-                    self.pipeline,
-                    min_chars=min_chars,
-                    cancel=cancel,
-                    rounds=self.app.rounds,
-                    steering=steering,
-                    plan=plan,
-                    keep_plan=True,
-                    declare=self.declare,
-                ),
-            )
         try:
-            async with asyncio.timeout(self.config.compression_timeout):
-                result = await future
-        except TimeoutError:
-            cancel.set()
-            self.app.stats.bypassed["timeout"] += 1
-            self.app.log.warning(
-                "compression_timeout",
-                request_id=ex.request_id.decode(),
-                timeout_s=self.config.compression_timeout,
-                bytes=len(body),
-            )
-            return None
-        except Cancelled:
-            return None
-        except Exception as exc:  # an engine bug costs one request's savings, nothing more
-            self.app.stats.bypassed["engine_error"] += 1
-            self.app.log.error(
-                "compression_failed",
-                request_id=ex.request_id.decode(),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return None
+            future = self._submit(body, provider, steering, plan, cancel, lent)
+            result = await self._outcome(ex, future, len(body))
         finally:
             cancel.set()  # client gone (task cancelled) or done: either way, stop
-            if lent is not None:
+            if lent is not None:  # also when a broken pool refused the call
                 give_back(lent)
+        if result is None:
+            return None
         if result.same_body:
             result.body = body
         if result.memo_size is not None:
@@ -294,6 +244,73 @@ class Compression:
         for stage, ms in result.stages.items():
             self.app.stats.stage(stage, ms)
         return result
+
+    def _submit(
+        self,
+        body: bytes,
+        provider: Provider,
+        steering: Steering | None,
+        plan: Plan | None,
+        cancel: threading.Event,
+        lent: SharedMemory | None,
+    ) -> asyncio.Future[Rewrite]:
+        """The rewrite, started off the loop: in the compression process when ``lent``
+        holds the body there, else on a thread (which ``cancel`` can stop)."""
+        loop = self.app.loop
+        min_chars = self.config.compression_min_chars
+        if lent is not None:
+            return loop.run_in_executor(
+                self.processes,
+                _rewrite_in_worker,
+                lent.name,
+                len(body),
+                provider.name,
+                min_chars,
+                steering,
+                self.declare,
+            )
+        return loop.run_in_executor(
+            self.executor,
+            lambda: rewrite_request(
+                body,
+                provider,
+                self.pipeline,
+                min_chars=min_chars,
+                cancel=cancel,
+                rounds=self.app.rounds,
+                steering=steering,
+                plan=plan,
+                keep_plan=True,
+                declare=self.declare,
+            ),
+        )
+
+    async def _outcome(
+        self, ex: Requested, future: asyncio.Future[Rewrite], size: int
+    ) -> Rewrite | None:
+        """The rewrite's result; None (counted and logged) when it timed out or failed, or
+        when the request was cancelled: the body then goes as it came."""
+        try:
+            async with asyncio.timeout(self.config.compression_timeout):
+                return await future
+        except TimeoutError:
+            self.app.stats.bypassed["timeout"] += 1
+            self.app.log.warning(
+                "compression_timeout",
+                request_id=ex.request_id.decode(),
+                timeout_s=self.config.compression_timeout,
+                bytes=size,
+            )
+        except Cancelled:
+            pass
+        except Exception as exc:  # an engine bug costs one request's savings, nothing more
+            self.app.stats.bypassed["engine_error"] += 1
+            self.app.log.error(
+                "compression_failed",
+                request_id=ex.request_id.decode(),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        return None
 
     async def _rounds_to_restore(self, result: Rewrite) -> bool:
         """Whether the ledger holds a served round for an answer the compression process

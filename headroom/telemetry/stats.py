@@ -213,6 +213,16 @@ class Stats:
             "compressions_by_tool": dict(self.by_tool),
             "tokens_saved_by_tool": dict(self.saved_by_tool),
             "pipeline_timing": {k: v.summary() for k, v in sorted(self.pipeline.items())},
+            **self._state(),
+            "tokens": self.tokens.snapshot(prices),
+        }
+        if extra:
+            out.update(extra)
+        return out
+
+    def _state(self) -> dict[str, Any]:
+        """The CCR, upstream, latency, connection and cache sections of ``snapshot``."""
+        return {
             "ccr": {
                 "stores": self.ccr_stores,
                 "store_failures": self.ccr_store_failures,
@@ -239,11 +249,7 @@ class Stats:
                 "compressed_outputs": {"bytes": self.memo_bytes, "entries": self.memo_entries},
                 "retrieval_ledger": {"bytes": self.ledger_bytes, "entries": self.ledger_entries},
             },
-            "tokens": self.tokens.snapshot(prices),
         }
-        if extra:
-            out.update(extra)
-        return out
 
 
 # Values of now, not sums over time: a worker that is gone holds none of them.
