@@ -1,9 +1,10 @@
 """The exchange core: one request/response between a client stream and an upstream leg.
 
 It owns what every request needs whatever its route: the two legs, the body plumbing
-(buffered until a flow decides, then streamed or read whole), replay of a body the origin
-never processed, backpressure both ways, the upstream and body timeouts, the relay of the
-answer into a sink, error answers, and the finish. Which flow runs (forward, buffered,
+(``request_body.ClientBody``: buffered until a flow decides, then streamed or read whole,
+the body timeout, the client's read pause), replay of a body the origin never processed,
+backpressure both ways, the upstream timeout, the relay of the answer into a sink, error
+answers, and the finish. Which flow runs (forward, buffered,
 local, tunnel) is decided above this module (``flows.py``); the core imports no flow.
 
 A request's control flow is one coroutine (it reads top to bottom); body bytes never pass
@@ -25,19 +26,16 @@ from typing import TYPE_CHECKING
 from headroom.log import loggable_path, redact
 from headroom.protocol.events import Informational, RequestHead, ResponseHead
 from headroom.proxy.answers import send_local
-from headroom.proxy.buffering import BodyWatch
 from headroom.proxy.headers import (
     client_response_headers,
     header_value,
     request_id_for,
-    request_trailers,
     upstream_request_headers,
     upstream_target,
 )
 from headroom.proxy.local import LocalResponse, error_response
-from headroom.proxy.request_body import RequestBody
+from headroom.proxy.request_body import ClientBody
 from headroom.proxy.seams import (
-    BodyTooLarge,
     ClientGone,
     ClientStream,
     Facts,
@@ -47,7 +45,6 @@ from headroom.proxy.seams import (
 )
 from headroom.proxy.sinks import RELAY
 from headroom.proxy.timers import IdleTimer
-from headroom.proxy.turns import LARGE
 from headroom.proxy.usage_tap import UsageTap
 
 if TYPE_CHECKING:
@@ -61,18 +58,14 @@ _END_TAIL = 32  # longer than any stream-end marker: enough to see one split acr
 
 class Exchange:
     __slots__ = (
-        "_blocked_client",
-        "_body",
-        "_body_sink",
-        "_body_waiter",
         "_done",
         "_end_tail",
         "_idle",
         "_relay_trailers",
         "_started",
         "_task",
-        "_watch",
         "app",
+        "body",
         "client_gone",
         "conn",
         "drop_request_headers",
@@ -82,8 +75,6 @@ class Exchange:
         "head",
         "origin",
         "path",
-        "req_ended",
-        "req_trailers",
         "request_id",
         "response_done",
         "response_started",
@@ -91,7 +82,6 @@ class Exchange:
         "status",
         "stopped",
         "stream_ends",
-        "streaming",
         "tunnel",
         "upstream",
         "usage",
@@ -106,19 +96,12 @@ class Exchange:
         self.path = head.target.partition(b"?")[0]
         self.origin: Origin | None = None  # where it goes; the routing table chooses
         self.upstream: Upstream | None = None
-        self.streaming = False  # body chunks go straight upstream
-        self._body = RequestBody()
-        self._blocked_client = False
-        self._body_sink: Callable[[bytes], None] | None = None
-        self._body_waiter: asyncio.Future[None] | None = None
-        self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
+        self.body = ClientBody(app, conn, self.give_up)
         self._done: asyncio.Future[Outcome] | None = None
         # Upstream timeout: no progress (either way) for --upstream-timeout, until the
         # response head and between body chunks, so a stream that keeps talking is never cut.
         self._idle = IdleTimer(app.loop, app.config.upstream_timeout, self._upstream_idle)
         self._relay_trailers = False
-        self.req_ended = False
-        self.req_trailers: list[tuple[bytes, bytes]] = []
         self.client_gone = False
         self.response_started = False
         self.response_done = False
@@ -160,27 +143,6 @@ class Exchange:
         finally:
             self._finish()
 
-    def watch_body(self, reserve: int = 0) -> None:
-        """Time the body's silences (not a WebSocket's: its stream is a session); a
-        buffering flow reserves its declared length in the buffer budget."""
-        if not self.req_ended:
-            self._watch.watch(reserve)
-
-    async def read_body(self, limit: int) -> bytes:
-        """The whole body (a buffering flow); raises ``BodyTooLarge`` past ``limit``."""
-        body = self._body
-        body.limit = limit
-        if body.over_limit:
-            raise BodyTooLarge
-        self.set_client_blocked(False)  # held back while the route was undecided; read on now
-        if not self.req_ended:
-            self.conn.send_continue()
-            self._body_waiter = self.app.loop.create_future()
-            await self._body_waiter
-        if body.size >= LARGE:
-            await self.app.turns.turn()  # one large copy per loop turn (see turns.py)
-        return body.take()
-
     async def round_trip(self, upstream: Upstream, body: bytes | None) -> Outcome:
         """One request to ``upstream`` and its answer into ``self.sink``. ``body`` None
         means stream the client's body as it comes."""
@@ -197,7 +159,7 @@ class Exchange:
                     upstream.send_body(body)
                 upstream.send_end()
             else:
-                self._start_streaming(upstream)
+                self.body.stream_to(upstream)
         finally:
             upstream.uncork()
         self._idle.start()
@@ -234,68 +196,26 @@ class Exchange:
             raise RuntimeError("the request was given no upstream")
         return self.origin
 
-    def replayable(self, body: bytes | None) -> bool:
-        """The request is still in hand: buffered, or a streamed body within the replay
-        limit (what a retry would send again)."""
-        return body is not None or self._body.replay is not None
-
     def release_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             self.pool.release(upstream)
 
-    def _start_streaming(self, upstream: Upstream) -> None:
-        self.streaming = True
-        for chunk in self._body.start_streaming():
-            upstream.send_body(chunk)
-        self._watch.release()  # streamed from here on: nothing is held for the budget
-        if self.req_ended:
-            upstream.send_end(self.req_trailers)
-        else:
-            self.conn.send_continue()
-            self.set_client_blocked(upstream.write_paused)
-
     # ================================================================ client callbacks
 
-    def set_body_sink(self, sink: Callable[[bytes], None]) -> None:
-        """From now on the client's body bytes go to ``sink`` (a WebSocket bridge)."""
-        self._body_sink = sink
-
     def on_body(self, data: bytes) -> None:
-        if self._body_sink is not None:
-            self._body_sink(data)
+        if self.body.sink is not None:
+            self.body.sink(data)
             return
         self.facts.bytes_in += len(data)
         self._idle.touch()
-        if self.streaming:
-            upstream = self.upstream
-            if upstream is not None:
-                upstream.send_body(data)
-            self._body.remember([data])
-            return
-        self._watch.received(len(data))
-        if self._body.hold(data):
-            # Over the buffering limit (too large), or the upstream is not attached yet
-            # and a streamed body's first bytes fill the pending bound: hold the client.
-            self.set_client_blocked(True)
-            waiter = self._body_waiter
-            if self._body.limit is not None and waiter is not None and not waiter.done():
-                waiter.set_exception(BodyTooLarge())
+        self.body.received(data, self.upstream)
 
     def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
-        if self._body_sink is not None and self.tunnel is not None:
+        if self.body.sink is not None and self.tunnel is not None:
             self.tunnel.client_gone()  # the client ended its stream: the session is over
             return
-        self.req_ended = True
-        self.req_trailers = request_trailers(trailers) if trailers else trailers
-        self._watch.ended()
-        if self.streaming:
-            if self.upstream is not None:
-                self.upstream.send_end(self.req_trailers)
-            return
-        waiter = self._body_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.body.end(trailers, self.upstream)
 
     def on_client_gone(self) -> None:
         self.client_gone = True
@@ -388,8 +308,8 @@ class Exchange:
             self.conn.uncork()
 
     def on_upstream_writable(self, writable: bool) -> None:
-        if self.streaming and not self.req_ended:
-            self.set_client_blocked(not writable)
+        if self.body.streaming and not self.body.ended:
+            self.body.hold_client(not writable)
 
     # ================================================================ helpers
 
@@ -397,14 +317,6 @@ class Exchange:
         done = self._done
         if done is not None and not done.done():
             done.set_result(outcome)
-
-    def set_client_blocked(self, block: bool) -> None:
-        if block and not self._blocked_client:
-            self._blocked_client = True
-            self.conn.block_reading()
-        elif not block and self._blocked_client:
-            self._blocked_client = False
-            self.conn.unblock_reading()
 
     def _upstream_idle(self) -> bool:
         if self._done is not None and not self._done.done():
@@ -443,7 +355,7 @@ class Exchange:
         """Send a response the proxy made itself (local route or error)."""
         if self.conn.closed:
             return
-        if not self.req_ended:
+        if not self.body.ended:
             self.conn.must_close = True  # unread body bytes: don't reuse the connection
         self.status = response.status
         self.response_started = True
@@ -451,10 +363,6 @@ class Exchange:
             self.conn, response, self.request_id, head_only=self.head.method == b"HEAD"
         )
         self.response_done = True
-
-    @property
-    def client_held_back(self) -> bool:
-        return self._blocked_client
 
     def give_up(
         self,
@@ -482,7 +390,7 @@ class Exchange:
             self._task.cancel()
 
     def _finish(self) -> None:
-        self._watch.stop()
+        self.body.stop()
         self._idle.cancel()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
@@ -491,7 +399,7 @@ class Exchange:
             else:
                 self.pool.discard(upstream)
         try:
-            self.set_client_blocked(False)
+            self.body.hold_client(False)
             if self.response_done:
                 self.conn.finish(self)
             elif not self.conn.closed:

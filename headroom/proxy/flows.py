@@ -62,7 +62,7 @@ async def refuse_connect(ex: Exchange) -> None:
 
 
 async def refuse_unrouted(ex: Exchange, message: str) -> None:
-    if not ex.req_ended:
+    if not ex.body.ended:
         ex.conn.must_close = True  # the unread body must not be parsed as a request
     ex.fail(404, "not_found", message)
 
@@ -93,9 +93,9 @@ def is_buffered_route(ex: Exchange) -> bool:
 
 
 async def serve_local(ex: Exchange, handler: LocalHandler) -> None:
-    ex.watch_body(min(declared_length(ex), LOCAL_BODY_LIMIT))
+    ex.body.watch(min(declared_length(ex), LOCAL_BODY_LIMIT))
     try:
-        body = await ex.read_body(LOCAL_BODY_LIMIT)
+        body = await ex.body.read(LOCAL_BODY_LIMIT)
     except BodyTooLarge:
         too_large(ex, LOCAL_BODY_LIMIT, "local routes take")
         return
@@ -118,13 +118,13 @@ async def forward_buffered(ex: Exchange) -> None:
     if declared > limit:
         too_large(ex, limit, "--max-body-bytes is")
         return
-    ex.watch_body(declared)
+    ex.body.watch(declared)
     provider = provider_for(ex.path.decode("latin-1"))
     if provider is not None:
         ex.stream_ends = provider.stream_ends
         ex.usage = UsageTap(provider.name) if provider.name in READERS else None
     try:
-        body = await ex.read_body(limit)
+        body = await ex.body.read(limit)
         decision = await ex.app.transform_request(ex, body)
     except (BodyTooLarge, DecodedTooLarge):
         too_large(ex, limit, "--max-body-bytes is")
@@ -139,7 +139,7 @@ async def forward_buffered(ex: Exchange) -> None:
 
 
 async def forward_streamed(ex: Exchange) -> None:
-    ex.watch_body()
+    ex.body.watch()
     await forward(ex, None)
 
 
@@ -173,7 +173,7 @@ async def forward(ex: Exchange, body: bytes | None) -> Outcome | None:
         if outcome is Outcome.OK or (outcome is Outcome.FOLLOW_UP and body is not None):
             return outcome
         retry_ok = ex.failure_retryable or (reused and attempt == 0)
-        if outcome is not Outcome.FAILED or not retry_ok or not ex.replayable(body):
+        if outcome is not Outcome.FAILED or not retry_ok or not ex.body.replayable(body):
             break
         if ex.response_started:
             break

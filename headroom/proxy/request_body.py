@@ -1,4 +1,5 @@
-"""The client's request body on its way upstream, before and while it streams.
+"""The client's request body on its way upstream, before and while it streams
+(``ClientBody``, one per exchange, over the buffer ``RequestBody``).
 
 Until a flow decides, body chunks are held here: up to the flow's limit when it buffers
 (past it the body is too large), up to ``MAX_PENDING_BODY`` while a streamed request
@@ -9,7 +10,18 @@ processed (refused stream, GOAWAY, stale pooled socket) can be sent once more.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from headroom.protocol.limits import MAX_PENDING_BODY
+from headroom.proxy.buffering import BodyWatch
+from headroom.proxy.headers import request_trailers
+from headroom.proxy.seams import BodyTooLarge, ClientStream, Pairs, Services
+from headroom.proxy.turns import LARGE
+
+if TYPE_CHECKING:
+    from headroom.protocol.pool import Upstream
 
 # A streamed request body up to this size is kept until the answer starts; larger bodies
 # are not replayable.
@@ -64,3 +76,141 @@ class RequestBody:
         self._replay_size += sum(len(c) for c in chunks)
         if self._replay_size > REPLAY_LIMIT:
             self.replay = None
+
+
+GiveUp = Callable[[int, str, str, tuple[tuple[bytes, bytes], ...]], None]
+
+
+class ClientBody:
+    """The client's body as its exchange handles it.
+
+    Until a flow decides, chunks are held (``RequestBody``); then a buffering flow reads
+    the body whole (``read``), a forwarding one streams it to its upstream (``stream_to``)
+    and a WebSocket bridge takes the bytes as they come (``sink``). The body timeout's
+    watch lives here too, and the client's read pause: the client is held back while what
+    is held passes its bound or the upstream cannot take more, and a held-back client's
+    silence is not the client's fault.
+    """
+
+    __slots__ = (
+        "_give_up",
+        "_held",
+        "_loop",
+        "_turns",
+        "_waiter",
+        "_watch",
+        "blocked",
+        "conn",
+        "ended",
+        "sink",
+        "streaming",
+        "trailers",
+    )
+
+    def __init__(self, app: Services, conn: ClientStream, give_up: GiveUp) -> None:
+        self.conn = conn
+        self._loop = app.loop
+        self._turns = app.turns
+        self._give_up = give_up
+        self._held = RequestBody()
+        self._waiter: asyncio.Future[None] | None = None
+        self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
+        self.blocked = False
+        self.sink: Callable[[bytes], None] | None = None  # a WebSocket bridge's
+        self.streaming = False  # chunks go straight upstream
+        self.ended = False
+        self.trailers: Pairs = []
+
+    # ------------------------------------------------------------ for the body watch
+
+    @property
+    def client_held_back(self) -> bool:
+        return self.blocked
+
+    def give_up(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        self._give_up(status, error_type, message, headers)
+
+    # ------------------------------------------------------------ for the flows
+
+    def watch(self, reserve: int = 0) -> None:
+        """Time the body's silences; a buffering flow reserves its declared length in the
+        buffer budget."""
+        if not self.ended:
+            self._watch.watch(reserve)
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body (a buffering flow); raises ``BodyTooLarge`` past ``limit``."""
+        held = self._held
+        held.limit = limit
+        if held.over_limit:
+            raise BodyTooLarge
+        self.hold_client(False)  # held back while the route was undecided; read on now
+        if not self.ended:
+            self.conn.send_continue()
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        if held.size >= LARGE:
+            await self._turns.turn()  # one large copy per loop turn (see turns.py)
+        return held.take()
+
+    def replayable(self, body: bytes | None) -> bool:
+        """The request is still in hand: buffered, or a streamed body within the replay
+        limit (what a retry would send again)."""
+        return body is not None or self._held.replay is not None
+
+    def stream_to(self, upstream: Upstream) -> None:
+        self.streaming = True
+        for chunk in self._held.start_streaming():
+            upstream.send_body(chunk)
+        self._watch.release()  # streamed from here on: nothing is held for the budget
+        if self.ended:
+            upstream.send_end(self.trailers)
+        else:
+            self.conn.send_continue()
+            self.hold_client(upstream.write_paused)
+
+    def hold_client(self, block: bool) -> None:
+        if block and not self.blocked:
+            self.blocked = True
+            self.conn.block_reading()
+        elif not block and self.blocked:
+            self.blocked = False
+            self.conn.unblock_reading()
+
+    # ------------------------------------------------------------ for the exchange
+
+    def received(self, data: bytes, upstream: Upstream | None) -> None:
+        if self.streaming:
+            if upstream is not None:
+                upstream.send_body(data)
+            self._held.remember([data])
+            return
+        self._watch.received(len(data))
+        if self._held.hold(data):
+            # Over the buffering limit (too large), or the upstream is not attached yet
+            # and a streamed body's first bytes fill the pending bound: hold the client.
+            self.hold_client(True)
+            waiter = self._waiter
+            if self._held.limit is not None and waiter is not None and not waiter.done():
+                waiter.set_exception(BodyTooLarge())
+
+    def end(self, trailers: Pairs, upstream: Upstream | None) -> None:
+        self.ended = True
+        self.trailers = request_trailers(trailers) if trailers else trailers
+        self._watch.ended()
+        if self.streaming:
+            if upstream is not None:
+                upstream.send_end(self.trailers)
+            return
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def stop(self) -> None:
+        self._watch.stop()

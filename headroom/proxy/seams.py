@@ -171,6 +171,15 @@ class Requested(Protocol):
     def request_id(self) -> bytes: ...
 
 
+class ClientBodyView(Protocol):
+    """What a flow uses of its request's body (``request_body.ClientBody``): a WebSocket
+    bridge takes the bytes as they come (``sink``) and holds the client back."""
+
+    sink: Callable[[bytes], None] | None
+
+    def hold_client(self, block: bool) -> None: ...
+
+
 class ExchangeView(Requested, Protocol):
     """What a flow (retrieval, tunnel, WebSocket bridge) uses of its exchange."""
 
@@ -207,6 +216,5 @@ class ExchangeView(Requested, Protocol):
 
     def end_response(self, trailers: Pairs) -> None: ...
 
-    def set_client_blocked(self, block: bool) -> None: ...
-
-    def set_body_sink(self, sink: Callable[[bytes], None]) -> None: ...
+    @property
+    def body(self) -> ClientBodyView: ...

@@ -133,7 +133,7 @@ class WebSocketUpstream:
 
     def on_upstream_writable(self, writable: bool) -> None:
         if self.open:
-            self.ex.set_client_blocked(not writable)
+            self.ex.body.hold_client(not writable)
 
     def on_response_batch(self, start: bool) -> None:
         if start:

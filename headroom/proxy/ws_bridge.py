@@ -139,7 +139,7 @@ class WebSocketBridge(WebSocketUpstream):
         ex.conn.send_head(200, headers)
         self.outcome = ex.app.loop.create_future()
         self.open = True
-        ex.set_body_sink(self._from_client)
+        ex.body.sink = self._from_client
         upstream.start_tunnel(self._from_upstream)
         try:
             reason = await self.outcome
