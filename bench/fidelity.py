@@ -29,7 +29,8 @@ from typing import Any
 from headroom.ccr.store import PendingWrites
 from headroom.providers.apis import anthropic_outputs
 from headroom.transforms.base import CompressContext
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.tokens import estimate_tokens
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fidelity" / "corpus"

@@ -30,7 +30,8 @@ import orjson
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
 from headroom.transforms.detect import detect
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.tokens import estimate_tokens
 from tests.corpus import Sample, corpus, scaled
 

@@ -28,7 +28,8 @@ import orjson
 from headroom.ccr.factory import from_config
 from headroom.ccr.markers import normalize_key
 from headroom.ccr.store import Entry, StoreError
-from headroom.config import ENV_PREFIX, Config, UsageError, load
+from headroom.config import Config, UsageError, load
+from headroom.config_flags import ENV_PREFIX
 from headroom.learning.factory import learner_for
 
 USAGE = (

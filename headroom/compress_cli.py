@@ -22,13 +22,8 @@ import orjson
 
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, CompressResult
-from headroom.transforms.pipeline import (
-    PASSTHROUGH,
-    Pipeline,
-    PipelineConfig,
-    PipelineStats,
-)
-from headroom.transforms.pipeline_config import STRATEGIES
+from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineStats
+from headroom.transforms.pipeline_config import STRATEGIES, PipelineConfig
 from headroom.transforms.tokens import estimate_tokens
 from headroom.transforms.wrappers import kept_lines
 

@@ -128,7 +128,8 @@ class JsonDoc:
 
     def _scan(self, pos: int) -> tuple[Any, int]:
         try:
-            return _scan_once(self.text, pos)
+            found: tuple[Any, int] = _scan_once(self.text, pos)
+            return found
         except (StopIteration, json.JSONDecodeError, ValueError):
             raise JsonDocError(f"invalid JSON value at {pos}") from None
 

@@ -50,7 +50,8 @@ Counts = Mapping[str, tuple[float, float]]  # counter name -> (value, time it wa
 
 
 def decayed(value: float, since: float, now: float) -> float:
-    return value * 0.5 ** (max(0.0, now - since) / HALF_LIFE)
+    factor: float = 0.5 ** (max(0.0, now - since) / HALF_LIFE)
+    return value * factor
 
 
 def counter(kind: str, tool: str, strategy: str, term: str = "") -> str:

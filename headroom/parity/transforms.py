@@ -14,8 +14,8 @@ from typing import Any
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
 from headroom.transforms.detect import detect
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
-from headroom.transforms.pipeline_config import config_class
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig, config_class
 from headroom.transforms.sections import split_sections
 from headroom.transforms.wrappers import split_numbering
 

@@ -13,6 +13,7 @@ translate to the shared event vocabulary:
 from __future__ import annotations
 
 import h11
+import h11._state
 
 from headroom.protocol.events import (
     Body,
@@ -126,7 +127,7 @@ class H1Server:
     def request_done(self) -> bool:
         """The request is complete (or is an upgrade waiting for our answer)."""
         state = self._conn.their_state
-        return state is h11.DONE or state is h11.MIGHT_SWITCH_PROTOCOL
+        return state is h11.DONE or state is h11._state.MIGHT_SWITCH_PROTOCOL  # not exported
 
     def accept_upgrade(self, headers: list[tuple[bytes, bytes]]) -> bytes:
         """Answer an Upgrade request with 101; the connection then carries raw bytes."""

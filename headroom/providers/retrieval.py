@@ -34,10 +34,11 @@ class Calls:
 
 def _hash_arg(arguments: Any) -> str:
     if isinstance(arguments, str):
+        text = arguments
         try:
-            arguments = orjson.loads(arguments)
+            arguments = orjson.loads(text)
         except orjson.JSONDecodeError:
-            return arguments
+            return text
     if isinstance(arguments, dict):
         value = arguments.get("hash")
         return value if isinstance(value, str) else ""

@@ -206,7 +206,7 @@ class ResponsesShape:
         inputs between them (user or system messages, tool outputs)."""
         role = item.get("role")
         if role is not None:
-            return role == "assistant"
+            return bool(role == "assistant")
         kind = str(item.get("type", ""))
         return not kind.endswith("_output") and kind != "item_reference"
 

@@ -42,7 +42,8 @@ from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
 from headroom.proxy.shared_body import borrow, give_back, lend
 from headroom.transforms.base import CompressContext
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 
 BYPASS_HEADER = b"x-headroom-bypass"
 SWITCH_INTERVAL = 0.0005

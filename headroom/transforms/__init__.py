@@ -5,7 +5,8 @@ Entry point for callers: ``Pipeline(PipelineConfig()).compress(text, CompressCon
 
 from headroom.transforms.base import CompressContext, Compressor, CompressResult
 from headroom.transforms.detect import Detection, detect
-from headroom.transforms.pipeline import Pipeline, PipelineConfig, PipelineStats
+from headroom.transforms.pipeline import Pipeline, PipelineStats
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.tokens import count_tokens, estimate_tokens
 
 __all__ = [

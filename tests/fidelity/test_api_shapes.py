@@ -9,7 +9,8 @@ import pytest
 from bench import api_shapes, fidelity
 from headroom.providers.apis import ANTHROPIC
 from headroom.providers.base import Provider
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 
 ARTIFACTS = fidelity.load()
 PIPELINE = Pipeline(PipelineConfig())

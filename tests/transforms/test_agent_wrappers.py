@@ -17,7 +17,8 @@ import pytest
 from headroom.ccr.markers import UNITS, find_keys, lines_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
+from headroom.transforms.pipeline import PASSTHROUGH, Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.sections import split_json_header
 from headroom.transforms.wrappers import split_wrapper
 

@@ -14,7 +14,8 @@ import pytest
 from headroom.ccr.markers import find_keys
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from tests.corpus import corpus
 
 CORPUS = corpus()

@@ -11,7 +11,8 @@ import pytest
 from headroom.ccr.markers import content_key, find_keys, lines_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext, CompressResult
-from headroom.transforms.pipeline import PASSTHROUGH, Pipeline, PipelineConfig
+from headroom.transforms.pipeline import PASSTHROUGH, Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.tokens import estimate_tokens
 from tests.corpus import corpus
 

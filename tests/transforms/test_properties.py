@@ -12,7 +12,8 @@ from headroom.ccr.markers import find_keys
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
 from headroom.transforms.detect import detect
-from headroom.transforms.pipeline import Pipeline, PipelineConfig
+from headroom.transforms.pipeline import Pipeline
+from headroom.transforms.pipeline_config import PipelineConfig
 from headroom.transforms.sections import split_sections
 from headroom.transforms.tokens import estimate_tokens
 from headroom.transforms.wrappers import restore_numbering, split_numbering
