@@ -261,6 +261,86 @@ def test_held_retrieval_is_served_in_the_proxy_and_the_client_sees_the_final_ans
         assert pb.app.stats.ccr_loop_retrievals == 1
 
 
+def _sse(*events: dict[str, object]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def _stream_of(index: int, block: dict[str, object], delta: dict[str, object]) -> list[dict]:
+    return [
+        {"type": "content_block_start", "index": index, "content_block": block},
+        {"type": "content_block_delta", "index": index, "delta": delta},
+        {"type": "content_block_stop", "index": index},
+    ]
+
+
+def _message(stop: str, *blocks: dict[str, object]) -> bytes:
+    start = {
+        "type": "message_start",
+        "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                    "content": [], "stop_reason": None,
+                    "usage": {"input_tokens": 9, "output_tokens": 1}},
+    }  # fmt: skip
+    end = [
+        {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 4}},
+        {"type": "message_stop"},
+    ]
+    return _sse(start, *blocks, *end)
+
+
+SSE = [(b"content-type", b"text/event-stream"), (b"transfer-encoding", b"chunked")]
+
+
+def test_streamed_retrieval_is_served_mid_stream_and_the_client_sees_one_answer() -> None:
+    """The model's text streams to the client as it comes; its headroom_retrieve call is
+    served by the proxy (a follow-up request carrying the original lines) and the
+    follow-up's answer continues the same stream. The client never sees the call."""
+    first = _message(
+        "tool_use",
+        *_stream_of(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Looking."}),
+        *_stream_of(
+            1,
+            {"type": "tool_use", "id": "t1", "name": "headroom_retrieve", "input": {}},
+            {"type": "input_json_delta", "partial_json": json.dumps({"hash": KEY})},
+        ),
+    )
+    final = _message(
+        "end_turn",
+        *_stream_of(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Found it."}),
+    )
+    follow_ups: list[bytes] = []
+
+    def answer_call(leg: FakeLeg) -> None:
+        leg.respond(200, first, SSE)
+
+    def answer_final(leg: FakeLeg) -> None:
+        follow_ups.append(bytes(leg.body))
+        leg.respond(200, final, SSE)
+
+    request = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body = json.dumps(request).encode()
+
+    async def with_markers(ex: object, got: bytes) -> Decision:
+        return Decision(got, retrieval=ANTHROPIC, streamed=True)
+
+    with Playbook() as pb:
+        pb.app.store = _Store()
+        pb.app.transform_request = with_markers
+        pb.upstream(answer_call, answer_final)
+        pb.request(
+            b"POST", b"/v1/messages", [JSON, (b"content-length", str(len(body)).encode())], [body]
+        )
+        pb.finish()
+        seen = bytes(pb.client.body)
+        assert pb.app.store.asked == [KEY]
+        assert b"THE ORIGINAL LINES" in follow_ups[0]
+        assert pb.client.status == 200 and pb.client.ended
+        assert b"Looking." in seen and b"Found it." in seen
+        assert b"headroom_retrieve" not in seen
+        assert seen.count(b"event: message_start") == 1
+        assert seen.count(b"event: message_stop") == 1
+        assert pb.app.stats.ccr_loop_retrievals == 1
+
+
 def _json_headers(payload: object) -> list[tuple[bytes, bytes]]:
     size = len(json.dumps(payload).encode())
     return [(b"content-type", b"application/json"), (b"content-length", str(size).encode())]
