@@ -1,5 +1,5 @@
 """Learning from retrievals: a scripted agent conversation over the fidelity corpus, with the
-learner off and on (issue 15's target: retrievals down >= 50%, total tokens no higher).
+learner off and on (target: retrievals down >= 50%, total tokens no higher).
 
 Two conversations of 30 turns; turn ``t`` runs the tool of one corpus artifact and the
 request carries every earlier turn's output as well, as an agent's history does:

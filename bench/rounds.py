@@ -1,4 +1,4 @@
-"""Served retrieval rounds across a conversation (issue 16's target): a scripted 10-turn
+"""Served retrieval rounds across a conversation (target: none repeated): a scripted 10-turn
 agent conversation with three retrievals, sent directly, through this proxy (the retrieval
 tool declared when needed, and always) and, when ``HEADROOM_BENCH_BASELINE`` names a
 checkout of an earlier commit, through that one.

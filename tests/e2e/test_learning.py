@@ -1,4 +1,4 @@
-"""Learning from retrievals end to end (issue 15): real proxy processes, the scripted LLM
+"""Learning from retrievals end to end: real proxy processes, the scripted LLM
 upstream, real tool outputs from the fidelity corpus.
 
 The scripted model fetches back every output of ``Bash`` it is shown compressed and never

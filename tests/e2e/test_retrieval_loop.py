@@ -1,4 +1,4 @@
-"""The retrieval loop (issue 6 point 8): the model's ``headroom_retrieve`` calls never reach
+"""The retrieval loop: the model's ``headroom_retrieve`` calls never reach
 the client, in non-streaming, streaming and mixed modes, for all three APIs.
 
 Each test sends a conversation whose big log output the proxy compresses (its marker's key

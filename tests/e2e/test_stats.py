@@ -1,5 +1,5 @@
-"""``/stats`` and ``/metrics`` count exactly the traffic a fresh proxy saw (issue 6 points
-10, 11): requests by path and status, compressed and bypassed requests, compressions and
+"""``/stats`` and ``/metrics`` count exactly the traffic a fresh proxy saw:
+requests by path and status, compressed and bypassed requests, compressions and
 tokens saved by strategy, CCR retrievals over HTTP and by the tool loop, loop misses."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Request bodies shaped like real agents' traffic, and the tool outputs inside them.
 
-Shapes follow what Claude Code 2.1 and Codex CLI 0.169 were seen sending (issue 6 point 9):
+Shapes follow what Claude Code 2.1 and Codex CLI 0.169 were seen sending:
 Claude Code posts ``/v1/messages?beta=true`` with a ~76 KB system prompt, signed thinking
 blocks, its tool list, ``cat -n`` numbered Read output and Bash output of at most 30,000
 characters; Codex streams ``/v1/responses`` with ``exec_command`` calls and their

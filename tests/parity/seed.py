@@ -1,9 +1,9 @@
 """Create (or refresh) the fixture set: ``python -m tests.parity.seed [--only TRANSFORM]``.
 
 Inputs come from the seeded corpus at a third of its default sizes plus small hand cases
-(several mirror the reference product's own fixtures). An existing fixture keeps its
-``recorded_at`` when its output is unchanged; a transform whose module is missing is
-skipped and named. ``headroom-parity record`` re-records existing fixtures only.
+(several mirror the shapes of another compressor's published fixtures). An existing
+fixture keeps its ``recorded_at`` when its output is unchanged; a transform whose module is
+missing is skipped and named. ``headroom-parity record`` re-records existing fixtures only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The exchange core and its flows, scripted in memory (issue 12 point 4)."""
+"""The exchange core and its flows, scripted in memory: a fake client stream, fake
+upstream legs and the real loop, no sockets."""
 
 from __future__ import annotations
 

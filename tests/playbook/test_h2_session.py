@@ -1,4 +1,4 @@
-"""H2Session's defences scripted in memory with hyperframe-built frames (issue 12 point 4):
+"""H2Session's defences scripted in memory with hyperframe-built frames:
 rapid reset, PING/SETTINGS floods and frames that carry no work each end the connection
 with GOAWAY ENHANCE_YOUR_CALM; a busy, honest client does not."""
 

@@ -36,7 +36,7 @@ BAD_FLAGS = [
     (["--max-buffered-bytes", "1MB", "--max-body-bytes", "2MB"], "--max-buffered-bytes"),
     (["--memo-max-bytes", "0"], "--memo-max-bytes"),
     (["--ledger-max-bytes", "lots"], "--ledger-max-bytes"),
-    # issue 11 point 16: each of these was accepted and then failed every connection
+    # Each of these used to be accepted at startup and then fail every connection.
     (["--h2-max-streams", "99999999999"], "--h2-max-streams"),
     (["--upstream-ca", "setup.cfg"], "--upstream-ca"),  # a file, but not PEM
     (["--price-table", "/nonexistent/prices.json"], "--price-table"),

@@ -1,6 +1,6 @@
-"""A scripted model that reads its prompt, and an agent that talks to it (issue 16's
-conversation): the model calls ``headroom_retrieve`` for every marker whose original its
-conversation does not hold yet, otherwise runs the agent's next command, otherwise answers.
+"""A scripted model that reads its prompt, and an agent that talks to it over many turns:
+the model calls ``headroom_retrieve`` for every marker whose original its conversation
+does not hold yet, otherwise runs the agent's next command, otherwise answers.
 So a retrieval lost from the history is asked for again, as a real model would, and the
 count of retrievals per hash shows it.
 

@@ -1,6 +1,6 @@
 """Every must-keep item of the seeded corpus survives the pipeline.
 
-The rule (issue 5): an item survives verbatim in the output, or the output carries a marker
+The rule: an item survives verbatim in the output, or the output carries a marker
 whose key retrieves, from the store the pipeline wrote to, an original that contains it.
 A second, stricter check asks for verbatim survival of the signal items (error lines,
 anomalous records, changed diff lines, the searched-for hit) — the reason to compress
