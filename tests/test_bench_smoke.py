@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,24 +107,33 @@ def _processes_marked(marker: str) -> list[int]:
     return found
 
 
+def _marked_run(
+    suite: str, tmp_path: Path, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]], str]:
+    """``python -m bench SUITE --quick`` with a marker in its environment (every process it
+    starts inherits it); the run, its rows and the marker."""
+    out = tmp_path / "bench.json"
+    marker = f"HEADROOM_BENCH_SMOKE={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", suite, "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows: list[dict[str, Any]] = json.loads(out.read_text())["suites"][suite]["rows"]
+    return done, rows, marker
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_quick_hardening_bench_writes_every_row_and_leaves_no_process(tmp_path: Path) -> None:
     """Goals are not asserted (the machine is shared); every row is measured, ``ok`` is
     computed, and no proxy, helper or monitor outlives the run."""
-    out = tmp_path / "bench.json"
-    marker = f"HEADROOM_BENCH_SMOKE={uuid.uuid4().hex}"
-    name, value = marker.split("=")
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "hardening", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        env={**os.environ, name: value},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = json.loads(out.read_text())["suites"]["hardening"]["rows"]
+    done, rows, marker = _marked_run("hardening", tmp_path, 60)
     assert [r["attack"] for r in rows] == HARDENING_ATTACKS
     for r in rows:
         assert list(r) == HARDENING_KEYS, r
@@ -143,19 +153,7 @@ def test_quick_nginx_comparison_writes_every_row_and_stops_nginx(tmp_path: Path)
     same run's nginx, and no process outlives the suite."""
     if shutil.which("nginx") is None or shutil.which("wrk") is None:
         pytest.skip("nginx or wrk not installed (.ci/run installs both)")
-    out = tmp_path / "bench.json"
-    marker = f"HEADROOM_BENCH_SMOKE={uuid.uuid4().hex}"
-    name, value = marker.split("=")
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "nginx", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        env={**os.environ, name: value},
-        capture_output=True,
-        text=True,
-        timeout=80,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = json.loads(out.read_text())["suites"]["nginx"]["rows"]
+    _done, rows, marker = _marked_run("nginx", tmp_path, 80)
     metrics = " | ".join(r["metric"] for r in rows)
     for needle in (
         "RSS at start",

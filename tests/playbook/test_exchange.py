@@ -232,34 +232,52 @@ def test_held_retrieval_is_served_in_the_proxy_and_the_client_sees_the_final_ans
         "stop_reason": "tool_use",
     }
     final = {"content": [{"type": "text", "text": "done"}], "stop_reason": "end_turn"}
+    client, asked, follow_ups, counted = _retrieval_round(
+        (json.dumps(call).encode(), _json_headers(call)),
+        (json.dumps(final).encode(), _json_headers(final)),
+        streamed=False,
+    )
+    assert asked == [KEY]
+    assert b"THE ORIGINAL LINES" in follow_ups[0]
+    assert client.status == 200
+    assert json.loads(client.body) == final
+    assert counted == 1
+
+
+Answer = tuple[bytes, list[tuple[bytes, bytes]]]  # a body and its headers
+
+
+def _retrieval_round(
+    first: Answer, final: Answer, streamed: bool
+) -> tuple[FakeClient, list[str], list[bytes], int]:
+    """One request whose first answer asks for ``KEY`` and whose follow-up gets ``final``:
+    what the client got, what the store was asked, the follow-up bodies and the retrievals
+    the stats counted."""
     follow_ups: list[bytes] = []
 
     def answer_call(leg: FakeLeg) -> None:
-        leg.respond(200, json.dumps(call).encode(), _json_headers(call))
+        leg.respond(200, *first)
 
     def answer_final(leg: FakeLeg) -> None:
         follow_ups.append(bytes(leg.body))
-        leg.respond(200, json.dumps(final).encode(), _json_headers(final))
+        leg.respond(200, *final)
 
-    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    request = {"model": "m", "stream": streamed, "messages": [{"role": "user", "content": "hi"}]}
     body = json.dumps(request).encode()
 
     async def with_markers(ex: object, got: bytes) -> Decision:
-        return Decision(got, retrieval=ANTHROPIC)
+        return Decision(got, retrieval=ANTHROPIC, streamed=streamed)
 
     with Playbook() as pb:
-        pb.app.store = _Store()
+        store = _Store()
+        pb.app.store = store
         pb.app.transform_request = with_markers
         pb.upstream(answer_call, answer_final)
         pb.request(
             b"POST", b"/v1/messages", [JSON, (b"content-length", str(len(body)).encode())], [body]
         )
         pb.finish()
-        assert pb.app.store.asked == [KEY]
-        assert b"THE ORIGINAL LINES" in follow_ups[0]
-        assert pb.client.status == 200
-        assert json.loads(pb.client.body) == final
-        assert pb.app.stats.ccr_loop_retrievals == 1
+        return pb.client, store.asked, follow_ups, pb.app.stats.ccr_loop_retrievals
 
 
 def _sse(*events: dict[str, object]) -> bytes:
@@ -308,38 +326,16 @@ def test_streamed_retrieval_is_served_mid_stream_and_the_client_sees_one_answer(
         "end_turn",
         *_stream_of(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Found it."}),
     )
-    follow_ups: list[bytes] = []
-
-    def answer_call(leg: FakeLeg) -> None:
-        leg.respond(200, first, SSE)
-
-    def answer_final(leg: FakeLeg) -> None:
-        follow_ups.append(bytes(leg.body))
-        leg.respond(200, final, SSE)
-
-    request = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    body = json.dumps(request).encode()
-
-    async def with_markers(ex: object, got: bytes) -> Decision:
-        return Decision(got, retrieval=ANTHROPIC, streamed=True)
-
-    with Playbook() as pb:
-        pb.app.store = _Store()
-        pb.app.transform_request = with_markers
-        pb.upstream(answer_call, answer_final)
-        pb.request(
-            b"POST", b"/v1/messages", [JSON, (b"content-length", str(len(body)).encode())], [body]
-        )
-        pb.finish()
-        seen = bytes(pb.client.body)
-        assert pb.app.store.asked == [KEY]
-        assert b"THE ORIGINAL LINES" in follow_ups[0]
-        assert pb.client.status == 200 and pb.client.ended
-        assert b"Looking." in seen and b"Found it." in seen
-        assert b"headroom_retrieve" not in seen
-        assert seen.count(b"event: message_start") == 1
-        assert seen.count(b"event: message_stop") == 1
-        assert pb.app.stats.ccr_loop_retrievals == 1
+    client, asked, follow_ups, counted = _retrieval_round((first, SSE), (final, SSE), True)
+    seen = bytes(client.body)
+    assert asked == [KEY]
+    assert b"THE ORIGINAL LINES" in follow_ups[0]
+    assert client.status == 200 and client.ended
+    assert b"Looking." in seen and b"Found it." in seen
+    assert b"headroom_retrieve" not in seen
+    assert seen.count(b"event: message_start") == 1
+    assert seen.count(b"event: message_stop") == 1
+    assert counted == 1
 
 
 def _json_headers(payload: object) -> list[tuple[bytes, bytes]]:
