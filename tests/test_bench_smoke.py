@@ -22,6 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["metric", "unit", "direct", "proxied", "ratio_or_added", "target", "met", "note"]
 
 
+def _assert_rows(rows: list[dict[str, Any]], *needles: str) -> None:
+    """Every row has the suite columns and a finite measured value; a row for each needle."""
+    metrics = " | ".join(r["metric"] for r in rows)
+    for needle in needles:
+        assert needle in metrics, f"no row for {needle!r}"
+    for r in rows:
+        assert list(r) == KEYS, r
+        assert isinstance(r["proxied"], float) and math.isfinite(r["proxied"]), r
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_quick_proxy_bench_writes_every_row(tmp_path: Path) -> None:
@@ -39,9 +49,8 @@ def test_quick_proxy_bench_writes_every_row(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["quick"] is True
     rows = report["suites"]["proxy"]["rows"]
-    assert all(list(r) == KEYS for r in rows)
-    metrics = " | ".join(r["metric"] for r in rows)
-    for needle in (
+    _assert_rows(
+        rows,
         "small GET req/s",
         "CPU per small GET",
         "info-level request logs",
@@ -55,10 +64,8 @@ def test_quick_proxy_bench_writes_every_row(tmp_path: Path) -> None:
         "upload: proxy peak RSS growth",
         "SSE time to first event",
         "concurrent open SSE streams",
-    ):
-        assert needle in metrics, f"no row for {needle!r}"
+    )
     for r in rows:
-        assert isinstance(r["proxied"], float) and math.isfinite(r["proxied"]), r
         # Rates must be positive; an RSS growth of exactly 0 is a real measurement (the 4 MiB
         # allocator top pad absorbs a streamed transfer), but never negative.
         growth = "RSS growth" in r["metric"] and r["proxied"] >= 0
@@ -154,8 +161,8 @@ def test_quick_nginx_comparison_writes_every_row_and_stops_nginx(tmp_path: Path)
     if shutil.which("nginx") is None or shutil.which("wrk") is None:
         pytest.skip("nginx or wrk not installed (.ci/run installs both)")
     _done, rows, marker = _marked_run("nginx", tmp_path, 80)
-    metrics = " | ".join(r["metric"] for r in rows)
-    for needle in (
+    _assert_rows(
+        rows,
         "RSS at start",
         "mixed requests",
         "through nginx",
@@ -164,11 +171,8 @@ def test_quick_nginx_comparison_writes_every_row_and_stops_nginx(tmp_path: Path)
         "CPU per small GET",
         "added latency p50",
         "SSE added time",
-    ):
-        assert needle in metrics, f"no row for {needle!r}"
+    )
     for r in rows:
-        assert list(r) == KEYS, r
-        assert isinstance(r["proxied"], float) and math.isfinite(r["proxied"]), r
         if "req/s" in r["unit"] or "MiB" in r["unit"] or "us/req" in r["unit"]:
             assert r["direct"] > 0 and r["proxied"] > 0, r
     time.sleep(0.3)
