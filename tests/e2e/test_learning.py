@@ -149,6 +149,21 @@ def _row(learning: dict[str, Any], tool: str, kind: str) -> dict[str, Any]:
     return next(r for r in learning["by_tool"] if (r["tool"], r["kind"]) == (tool, kind))
 
 
+def _same_learning(one: dict[str, Any], two: dict[str, Any]) -> None:
+    """Two processes report what they learned from one store alike. They read it a moment
+    apart and every count decays in between (a half-life of days), so a rounded token count
+    may differ by one: numbers agree to a part in 10^4, and the explanation that quotes them
+    agrees in its decision."""
+    assert one.keys() == two.keys()
+    for key, value in one.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            assert value == pytest.approx(two[key], rel=1e-4, abs=0.01), key
+        elif key != "why":
+            assert value == two[key], key
+    assert one["why"].split(":")[0] == two["why"].split(":")[0] == one["decision"]
+    assert one["retrieved"] == pytest.approx(2, abs=0.01)
+
+
 def test_a_tool_whose_outputs_are_fetched_back_is_kept_whole_and_earlier_bytes_stay(
     llm: LLMUpstream, start_proxy: Callable[..., ProxyProcess]
 ) -> None:
@@ -193,8 +208,7 @@ def test_two_proxies_on_one_sqlite_file_learn_together(
     flags = ("--learning", "on", "--ccr-backend", "sqlite", "--ccr-path", str(tmp_path / "c.db"))
     proxies = [start_proxy(*flags), start_proxy(*flags)]
     _check(_conversation(llm, proxies))
-    one, two = (_row(_learning(p), "Bash", "log") for p in proxies)
-    assert one == two and one["retrieved"] == pytest.approx(2, abs=0.01)
+    _same_learning(*(_row(_learning(p), "Bash", "log") for p in proxies))
 
 
 def test_two_proxies_on_one_redis_server_learn_together(
@@ -205,8 +219,7 @@ def test_two_proxies_on_one_redis_server_learn_together(
         flags = ("--learning", "on", "--ccr-backend", "redis", "--ccr-redis-url", server.url)
         proxies = [start_proxy(*flags), start_proxy(*flags)]
         _check(_conversation(llm, proxies))
-        one, two = (_row(_learning(p), "Bash", "log") for p in proxies)
-        assert one == two and one["retrieved"] == pytest.approx(2, abs=0.01)
+        _same_learning(*(_row(_learning(p), "Bash", "log") for p in proxies))
 
 
 LS = "b_ls_lR_pip_site_packages"
