@@ -408,3 +408,7 @@ class Exchange:
             # Counted whatever the connection's teardown raised: an exchange never counted
             # as finished holds the drain for its whole wait and is missing from /stats.
             self.app.exchange_finished(self)
+            # A cancelled task keeps its CancelledError, whose traceback holds the flow's
+            # frames and their locals (a whole body, perhaps): without this reference back
+            # to the task, refcounting frees them as the task ends.
+            self._task = None

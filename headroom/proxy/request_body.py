@@ -68,6 +68,13 @@ class RequestBody:
         self.size = 0
         return out
 
+    def drop(self) -> None:
+        """Let go of everything held: the exchange is over."""
+        self.chunks = []
+        self.size = 0
+        self.replay = None
+        self._replay_size = 0
+
     def remember(self, chunks: list[bytes]) -> None:
         """Keep the start of a streamed body for one safe retry."""
         if self.replay is None:
@@ -213,4 +220,9 @@ class ClientBody:
             waiter.set_result(None)
 
     def stop(self) -> None:
+        """The exchange is over: the watch ends and what is held goes now. An exchange sits
+        in reference cycles (its timers and this body call back into it), so it is freed by
+        the cycle collector, which may not run for many requests; a body that was never
+        read whole (timed out, refused, cut) must not wait for it."""
         self._watch.stop()
+        self._held.drop()

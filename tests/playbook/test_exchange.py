@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -154,6 +155,26 @@ def test_a_body_that_stops_is_408_and_cuts_the_upstream() -> None:
         assert pb.client.status == 408 and pb.client.must_close
         assert 29.99 <= pb.now - started < 31
         assert pb.app.pool.legs[0].aborted
+
+
+def test_a_body_that_never_completes_is_let_go_when_its_exchange_ends() -> None:
+    """A 408 frees what was held for buffering at once, even while the exchange object
+    lives on (the Playbook holds it here; in the proxy a reference cycle keeps it until
+    the cycle collector runs, which may be hundreds of requests later)."""
+    tracemalloc.start()
+    try:
+        with Playbook(body_timeout=30.0) as pb:
+            before = tracemalloc.get_traced_memory()[0]
+            head = [JSON, (b"content-length", b"9000000")]
+            pb.request(b"POST", b"/v1/messages", head, [bytes(4_000_000)], end=False)
+            held = tracemalloc.get_traced_memory()[0] - before
+            pb.finish()
+            left = tracemalloc.get_traced_memory()[0] - before
+            assert pb.client.status == 408
+    finally:
+        tracemalloc.stop()
+    assert held > 3_900_000, held
+    assert left < 500_000, left
 
 
 def test_a_body_held_back_by_upstream_backpressure_is_not_timed_out() -> None:
