@@ -96,7 +96,7 @@ class Exchange:
         self.path = head.target.partition(b"?")[0]
         self.origin: Origin | None = None  # where it goes; the routing table chooses
         self.upstream: Upstream | None = None
-        self.body = ClientBody(app, conn, self.give_up)
+        self.body = ClientBody(app, conn, self)  # its body watch answers to this exchange
         self._done: asyncio.Future[Outcome] | None = None
         # Upstream timeout: no progress (either way) for --upstream-timeout, until the
         # response head and between body chunks, so a stream that keeps talking is never cut.
@@ -363,6 +363,10 @@ class Exchange:
             self.conn, response, self.request_id, head_only=self.head.method == b"HEAD"
         )
         self.response_done = True
+
+    @property
+    def client_held_back(self) -> bool:
+        return self.body.blocked
 
     def give_up(
         self,

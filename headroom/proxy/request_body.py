@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from headroom.protocol.limits import MAX_PENDING_BODY
-from headroom.proxy.buffering import BodyWatch
+from headroom.proxy.buffering import BodyOwner, BodyWatch
 from headroom.proxy.headers import request_trailers
 from headroom.proxy.seams import BodyTooLarge, ClientStream, Pairs, Services
 from headroom.proxy.turns import LARGE
@@ -85,9 +85,6 @@ class RequestBody:
             self.replay = None
 
 
-GiveUp = Callable[[int, str, str, tuple[tuple[bytes, bytes], ...]], None]
-
-
 class ClientBody:
     """The client's body as its exchange handles it.
 
@@ -100,7 +97,6 @@ class ClientBody:
     """
 
     __slots__ = (
-        "_give_up",
         "_held",
         "_loop",
         "_turns",
@@ -114,40 +110,24 @@ class ClientBody:
         "trailers",
     )
 
-    def __init__(self, app: Services, conn: ClientStream, give_up: GiveUp) -> None:
+    def __init__(self, app: Services, conn: ClientStream, owner: BodyOwner) -> None:
         self.conn = conn
         self._loop = app.loop
         self._turns = app.turns
-        self._give_up = give_up
         self._held = RequestBody()
         self._waiter: asyncio.Future[None] | None = None
-        self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, self)
+        self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, owner)
         self.blocked = False
         self.sink: Callable[[bytes], None] | None = None  # a WebSocket bridge's
         self.streaming = False  # chunks go straight upstream
         self.ended = False
         self.trailers: Pairs = []
 
-    # ------------------------------------------------------------ for the body watch
-
-    @property
-    def client_held_back(self) -> bool:
-        return self.blocked
-
-    def give_up(
-        self,
-        status: int,
-        error_type: str,
-        message: str,
-        headers: tuple[tuple[bytes, bytes], ...] = (),
-    ) -> None:
-        self._give_up(status, error_type, message, headers)
-
     # ------------------------------------------------------------ for the flows
 
     def watch(self, reserve: int = 0) -> None:
-        """Time the body's silences; a buffering flow reserves its declared length in the
-        buffer budget."""
+        """Time the body's silences (not a WebSocket's: its stream is a session); a
+        buffering flow reserves its declared length in the buffer budget."""
         if not self.ended:
             self._watch.watch(reserve)
 
