@@ -198,9 +198,9 @@ def _fold_keys(
     """Per kept line, what ``fold_runs`` compares: the line, or its normalised form.
 
     A fold needs three consecutive kept lines that are not protected (a first line and at
-    least two folded into it), so only lines inside such a stretch are normalised; the
-    others get ``None``, which matches nothing. The
-    normalising regexes are the costly part of a log's selection."""
+    least two folded into it), so only lines inside such a stretch are normalised (the
+    normalising regexes are the costly part of a log's selection); the others get
+    ``None``, which matches nothing."""
     keys: list[str | None] = [None] * len(order)
     start = 0
     for pos in range(1, len(order) + 1):
