@@ -28,6 +28,7 @@ from headroom.protocol.h1 import H1Server, Reset
 from headroom.protocol.h2_server import PREFACE, H2Session
 from headroom.protocol.h2_stream import H2Host, H2Stream
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER, MAX_HEAD_BYTES
+from headroom.protocol.reads import ReadPacer
 from headroom.protocol.writes import CorkedWriter
 
 # How long a keep-alive connection may stay idle once the drain began (see ``finish``).
@@ -60,6 +61,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         "_h1",
         "_h2",
         "_held",
+        "_pacer",
         "_read_paused",
         "_reading_blocked",
         "_sniffing",
@@ -86,6 +88,7 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._read_paused = False
         self._reading_blocked = 0  # reasons to stay paused (exchange backpressure, pipelining)
+        self._pacer = ReadPacer(self._set_reading, loop)
         self.write_paused = False
         self.must_close = False  # answer the current request with Connection: close
         self._closed = False
@@ -123,6 +126,8 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self._arm(self.host.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._pacer.count(len(data)):
+            self._set_reading()
         if self._h2 is not None:
             self._h2.receive(data)
             return
@@ -248,8 +253,9 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
     ) -> None:
         self._write(self._h1.send_head(status, headers, reason))
 
-    def send_body(self, data: bytes) -> None:
-        self._write(self._h1.send_body(data))
+    def send_body(self, data: bytes | bytearray) -> None:
+        for part in self._h1.send_body(data):
+            self._write(part)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         self._write(self._h1.send_end(trailers))
@@ -350,11 +356,16 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         """Read while nothing holds the client back. Pipelined bytes count as a reason
         once more than a head's worth waits (h11's unparsed buffer plus what is held
         here): each answer consumes one request, so without this bound a client that
-        pipelines faster than it is answered grows the buffer without limit."""
+        pipelines faster than it is answered grows the buffer without limit. So does a
+        used-up share of this loop turn's reads (``reads.py``), until the next turn."""
         transport = self.transport
         if transport is None or self._closed:
             return
-        blocked = self._reading_blocked or self._backlog + len(self._held) > MAX_HEAD_BYTES
+        blocked = (
+            self._reading_blocked
+            or self._backlog + len(self._held) > MAX_HEAD_BYTES
+            or self._pacer.spent
+        )
         if blocked and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()

@@ -12,6 +12,9 @@ translate to the shared event vocabulary:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import h11
 import h11._state
 
@@ -150,8 +153,8 @@ class H1Server:
         response = h11.Response(status_code=status, headers=headers, reason=reason, _parsed=True)
         return self._conn.send(response) or b""
 
-    def send_body(self, data: bytes) -> bytes:
-        return self._conn.send(h11.Data(data=data)) or b""
+    def send_body(self, data: bytes | bytearray) -> Sequence[bytes | bytearray]:
+        return _framed(self._conn, data)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
         return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
@@ -163,6 +166,14 @@ class H1Server:
             conn.start_next_cycle()
             return True
         return False
+
+
+def _framed(conn: h11.Connection, data: bytes | bytearray) -> Sequence[bytes | bytearray]:
+    """``data`` framed as body bytes (a chunk header and end around it when chunked), not
+    copied: ``h11.Connection.send`` joins what it writes into new bytes, which copies all
+    of a large buffered body, and every bytearray h11 itself handed out. h11 frames any
+    bytes-like object; its types say bytes."""
+    return conn.send_with_data_passthrough(h11.Data(data=cast(bytes, data))) or ()
 
 
 def _is_eof_error(exc: h11.RemoteProtocolError) -> bool:
@@ -181,8 +192,8 @@ class H1Client:
         request = h11.Request(method=method, target=target, headers=headers, _parsed=True)
         return self._conn.send(request) or b""
 
-    def send_body(self, data: bytes) -> bytes:
-        return self._conn.send(h11.Data(data=data)) or b""
+    def send_body(self, data: bytes | bytearray) -> Sequence[bytes | bytearray]:
+        return _framed(self._conn, data)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
         return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""

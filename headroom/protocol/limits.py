@@ -12,3 +12,6 @@ LOW_WATER = 16 * 1024
 # Bytes read per data_received are decided by the loop; this bounds what we hold per
 # connection while an exchange is not yet ready to take body bytes (upstream connecting).
 MAX_PENDING_BODY = HIGH_WATER
+# A connection reads at most about this much per loop turn (one read of uvloop's), then
+# waits for the next turn, so every client gets its share of each turn.
+READ_PER_TURN = 256 * 1024

@@ -14,12 +14,15 @@ from typing import cast
 from headroom.protocol.events import Event, ResponseHandler, to_response_handler
 from headroom.protocol.h1 import H1Client, Reset
 from headroom.protocol.limits import HIGH_WATER, LOW_WATER
+from headroom.protocol.reads import ReadPacer
 from headroom.protocol.writes import CorkedWriter
 
 
 class UpstreamConnection(CorkedWriter, asyncio.Protocol):
     __slots__ = (
         "_h1",
+        "_held_back",
+        "_pacer",
         "_read_paused",
         "_tunnel",
         "closed",
@@ -36,6 +39,8 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self._read_paused = False
+        self._held_back = False  # the exchange's backpressure (``set_reading``)
+        self._pacer = ReadPacer(self._apply_reading)
         self.idle_timer: asyncio.TimerHandle | None = None
         super().__init__()
         self._tunnel: Callable[[bytes], None] | None = None
@@ -48,6 +53,8 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
 
     def data_received(self, data: bytes) -> None:
+        if self._pacer.count(len(data)):
+            self._apply_reading()
         if self._tunnel is not None:
             self._tunnel(data)
             return
@@ -113,8 +120,9 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
     def send_head(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         self._write(self._h1.send_head(method, target, headers))
 
-    def send_body(self, data: bytes) -> None:
-        self._write(self._h1.send_body(data))
+    def send_body(self, data: bytes | bytearray) -> None:
+        for part in self._h1.send_body(data):
+            self._write(part)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         """Request trailers are dropped on HTTP/1.1 (as nginx does): a Content-Length body
@@ -145,15 +153,22 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         return True
 
     def set_reading(self, on: bool) -> None:
+        self._held_back = not on
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
+        """Read unless the exchange holds the answer back or this turn's share of reads
+        is used up (``reads.py``)."""
         transport = self.transport
         if transport is None or self.closed:
             return
-        if on and self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
-        elif not on and not self._read_paused:
+        pause = self._held_back or self._pacer.spent
+        if pause and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()
+        elif not pause and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
 
     def close(self) -> None:
         """Close after flushing what was written (a tunnel's last frames)."""

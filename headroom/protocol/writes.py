@@ -49,7 +49,7 @@ class CorkedWriter:
 
     def __init__(self) -> None:
         self._cork = 0  # >0: writes are gathered and sent as one at uncork
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
 
     def _writable(self) -> bool:
         raise NotImplementedError
@@ -73,7 +73,7 @@ class CorkedWriter:
                 # (a 21 MB buffered body cost the loop ~25 ms per request)
                 self.transport.writelines(out)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         if data and self._writable():
             if self._cork:
                 self._out.append(data)
@@ -94,12 +94,12 @@ class SendQueue:
     def __init__(self) -> None:
         # A chunk cut by a window is kept as a view of its rest: slicing a 20 MB body's
         # bytes for every frame would copy what remains each time (quadratic).
-        self.chunks: list[bytes | memoryview] = []
+        self.chunks: list[bytes | bytearray | memoryview] = []
         self.size = 0
         self.end = False
         self.trailers: list[tuple[bytes, bytes]] | None = None
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes | bytearray) -> None:
         self.chunks.append(data)
         self.size += len(data)
 
@@ -154,7 +154,7 @@ class QueuedStream:
         self.closed = False
         self.queue = SendQueue()
 
-    def send_body(self, data: bytes) -> None:
+    def send_body(self, data: bytes | bytearray) -> None:
         if data and not self.closed:
             self.queue.push(data)
             self.owner.flush(self)

@@ -114,7 +114,7 @@ class Rewrite:
     skipped_reason: str = ""
     streams: bool = False  # the top-level "stream" is true (never a nested tool input's)
     memo_size: tuple[int, int] | None = None  # the compression process's memo after this
-    same_body: bool = False  # from the compression process: ``body`` is the caller's own
+    same_body: bool = False  # from the compression process: nothing changed, ``body`` is left empty
     # Learning: decision keys to fetch before this body can be compressed (nothing was
     # compressed yet), the outputs compressed or kept whole, and decisions taken for those
     # seen for the first time.

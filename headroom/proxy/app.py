@@ -36,7 +36,7 @@ from headroom.proxy.turns import TurnGate
 from headroom.proxy.usage_tap import UsageTap
 from headroom.telemetry.stats import Stats
 
-RequestTransform = Callable[[Requested, bytes], Awaitable[Decision]]
+RequestTransform = Callable[[Requested, bytes | bytearray], Awaitable[Decision]]
 
 
 class ProxyApp:

@@ -41,6 +41,7 @@ from headroom.proxy.encoding import DecodeError, UnknownEncoding, content_coding
 from headroom.proxy.headers import header_value
 from headroom.proxy.seams import Decision, Requested, Services
 from headroom.proxy.shared_body import borrow, give_back, lend
+from headroom.proxy.turns import contains_any
 from headroom.transforms.base import CompressContext
 from headroom.transforms.pipeline import Pipeline
 from headroom.transforms.pipeline_config import PipelineConfig
@@ -68,7 +69,7 @@ class Compression:
         own_bytes, own_entries = self.pipeline.size
         return own_bytes + self._process_memo[0], own_entries + self._process_memo[1]
 
-    async def __call__(self, ex: Requested, body: bytes) -> Decision:
+    async def __call__(self, ex: Requested, body: bytes | bytearray) -> Decision:
         """What to forward for this buffered body; decides, and writes nothing elsewhere."""
         stats = self.app.stats
         unchanged = Decision(body)
@@ -86,7 +87,7 @@ class Compression:
             stats.bypassed["stream_not_sse"] += 1
             return unchanged
         coding = content_coding(ex.head.headers)
-        if coding is None and not self._may_compress(provider, body):
+        if coding is None and not await self._may_compress(provider, body):
             return unchanged  # decided on the loop: no thread hand-off, no parse
         plain = body
         if coding is not None:
@@ -117,17 +118,19 @@ class Compression:
             result.body, drop, provider, result.streams, result.tokens_saved, result.context
         )
 
-    def _may_compress(self, provider: Provider, body: bytes) -> bool:
+    async def _may_compress(self, provider: Provider, body: bytes | bytearray) -> bool:
         """Whether the body can hold a tool output worth compressing, from a scan of its
         bytes: an output is at least --compression-min-chars long, and its API spells it
         with one of the provider's hints. (Served rounds are put back only into such
         bodies: a round was served because an output of this conversation was compressed,
-        and the client sends that output again with every turn.)"""
-        if self.declare and b'"tools"' in body:
+        and the client sends that output again with every turn.) A large body is scanned
+        a slice per loop turn (``turns.py``)."""
+        turns = self.app.turns
+        if self.declare and await contains_any(body, (b'"tools"',), turns):
             return True  # --retrieve-tool always: its tools may need ours added
         if len(body) < self.config.compression_min_chars:
             return False
-        return any(hint in body for hint in provider.shape.output_hints)
+        return await contains_any(body, provider.shape.output_hints, turns)
 
     def _bypass_reason(self, ex: Requested) -> str | None:
         if self.config.compression == "off":
@@ -137,7 +140,7 @@ class Compression:
             return "bypass_header"
         return None
 
-    async def _decode(self, ex: Requested, encoding: str, body: bytes) -> bytes | None:
+    async def _decode(self, ex: Requested, encoding: str, body: bytes | bytearray) -> bytes | None:
         limit = self.config.max_body_bytes
         try:
             # Off the loop: a small body may inflate to the limit (see encoding.py).
@@ -161,7 +164,7 @@ class Compression:
         return None
 
     async def _steered_rewrite(
-        self, ex: Requested, body: bytes, provider: Provider
+        self, ex: Requested, body: bytes | bytearray, provider: Provider
     ) -> Rewrite | None:
         """The rewrite, steered by what was learned. Outputs no process compressed before
         get the current steers; for the others the decision taken at their first sight is
@@ -216,7 +219,7 @@ class Compression:
     async def _rewrite(
         self,
         ex: Requested,
-        body: bytes,
+        body: bytes | bytearray,
         provider: Provider,
         steering: Steering | None,
         plan: Plan | None = None,
@@ -235,8 +238,6 @@ class Compression:
                 give_back(lent)
         if result is None:
             return None
-        if result.same_body:
-            result.body = body
         if result.memo_size is not None:
             self._process_memo = result.memo_size
         if lent is not None and await self._rounds_to_restore(result):
@@ -248,7 +249,7 @@ class Compression:
 
     def _submit(
         self,
-        body: bytes,
+        body: bytes | bytearray,
         provider: Provider,
         steering: Steering | None,
         plan: Plan | None,
@@ -273,7 +274,7 @@ class Compression:
         return loop.run_in_executor(
             self.executor,
             lambda: rewrite_request(
-                body,
+                bytes(body),  # a no-op for bytes; a gathered body is copied here, off the loop
                 provider,
                 self.pipeline,
                 min_chars=min_chars,
@@ -321,7 +322,7 @@ class Compression:
             rounds is not None and bool(result.round_keys) and await rounds.holds(result.round_keys)
         )
 
-    def _use_process(self, body: bytes) -> bool:
+    def _use_process(self, body: bytes | bytearray) -> bool:
         """Large bodies compress in a separate process once it is up.
 
         A worker thread holds the GIL through each long C call (a 1 MB orjson parse, a

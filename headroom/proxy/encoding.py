@@ -45,7 +45,7 @@ def content_coding(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def decode(encoding: str, data: bytes, limit: int) -> bytes:
+def decode(encoding: str, data: bytes | bytearray, limit: int) -> bytes:
     """Decode ``data``; raises ``DecodedTooLarge`` past ``limit`` bytes, ``DecodeError`` on
     corrupt input, ``UnknownEncoding`` for an encoding not in ``SUPPORTED``."""
     decoder = _DECODERS.get(encoding)
@@ -60,8 +60,8 @@ def decode(encoding: str, data: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _zlib(wbits: int) -> Callable[[bytes, int], list[bytes]]:
-    def run(data: bytes, cap: int) -> list[bytes]:
+def _zlib(wbits: int) -> Callable[[bytes | bytearray, int], list[bytes]]:
+    def run(data: bytes | bytearray, cap: int) -> list[bytes]:
         d = zlib.decompressobj(wbits)
         parts = [d.decompress(data, SLICE)]
         size = len(parts[0])
@@ -75,7 +75,7 @@ def _zlib(wbits: int) -> Callable[[bytes, int], list[bytes]]:
     return run
 
 
-def _deflate(data: bytes, cap: int) -> list[bytes]:
+def _deflate(data: bytes | bytearray, cap: int) -> list[bytes]:
     # "deflate" means zlib-wrapped per RFC 9110, but raw deflate is common in the wild.
     try:
         return _zlib(zlib.MAX_WBITS)(data, cap)
@@ -83,7 +83,7 @@ def _deflate(data: bytes, cap: int) -> list[bytes]:
         return _zlib(-zlib.MAX_WBITS)(data, cap)
 
 
-def _zstd(data: bytes, cap: int) -> list[bytes]:
+def _zstd(data: bytes | bytearray, cap: int) -> list[bytes]:
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
     parts: list[bytes] = []
     size = 0
@@ -96,7 +96,7 @@ def _zstd(data: bytes, cap: int) -> list[bytes]:
     return parts
 
 
-def _brotli(data: bytes, cap: int) -> list[bytes]:
+def _brotli(data: bytes | bytearray, cap: int) -> list[bytes]:
     d = brotli.Decompressor()
     parts = [d.process(data, output_buffer_limit=SLICE)]
     size = len(parts[0])

@@ -143,7 +143,7 @@ class Exchange:
         finally:
             self._finish()
 
-    async def round_trip(self, upstream: Upstream, body: bytes | None) -> Outcome:
+    async def round_trip(self, upstream: Upstream, body: bytes | bytearray | None) -> Outcome:
         """One request to ``upstream`` and its answer into ``self.sink``. ``body`` None
         means stream the client's body as it comes."""
         self.upstream = upstream

@@ -105,7 +105,7 @@ async def serve_local(ex: Exchange, handler: LocalHandler) -> None:
         path=ex.path.decode("latin-1"),
         query=head.target.partition(b"?")[2].decode("latin-1"),
         headers=tuple(head.headers),
-        body=body,
+        body=bytes(body),  # at most LOCAL_BODY_LIMIT: handlers get an immutable copy
         client_ip=ex.conn.client_ip,
     )
     ex.answer(await handler(request))
@@ -154,7 +154,7 @@ def too_large(ex: Exchange, limit: int, bound: str) -> None:
     ex.fail(413, "request_too_large", f"request body too large ({bound} {limit} bytes)")
 
 
-async def forward(ex: Exchange, body: bytes | None) -> Outcome | None:
+async def forward(ex: Exchange, body: bytes | bytearray | None) -> Outcome | None:
     """Send the request upstream (``body`` None: stream it) with the answer going to the
     exchange's sink. Returns how the answer ended (OK, or FOLLOW_UP for a streamed
     retrieval), or None when the client was answered an error instead."""

@@ -18,7 +18,6 @@ from headroom.protocol.limits import MAX_PENDING_BODY
 from headroom.proxy.buffering import BodyOwner, BodyWatch
 from headroom.proxy.headers import request_trailers
 from headroom.proxy.seams import BodyTooLarge, ClientStream, Pairs, Services
-from headroom.proxy.turns import LARGE
 
 if TYPE_CHECKING:
     from headroom.protocol.pool import Upstream
@@ -29,10 +28,20 @@ REPLAY_LIMIT = 64 * 1024
 
 
 class RequestBody:
-    __slots__ = ("_replay_size", "chunks", "limit", "replay", "size")
+    """What is held of the body until it goes upstream.
+
+    A buffering flow's body is gathered in place, one read at a time, into one bytearray
+    that is then handed on as it is: joining 21 MB of held chunks at the end was one C
+    call of 25-30 ms (mostly page faults of the fresh memory) during which the loop served
+    nobody, while appending each read as it comes costs the same in slices of at most one
+    read. Until a flow decides (and for a streamed body) chunks are kept as they came.
+    """
+
+    __slots__ = ("_replay_size", "chunks", "limit", "replay", "size", "whole")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.whole: bytearray | None = None  # a buffering flow's body, gathered as it comes
         self.size = 0
         self.limit: int | None = None  # the buffering flow's cap; None: not buffering
         self.replay: list[bytes] | None = []  # None once past REPLAY_LIMIT
@@ -40,7 +49,10 @@ class RequestBody:
 
     def hold(self, data: bytes) -> bool:
         """Keep ``data`` until the flow takes it; True when that passes the bound."""
-        self.chunks.append(data)
+        if self.whole is not None:
+            self.whole += data
+        else:
+            self.chunks.append(data)
         self.size += len(data)
         return self.size > (self.limit if self.limit is not None else MAX_PENDING_BODY)
 
@@ -48,10 +60,26 @@ class RequestBody:
     def over_limit(self) -> bool:
         return self.limit is not None and self.size > self.limit
 
-    def take(self) -> bytes:
-        """The held body, whole; nothing is held afterwards."""
-        body = b"".join(self.chunks)
-        self.chunks.clear()
+    def buffer(self, limit: int) -> None:
+        """From now on the body is read whole, up to ``limit``: what is held already (at
+        most ``MAX_PENDING_BODY``) starts the gathered body."""
+        self.limit = limit
+        if self.whole is not None:
+            return
+        chunks = self.chunks
+        # h11 hands out each read as a fresh bytearray, which can be grown in place
+        first = chunks[0] if chunks and isinstance(chunks[0], bytearray) else None
+        whole = first if first is not None else bytearray()
+        for chunk in chunks[1:] if first is not None else chunks:
+            whole += chunk
+        self.chunks = []
+        self.whole = whole
+
+    def take(self) -> bytearray:
+        """The gathered body; nothing is held afterwards. The caller owns the bytearray and
+        must not change it (retries send it again)."""
+        body = self.whole if self.whole is not None else bytearray()
+        self.whole = None
         self.size = 0
         return body
 
@@ -71,6 +99,7 @@ class RequestBody:
     def drop(self) -> None:
         """Let go of everything held: the exchange is over."""
         self.chunks = []
+        self.whole = None
         self.size = 0
         self.replay = None
         self._replay_size = 0
@@ -99,7 +128,6 @@ class ClientBody:
     __slots__ = (
         "_held",
         "_loop",
-        "_turns",
         "_waiter",
         "_watch",
         "blocked",
@@ -113,7 +141,6 @@ class ClientBody:
     def __init__(self, app: Services, conn: ClientStream, owner: BodyOwner) -> None:
         self.conn = conn
         self._loop = app.loop
-        self._turns = app.turns
         self._held = RequestBody()
         self._waiter: asyncio.Future[None] | None = None
         self._watch = BodyWatch(app.loop, app.budget, app.config.body_timeout, conn, owner)
@@ -131,10 +158,10 @@ class ClientBody:
         if not self.ended:
             self._watch.watch(reserve)
 
-    async def read(self, limit: int) -> bytes:
+    async def read(self, limit: int) -> bytearray:
         """The whole body (a buffering flow); raises ``BodyTooLarge`` past ``limit``."""
         held = self._held
-        held.limit = limit
+        held.buffer(limit)
         if held.over_limit:
             raise BodyTooLarge
         self.hold_client(False)  # held back while the route was undecided; read on now
@@ -142,11 +169,9 @@ class ClientBody:
             self.conn.send_continue()
             self._waiter = self._loop.create_future()
             await self._waiter
-        if held.size >= LARGE:
-            await self._turns.turn()  # one large copy per loop turn (see turns.py)
         return held.take()
 
-    def replayable(self, body: bytes | None) -> bool:
+    def replayable(self, body: bytes | bytearray | None) -> bool:
         """The request is still in hand: buffered, or a streamed body within the replay
         limit (what a retry would send again)."""
         return body is not None or self._held.replay is not None

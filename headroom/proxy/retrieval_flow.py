@@ -22,24 +22,26 @@ from headroom.proxy.retrieval_loop import StreamRetrieval
 from headroom.proxy.seams import ClientGone, Decision, Outcome
 from headroom.proxy.sinks import HeldAnswer
 
-Forward = Callable[[Exchange, bytes], Awaitable[Outcome | None]]
+Forward = Callable[[Exchange, bytes | bytearray], Awaitable[Outcome | None]]
 
 
 async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forward) -> None:
     provider = decision.retrieval
     assert provider is not None
-    body = decision.body
+    # Markers went out, so compression made this body: bytes already (``bytes`` of bytes
+    # is the same object), never a client's gathered bytearray.
+    body = bytes(decision.body)
     if not decision.streamed:
         held = HeldAnswer()
         ex.sink = held
         if await forward(ex, body) is Outcome.OK:
-            await answer_held(ex, provider, decision, held)
+            await answer_held(ex, provider, body, decision.context, held)
         return
     stream = StreamRetrieval(provider)
     ex.sink = stream
     outcome = await forward(ex, body)
     if outcome is Outcome.FOLLOW_UP:
-        await continue_stream(ex, provider, stream, decision)
+        await continue_stream(ex, provider, stream, body, decision.context)
     elif outcome is Outcome.OK:
         answer = stream.stream.follow_up_response()
         try:
@@ -49,15 +51,13 @@ async def forward_with_retrieval(ex: Exchange, decision: Decision, forward: Forw
 
 
 async def answer_held(
-    ex: Exchange, provider: Provider, decision: Decision, held: HeldAnswer
+    ex: Exchange, provider: Provider, body: bytes, context: str, held: HeldAnswer
 ) -> None:
     """Serve the model's retrieval calls, then relay the final answer in one piece."""
     assert held.head is not None
     raw = b"".join(held.chunks)
     try:
-        head, raw = await retrieval_loop.complete(
-            ex, provider, decision.body, held.head, raw, decision.context
-        )
+        head, raw = await retrieval_loop.complete(ex, provider, body, held.head, raw, context)
     except (ConnectFailed, ConnectionError, TimeoutError, ValueError) as exc:
         ex.fail(502, "retrieval_failed", f"answering headroom_retrieve failed: {exc}")
         return
@@ -74,14 +74,13 @@ async def answer_held(
 
 
 async def continue_stream(
-    ex: Exchange, provider: Provider, stream: StreamRetrieval, decision: Decision
+    ex: Exchange, provider: Provider, stream: StreamRetrieval, body: bytes, context: str
 ) -> None:
     """Serve the held headroom_retrieve calls and continue the client's stream with the
     follow-up answer, as many rounds as the model needs (bounded)."""
     message: str | None = None
     fetched: list[Fetched] = []
     served: list[Served] = []
-    body = decision.body
     for _ in range(retrieval_loop.MAX_ROUNDS):
         answer = stream.stream.follow_up_response()
         calls = stream.stream.calls
@@ -99,9 +98,7 @@ async def continue_stream(
         if outcome is Outcome.OK:
             answer = stream.stream.follow_up_response()
             try:
-                await retrieval_loop.remember_rounds(
-                    ex, provider, decision.context, served, answer, fetched
-                )
+                await retrieval_loop.remember_rounds(ex, provider, context, served, answer, fetched)
             finally:
                 stream.finish(ex)
             if ex.app.learner is not None and fetched:

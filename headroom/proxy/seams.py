@@ -54,7 +54,7 @@ class BodyTooLarge(Exception):
 class Decision:
     """What compression decided for one buffered body; the exchange applies it."""
 
-    body: bytes
+    body: bytes | bytearray
     drop_headers: frozenset[bytes] = frozenset()  # framing the new body no longer has
     retrieval: Provider | None = None  # markers went out: serve headroom_retrieve here
     streamed: bool = False  # ...and the answer is an SSE stream the proxy must follow
@@ -104,7 +104,7 @@ class ClientStream(Protocol):
 
     def send_head(self, status: int, headers: Pairs, reason: bytes = b"") -> None: ...
 
-    def send_body(self, data: bytes) -> None: ...
+    def send_body(self, data: bytes | bytearray) -> None: ...
 
     def send_end(self, trailers: Pairs | None = None) -> None: ...
 
@@ -150,7 +150,7 @@ class Services(Protocol):
     budget: BufferBudget
     turns: TurnGate
     draining: bool
-    transform_request: Callable[[Requested, bytes], Awaitable[Decision]]
+    transform_request: Callable[[Requested, bytes | bytearray], Awaitable[Decision]]
 
     @property
     def routes(self) -> Routes: ...

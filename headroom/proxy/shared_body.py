@@ -15,7 +15,7 @@ import asyncio
 from multiprocessing import shared_memory
 
 
-async def lend(body: bytes) -> shared_memory.SharedMemory:
+async def lend(body: bytes | bytearray) -> shared_memory.SharedMemory:
     """A new segment holding ``body``, copied on a worker thread; ``give_back`` it."""
     shm = shared_memory.SharedMemory(create=True, size=max(1, len(body)))
     try:
@@ -26,7 +26,7 @@ async def lend(body: bytes) -> shared_memory.SharedMemory:
     return shm
 
 
-def _copy_in(shm: shared_memory.SharedMemory, body: bytes) -> None:
+def _copy_in(shm: shared_memory.SharedMemory, body: bytes | bytearray) -> None:
     _view(shm)[: len(body)] = body
 
 

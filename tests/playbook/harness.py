@@ -152,6 +152,7 @@ class FakeLeg:
     handler: Any = None
     head: tuple[bytes, bytes, list[tuple[bytes, bytes]]] | None = None
     body: bytearray = field(default_factory=bytearray)
+    sent: list[bytes | bytearray] = field(default_factory=list)  # each send_body's object
     ended: bool = False
     aborted: bool = False
     write_paused: bool = False
@@ -168,8 +169,9 @@ class FakeLeg:
         if self.on_head:
             self._run_script()
 
-    def send_body(self, data: bytes) -> None:
+    def send_body(self, data: bytes | bytearray) -> None:
         self.body += data
+        self.sent.append(data)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.ended = True
@@ -261,7 +263,7 @@ class Services:
 
     loop: asyncio.AbstractEventLoop
     config: Config
-    transform_request: Callable[[Any, bytes], Awaitable[Decision]] = unchanged
+    transform_request: Callable[[Any, bytes | bytearray], Awaitable[Decision]] = unchanged
     log_stream: io.BytesIO = field(default_factory=io.BytesIO)
     stats: Stats = field(default_factory=Stats)
     store: Any = None
@@ -324,7 +326,7 @@ class Playbook:
         method: bytes = b"GET",
         target: bytes = b"/v1/thing",
         headers: list[tuple[bytes, bytes]] | None = None,
-        body: list[bytes] | None = None,
+        body: list[bytes] | list[bytearray] | None = None,
         end: bool = True,
         client: FakeClient | None = None,
     ) -> Exchange:

@@ -203,6 +203,33 @@ def test_a_body_held_back_by_upstream_backpressure_is_not_timed_out() -> None:
 # ---------------------------------------------------------------- client and flows
 
 
+def test_a_buffered_body_is_gathered_in_place_and_forwarded_without_a_copy() -> None:
+    """A 21 MB body joined at its end was one 25-30 ms copy on the loop: the body grows in
+    the first read's bytearray as reads come, and that object itself goes to compression
+    and upstream, on a retry too."""
+    seen: list[bytes | bytearray] = []
+
+    async def record(ex: object, body: bytes | bytearray) -> Decision:
+        seen.append(body)
+        return Decision(body)
+
+    with Playbook() as pb:
+        pb.app.transform_request = record
+        pb.upstream(_refused, _ok)
+        early = [bytearray(b'{"model":"m",'), bytearray(b'"messages":')]  # before the flow
+        length = (b"content-length", b"28")
+        ex = pb.request(b"POST", b"/v1/messages", [JSON, length], early, end=False)
+        pb.run()
+        ex.on_body(bytearray(b"[1]}"))  # while the flow reads
+        ex.on_end([])
+        pb.finish()
+        (body,) = seen
+        assert body is early[0] and body == b'{"model":"m","messages":[1]}'
+        first, second = pb.app.pool.legs
+        assert first.sent == second.sent == [body] and all(b is body for b in second.sent)
+        assert pb.client.status == 200
+
+
 def test_a_client_that_leaves_during_compression_costs_no_upstream() -> None:
     started = []
 

@@ -16,6 +16,7 @@ from headroom.config import Config
 from headroom.log import Logger
 from headroom.protocol.events import RequestHead
 from headroom.proxy.compression import Compression
+from headroom.proxy.turns import TurnGate
 from headroom.telemetry.stats import Stats
 from headroom.values import parse_upstream
 
@@ -43,6 +44,7 @@ def _app(loop: asyncio.AbstractEventLoop) -> Any:
         rounds=None,
         store=None,
         learner=None,
+        turns=TurnGate(loop),
     )
 
 

@@ -133,6 +133,20 @@ def test_close_delimited_response_ends_at_eof() -> None:
     assert isinstance(events[-1], EndBody)
 
 
+def test_body_bytes_are_framed_not_copied() -> None:
+    """h11's ``send`` joins what it writes into new bytes: a 21 MB buffered body (or any
+    bytearray h11 handed out) was copied whole to go out. The body object itself goes."""
+    body = bytearray(b"x" * 100_000)
+    sized = H1Client()
+    sized.send_head(b"POST", b"/", [(b"host", b"a"), (b"content-length", b"100000")])
+    assert [part is body for part in sized.send_body(body)] == [True]
+    chunked = H1Server()
+    chunked.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    chunked.send_head(200, [(b"transfer-encoding", b"chunked")])
+    parts = chunked.send_body(body)
+    assert [bytes(p) for p in parts] == [b"186a0\r\n", body, b"\r\n"] and parts[1] is body
+
+
 def _client_waiting() -> H1Client:
     client = H1Client()
     client.send_head(b"GET", b"/", [(b"host", b"x")])
