@@ -157,7 +157,7 @@ class H1Server:
         return _framed(self._conn, data)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
-        return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
+        return self._conn.send(_end(trailers)) or b""
 
     def next_cycle(self) -> bool:
         """After a complete exchange: ready the next request. False means close now."""
@@ -166,6 +166,15 @@ class H1Server:
             conn.start_next_cycle()
             return True
         return False
+
+
+# h11's events are frozen: one end without trailers serves every message (building and
+# validating a new one cost about 2% of a proxied GET's CPU).
+_END = h11.EndOfMessage()
+
+
+def _end(trailers: list[tuple[bytes, bytes]] | None) -> h11.EndOfMessage:
+    return h11.EndOfMessage(headers=trailers) if trailers else _END
 
 
 def _framed(conn: h11.Connection, data: bytes | bytearray) -> Sequence[bytes | bytearray]:
@@ -196,7 +205,7 @@ class H1Client:
         return _framed(self._conn, data)
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
-        return self._conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
+        return self._conn.send(_end(trailers)) or b""
 
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes (``b""`` for EOF). Raises ``Reset`` if the response was cut short."""
