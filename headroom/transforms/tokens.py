@@ -104,13 +104,17 @@ def estimate_tokens(text: str, model: str = "") -> int:
 
 def _raw_tokens(text: str) -> float:
     classes = text.encode("utf-8", "surrogatepass").translate(_CLASSES)
+    letters, digits = classes.count(b"a"), classes.count(b"0")
+    spaces, newlines, non_ascii = classes.count(b" "), classes.count(b"\n"), classes.count(b"u")
+    # every byte is in one of the six classes: the last count is what the others leave
+    punct = len(classes) - letters - digits - spaces - newlines - non_ascii
     raw = (
-        classes.count(b"a") * _W_LETTER
-        + classes.count(b"0") * _W_DIGIT
-        + classes.count(b" ") * _W_SPACE
-        + classes.count(b".") * _W_PUNCT
-        + classes.count(b"\n") * _W_NEWLINE
-        + classes.count(b"u") * _W_NON_ASCII
+        letters * _W_LETTER
+        + digits * _W_DIGIT
+        + spaces * _W_SPACE
+        + punct * _W_PUNCT
+        + newlines * _W_NEWLINE
+        + non_ascii * _W_NON_ASCII
     )
     return raw
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom.transforms.detect import (
     DIFF,
@@ -253,3 +256,20 @@ def test_json_followed_by_a_trailer_is_split_off():
     assert split_json_prefix("[1, 2] tail") == (("[1, 2]", Detection(JSON_ARRAY, 0.9)), " tail")
     assert split_json_prefix("[1, 2]\n") is None  # all JSON: the detector's case
     assert split_json_prefix("[1, 2") is None and split_json_prefix("text [1]") is None
+
+
+# The C-speed guards in front of the path rules only ever skip lines the rules would not
+# match: a path holds no whitespace, so none may come before its delimiter.
+_PATHY = st.text(alphabet="ab/._-:\\ \t12C", max_size=24)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_PATHY)
+def test_the_path_guards_skip_only_lines_their_rules_would_not_match(line: str) -> None:
+    d = importlib.import_module("headroom.transforms.detect")  # the package exports detect()
+    if not d._may_start_path(line, ":"):
+        assert d._SEARCH_HIT.match(line) is None
+    if not d._may_start_path(line, "-"):
+        assert d._SEARCH_CONTEXT.match(line) is None
+    if " " in line or "\t" in line:
+        assert d._PATH_LINE.match(line) is None

@@ -8,6 +8,8 @@ import types
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom.signals import scans
 from headroom.signals.importance import line_starts
@@ -101,3 +103,20 @@ def test_one_scan_remembers_long_texts_scans_for_the_call_only() -> None:
         assert scans.held() == 3
     assert scans.held() == 0, "nothing outlives the call"
     assert line_starts(long_text) is not line_starts(long_text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=200))
+def test_the_raw_estimate_is_the_weighted_sum_of_all_six_byte_classes(text: str) -> None:
+    """The sixth class is counted as what the other five leave: the same sum as counting
+    it (every byte falls in exactly one class)."""
+    classes = text.encode("utf-8", "surrogatepass").translate(tokens._CLASSES)
+    expected = (
+        classes.count(b"a") * tokens._W_LETTER
+        + classes.count(b"0") * tokens._W_DIGIT
+        + classes.count(b" ") * tokens._W_SPACE
+        + classes.count(b".") * tokens._W_PUNCT
+        + classes.count(b"\n") * tokens._W_NEWLINE
+        + classes.count(b"u") * tokens._W_NON_ASCII
+    )
+    assert tokens._raw_tokens(text) == expected
