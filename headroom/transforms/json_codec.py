@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -177,11 +178,13 @@ class Codec:
         out = orjson.dumps(value, default=_placeholder, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
         return _PLACEHOLDER.sub(r"\1", out.decode())
 
-    def dumps_each(self, items: list[Any]) -> list[str]:
-        """Compact text of every item; an all-number array is dumped once and split."""
+    def lengths_each(self, items: list[Any]) -> Iterator[int]:
+        """The length of every item's compact text, each written when its length is asked
+        for (so no list of all the texts is held); an all-number array is dumped once and
+        split."""
         if items and not self.precise and all(type(x) in (int, float) for x in items):
-            return self.dumps(items)[1:-1].split(",")
-        return [self.dumps(item) for item in items]
+            return map(len, self.dumps(items)[1:-1].split(","))
+        return (len(self.dumps(item)) for item in items)
 
     def number_text(self, value: int | float) -> str:
         """A number as it appears in compact output (table cells use this)."""

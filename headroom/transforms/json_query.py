@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, pairwise
 
 import ahocorasick
@@ -64,18 +64,19 @@ class ItemTexts:
     """The compact JSON of a whole array and where each item's text starts in it.
 
     ``index`` maps a character position in ``joined`` back to the item, so one scan of
-    ``joined`` serves every item. A caller that already has the compact JSON of the whole
-    array (it is exactly ``[`` + texts joined by ``,`` + ``]``) passes it to avoid a copy.
-    The items' own texts are not kept (``text`` cuts one out when asked): beside the parsed
-    array and ``joined`` they were a third copy of the document, the peak of a crush.
+    ``joined`` serves every item. ``joined`` is exactly ``[`` + the items' texts joined by
+    ``,`` + ``]``, and only their lengths are taken (an iterator, so a caller can write
+    the items one at a time): beside the parsed array and ``joined``, the texts themselves
+    were a third copy of the document, the peak of a crush. ``text`` cuts one out when
+    asked.
     """
 
-    def __init__(self, texts: list[str], joined: str | None = None) -> None:
-        self.joined = "[" + ",".join(texts) + "]" if joined is None else joined
+    def __init__(self, joined: str, lengths: Iterable[int]) -> None:
+        self.joined = joined
         # A list, not an array: bisect reads a list's items directly, an array's through
         # the sequence protocol (measured slower on every keyword hit).
-        self.starts = list(accumulate((len(t) + 1 for t in texts), initial=1))
-        self.count = len(texts)
+        self.starts = list(accumulate((n + 1 for n in lengths), initial=1))
+        self.count = len(self.starts) - 1
 
     def index(self, pos: int) -> int:
         return bisect_right(self.starts, pos, 0, self.count) - 1

@@ -170,7 +170,7 @@ class _Walk:
         rows: ItemTexts | None = None
         if self.lossy and len(items) >= self.cfg.min_items_to_crush:
             # compact is exactly the items' texts joined; only their lengths are kept
-            rows = ItemTexts(self.codec.dumps_each(walked), compact)
+            rows = ItemTexts(compact, self.codec.lengths_each(walked))
             baseline = self.tokens(compact)
             if baseline * self.cfg.table_best_ratio > self.cfg.max_lossless_tokens:
                 cut = self.crush(walked, rows, baseline, lambda: self.stored(top, path, original))

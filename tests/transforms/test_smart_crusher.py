@@ -19,6 +19,7 @@ import pytest
 from headroom.ccr.markers import find_keys, opaque_marker, rows_marker
 from headroom.ccr.store import PendingWrites
 from headroom.transforms.base import CompressContext
+from headroom.transforms.json_codec import Codec
 from headroom.transforms.json_query import ItemTexts
 from headroom.transforms.json_table import is_table, parse_table
 from headroom.transforms.smart_crusher import SENTINEL_KEY, SmartCrusher, SmartCrusherConfig
@@ -544,7 +545,7 @@ def test_base64_blobs_are_offloaded_whole_only_with_a_store() -> None:
 @pytest.mark.parametrize("size", [1, 7, 50, 10_000])
 def test_scan_pieces_cover_the_text_and_cut_only_between_items(size: int) -> None:
     texts = [compact(x) for x in ["a" * 30, 1, {"k": "v" * 80}, [], "z", 22.5, "q" * 5]]
-    rows = ItemTexts(texts)
+    rows = ItemTexts("[" + ",".join(texts) + "]", map(len, texts))
     spans = list(rows.spans(size))
     assert spans[0][0] == 0 and spans[-1][1] == len(rows.joined)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
@@ -555,7 +556,7 @@ def test_scan_pieces_cover_the_text_and_cut_only_between_items(size: int) -> Non
 def test_item_texts_cut_each_item_out_and_find_its_first_twin() -> None:
     items = ["a" * 30, 1, {"k": "v"}, "a" * 30, [], 1, {"k": "v"}, "z"]
     texts = [compact(x) for x in items]
-    rows = ItemTexts(texts)
+    rows = ItemTexts("[" + ",".join(texts) + "]", map(len, texts))
     assert [rows.text(i) for i in range(rows.count)] == texts
     assert rows.joined == "[" + ",".join(texts) + "]"
     assert rows.first_of_each() == [0, 1, 2, 0, 4, 1, 2, 7]
@@ -576,3 +577,20 @@ def test_no_positional_anchors_when_configured_off() -> None:
     result, _ = crush(rows, config=config)
     out = orjson.loads(result.output)
     assert len(out) <= 6 and sentinel_of(out)[1] >= 394
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1,2.5,-0.0,1e16,3]",
+        "[1,100000000000000000000,0.10000000000000000001]",  # precise numbers
+        '["a",{"k":[1,2]},null,true,7.25]',
+        "[]",
+    ],
+)
+def test_each_items_length_is_its_compact_texts(text: str) -> None:
+    """What a crush's row index is built from: the all-number fast path (one dump, split)
+    gives the same lengths as writing each item."""
+    codec = Codec.for_text(text)
+    items = codec.loads(text)
+    assert list(codec.lengths_each(items)) == [len(codec.dumps(x)) for x in items]
