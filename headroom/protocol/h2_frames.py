@@ -18,6 +18,7 @@ declared length over the frame size we advertise goes straight to h2, which refu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 FRAME_HEADER = 9
 MAX_FRAME_SIZE = 16_384  # SETTINGS_MAX_FRAME_SIZE as we advertise it (h2's default)
@@ -35,13 +36,16 @@ class FrameFlood(Exception):
 
 
 class FrameGate:
-    __slots__ = ("_buf", "_credit", "_frames", "_since", "_skip", "_window")
+    __slots__ = ("_buf", "_clock", "_credit", "_frames", "_since", "_skip", "_window")
 
-    def __init__(self, preface: int, window: float = WINDOW) -> None:
+    def __init__(
+        self, preface: int, window: float = WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._buf = bytearray()
         self._skip = preface  # the client preface is not a frame: pass it through
         self._window = window
-        self._since = time.monotonic()
+        self._clock = clock  # a test's own clock makes the windows exact
+        self._since = clock()
         self._frames = 0
         self._credit = FREE_FRAMES
 
@@ -61,7 +65,7 @@ class FrameGate:
     def take(self) -> bytes:
         """The next bytes for h2: the preface and up to ``MAX_FRAMES_PER_TURN`` complete
         frames. Raises ``FrameFlood`` once the window's frames exceed their allowance."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._since > self._window:
             self._since, self._frames, self._credit = now, 0, FREE_FRAMES
         buf = self._buf
