@@ -62,7 +62,6 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         "_h2",
         "_held",
         "_pacer",
-        "_read_paused",
         "_reading_blocked",
         "_sniffing",
         "_streams",
@@ -86,7 +85,6 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         self._h1 = H1Server()
         self._exchange: ExchangeHandler | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._read_paused = False
         self._reading_blocked = 0  # reasons to stay paused (exchange backpressure, pipelining)
         self._pacer = ReadPacer(self._set_reading, loop)
         self.write_paused = False
@@ -361,17 +359,8 @@ class DownstreamConnection(CorkedWriter, asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed:
             return
-        blocked = (
-            self._reading_blocked
-            or self._backlog + len(self._held) > MAX_HEAD_BYTES
-            or self._pacer.spent
-        )
-        if blocked and not self._read_paused:
-            self._read_paused = True
-            transport.pause_reading()
-        elif not blocked and self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
+        held = self._reading_blocked > 0 or self._backlog + len(self._held) > MAX_HEAD_BYTES
+        self._pacer.apply(transport, held)
 
     def _writable(self) -> bool:
         return not self._closed and self.transport is not None

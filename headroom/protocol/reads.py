@@ -4,7 +4,9 @@ libuv reads a readable socket up to 32 times per wakeup before it polls again, s
 sending fast held the loop for all of that: 30 clients uploading 21 MB bodies made turns of
 up to 200 ms, and a /healthz waited through several of them (asyncio's own loop reads once
 per turn). A connection that has read ``READ_PER_TURN`` bytes in this turn pauses reading
-until the next turn, when it goes on if nothing else holds it back.
+until the next turn, when it goes on if nothing else holds it back. The pacer also holds
+whether the transport is paused, so each connection's pause follows one rule: its owner's
+reasons to hold the peer back, or a used-up share.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from headroom.protocol.limits import READ_PER_TURN
 
 
 class ReadPacer:
-    __slots__ = ("_loop", "_read", "_resume")
+    __slots__ = ("_loop", "_read", "_resume", "paused")
 
     def __init__(
         self, resume: Callable[[], None], loop: asyncio.AbstractEventLoop | None = None
@@ -24,6 +26,7 @@ class ReadPacer:
         self._loop = loop  # None: the loop running when a turn's share is used up
         self._resume = resume  # re-decides reading; called when a new turn begins
         self._read = 0
+        self.paused = False  # the transport's reading, as last set here
 
     def count(self, size: int) -> bool:
         """Count a read; True when it used up this turn's share (the caller pauses now,
@@ -36,10 +39,16 @@ class ReadPacer:
             return True
         return False
 
-    @property
-    def spent(self) -> bool:
-        """This turn's share is used up: reading waits for the next turn."""
-        return self._read >= READ_PER_TURN
+    def apply(self, transport: asyncio.ReadTransport, held_back: bool) -> None:
+        """Pause ``transport`` while ``held_back`` (the owner's reasons) or while this
+        turn's share is used up, else resume it; nothing is called when that is as it was."""
+        pause = held_back or self._read >= READ_PER_TURN
+        if pause != self.paused:
+            self.paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def _next_turn(self) -> None:
         self._read = 0

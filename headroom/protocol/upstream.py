@@ -23,7 +23,6 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         "_h1",
         "_held_back",
         "_pacer",
-        "_read_paused",
         "_tunnel",
         "closed",
         "handler",
@@ -38,7 +37,6 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         self.handler: ResponseHandler | None = None
         self.closed = False
         self.write_paused = False
-        self._read_paused = False
         self._held_back = False  # the exchange's backpressure (``set_reading``)
         self._pacer = ReadPacer(self._apply_reading)
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -162,13 +160,7 @@ class UpstreamConnection(CorkedWriter, asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        pause = self._held_back or self._pacer.spent
-        if pause and not self._read_paused:
-            self._read_paused = True
-            transport.pause_reading()
-        elif not pause and self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
+        self._pacer.apply(transport, self._held_back)
 
     def close(self) -> None:
         """Close after flushing what was written (a tunnel's last frames)."""

@@ -44,7 +44,6 @@ class _Counting(asyncio.Protocol):
         self.done: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.pacer = ReadPacer(self._resume, loop) if paced else None
-        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -56,19 +55,16 @@ class _Counting(asyncio.Protocol):
             self.loop.call_soon(self._tick)
 
     def _resume(self) -> None:
-        assert self.transport is not None
-        if self.paused:
-            self.paused = False
-            self.transport.resume_reading()
+        assert self.transport is not None and self.pacer is not None
+        self.pacer.apply(self.transport, held_back=False)
 
     def data_received(self, data: bytes) -> None:
         self.turn_bytes += len(data)
         self.total += len(data)
         self.most = max(self.most, self.turn_bytes)
-        if self.pacer is not None and self.pacer.count(len(data)) and not self.paused:
+        if self.pacer is not None and self.pacer.count(len(data)):
             assert self.transport is not None
-            self.paused = True
-            self.transport.pause_reading()
+            self.pacer.apply(self.transport, held_back=False)
 
     def eof_received(self) -> bool:
         if not self.done.done():
