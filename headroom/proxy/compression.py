@@ -124,13 +124,14 @@ class Compression:
         with one of the provider's hints. (Served rounds are put back only into such
         bodies: a round was served because an output of this conversation was compressed,
         and the client sends that output again with every turn.) A large body is scanned
-        a slice per loop turn (``turns.py``)."""
+        a slice per loop turn (``turns.py``).
+        With --retrieve-tool always, ``"tools"`` is a reason too (its tools may need ours
+        added), whatever the body's length; one scan looks for every reason."""
         turns = self.app.turns
-        if self.declare and await contains_any(body, (b'"tools"',), turns):
-            return True  # --retrieve-tool always: its tools may need ours added
         if len(body) < self.config.compression_min_chars:
-            return False
-        return await contains_any(body, provider.shape.output_hints, turns)
+            return self.declare and await contains_any(body, (b'"tools"',), turns)
+        hints = provider.shape.output_hints
+        return await contains_any(body, (b'"tools"', *hints) if self.declare else hints, turns)
 
     def _bypass_reason(self, ex: Requested) -> str | None:
         if self.config.compression == "off":

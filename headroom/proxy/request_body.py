@@ -66,13 +66,11 @@ class RequestBody:
         self.limit = limit
         if self.whole is not None:
             return
-        chunks = self.chunks
+        chunks, self.chunks = self.chunks, []
         # h11 hands out each read as a fresh bytearray, which can be grown in place
-        first = chunks[0] if chunks and isinstance(chunks[0], bytearray) else None
-        whole = first if first is not None else bytearray()
-        for chunk in chunks[1:] if first is not None else chunks:
+        whole = chunks.pop(0) if chunks and isinstance(chunks[0], bytearray) else bytearray()
+        for chunk in chunks:
             whole += chunk
-        self.chunks = []
         self.whole = whole
 
     def take(self) -> bytearray:
